@@ -1,0 +1,35 @@
+# glusterfs-provisioner — developer entry points. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install proto test lint demo bench fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the package (editable) with test extras
+
+proto: $(STAMP) ## regenerate the CSI stubs in provisioner/csi/ from proto/csi.proto
+	$(PY) -m provisioner.csi.protogen
+
+test: $(STAMP) ## run the whole test suite (sets up GlusterFS when root)
+	bash scripts/ensure-gluster.sh
+	$(PY) -m pytest tests
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on our code
+	$(VENV)/bin/ruff check provisioner tests bench
+	$(VENV)/bin/ruff format --check provisioner tests bench
+	$(VENV)/bin/mypy
+
+clean: ## remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

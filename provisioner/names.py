@@ -1,0 +1,46 @@
+"""Names that stay fixed once chosen.
+
+Changing any of these strands existing volumes: PVs, finalizers and Heketi
+volumes created by an earlier release would no longer be recognised as ours.
+They are documented in the README ("Fixed names").
+"""
+
+from typing import Final
+
+#: CSI driver name, the StorageClass `provisioner` value and PV `spec.csi.driver`.
+#: Overridable by `--driver-name`; this is the default.
+DRIVER_NAME: Final = "glusterfs.csi.heketi.io"
+
+#: Prefix of every annotation, label and finalizer we own.
+DOMAIN: Final = DRIVER_NAME
+
+#: Finalizer on our PVs: the backing Heketi volume is deleted before the PV goes.
+PV_FINALIZER: Final = f"{DOMAIN}/delete-volume"
+
+#: Finalizer on a PVC while we are provisioning for it: records the intent before
+#: Heketi is called, so a claim deleted mid-provisioning (even across a restart)
+#: gets its backing volume deleted instead of leaked.
+PVC_FINALIZER: Final = f"{DOMAIN}/provisioning"
+
+#: PV annotations that let deletion work without the StorageClass.
+ANN_HEKETI_URL: Final = f"{DOMAIN}/heketi-url"
+ANN_HEKETI_USER: Final = f"{DOMAIN}/heketi-user"
+ANN_SECRET_NAMESPACE: Final = f"{DOMAIN}/secret-namespace"
+ANN_SECRET_NAME: Final = f"{DOMAIN}/secret-name"
+ANN_HEKETI_VOLUME_NAME: Final = f"{DOMAIN}/heketi-volume-name"
+ANN_HEKETI_CA: Final = f"{DOMAIN}/heketi-ca"
+
+#: Well-known Kubernetes annotations we read or write.
+ANN_PROVISIONED_BY: Final = "pv.kubernetes.io/provisioned-by"
+ANN_GID: Final = "pv.beta.kubernetes.io/gid"
+ANN_STORAGE_PROVISIONER: Final = "volume.kubernetes.io/storage-provisioner"
+ANN_BETA_STORAGE_PROVISIONER: Final = "volume.beta.kubernetes.io/storage-provisioner"
+ANN_BETA_STORAGE_CLASS: Final = "volume.beta.kubernetes.io/storage-class"
+ANN_SELECTED_NODE: Final = "volume.kubernetes.io/selected-node"
+
+#: Keys of a CSI volume_context / PV volumeAttributes read by NodeStageVolume.
+CTX_SERVERS: Final = "servers"
+CTX_VOLUME: Final = "volume"
+
+#: Heketi volume names we create start with this (see volumes.heketi_volume_name).
+HEKETI_NAME_PREFIX: Final = "pvc-"

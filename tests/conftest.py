@@ -1,0 +1,46 @@
+"""Fixtures shared by every test folder."""
+
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+
+@dataclass(frozen=True)
+class GlusterHost:
+    """A running local glusterd the tests may create volumes on."""
+
+    #: Host name for brick paths: the gluster CLI refuses 127.0.0.1/localhost bricks.
+    brick_host: str
+    #: Address FUSE clients mount from.
+    mount_host: str = "127.0.0.1"
+
+
+def _gluster_unavailable_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "real GlusterFS tests need root"
+    for tool in ("gluster", "glusterd", "mount.glusterfs"):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed (run scripts/ensure-gluster.sh as root)"
+    probe = subprocess.run(
+        ["gluster", "--mode=script", "--timeout=5", "volume", "list"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    if probe.returncode != 0:
+        return f"glusterd not answering: {probe.stderr.strip() or probe.stdout.strip()}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def gluster_host() -> Iterator[GlusterHost]:
+    """The local glusterd; skips (or fails, with REQUIRE_GLUSTER=1 as in CI) if absent."""
+    reason = _gluster_unavailable_reason()
+    if reason is not None:
+        if os.environ.get("REQUIRE_GLUSTER") == "1":
+            pytest.fail(f"REQUIRE_GLUSTER=1 but {reason}")
+        pytest.skip(reason)
+    yield GlusterHost(brick_host=socket.gethostname())
