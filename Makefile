@@ -31,5 +31,9 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on our code
 	$(VENV)/bin/ruff format --check provisioner tests bench
 	$(VENV)/bin/mypy
 
+bench: $(STAMP) ## benchmarks (burst, scale, node; ~3 min): a table, and bench/results.json
+	bash scripts/ensure-gluster.sh
+	$(PY) -m bench.run
+
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
