@@ -1,0 +1,146 @@
+"""The controller under test: `glusterfs-provisioner controller` as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO
+
+from bench.hosts import BenchError
+
+#: Seconds the controller may take to become ready (the target is 10 at 10,000 pairs).
+READY_TIMEOUT = 120.0
+#: Seconds between readiness probes: fine enough to time readiness to 20 ms.
+READY_POLL = 0.02
+#: Seconds one probe request may take.
+PROBE_TIMEOUT = 2.0
+#: Seconds a SIGTERM may take to drain before the process is killed.
+STOP_TIMEOUT = 20.0
+#: Worker count, the documented default of `--workers`.
+WORKERS = 8
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def write_kubeconfig(path: Path, *, server: str) -> Path:
+    """A kubeconfig pointing at the Kubernetes API test server (plain HTTP, no auth)."""
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n- name: bench\n  cluster:\n    server: {server}\n"
+        "users:\n- name: bench\n  user: {}\n"
+        "contexts:\n- name: bench\n  context:\n    cluster: bench\n    user: bench\n"
+        "current-context: bench\n"
+    )
+    return path
+
+
+class Controller:
+    """One controller process, its log in `workdir`, its metrics on a free port."""
+
+    def __init__(
+        self, *, workdir: Path, kube_url: str, name: str, extra_args: tuple[str, ...] = ()
+    ) -> None:
+        self.kubeconfig = write_kubeconfig(workdir / f"{name}.kubeconfig", server=kube_url)
+        self.log_path = workdir / f"{name}.log"
+        self.metrics = f"127.0.0.1:{free_port()}"
+        self.extra_args = extra_args
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self.started_at = 0.0
+
+    def argv(self) -> list[str]:
+        return [
+            sys.executable, "-m", "provisioner", "--log-format", "json", "controller",
+            "--kubeconfig", str(self.kubeconfig),
+            "--workers", str(WORKERS),
+            "--metrics-address", self.metrics,
+            *self.extra_args,
+        ]  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise BenchError("controller not started")
+        return self._process.pid
+
+    def start(self) -> None:
+        self._log = self.log_path.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.started_at = time.monotonic()
+        self._process = subprocess.Popen(
+            self.argv(), stdout=self._log, stderr=subprocess.STDOUT, env=env
+        )
+
+    def _probe(self, path: str) -> bool:
+        url = f"http://{self.metrics}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT) as answer:
+                return bool(answer.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, *, timeout: float = READY_TIMEOUT) -> tuple[float, float]:
+        """Seconds from start until /healthz answers and until /readyz says ready."""
+        deadline = self.started_at + timeout
+        healthy_at: float | None = None
+        while time.monotonic() < deadline:
+            self._check_alive()
+            if healthy_at is None and self._probe("/healthz"):
+                healthy_at = time.monotonic()
+            if healthy_at is not None and self._probe("/readyz"):
+                ready_at = time.monotonic()
+                return healthy_at - self.started_at, ready_at - self.started_at
+            time.sleep(READY_POLL)
+        raise BenchError(f"controller not ready within {timeout:.0f} s; see {self.log_path}")
+
+    def _check_alive(self) -> None:
+        if self._process is not None and self._process.poll() is not None:
+            raise BenchError(
+                f"controller exited with {self._process.returncode}; see {self.log_path}:\n"
+                + self.log_tail()
+            )
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def metrics_text(self) -> str:
+        url = f"http://{self.metrics}/metrics"
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT) as answer:
+            text: str = answer.read().decode()
+            return text
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> Controller:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,127 @@
+"""Kubernetes objects the benchmarks create, as plain JSON dicts."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from provisioner import names
+
+#: Namespace of the Heketi Secret (and the controller's Lease when electing).
+SYSTEM_NAMESPACE = "bench-system"
+#: The Secret holding the Heketi admin key, as the in-tree plugin's classes name it.
+SECRET_NAME = "heketi-admin"
+#: StorageClass every benchmark claim uses.
+CLASS_NAME = "glusterfs"
+#: Heketi admin key of the benchmark's Heketi test server (a throw-away value).
+ADMIN_KEY = "bench-admin-key"
+#: Size of every benchmark claim.
+CLAIM_SIZE = "1Gi"
+#: First GID of the seeded volumes (the in-tree plugin's default gidMin).
+GID_MIN = 2000
+
+
+def namespace(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def heketi_secret() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": SECRET_NAME, "namespace": SYSTEM_NAMESPACE},
+        "type": "kubernetes.io/glusterfs",
+        "stringData": {"key": ADMIN_KEY},
+    }
+
+
+def storage_class(*, heketi_url: str, driver: str = names.DRIVER_NAME) -> dict[str, Any]:
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": CLASS_NAME},
+        "provisioner": driver,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "Immediate",
+        "allowVolumeExpansion": True,
+        "parameters": {
+            "resturl": heketi_url,
+            "restuser": "admin",
+            "secretNamespace": SYSTEM_NAMESPACE,
+            "secretName": SECRET_NAME,
+            "volumetype": "replicate:3",
+        },
+    }
+
+
+def base_objects(*, heketi_url: str) -> list[dict[str, Any]]:
+    """What any scenario needs first: the system namespace, the Secret, the class."""
+    return [namespace(SYSTEM_NAMESPACE), heketi_secret(), storage_class(heketi_url=heketi_url)]
+
+
+def claim(*, name: str, ns: str, volume_name: str | None = None) -> dict[str, Any]:
+    """A claim on the benchmark class; pre-bound to `volume_name` when given."""
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteMany"],
+        "storageClassName": CLASS_NAME,
+        "volumeMode": "Filesystem",
+        "resources": {"requests": {"storage": CLAIM_SIZE}},
+    }
+    if volume_name is not None:
+        spec["volumeName"] = volume_name
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
+
+
+def claims(*, ns: str, count: int, prefix: str = "claim") -> list[dict[str, Any]]:
+    return [claim(name=f"{prefix}-{i:05d}", ns=ns) for i in range(count)]
+
+
+def provisioned_volume(
+    *, claim_ns: str, claim_name: str, claim_uid: str, gid: int, heketi_url: str
+) -> dict[str, Any]:
+    """A PV as the controller makes it for a claim (DESIGN.md, "Flow of one claim")."""
+    heketi_name = f"{names.HEKETI_NAME_PREFIX}{claim_uid}"
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {
+            "name": f"pvc-{claim_uid}",
+            "annotations": {
+                names.ANN_PROVISIONED_BY: names.DRIVER_NAME,
+                names.ANN_GID: str(gid),
+                names.ANN_HEKETI_URL: heketi_url,
+                names.ANN_HEKETI_USER: "admin",
+                names.ANN_SECRET_NAMESPACE: SYSTEM_NAMESPACE,
+                names.ANN_SECRET_NAME: SECRET_NAME,
+                names.ANN_HEKETI_VOLUME_NAME: heketi_name,
+            },
+            "finalizers": [names.PV_FINALIZER],
+        },
+        "spec": {
+            "capacity": {"storage": CLAIM_SIZE},
+            "accessModes": ["ReadWriteMany"],
+            "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": CLASS_NAME,
+            "volumeMode": "Filesystem",
+            "claimRef": {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "namespace": claim_ns,
+                "name": claim_name,
+                "uid": claim_uid,
+            },
+            "csi": {
+                "driver": names.DRIVER_NAME,
+                "volumeHandle": uuid.uuid4().hex,
+                "volumeAttributes": {
+                    names.CTX_SERVERS: "gluster-1.bench,gluster-2.bench,gluster-3.bench",
+                    names.CTX_VOLUME: heketi_name,
+                },
+            },
+        },
+    }

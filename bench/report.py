@@ -1,0 +1,114 @@
+"""Each figure next to its target (and its ideal, where one exists), as a table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: Burst targets are relative: at most this many times the ideal (Heketi-bound) time.
+BURST_SLACK = 1.15
+
+
+@dataclass(frozen=True)
+class Target:
+    """One row: the figure at dotted `key` in the results, compared with `bound`."""
+
+    key: str
+    label: str
+    op: str  # "<=", ">=" or "==", or "" for a figure shown without a target
+    bound: float | None = None
+    #: Dotted key of the ideal value; the bound is then BURST_SLACK times the ideal.
+    ideal_key: str | None = None
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("burst.seconds", "burst: 500 claims bound, Heketi 200 ms (s)", "<=",
+           ideal_key="burst.ideal_seconds"),
+    Target("burst.http_429", "burst: Heketi 429 responses", "==", 0),
+    Target("burst.api_writes_per_pvc", "burst: API writes per claim", "<=", 4),
+    Target("burst.api_gets_per_pvc", "burst: API GETs per claim", "==", 0),
+    Target("burst.cpu_ms_per_pvc", "burst: controller CPU per claim (ms)", "<=", 5),
+    Target("burst_instant.claims_per_second", "burst, Heketi 0 ms: claims bound per s", ">=", 50),
+    Target("burst_instant.http_429", "burst, Heketi 0 ms: Heketi 429 responses", "==", 0),
+    Target("burst_instant.api_writes_per_pvc", "burst, Heketi 0 ms: API writes per claim", "<=", 4),
+    Target("burst_instant.cpu_ms_per_pvc", "burst, Heketi 0 ms: controller CPU per claim (ms)",
+           "<=", 5),
+    Target("scale.ready_seconds", "scale: ready at 10,000 pairs (s)", "<=", 10),
+    Target("scale.rss_mb", "scale: resident memory after sync (MB)", "<=", 250),
+    Target("scale.idle_cpu_percent", "scale: CPU while idle 30 s (%)", "<=", 1),
+    Target("scale.provision.seconds", "scale: 100 more claims bound, Heketi 200 ms (s)", "<=",
+           ideal_key="scale.provision.ideal_seconds"),
+    Target("scale.provision.http_429", "scale: Heketi 429 responses", "==", 0),
+    Target("scale.provision.api_writes_per_pvc", "scale: API writes per claim", "<=", 4),
+    Target("scale.provision.api_gets_per_pvc", "scale: API GETs per claim", "==", 0),
+    Target("scale.provision.cpu_ms_per_pvc", "scale: controller CPU per claim (ms)", "<=", 5),
+    Target("node.stage_ms", "node: NodeStageVolume (ms)", ""),
+    Target("node.publish_p50_ms", "node: NodePublishVolume p50, 20 pods (ms)", "<=", 20),
+    Target("node.publish_p95_ms", "node: NodePublishVolume p95, 20 pods (ms)", ""),
+    Target("node.fuse_clients", "node: glusterfs client processes for the volume", "==", 1),
+)  # fmt: skip
+
+
+def lookup(results: dict[str, Any], key: str) -> Any:
+    """The value at dotted `key`, or None when a part is missing."""
+    value: Any = results
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _met(op: str, value: float, bound: float) -> bool:
+    if op == "<=":
+        return value <= bound
+    if op == ">=":
+        return value >= bound
+    return value == bound
+
+
+def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per target whose scenario ran."""
+    rows = []
+    for target in TARGETS:
+        value = lookup(results, target.key)
+        if value is None:
+            continue
+        ideal = lookup(results, target.ideal_key) if target.ideal_key else None
+        bound = BURST_SLACK * ideal if ideal is not None else target.bound
+        row: dict[str, Any] = {
+            "key": target.key,
+            "figure": target.label,
+            "measured": value,
+            "target": f"{target.op} {_number(bound)}" if target.op else "—",
+        }
+        if ideal is not None:
+            row["ideal"] = ideal
+            row["ratio_to_ideal"] = round(value / ideal, 2) if ideal else None
+        if target.op and bound is not None:
+            row["met"] = _met(target.op, value, bound)
+        rows.append(row)
+    return rows
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}".rstrip("0").rstrip(".") if value < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The rows as a Markdown table (readable on a terminal too)."""
+    lines = [
+        "| Figure | Measured | Target | Ideal | Measured ÷ ideal | Met |",
+        "|---|---:|---:|---:|---:|:---:|",
+    ]
+    for row in rows:
+        met = {True: "yes", False: "**no**", None: "—"}[row.get("met")]
+        ideal = _number(row["ideal"]) if "ideal" in row else "—"
+        ratio = _number(row["ratio_to_ideal"]) if row.get("ratio_to_ideal") is not None else "—"
+        lines.append(
+            f"| {row['figure']} | {_number(row['measured'])} | {row['target']} | {ideal} "
+            f"| {ratio} | {met} |"
+        )
+    return "\n".join(lines)
