@@ -1,0 +1,258 @@
+"""The provisioning core: idempotent create / find / expand / delete of Heketi volumes.
+
+Shared by the PVC controller and the CSI Controller service; knows nothing of
+Kubernetes objects. Every operation is safe to repeat: a create looks the name
+up first and again whenever its outcome is unknown, so one name never yields two
+volumes; a delete of a missing volume succeeds; an expand to a size Heketi
+already has makes no call. Operations on one name or id are serialised within
+the process (the PVC controller's workers and concurrent CSI calls may overlap).
+"""
+
+import hashlib
+import math
+import re
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Final, Protocol
+
+from provisioner import errors, names
+from provisioner.heketi.client import client_for
+from provisioner.heketi.config import HeketiConfig
+from provisioner.heketi.errors import HeketiNameInUse, HeketiNotFound, HeketiOutcomeUnknown
+from provisioner.heketi.types import Volume, VolumeCreateRequest
+from provisioner.locks import KeyedLocks
+from provisioner.log import get_logger
+from provisioner.storageclass import ProvisioningParams
+
+log = get_logger("volumes")
+
+GIB: Final = 1 << 30
+#: Longest Heketi volume name we make. Gluster allows more, but the name recurs in
+#: file names under /var/lib/glusterd (volfiles, 255-byte file-name limit).
+HEKETI_NAME_MAX: Final = 128
+#: CSI names up to this length made only of [A-Za-z0-9-] become the Heketi name unchanged.
+_PASSTHROUGH: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}")
+#: Readable part kept of any other CSI name (the hash makes it unique).
+_READABLE_MAX: Final = 60
+#: Hex digits of SHA-256 appended (80 bits: a collision needs ~10^12 names).
+_HASH_CHARS: Final = 20
+_NOT_NAME_CHARS: Final = re.compile(r"[^A-Za-z0-9]+")
+_UID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_HEKETI_ID: Final = re.compile(r"[0-9a-fA-F]{32}")
+#: Extra wait for a busy name/id beyond the Heketi operation deadline of its holder.
+_LOCK_SLACK_S: Final = 5.0
+
+
+class HeketiApi(Protocol):
+    """The part of `HeketiClient` the core uses (the seam tests replace)."""
+
+    def find_volume_by_name(self, name: str) -> Volume | None: ...
+    def create_volume(self, request: VolumeCreateRequest) -> Volume: ...
+    def get_volume(self, volume_id: str) -> Volume: ...
+    def list_volumes(self) -> list[Volume]: ...
+    def free_space_gib(self, clusters: Sequence[str] = ()) -> int: ...
+    def expand_volume(self, volume_id: str, *, add_gib: int) -> Volume: ...
+    def delete_volume(self, volume_id: str) -> None: ...
+
+
+class VolumeNotFound(errors.NotFound):
+    """No Heketi volume has this id."""
+
+
+class VolumeCreationInProgress(errors.Aborted):
+    """Heketi is still creating a volume of this name (another attempt's operation)."""
+
+
+def size_gib(request_bytes: int) -> int:
+    """Bytes → whole GiB, rounded up, at least 1 (Heketi sizes volumes in GiB)."""
+    if request_bytes < 0:
+        raise errors.InvalidArgument(f"requested size {request_bytes} bytes is negative")
+    return max(1, math.ceil(request_bytes / GIB))
+
+
+def is_heketi_id(value: str) -> bool:
+    """Whether `value` has the form of a Heketi id (32 hex digits)."""
+    return _HEKETI_ID.fullmatch(value) is not None
+
+
+def csi_volume_name(name: str) -> str:
+    """A CSI volume name (any characters) → a unique name in Heketi's `[A-Za-z0-9_-]`.
+
+    Names of up to 100 letters, digits and '-' starting with a letter or digit
+    (e.g. external-provisioner's `pvc-<uid>`) are kept as they are. Any other name
+    becomes `<readable part>_<20 hex digits of its SHA-256>`: these always contain
+    one '_', kept names never do, so the two forms cannot collide.
+    """
+    if not name:
+        raise errors.InvalidArgument("volume name must not be empty")
+    if _PASSTHROUGH.fullmatch(name):
+        return name
+    readable = _NOT_NAME_CHARS.sub("-", name).strip("-")[:_READABLE_MAX].rstrip("-")
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
+    return f"{readable or 'vol'}_{digest}"
+
+
+def heketi_volume_name(
+    *, uid: str, namespace: str | None = None, claim: str | None = None, prefix: str | None = None
+) -> str:
+    """The deterministic Heketi volume name of a claim: `pvc-<uid>`, or with a
+    class `volumenameprefix` `<prefix>_<namespace>_<claim>_<uid>` (the in-tree form;
+    characters Heketi refuses become '-', namespace and claim are shortened to keep
+    the name within 128 characters — the UID alone keeps it unique)."""
+    if not _UID.fullmatch(uid):
+        raise errors.InvalidArgument(
+            f"cannot derive a Heketi volume name from UID {uid!r}: letters, digits, '-' and "
+            "'_' only"
+        )
+    if prefix is None:
+        return f"{names.HEKETI_NAME_PREFIX}{uid}"
+    if namespace is None or claim is None:
+        return f"{prefix}_{uid}"[:HEKETI_NAME_MAX]
+    ns, pvc = (_NOT_NAME_CHARS.sub("-", part) for part in (namespace, claim))
+    budget = HEKETI_NAME_MAX - len(prefix) - len(uid) - 3
+    if len(ns) + len(pvc) > budget:
+        ns = ns[: max(budget // 2, budget - len(pvc))]
+        pvc = pvc[: max(budget - len(ns), 0)]
+    return f"{prefix}_{ns}_{pvc}_{uid}"
+
+
+def volume_context(volume: Volume) -> dict[str, str]:
+    """What NodeStageVolume needs to mount `volume` (PV volumeAttributes)."""
+    servers = volume.hosts or (volume.device.split(":", 1)[0],)
+    return {names.CTX_SERVERS: ",".join(servers), names.CTX_VOLUME: volume.name}
+
+
+def heketi_config(params: ProvisioningParams, *, key: str | None) -> HeketiConfig:
+    """Connection settings for the Heketi of a class; `key` from its Secret (or inline)."""
+    return HeketiConfig(
+        url=params.rest_url,
+        user=params.rest_user,
+        key=key if params.rest_auth_enabled else None,
+        auth_enabled=params.rest_auth_enabled,
+        ca_bundle=params.rest_ca_file,
+    )
+
+
+def create_request(
+    *, name: str, size_gib: int, params: ProvisioningParams, gid: int
+) -> VolumeCreateRequest:
+    return VolumeCreateRequest(
+        size_gib=size_gib,
+        name=name,
+        durability=params.durability,
+        gid=gid,
+        clusters=params.cluster_ids,
+        gluster_volume_options=params.volume_options,
+        snapshot_factor=params.snap_factor,
+    )
+
+
+class VolumeService:
+    """Idempotent volume operations against any number of Heketi servers."""
+
+    def __init__(self, *, clients: Callable[[HeketiConfig], HeketiApi] = client_for) -> None:
+        self._clients = clients
+        self._locks = KeyedLocks()
+
+    def _hold(self, heketi: HeketiConfig, what: str, key: str) -> AbstractContextManager[None]:
+        return self._locks.held(
+            (heketi.url, what, key),
+            timeout=heketi.operation_deadline + _LOCK_SLACK_S,
+            busy_message=f"another operation on volume {key} is still running; retry later",
+        )
+
+    def ensure_volume(
+        self,
+        *,
+        heketi: HeketiConfig,
+        name: str,
+        size_gib: int,
+        params: ProvisioningParams,
+        gid: int,
+    ) -> Volume:
+        """The volume called `name`, created if absent. An existing volume is returned
+        as it is (callers compare its size with what they asked for)."""
+        client = self._clients(heketi)
+        with self._hold(heketi, "name", name):
+            existing = client.find_volume_by_name(name)
+            if existing is not None:
+                log.info("volume exists", heketi=heketi.url, name=name, volume_id=existing.id)
+                return existing
+            request = create_request(name=name, size_gib=size_gib, params=params, gid=gid)
+            try:
+                volume = client.create_volume(request)
+            except (HeketiOutcomeUnknown, HeketiNameInUse) as err:
+                return self._settle_create(client, name, err)
+            log.info("volume created", heketi=heketi.url, name=name, volume_id=volume.id)
+            return volume
+
+    def _settle_create(self, client: HeketiApi, name: str, err: Exception) -> Volume:
+        """After a create with an unknown outcome or a name clash: find what Heketi made."""
+        found = client.find_volume_by_name(name)
+        if found is not None:
+            log.info("volume found after create", name=name, volume_id=found.id, cause=str(err))
+            return found
+        if isinstance(err, HeketiNameInUse):
+            raise VolumeCreationInProgress(
+                f"Heketi is still creating volume {name} (an earlier attempt); retry later"
+            ) from err
+        raise err
+
+    def find_volume(self, *, heketi: HeketiConfig, name: str) -> Volume | None:
+        return self._clients(heketi).find_volume_by_name(name)
+
+    def get_volume(self, *, heketi: HeketiConfig, volume_id: str) -> Volume:
+        """The volume with this id; `VolumeNotFound` if none (also for a malformed id)."""
+        if not is_heketi_id(volume_id):
+            raise VolumeNotFound(f"volume id {volume_id!r} is not a Heketi volume id")
+        try:
+            return self._clients(heketi).get_volume(volume_id)
+        except HeketiNotFound as err:
+            raise VolumeNotFound(f"Heketi has no volume {volume_id}") from err
+
+    def list_volumes(self, *, heketi: HeketiConfig) -> list[Volume]:
+        return self._clients(heketi).list_volumes()
+
+    def free_space_gib(self, *, heketi: HeketiConfig, clusters: Sequence[str] = ()) -> int:
+        return self._clients(heketi).free_space_gib(clusters)
+
+    def delete_volume(self, *, heketi: HeketiConfig, volume_id: str) -> None:
+        """Delete the volume; a volume that does not exist (or a malformed id) is done."""
+        if not is_heketi_id(volume_id):
+            log.info("not a Heketi volume id: nothing to delete", volume_id=volume_id)
+            return
+        client = self._clients(heketi)
+        with self._hold(heketi, "id", volume_id):
+            try:
+                client.delete_volume(volume_id)
+            except HeketiNotFound:
+                log.info("volume already gone", heketi=heketi.url, volume_id=volume_id)
+                return
+            except HeketiOutcomeUnknown:
+                if self._exists(client, volume_id):
+                    raise
+            log.info("volume deleted", heketi=heketi.url, volume_id=volume_id)
+
+    def expand_volume(self, *, heketi: HeketiConfig, volume_id: str, size_gib: int) -> Volume:
+        """Grow the volume to at least `size_gib`; no call when it already has that size."""
+        client = self._clients(heketi)
+        with self._hold(heketi, "id", volume_id):
+            volume = self.get_volume(heketi=heketi, volume_id=volume_id)
+            if volume.size_gib >= size_gib:
+                return volume
+            try:
+                volume = client.expand_volume(volume_id, add_gib=size_gib - volume.size_gib)
+            except HeketiOutcomeUnknown:
+                volume = self.get_volume(heketi=heketi, volume_id=volume_id)
+                if volume.size_gib < size_gib:
+                    raise
+            log.info("volume expanded", volume_id=volume_id, size_gib=volume.size_gib)
+            return volume
+
+    @staticmethod
+    def _exists(client: HeketiApi, volume_id: str) -> bool:
+        try:
+            client.get_volume(volume_id)
+        except HeketiNotFound:
+            return False
+        return True

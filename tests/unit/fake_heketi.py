@@ -1,0 +1,108 @@
+"""A recording in-memory stand-in for `HeketiClient` with explicit fault settings."""
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+from provisioner.heketi.errors import HeketiError, HeketiNameInUse, HeketiNotFound
+from provisioner.heketi.types import Durability, Volume, VolumeCreateRequest
+
+T = TypeVar("T")
+
+
+@dataclass
+class Fault:
+    error: HeketiError
+    #: The operation takes effect before the error is raised (an answer lost after commit).
+    after_effect: bool = False
+
+
+@dataclass
+class FakeHeketi:
+    """Implements the `HeketiClient` methods `VolumeService` uses; records every call."""
+
+    volumes: dict[str, Volume] = field(default_factory=dict)
+    calls: list[tuple[str, object]] = field(default_factory=list)
+    faults: dict[str, list[Fault]] = field(default_factory=dict)
+    #: Names Heketi is "still creating": hidden from reads, refused to creates.
+    pending_names: set[str] = field(default_factory=set)
+    free_gib: int = 100
+    _ids: "itertools.count[int]" = field(default_factory=lambda: itertools.count(1))
+
+    def fail_next(self, method: str, error: HeketiError, *, after_effect: bool = False) -> None:
+        self.faults.setdefault(method, []).append(Fault(error, after_effect))
+
+    def count(self, method: str) -> int:
+        return sum(1 for name, _ in self.calls if name == method)
+
+    def add(self, name: str, size_gib: int = 1, *, gid: int = 0) -> Volume:
+        volume = Volume(
+            id=f"{next(self._ids):032x}",
+            name=name,
+            size_gib=size_gib,
+            cluster="c" * 32,
+            durability=Durability(type="replicate", replica=3),
+            gid=gid,
+            hosts=("10.0.0.1", "10.0.0.2"),
+            device=f"10.0.0.1:{name}",
+            backup_volfile_servers=("10.0.0.2",),
+            options=(),
+        )
+        self.volumes[volume.id] = volume
+        return volume
+
+    def _act(self, method: str, arg: object, effect: Callable[[], T]) -> T:
+        self.calls.append((method, arg))
+        queue = self.faults.get(method)
+        fault = queue.pop(0) if queue else None
+        if fault is not None and not fault.after_effect:
+            raise fault.error
+        result = effect()
+        if fault is not None:
+            raise fault.error
+        return result
+
+    def _named(self, name: str) -> Volume | None:
+        return next((v for v in self.volumes.values() if v.name == name), None)
+
+    def find_volume_by_name(self, name: str) -> Volume | None:
+        return self._act("find_volume_by_name", name, lambda: self._named(name))
+
+    def create_volume(self, request: VolumeCreateRequest) -> Volume:
+        def create() -> Volume:
+            taken = self._named(request.name) is not None
+            if taken or request.name in self.pending_names:
+                raise HeketiNameInUse(f"Name {request.name} already in use", status=409)
+            return self.add(request.name, request.size_gib, gid=request.gid)
+
+        return self._act("create_volume", request, create)
+
+    def get_volume(self, volume_id: str) -> Volume:
+        def get() -> Volume:
+            if volume_id not in self.volumes:
+                raise HeketiNotFound("Id not found", status=404)
+            return self.volumes[volume_id]
+
+        return self._act("get_volume", volume_id, get)
+
+    def list_volumes(self) -> list[Volume]:
+        return self._act("list_volumes", None, lambda: list(self.volumes.values()))
+
+    def free_space_gib(self, clusters: Sequence[str] = ()) -> int:
+        return self._act("free_space_gib", tuple(clusters), lambda: self.free_gib)
+
+    def expand_volume(self, volume_id: str, *, add_gib: int) -> Volume:
+        def expand() -> Volume:
+            volume = self.volumes[volume_id]
+            self.volumes[volume_id] = replace(volume, size_gib=volume.size_gib + add_gib)
+            return self.volumes[volume_id]
+
+        return self._act("expand_volume", (volume_id, add_gib), expand)
+
+    def delete_volume(self, volume_id: str) -> None:
+        def delete() -> None:
+            if self.volumes.pop(volume_id, None) is None:
+                raise HeketiNotFound("Id not found", status=404)
+
+        self._act("delete_volume", volume_id, delete)

@@ -1,0 +1,431 @@
+"""The provisioning core against a recording fake Heketi client."""
+
+import threading
+
+import pytest
+
+from provisioner.errors import Aborted, InvalidArgument, NotFound, Unavailable
+from provisioner.heketi.config import HeketiConfig
+from provisioner.heketi.errors import (
+    HeketiNameInUse,
+    HeketiOutcomeUnknown,
+    HeketiUnavailable,
+)
+from provisioner.heketi.types import Durability, Volume, VolumeCreateRequest
+from provisioner.storageclass import ProvisioningParams, parse_parameters
+from provisioner.volumes import (
+    GIB,
+    VolumeService,
+    csi_volume_name,
+    heketi_config,
+    heketi_volume_name,
+    is_heketi_id,
+    size_gib,
+    volume_context,
+)
+from tests.unit.fake_heketi import FakeHeketi
+
+HEKETI = HeketiConfig(url="http://heketi:8080", key="k")
+PARAMS = parse_parameters(
+    {
+        "resturl": "http://heketi:8080",
+        "clusterid": "0123456789abcdef0123456789abcdef",
+        "volumetype": "replicate:2",
+        "volumeoptions": "client.ssl on",
+        "snapfactor": "5",
+    }
+)
+UID = "6f0b5a5e-3c1f-4d57-9f61-0a3f5c2e9b11"
+
+
+@pytest.fixture
+def heketi() -> FakeHeketi:
+    return FakeHeketi()
+
+
+@pytest.fixture
+def service(heketi: FakeHeketi) -> VolumeService:
+    return VolumeService(clients=lambda config: heketi)
+
+
+def ensure(service: VolumeService, name: str = "pvc-a", size: int = 2, gid: int = 2000) -> Volume:
+    return service.ensure_volume(heketi=HEKETI, name=name, size_gib=size, params=PARAMS, gid=gid)
+
+
+# --- sizes, ids and names ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "expected"),
+    [(0, 1), (1, 1), (GIB - 1, 1), (GIB, 1), (GIB + 1, 2), (10 * GIB, 10), (10 * GIB + 1, 11)],
+    ids=["zero", "one-byte", "just-under-1GiB", "1GiB", "just-over-1GiB", "10GiB", "over-10GiB"],
+)
+def test_size_rounds_up_to_whole_gib_and_at_least_one(request_bytes: int, expected: int) -> None:
+    assert size_gib(request_bytes) == expected
+
+
+def test_negative_size_is_invalid() -> None:
+    with pytest.raises(InvalidArgument, match="requested size -1 bytes is negative"):
+        size_gib(-1)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("0" * 32, True), ("ABCDEF" + "0" * 26, True), ("0" * 31, False), ("../" + "0" * 29, False)],
+    ids=["hex", "upper-hex", "short", "path"],
+)
+def test_heketi_ids_are_32_hex_digits(value: str, expected: bool) -> None:
+    assert is_heketi_id(value) is expected
+
+
+def test_claim_volume_name_is_pvc_dash_uid() -> None:
+    assert heketi_volume_name(uid=UID) == f"pvc-{UID}"
+
+
+def test_claim_volume_name_with_prefix_is_the_in_tree_form() -> None:
+    name = heketi_volume_name(uid=UID, namespace="dev", claim="data", prefix="dept")
+    assert name == f"dept_dev_data_{UID}"
+
+
+def test_claim_volume_name_replaces_dots_heketi_refuses() -> None:
+    name = heketi_volume_name(uid=UID, namespace="dev", claim="db.data-0", prefix="p")
+    assert name == f"p_dev_db-data-0_{UID}"
+
+
+def test_claim_volume_name_is_shortened_to_128_characters_keeping_the_uid() -> None:
+    name = heketi_volume_name(uid=UID, namespace="n" * 63, claim="c" * 253, prefix="p" * 32)
+    assert len(name) == 128
+    assert name.endswith(f"_{UID}")
+    assert name.startswith("p" * 32 + "_nnn")
+
+
+def test_prefixed_name_without_claim_is_prefix_and_uid() -> None:
+    assert heketi_volume_name(uid=UID, prefix="p") == f"p_{UID}"
+
+
+def test_an_unusable_uid_is_invalid() -> None:
+    with pytest.raises(InvalidArgument, match="cannot derive a Heketi volume name"):
+        heketi_volume_name(uid="a/b")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [f"pvc-{UID}", "a", "Vol-1", "x" * 100],
+    ids=["external-provisioner", "one-char", "mixed-case", "100-chars"],
+)
+def test_csi_names_in_heketi_charset_are_kept(name: str) -> None:
+    assert csi_volume_name(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "readable"),
+    [
+        ("my volume/ü", "my-volume"),
+        ("x" * 101, "x" * 60),
+        ("-leading", "leading"),
+        ("a_b", "a-b"),
+        ("日本", "vol"),
+        ("ns.claim", "ns-claim"),
+    ],
+    ids=["spaces-slash-unicode", "101-chars", "leading-dash", "underscore", "no-ascii", "dot"],
+)
+def test_other_csi_names_become_readable_part_and_hash(name: str, readable: str) -> None:
+    mapped = csi_volume_name(name)
+    assert mapped.startswith(readable + "_")
+    assert len(mapped) == len(readable) + 21
+    assert set(mapped) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def test_csi_name_mapping_is_deterministic() -> None:
+    assert csi_volume_name("a b" * 40) == csi_volume_name("a b" * 40)
+
+
+def test_csi_names_differing_only_in_dropped_characters_do_not_collide() -> None:
+    names = ["a b", "a.b", "a/b", "a-b", "a_b", "a__b", "a b ", "A b"]
+    assert len({csi_volume_name(n) for n in names}) == len(names)
+
+
+def test_hashed_names_contain_an_underscore_and_kept_names_never_do() -> None:
+    assert "_" in csi_volume_name("a b")
+    assert "_" not in csi_volume_name("a-b")
+
+
+def test_128_character_names_differing_at_the_end_do_not_collide() -> None:
+    base = "n." * 63 + "x"
+    assert csi_volume_name(base + "1") != csi_volume_name(base + "2")
+
+
+def test_empty_csi_name_is_invalid() -> None:
+    with pytest.raises(InvalidArgument, match="volume name must not be empty"):
+        csi_volume_name("")
+
+
+def test_volume_context_names_servers_primary_first_and_the_gluster_volume(
+    heketi: FakeHeketi,
+) -> None:
+    volume = heketi.add("pvc-a")
+    assert volume_context(volume) == {"servers": "10.0.0.1,10.0.0.2", "volume": "pvc-a"}
+
+
+def test_heketi_config_carries_url_user_key_and_ca() -> None:
+    params = parse_parameters(
+        {"resturl": "https://h:1", "restuser": "user", "restcafile": "/ca.pem"}
+    )
+    config = heketi_config(params, key="k")
+    assert (config.url, config.user, config.key, config.auth_enabled, config.ca_bundle) == (
+        "https://h:1",
+        "user",
+        "k",
+        True,
+        "/ca.pem",
+    )
+
+
+def test_heketi_config_drops_the_key_when_auth_is_disabled() -> None:
+    params = parse_parameters({"resturl": "http://h:1", "restauthenabled": "false"})
+    config = heketi_config(params, key="k")
+    assert (config.key, config.auth_enabled) == (None, False)
+
+
+# --- ensure_volume ------------------------------------------------------------------
+
+
+def test_ensure_creates_with_every_class_setting(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    volume = ensure(service, size=3, gid=2345)
+    assert heketi.calls[-1] == (
+        "create_volume",
+        VolumeCreateRequest(
+            size_gib=3,
+            name="pvc-a",
+            durability=Durability(type="replicate", replica=2),
+            gid=2345,
+            clusters=("0123456789abcdef0123456789abcdef",),
+            gluster_volume_options=("client.ssl on",),
+            snapshot_factor=5.0,
+        ),
+    )
+    assert (volume.name, volume.size_gib, volume.gid) == ("pvc-a", 3, 2345)
+
+
+def test_ensure_looks_up_by_name_before_creating(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    ensure(service)
+    assert [name for name, _ in heketi.calls] == ["find_volume_by_name", "create_volume"]
+
+
+def test_ensure_returns_the_existing_volume_without_creating(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    existing = heketi.add("pvc-a", size_gib=7)
+    assert ensure(service) == existing
+    assert heketi.count("create_volume") == 0
+
+
+def test_ensure_ten_times_makes_one_volume(service: VolumeService, heketi: FakeHeketi) -> None:
+    results = {ensure(service).id for _ in range(10)}
+    assert len(results) == 1
+    assert len(heketi.volumes) == 1
+
+
+def test_lost_create_answer_is_resolved_by_name(service: VolumeService, heketi: FakeHeketi) -> None:
+    heketi.fail_next("create_volume", HeketiOutcomeUnknown("answer lost"), after_effect=True)
+    volume = ensure(service)
+    assert list(heketi.volumes.values()) == [volume]
+    assert heketi.count("find_volume_by_name") == 2
+
+
+def test_unknown_outcome_with_no_volume_reraises_so_the_caller_retries(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    heketi.fail_next("create_volume", HeketiOutcomeUnknown("queue entry vanished"))
+    with pytest.raises(HeketiOutcomeUnknown, match="queue entry vanished"):
+        ensure(service)
+    assert ensure(service).name == "pvc-a"
+    assert len(heketi.volumes) == 1
+
+
+def test_name_in_use_returns_the_volume_another_creator_made(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    heketi.fail_next("create_volume", HeketiNameInUse("Name pvc-a already in use"))
+    heketi.faults["create_volume"][0].after_effect = True
+    assert ensure(service).name == "pvc-a"
+    assert len(heketi.volumes) == 1
+
+
+def test_name_still_being_created_is_a_temporary_abort(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    heketi.pending_names.add("pvc-a")
+    with pytest.raises(Aborted) as caught:
+        ensure(service)
+    assert str(caught.value) == (
+        "Heketi is still creating volume pvc-a (an earlier attempt); retry later"
+    )
+    assert caught.value.temporary
+    assert heketi.volumes == {}
+
+
+def test_heketi_unavailable_propagates_as_temporary(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    heketi.fail_next("create_volume", HeketiUnavailable("connection refused"))
+    with pytest.raises(Unavailable) as caught:
+        ensure(service)
+    assert caught.value.temporary
+    assert heketi.volumes == {}
+
+
+def test_concurrent_ensures_of_one_name_make_one_volume(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    ids: list[str] = []
+    threads = [threading.Thread(target=lambda: ids.append(ensure(service).id)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(set(ids)) == 1 and len(ids) == 8
+    assert heketi.count("create_volume") == 1
+
+
+def test_each_heketi_config_gets_its_own_client() -> None:
+    seen: list[str] = []
+    fakes = {"http://a:1": FakeHeketi(), "http://b:1": FakeHeketi()}
+
+    def clients(config: HeketiConfig) -> FakeHeketi:
+        seen.append(config.url)
+        return fakes[config.url]
+
+    service = VolumeService(clients=clients)
+    for url in fakes:
+        service.ensure_volume(
+            heketi=HeketiConfig(url=url), name="v", size_gib=1, params=PARAMS, gid=0
+        )
+    assert seen == ["http://a:1", "http://b:1"]
+    assert all(len(fake.volumes) == 1 for fake in fakes.values())
+
+
+# --- reads --------------------------------------------------------------------------
+
+
+def test_find_volume_returns_none_for_an_unknown_name(service: VolumeService) -> None:
+    assert service.find_volume(heketi=HEKETI, name="nope") is None
+
+
+def test_get_volume_of_an_unknown_id_is_not_found(service: VolumeService) -> None:
+    with pytest.raises(NotFound, match=f"Heketi has no volume {'f' * 32}"):
+        service.get_volume(heketi=HEKETI, volume_id="f" * 32)
+
+
+def test_get_volume_of_a_malformed_id_is_not_found_without_asking_heketi(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    with pytest.raises(NotFound) as caught:
+        service.get_volume(heketi=HEKETI, volume_id="x/../y")
+    assert str(caught.value) == "volume id 'x/../y' is not a Heketi volume id"
+    assert heketi.calls == []
+
+
+def test_list_and_free_space_pass_through(service: VolumeService, heketi: FakeHeketi) -> None:
+    volume = heketi.add("a")
+    assert service.list_volumes(heketi=HEKETI) == [volume]
+    assert service.free_space_gib(heketi=HEKETI, clusters=["c" * 32]) == 100
+    assert heketi.calls[-1] == ("free_space_gib", ("c" * 32,))
+
+
+# --- delete_volume ------------------------------------------------------------------
+
+
+def test_delete_removes_the_volume(service: VolumeService, heketi: FakeHeketi) -> None:
+    volume = heketi.add("a")
+    service.delete_volume(heketi=HEKETI, volume_id=volume.id)
+    assert heketi.volumes == {}
+
+
+def test_delete_of_a_missing_volume_succeeds(service: VolumeService, heketi: FakeHeketi) -> None:
+    service.delete_volume(heketi=HEKETI, volume_id="e" * 32)
+    assert heketi.calls == [("delete_volume", "e" * 32)]
+
+
+def test_delete_of_a_malformed_id_succeeds_without_asking_heketi(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    service.delete_volume(heketi=HEKETI, volume_id="not-an-id")
+    assert heketi.calls == []
+
+
+def test_delete_with_lost_answer_after_effect_succeeds(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    volume = heketi.add("a")
+    heketi.fail_next("delete_volume", HeketiOutcomeUnknown("answer lost"), after_effect=True)
+    service.delete_volume(heketi=HEKETI, volume_id=volume.id)
+    assert heketi.volumes == {}
+
+
+def test_delete_with_unknown_outcome_and_volume_still_there_reraises(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    volume = heketi.add("a")
+    heketi.fail_next("delete_volume", HeketiOutcomeUnknown("deadline passed"))
+    with pytest.raises(HeketiOutcomeUnknown):
+        service.delete_volume(heketi=HEKETI, volume_id=volume.id)
+    assert volume.id in heketi.volumes
+
+
+# --- expand_volume ------------------------------------------------------------------
+
+
+def test_expand_adds_the_missing_gib(service: VolumeService, heketi: FakeHeketi) -> None:
+    volume = heketi.add("a", size_gib=2)
+    assert service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5).size_gib == 5
+    assert ("expand_volume", (volume.id, 3)) in heketi.calls
+
+
+@pytest.mark.parametrize("target", [1, 2], ids=["smaller", "equal"])
+def test_expand_to_a_size_heketi_has_makes_no_call(
+    service: VolumeService, heketi: FakeHeketi, target: int
+) -> None:
+    volume = heketi.add("a", size_gib=2)
+    assert service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=target) == volume
+    assert heketi.count("expand_volume") == 0
+
+
+def test_expand_repeated_grows_once(service: VolumeService, heketi: FakeHeketi) -> None:
+    volume = heketi.add("a", size_gib=1)
+    for _ in range(10):
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=4)
+    assert heketi.count("expand_volume") == 1
+    assert heketi.volumes[volume.id].size_gib == 4
+
+
+def test_expand_with_lost_answer_after_effect_succeeds(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    volume = heketi.add("a", size_gib=1)
+    heketi.fail_next("expand_volume", HeketiOutcomeUnknown("answer lost"), after_effect=True)
+    assert service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=3).size_gib == 3
+
+
+def test_expand_with_unknown_outcome_and_old_size_reraises(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    volume = heketi.add("a", size_gib=1)
+    heketi.fail_next("expand_volume", HeketiOutcomeUnknown("deadline passed"))
+    with pytest.raises(HeketiOutcomeUnknown):
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=3)
+
+
+def test_expand_of_an_unknown_volume_is_not_found(service: VolumeService) -> None:
+    with pytest.raises(NotFound):
+        service.expand_volume(heketi=HEKETI, volume_id="d" * 32, size_gib=3)
+
+
+def test_params_defaults_construct_without_parsing() -> None:
+    assert ProvisioningParams(rest_url="http://h:1").durability == Durability(
+        type="replicate", replica=3
+    )
