@@ -31,6 +31,10 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on our code
 	$(VENV)/bin/ruff format --check provisioner tests bench
 	$(VENV)/bin/mypy
 
+demo: $(STAMP) ## the whole journey on this machine (root): claim → Heketi → Gluster → mount → expand → delete
+	bash scripts/ensure-gluster.sh
+	$(PY) -m provisioner.testing.demo
+
 bench: $(STAMP) ## benchmarks (burst, scale, node; ~3 min): a table, and bench/results.json
 	bash scripts/ensure-gluster.sh
 	$(PY) -m bench.run
