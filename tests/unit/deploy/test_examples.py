@@ -2,6 +2,8 @@
 
 import importlib.util
 import re
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pytest
 
@@ -10,7 +12,7 @@ from tests.unit.deploy.manifests import EXAMPLES, Obj, example_objects, find, po
 
 OBJECTS = example_objects()
 
-#: Every parameter of the in-tree kubernetes.io/glusterfs plugin this driver keeps.
+#: Every parameter of the in-tree kubernetes.io/glusterfs plugin this driver keeps, and ours.
 IN_TREE_PARAMETERS = (
     "resturl",
     "restauthenabled",
@@ -25,6 +27,7 @@ IN_TREE_PARAMETERS = (
     "volumeoptions",
     "volumenameprefix",
     "snapfactor",
+    "restcafile",
 )
 
 
@@ -47,15 +50,38 @@ def test_storage_class_shows_every_parameter_set_or_commented(parameter: str) ->
     assert active or commented, f"{parameter} is neither set nor shown commented out"
 
 
-def test_storage_class_parameters_are_accepted_by_the_parameter_parser() -> None:
+def _commented_parameters() -> dict[str, str]:
+    text = (EXAMPLES / "storageclass.yaml").read_text(encoding="utf-8")
+    found = re.findall(r'^\s*#\s*([A-Za-z]+):\s*"([^"]*)"\s*$', text, re.MULTILINE)
+    return dict(found)
+
+
+def _parser() -> Callable[[Mapping[str, str]], Any]:
     if importlib.util.find_spec("provisioner.storageclass") is None:
         pytest.skip("provisioner/storageclass.py has not landed yet")
     from provisioner.storageclass import parse_parameters
 
-    params = parse_parameters(_storage_class()["parameters"])
+    return parse_parameters
+
+
+def test_storage_class_parameters_are_accepted_by_the_parameter_parser() -> None:
+    params = _parser()(_storage_class()["parameters"])
     assert params.secret_namespace == "glusterfs-provisioner"
     assert params.secret_name == "heketi-admin"
     assert params.warnings == ()
+
+
+@pytest.mark.parametrize("parameter", sorted(_commented_parameters()))
+def test_commented_out_example_values_are_valid_when_set(parameter: str) -> None:
+    parameters = dict(_storage_class()["parameters"])
+    if parameter == "restcafile":
+        parameters["resturl"] = parameters["resturl"].replace("http://", "https://")
+    parameters[parameter] = _commented_parameters()[parameter]
+    params = _parser()(parameters)
+    if parameter == "restuserkey":  # overridden by secretName, and deprecated: says so
+        assert any("restuserkey" in warning for warning in params.warnings)
+    else:
+        assert params.warnings == ()
 
 
 def test_heketi_secret_is_the_one_the_class_names() -> None:
