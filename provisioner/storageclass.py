@@ -29,7 +29,7 @@ ABSOLUTE_GID_MAX: Final = 2**31 - 1
 #: Heketi's thin-pool snapshot factor bounds (1 = no snapshot reserve, 100 = Heketi max).
 SNAP_FACTOR_MIN: Final = 1.0
 SNAP_FACTOR_MAX: Final = 100.0
-#: A prefix longer than this would crowd the namespace and claim out of the 128
+#: A prefix longer than this would crowd the namespace and claim out of the 127
 #: characters we allow for a Heketi volume name.
 VOLUME_NAME_PREFIX_MAX: Final = 32
 

@@ -28,8 +28,9 @@ log = get_logger("volumes")
 
 GIB: Final = 1 << 30
 #: Longest Heketi volume name we make. Gluster allows more, but the name recurs in
-#: file names under /var/lib/glusterd (volfiles, 255-byte file-name limit).
-HEKETI_NAME_MAX: Final = 128
+#: file names under /var/lib/glusterd (volfiles, 255-byte file-name limit), and the
+#: node plugin accepts Gluster volume names of at most 127 characters.
+HEKETI_NAME_MAX: Final = 127
 #: CSI names up to this length made only of [A-Za-z0-9-] become the Heketi name unchanged.
 _PASSTHROUGH: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}")
 #: Readable part kept of any other CSI name (the hash makes it unique).
@@ -98,7 +99,7 @@ def heketi_volume_name(
     """The deterministic Heketi volume name of a claim: `pvc-<uid>`, or with a
     class `volumenameprefix` `<prefix>_<namespace>_<claim>_<uid>` (the in-tree form;
     characters Heketi refuses become '-', namespace and claim are shortened to keep
-    the name within 128 characters — the UID alone keeps it unique)."""
+    the name within 127 characters — the UID alone keeps it unique)."""
     if not _UID.fullmatch(uid):
         raise errors.InvalidArgument(
             f"cannot derive a Heketi volume name from UID {uid!r}: letters, digits, '-' and "

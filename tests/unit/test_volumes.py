@@ -92,9 +92,9 @@ def test_claim_volume_name_replaces_dots_heketi_refuses() -> None:
     assert name == f"p_dev_db-data-0_{UID}"
 
 
-def test_claim_volume_name_is_shortened_to_128_characters_keeping_the_uid() -> None:
+def test_claim_volume_name_is_shortened_to_127_characters_keeping_the_uid() -> None:
     name = heketi_volume_name(uid=UID, namespace="n" * 63, claim="c" * 253, prefix="p" * 32)
-    assert len(name) == 128
+    assert len(name) == 127
     assert name.endswith(f"_{UID}")
     assert name.startswith("p" * 32 + "_nnn")
 
