@@ -1,0 +1,308 @@
+"""Heketi REST client.
+
+What callers can rely on (the provisioning core builds its idempotency on it):
+
+* Every method either returns a result that reflects Heketi's state, or raises
+  a `HeketiError` subclass. Nothing is retried behind the caller's back except
+  where retrying cannot change the outcome (see `transport`).
+* `create_volume` returns only once the volume exists and is complete. It
+  raises `HeketiOutcomeUnknown` when it cannot tell whether the volume was
+  created: the answer to the POST was lost, the queue entry vanished (already
+  read, or Heketi restarted), Heketi stopped answering while the operation
+  ran, or `operation_deadline` passed. The caller then looks the name up
+  (`find_volume_by_name`); if it is absent, creating again is safe, and a
+  `HeketiNameInUse` answer means the first attempt is still running (Heketi
+  reserves the name at once but lists the volume only when complete).
+  Any other error means no volume was created (Heketi rolls back failures).
+* `expand_volume` raises `HeketiOutcomeUnknown` in the same cases; re-read the
+  volume's size before expanding again. It is never resent automatically.
+* `delete_volume` may be resent after a lost answer; the resend then reports
+  `HeketiNotFound` (gone: success for the caller) or `HeketiConflict` (the
+  first delete is still running).
+* Async operations hold one slot of a per-URL limit shared by every client in
+  the process (`max_inflight`, default 8 = Heketi's `max_inflight_operations`),
+  from the POST/DELETE until the final queue answer. Reads are not limited.
+"""
+
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from provisioner.heketi.config import HeketiConfig
+from provisioner.heketi.errors import (
+    HeketiBusy,
+    HeketiError,
+    HeketiInvalidRequest,
+    HeketiOperationFailed,
+    HeketiOutcomeUnknown,
+    HeketiUnavailable,
+)
+from provisioner.heketi.transport import Exchange, Transport, error_for, failure_kind
+from provisioner.heketi.types import Volume, VolumeCreateRequest
+from provisioner.log import get_logger
+
+__all__ = ["HeketiClient", "HeketiConfig", "client_for"]
+
+_log = get_logger("heketi")
+_KIB_PER_GIB = 1024 * 1024
+#: Heketi ids are 32 hex digits; anything path-safe is accepted, nothing else.
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+_limits: dict[str, threading.BoundedSemaphore] = {}
+_limits_lock = threading.Lock()
+
+
+def _limit_for(config: HeketiConfig) -> threading.BoundedSemaphore:
+    """The process-wide operation limit of one Heketi URL (sized by its first user)."""
+    with _limits_lock:
+        limit = _limits.get(config.base_url)
+        if limit is None:
+            limit = threading.BoundedSemaphore(config.max_inflight)
+            _limits[config.base_url] = limit
+        return limit
+
+
+class HeketiClient:
+    """Talks to one Heketi server. Thread-safe; share one per config (`client_for`)."""
+
+    def __init__(self, config: HeketiConfig, *, session: requests.Session | None = None) -> None:
+        self._config = config
+        self._session = session or _new_session(config)
+        self._transport = Transport(config, self._session)
+        self._limit = _limit_for(config)
+
+    @property
+    def config(self) -> HeketiConfig:
+        return self._config
+
+    # -- reads ---------------------------------------------------------------
+
+    def hello(self) -> None:
+        """Check that Heketi answers (`GET /hello`)."""
+        self._get("/hello", expect_json=False)
+
+    def list_clusters(self) -> list[str]:
+        return [str(c) for c in self._get("/clusters")["clusters"]]
+
+    def free_space_gib(self, clusters: Sequence[str] = ()) -> int:
+        """Free space of online devices (whole GiB) in `clusters` (all when empty).
+
+        Raw device space: a replica-3 volume consumes three times its size.
+        """
+        wanted = set(clusters)
+        free_kib = 0
+        for cluster in self._topology():
+            if wanted and cluster.get("id") not in wanted:
+                continue
+            for node in _online(cluster.get("nodes")):
+                for device in _online(node.get("devices")):
+                    free_kib += int(device.get("storage", {}).get("free", 0))
+        return free_kib // _KIB_PER_GIB
+
+    def get_volume(self, volume_id: str) -> Volume:
+        """The volume; `HeketiNotFound` when Heketi does not know the id."""
+        return self._parse_volume(self._get(f"/volumes/{_checked_id(volume_id)}"))
+
+    def list_volume_ids(self) -> list[str]:
+        return [str(v) for v in self._get("/volumes")["volumes"]]
+
+    def list_volumes(self) -> list[Volume]:
+        """Every complete volume, in one request (`GET /topology`)."""
+        return [self._parse_volume(raw) for c in self._topology() for raw in c.get("volumes") or ()]
+
+    def find_volume_by_name(self, name: str) -> Volume | None:
+        """The complete volume called `name`, or None. One request (`GET /topology`)."""
+        matches = [v for v in self.list_volumes() if v.name == name]
+        if len(matches) > 1:
+            _log.warning(
+                "heketi_duplicate_volume_name", name=name, volume_ids=[v.id for v in matches]
+            )
+        return min(matches, key=lambda v: v.id) if matches else None
+
+    # -- operations ------------------------------------------------------------
+
+    def create_volume(self, request: VolumeCreateRequest) -> Volume:
+        """Create and wait for completion. See the module docstring for guarantees."""
+        location = self._run("POST", "/volumes", body=request.to_json(), replay_safe=False)
+        return self._volume_at(location, "create")
+
+    def expand_volume(self, volume_id: str, *, add_gib: int) -> Volume:
+        """Add `add_gib` GiB to the volume and wait for completion."""
+        if add_gib < 1:
+            raise HeketiInvalidRequest(f"expand size must be at least 1 GiB, got {add_gib}")
+        path = f"/volumes/{_checked_id(volume_id)}/expand"
+        location = self._run("POST", path, body={"expand_size": add_gib}, replay_safe=False)
+        return self._volume_at(location, "expand")
+
+    def delete_volume(self, volume_id: str) -> None:
+        """Delete and wait; `HeketiNotFound` when the volume does not exist."""
+        self._run("DELETE", f"/volumes/{_checked_id(volume_id)}", body=None, replay_safe=True)
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- internals -------------------------------------------------------------
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self._config.operation_deadline
+
+    def _get(self, path: str, *, expect_json: bool = True) -> Any:
+        deadline = time.monotonic() + self._config.retry_budget
+        answer = self._transport.request("GET", path, replay_safe=True, deadline=deadline)
+        if answer.status != 200:
+            raise error_for(answer, f"GET {path}")
+        if not expect_json:
+            return answer.text
+        try:
+            return answer.json()
+        except ValueError:
+            raise HeketiOperationFailed(
+                f"Heketi answered GET {path} with invalid JSON", status=200
+            ) from None
+
+    def _topology(self) -> list[Mapping[str, Any]]:
+        clusters: list[Mapping[str, Any]] = self._get("/topology").get("clusters") or []
+        return clusters
+
+    def _parse_volume(self, raw: Any) -> Volume:
+        try:
+            return Volume.from_json(raw)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise HeketiOperationFailed(f"Heketi returned a malformed volume: {exc!r}") from None
+
+    def _volume_at(self, location: str | None, what: str) -> Volume:
+        if location is None:
+            raise HeketiOperationFailed(f"Heketi finished the volume {what} without a result")
+        try:
+            return self._parse_volume(self._get(location))
+        except HeketiUnavailable as exc:
+            raise HeketiOutcomeUnknown(
+                f"the volume {what} finished but its result could not be read: {exc}",
+                operation=f"GET {location}",
+            ) from None
+
+    def _run(self, method: str, path: str, *, body: Any, replay_safe: bool) -> str | None:
+        """Start an async operation and follow it to the end; the result path or None."""
+        deadline = self._deadline()
+        with self._slot(deadline, f"{method} {path}"):
+            answer = self._transport.request(
+                method, path, body=body, replay_safe=replay_safe, deadline=deadline
+            )
+            if answer.status != 202:
+                raise error_for(answer, f"{method} {path}")
+            location = _path_of(answer.headers.get("Location"))
+            if location is None:
+                raise HeketiOperationFailed(
+                    f"Heketi accepted {method} {path} without a Location header", status=202
+                )
+            return self._poll(location, deadline, f"{method} {path}")
+
+    @contextmanager
+    def _slot(self, deadline: float, operation: str) -> Iterator[None]:
+        if not self._limit.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise HeketiBusy(
+                f"{self._config.max_inflight} operations on {self._config.base_url} were already "
+                "running in this process until the operation deadline",
+                operation=operation,
+            )
+        try:
+            yield
+        finally:
+            self._limit.release()
+
+    def _poll(self, queue_path: str, deadline: float, operation: str) -> str | None:
+        interval = self._config.poll_initial
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise HeketiOutcomeUnknown(
+                    f"Heketi did not finish {operation} within "
+                    f"{self._config.operation_deadline:g} s",
+                    operation=operation,
+                )
+            time.sleep(min(interval, remaining))
+            interval = min(interval * self._config.poll_factor, self._config.poll_max)
+            answer = self._poll_once(queue_path, deadline, operation)
+            if answer.status == 200:
+                continue
+            return self._finished(answer, queue_path, operation)
+
+    def _poll_once(self, queue_path: str, deadline: float, operation: str) -> Exchange:
+        try:
+            return self._transport.request("GET", queue_path, replay_safe=True, deadline=deadline)
+        except (HeketiUnavailable, HeketiBusy) as exc:
+            raise HeketiOutcomeUnknown(
+                f"lost track of {operation} while it ran: {exc}", operation=operation
+            ) from None
+
+    def _finished(self, answer: Exchange, queue_path: str, operation: str) -> str | None:
+        if answer.status == 303:
+            location = _path_of(answer.headers.get("Location"))
+            if location is None:
+                raise HeketiOperationFailed(f"Heketi redirected {operation} without a Location")
+            return location
+        if answer.status == 204:
+            return None
+        if answer.status == 404:
+            raise HeketiOutcomeUnknown(
+                f"Heketi no longer knows {queue_path} for {operation} (answer already read, or "
+                "Heketi restarted); look the volume up to learn the outcome",
+                status=404,
+                operation=operation,
+            )
+        if answer.status == 500:
+            text = answer.text.strip() or "operation failed without a message"
+            raise failure_kind(text)(text, status=500, operation=operation)
+        error: HeketiError = error_for(answer, f"GET {queue_path}")
+        raise error
+
+
+def _new_session(config: HeketiConfig) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(
+        pool_connections=1, pool_maxsize=max(10, 2 * config.max_inflight), max_retries=0
+    )
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.trust_env = False  # no proxy/netrc surprises: the Heketi URL is explicit
+    return session
+
+
+def _online(items: Any) -> Iterator[Mapping[str, Any]]:
+    for item in items or ():
+        if item.get("state", "online") == "online":
+            yield item
+
+
+def _checked_id(volume_id: str) -> str:
+    if not _ID_RE.match(volume_id):
+        raise HeketiInvalidRequest(f"{volume_id!r} is not a valid Heketi volume id")
+    return volume_id
+
+
+def _path_of(location: str | None) -> str | None:
+    if not location:
+        return None
+    path = urlsplit(location).path
+    return path or None
+
+
+_clients: dict[HeketiConfig, HeketiClient] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(config: HeketiConfig) -> HeketiClient:
+    """The process-wide client for `config` (created on first use)."""
+    with _clients_lock:
+        client = _clients.get(config)
+        if client is None:
+            client = HeketiClient(config)
+            _clients[config] = client
+        return client

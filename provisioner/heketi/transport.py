@@ -1,0 +1,253 @@
+"""One logical HTTP request to Heketi: fresh token, timeouts, bounded retries.
+
+Retry rules (see README "Heketi compatibility"):
+
+* 429, 503 and "could not connect" failures are retried for every request:
+  Heketi did nothing with the request.
+* 502, 504, read timeouts and connections dropped mid-answer are retried only
+  for replay-safe requests (GET, DELETE). For a create or expand the request
+  may have taken effect, so `HeketiOutcomeUnknown` is raised instead.
+* 401/403 and every other answer are returned to the caller at once.
+
+Attempts are capped by count and by time; each wait is exponential, capped and
+jittered, and honours `Retry-After`.
+"""
+
+import email.utils
+import json
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import urllib3.exceptions
+
+from provisioner.heketi.auth import make_token
+from provisioner.heketi.config import HeketiConfig
+from provisioner.heketi.errors import (
+    HeketiAuthError,
+    HeketiBusy,
+    HeketiConflict,
+    HeketiError,
+    HeketiInvalidRequest,
+    HeketiNameInUse,
+    HeketiNoSpace,
+    HeketiNotFound,
+    HeketiOperationFailed,
+    HeketiOutcomeUnknown,
+    HeketiUnavailable,
+)
+from provisioner.log import get_logger
+
+_log = get_logger("heketi")
+
+#: Answers that mean "Heketi did not act on this request; try again".
+_ALWAYS_RETRIED = frozenset({429, 503})
+#: Gateway answers after which the request may or may not have reached Heketi.
+_AMBIGUOUS_RETRIED = frozenset({502, 504})
+_NAME_IN_USE = re.compile(r"Volume name '[^']*' already in use")
+_MAX_MESSAGE = 500
+
+
+class _NotSent(Exception):
+    """The request certainly did not reach Heketi (could not connect)."""
+
+
+class _MaybeSent(Exception):
+    """The request may have reached Heketi but no complete answer came back."""
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A finished HTTP exchange (status, headers, body text)."""
+
+    status: int
+    headers: dict[str, str]
+    text: str
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+class Transport:
+    """Sends requests to one Heketi server with the retry policy of its config."""
+
+    def __init__(self, config: HeketiConfig, session: requests.Session) -> None:
+        self._config = config
+        self._session = session
+        self._verify: bool | str = config.ca_bundle or True
+
+    def request(
+        self, method: str, path: str, *, body: Any = None, replay_safe: bool, deadline: float
+    ) -> Exchange:
+        """Send with retries until an answer that is not retryable, or give up."""
+        operation = f"{method} {path}"
+        attempt = 0
+        while True:
+            attempt += 1
+            failure, retry_after, answer = self._attempt(method, path, body, replay_safe)
+            if answer is not None:
+                return answer
+            assert failure is not None
+            delay = self._delay(attempt, retry_after)
+            if attempt >= self._config.retry_attempts or time.monotonic() + delay > deadline:
+                raise failure
+            _log.warning(
+                "heketi_retry",
+                operation=operation,
+                attempt=attempt,
+                delay=round(delay, 2),
+                error=str(failure),
+            )
+            time.sleep(delay)
+
+    def _attempt(
+        self, method: str, path: str, body: Any, replay_safe: bool
+    ) -> tuple[HeketiError | None, float | None, Exchange | None]:
+        operation = f"{method} {path}"
+        try:
+            answer = self._send(method, path, body)
+        except _NotSent as exc:
+            return HeketiUnavailable(self._unreachable(exc), operation=operation), None, None
+        except _MaybeSent as exc:
+            if not replay_safe:
+                raise HeketiOutcomeUnknown(
+                    f"{self._unreachable(exc)}; the request may have taken effect",
+                    operation=operation,
+                ) from None
+            return HeketiUnavailable(self._unreachable(exc), operation=operation), None, None
+        retryable = answer.status in _ALWAYS_RETRIED or (
+            answer.status in _AMBIGUOUS_RETRIED and replay_safe
+        )
+        if answer.status in _AMBIGUOUS_RETRIED and not replay_safe:
+            raise HeketiOutcomeUnknown(
+                f"Heketi's gateway answered {answer.status} ({_text(answer)}); "
+                "the request may have taken effect",
+                status=answer.status,
+                operation=operation,
+            )
+        if not retryable:
+            return None, None, answer
+        return error_for(answer, operation), _retry_after(answer), None
+
+    def _send(self, method: str, path: str, body: Any) -> Exchange:
+        headers = {"Accept": "application/json"}
+        if self._config.sends_token:
+            assert self._config.key is not None
+            token = make_token(
+                user=self._config.user, key=self._config.key, method=method, path=path
+            )
+            headers["Authorization"] = f"bearer {token}"
+        try:
+            response = self._session.request(
+                method,
+                self._config.base_url + path,
+                json=body,
+                headers=headers,
+                timeout=(self._config.connect_timeout, self._config.request_timeout),
+                allow_redirects=False,
+                verify=self._verify,
+            )
+            text = response.text
+        except requests.exceptions.SSLError as exc:
+            raise HeketiUnavailable(
+                f"TLS connection to Heketi at {self._config.base_url} failed "
+                f"(check the CA bundle): {_reason(exc)}",
+                operation=f"{method} {path}",
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise _classify(exc) from None
+        return Exchange(response.status_code, dict(response.headers), text)
+
+    def _unreachable(self, exc: Exception) -> str:
+        return f"cannot reach Heketi at {self._config.base_url}: {exc}"
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        step = min(self._config.retry_cap, self._config.retry_base * 2.0 ** (attempt - 1))
+        delay = step / 2 + random.uniform(0, step / 2)  # noqa: S311 - jitter, not crypto
+        return max(delay, retry_after or 0.0)
+
+
+def _classify(exc: requests.exceptions.RequestException) -> Exception:
+    """Could not connect (safe to resend anything) vs. lost mid-exchange."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return _NotSent(f"connect timed out ({_reason(exc)})")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        inner = exc.args[0] if exc.args else None
+        reason = getattr(inner, "reason", inner)
+        if isinstance(
+            reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+        ):
+            return _NotSent(f"connection failed ({_reason(exc)})")
+        return _MaybeSent(f"connection lost before an answer ({_reason(exc)})")
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return _MaybeSent("no answer within the request timeout")
+    return _MaybeSent(f"answer incomplete ({_reason(exc)})")
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause, short: e.g. 'Connection refused'."""
+    inner: BaseException = exc
+    while True:
+        nxt = getattr(inner, "reason", None) or (inner.args[0] if inner.args else None)
+        if not isinstance(nxt, BaseException) or nxt is inner:
+            break
+        inner = nxt
+    text = str(inner)
+    # urllib3 prefixes the connection object's repr: keep the human part.
+    if ": " in text and text.startswith("<"):
+        text = text.split(": ", 1)[1]
+    return text[:_MAX_MESSAGE] or type(inner).__name__
+
+
+def _retry_after(answer: Exchange) -> float | None:
+    raw = answer.headers.get("Retry-After")
+    if not raw:
+        return None
+    if raw.strip().isdigit():
+        return float(raw.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, float(when.timestamp()) - time.time())
+
+
+def _text(answer: Exchange) -> str:
+    text = answer.text.strip()
+    return text[:_MAX_MESSAGE] if text else f"HTTP {answer.status}"
+
+
+def error_for(answer: Exchange, operation: str) -> HeketiError:
+    """The typed error for a failed answer, carrying Heketi's own message."""
+    text = _text(answer)
+    status = answer.status
+    kind: type[HeketiError]
+    if status in (400, 422):
+        kind = HeketiInvalidRequest
+    elif status in (401, 403):
+        kind = HeketiAuthError
+    elif status == 404:
+        kind = HeketiNotFound
+    elif status == 409:
+        kind = HeketiConflict
+    elif status == 429:
+        kind = HeketiBusy
+    elif status in (502, 503, 504):
+        kind = HeketiUnavailable
+    else:
+        kind = failure_kind(text)
+        if status != 500:
+            text = f"unexpected HTTP {status} from Heketi: {text}"
+    return kind(text, status=status, operation=operation)
+
+
+def failure_kind(text: str) -> type[HeketiError]:
+    """Classify a failed operation by Heketi's message (its API has no error codes)."""
+    if "No space" in text:
+        return HeketiNoSpace
+    if _NAME_IN_USE.search(text):
+        return HeketiNameInUse
+    return HeketiOperationFailed

@@ -1,0 +1,845 @@
+"""A Heketi server for tests, demos and benchmarks, faithful to Heketi v10.4's REST contract.
+
+Same endpoints, status codes, headers and plain-text messages as Heketi:
+JWT checks (middleware/jwt.go wording), the `user` role limited to exactly
+`/volumes`, async operations (202 + `Location: /queue/ID`, the entry removed
+on first read once done), name uniqueness, capacity accounting with "No space",
+durability validation and `max_inflight_operations` (429).
+
+Modes: `memory` (bookkeeping only) and `gluster` (real volumes on the local
+glusterd, directory bricks under `bricks_dir`).
+
+Test controls: `set_latency`, `fail_next`, `drop_next`, `pause`/`resume`
+(outage: connections refused), `restart` (queue lost, volumes kept; operations
+already running still finish), and a request log.
+
+    python -m provisioner.testing.heketi_server --listen 127.0.0.1:8080 --admin-key KEY
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from provisioner.log import get_logger
+from provisioner.testing import heketi_gluster
+from provisioner.testing.heketi_auth import check_request
+from provisioner.testing.heketi_store import (
+    DEFAULT_DEVICE_GIB,
+    KIB_PER_GIB,
+    Brick,
+    RequestError,
+    Store,
+    VolumeRecord,
+    new_id,
+)
+
+_log = get_logger("heketi-test-server")
+
+Mode = Literal["memory", "gluster"]
+OP_KINDS = frozenset(
+    {
+        "volume_create",
+        "volume_expand",
+        "volume_delete",
+        "volume_get",
+        "volume_list",
+        "queue_get",
+        "topology",
+        "cluster_list",
+        "cluster_get",
+        "any",
+    }
+)
+_ASYNC_KINDS = frozenset({"volume_create", "volume_expand", "volume_delete"})
+_CONFLICT = "The target exists, contains other items, or is in use."
+_BUSY = "Server busy. Retry operation later."
+_MAX_BODY = 1 << 20
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the server saw it. `status` 0 = connection dropped."""
+
+    method: str
+    path: str
+    status: int
+    duration: float
+    time: float
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+
+    @classmethod
+    def text(cls, status: int, message: str) -> "Response":
+        """Go's http.Error: plain text ending in a newline."""
+        return cls(
+            status,
+            (message + "\n").encode(),
+            {"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"},
+        )
+
+    @classmethod
+    def json(cls, payload: Any) -> "Response":
+        return cls(
+            200,
+            (json.dumps(payload) + "\n").encode(),
+            {"Content-Type": "application/json; charset=UTF-8"},
+        )
+
+    @classmethod
+    def redirect(cls, status: int, location: str, reason: str) -> "Response":
+        body = f'<a href="{location}">{reason}</a>.\n\n'.encode()
+        return cls(status, body, {"Location": location, "Content-Type": "text/html; charset=utf-8"})
+
+
+@dataclass
+class _Fault:
+    kind: str
+    remaining: int
+    status: int = 500
+    message: str = ""
+    in_queue: bool = False
+    drop: bool = False
+    after_commit: bool = False
+
+
+@dataclass
+class _QueueEntry:
+    done: bool = False
+    status: int = 0  # 303, 204 or 500 once done
+    location: str = ""
+    message: str = ""
+
+
+@dataclass
+class _Operation:
+    """An accepted async operation: runs in the background, then commits or rolls back."""
+
+    kind: str
+    queue_id: str
+    generation: int
+    execute: Callable[[], None]  # outside the lock (gluster CLI)
+    commit: Callable[[], _QueueEntry]  # under the lock
+    rollback: Callable[[], None]  # under the lock
+    fail_message: str | None = None
+
+
+class HeketiTestServer:
+    """Threaded HTTP server speaking Heketi's REST API. Also a context manager."""
+
+    def __init__(
+        self,
+        *,
+        admin_key: str | None = "admin-secret",
+        user_key: str | None = None,
+        auth: bool = True,
+        mode: Mode = "memory",
+        bricks_dir: str | None = None,
+        latency_ms: int = 0,
+        max_inflight: int = 8,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+        nodes: int = 3,
+        device_gib: int = DEFAULT_DEVICE_GIB,
+    ) -> None:
+        if mode == "gluster" and not bricks_dir:
+            raise ValueError("gluster mode needs bricks_dir (a directory for the bricks)")
+        if max_inflight < 1:
+            raise ValueError("max_inflight must be at least 1")
+        self._admin_key, self._user_key, self._auth = admin_key, user_key, auth
+        self._mode: Mode = mode
+        self._bricks_dir = os.path.abspath(bricks_dir) if bricks_dir else None
+        self._latency = latency_ms / 1000
+        self._max_inflight = max_inflight
+        self._host, self._port, self._tls = host, port, tls
+        self._lock = threading.RLock()
+        self._store = self._initial_store(nodes, device_gib)
+        self._queue: dict[str, _QueueEntry] = {}
+        self._faults: list[_Fault] = []
+        self._log: list[RequestRecord] = []
+        self._inflight = 0
+        self._generation = 0
+        self._workers: set[threading.Thread] = set()
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._serve_thread: threading.Thread | None = None
+        self.url = ""
+
+    def _initial_store(self, nodes: int, device_gib: int) -> Store:
+        if self._mode == "gluster":
+            assert self._bricks_dir is not None
+            os.makedirs(self._bricks_dir, exist_ok=True)
+            stat = os.statvfs(self._bricks_dir)
+            store = Store(distinct_nodes=False, brick_root=self._bricks_dir)
+            gib = max(1, stat.f_blocks * stat.f_frsize // (KIB_PER_GIB * 1024))
+            store.add_cluster(nodes=[(socket.gethostname(), "127.0.0.1", gib)])
+            return store
+        store = Store()
+        store.add_cluster(
+            nodes=[
+                (f"heketi-node-{i}.test", f"127.0.0.{i}", device_gib) for i in range(1, nodes + 1)
+            ]
+        )
+        return store
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> str:
+        """Listen and serve in a background thread; returns the base URL."""
+        self._stopping.clear()
+        self._listen()
+        return self.url
+
+    def stop(self) -> None:
+        """Stop serving and wait for running operations to end."""
+        self._stopping.set()
+        self._close_listener()
+        for worker in list(self._workers):
+            worker.join(timeout=heketi_gluster.COMMAND_TIMEOUT_SECONDS)
+
+    def __enter__(self) -> "HeketiTestServer":
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _listen(self) -> None:
+        httpd = _HTTPServer((self._host, self._port), self)
+        if self._tls is not None:
+            httpd.socket = self._tls.wrap_socket(
+                httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
+        self._port = httpd.server_address[1]
+        scheme = "https" if self._tls is not None else "http"
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self.url = f"{scheme}://{host}:{self._port}"
+        self._httpd = httpd
+        self._serve_thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="heketi-test-server",
+            daemon=True,
+        )
+        self._serve_thread.start()
+
+    def _close_listener(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        httpd.close_connections()
+
+    # -- test controls ---------------------------------------------------------------
+
+    def set_latency(self, ms: int) -> None:
+        """How long each async operation runs before it completes."""
+        self._latency = ms / 1000
+
+    def fail_next(
+        self,
+        op: str,
+        *,
+        count: int = 1,
+        status: int = 500,
+        message: str = "Injected failure",
+        in_queue: bool = False,
+    ) -> None:
+        """Answer the next `count` requests of kind `op` with `status` and `message`.
+
+        With `in_queue` (create/expand/delete only) the operation is accepted
+        (202) and fails while running: the queue answers 500 with `message`.
+        """
+        self._add_fault(_Fault(op, count, status=status, message=message, in_queue=in_queue))
+
+    def drop_next(self, op: str, *, count: int = 1, after_commit: bool = False) -> None:
+        """Close the connection of the next `count` requests of kind `op` without answering.
+
+        `after_commit`: the request takes effect first (a create is accepted and
+        runs to completion; a queue read consumes the entry), only the answer is lost.
+        """
+        self._add_fault(_Fault(op, count, drop=True, after_commit=after_commit))
+
+    def _add_fault(self, fault: _Fault) -> None:
+        if fault.kind not in OP_KINDS:
+            raise ValueError(
+                f"unknown operation kind {fault.kind!r}; use one of {sorted(OP_KINDS)}"
+            )
+        with self._lock:
+            self._faults.append(fault)
+
+    def pause(self) -> None:
+        """Outage: stop listening (connections refused) and cut open connections."""
+        with self._lock:
+            self._close_listener()
+
+    def resume(self) -> None:
+        """End an outage: listen again on the same address."""
+        with self._lock:
+            if self._httpd is None:
+                self._listen()
+
+    def restart(self) -> None:
+        """Like a Heketi restart: connections cut, queue entries lost, volumes kept."""
+        with self._lock:
+            self._close_listener()
+            self._queue.clear()
+            self._generation += 1
+            self._listen()
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._log)
+
+    def count_status(self, status: int) -> int:
+        with self._lock:
+            return sum(1 for r in self._log if r.status == status)
+
+    def volumes(self) -> list[dict[str, Any]]:
+        """Current complete volumes as Heketi JSON."""
+        with self._lock:
+            return [self._store.volume_json(v) for v in self._store.visible_volumes()]
+
+    def inflight(self) -> int:
+        with self._lock:
+            return self._inflight
+
+    # -- request handling (called from handler threads) -----------------------------
+
+    def record(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._log.append(record)
+
+    def handle(self, method: str, path: str, authorization: str | None, body: bytes) -> Response:
+        if path == "/hello" and method == "GET":
+            return Response(
+                200, b"Hello from Heketi", {"Content-Type": "text/plain; charset=utf-8"}
+            )
+        if self._auth:
+            failure = check_request(
+                authorization,
+                method=method,
+                path=path,
+                admin_key=self._admin_key,
+                user_key=self._user_key,
+            )
+            if failure is not None:
+                return Response.text(failure.status, failure.message)
+        route = self._route(method, path)
+        if isinstance(route, Response):
+            return route
+        kind, handler = route
+        fault = self._take_fault(kind)
+        if fault is not None and not (fault.drop and fault.after_commit):
+            if fault.drop:
+                return Response(0, drop=True)
+            if not (fault.in_queue and kind in _ASYNC_KINDS):
+                return Response.text(fault.status, fault.message)
+        response = self._call(handler, body, fault)
+        if fault is not None and fault.drop:
+            response.drop = True
+        return response
+
+    def _call(
+        self, handler: Callable[[bytes, _Fault | None], Response], body: bytes, fault: _Fault | None
+    ) -> Response:
+        try:
+            return handler(body, fault)
+        except RequestError as exc:
+            return Response.text(exc.status, exc.message)
+
+    def _take_fault(self, kind: str) -> _Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.kind in (kind, "any"):
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _route(
+        self, method: str, path: str
+    ) -> Response | tuple[str, Callable[[bytes, _Fault | None], Response]]:
+        parts = path.strip("/").split("/")
+        if path != "/" and path.endswith("/") and self._known(parts):
+            return Response.redirect(301, path.rstrip("/"), "Moved Permanently")
+        routes: dict[str, tuple[str, Callable[[bytes, _Fault | None], Response]]] = {}
+        if parts == ["topology"]:
+            routes = {"GET": ("topology", lambda b, f: self._topology())}
+        elif parts == ["clusters"]:
+            routes = {"GET": ("cluster_list", lambda b, f: self._cluster_list())}
+        elif len(parts) == 2 and parts[0] == "clusters":
+            routes = {"GET": ("cluster_get", lambda b, f: self._cluster_get(parts[1]))}
+        elif parts == ["volumes"]:
+            routes = {
+                "GET": ("volume_list", lambda b, f: self._volume_list()),
+                "POST": ("volume_create", self._volume_create),
+            }
+        elif len(parts) == 2 and parts[0] == "volumes":
+            routes = {
+                "GET": ("volume_get", lambda b, f: self._volume_get(parts[1])),
+                "DELETE": ("volume_delete", lambda b, f: self._volume_delete(parts[1], f)),
+            }
+        elif len(parts) == 3 and parts[0] == "volumes" and parts[2] == "expand":
+            routes = {"POST": ("volume_expand", lambda b, f: self._volume_expand(parts[1], b, f))}
+        elif len(parts) == 2 and parts[0] == "queue":
+            routes = {"GET": ("queue_get", lambda b, f: self._queue_get(parts[1]))}
+        else:
+            return Response.text(404, "404 page not found")
+        if method not in routes:
+            return Response(405)
+        return routes[method]
+
+    @staticmethod
+    def _known(parts: list[str]) -> bool:
+        return parts[0] in ("topology", "clusters", "volumes", "queue") and len(parts) <= 3
+
+    # -- reads --------------------------------------------------------------------
+
+    def _topology(self) -> Response:
+        with self._lock:
+            return Response.json(self._store.topology_json())
+
+    def _cluster_list(self) -> Response:
+        with self._lock:
+            return Response.json({"clusters": sorted(self._store.clusters)})
+
+    def _cluster_get(self, cluster: str) -> Response:
+        with self._lock:
+            if cluster not in self._store.clusters:
+                return Response.text(404, "Id not found")
+            return Response.json(self._store.cluster_json(cluster))
+
+    def _volume_list(self) -> Response:
+        with self._lock:
+            return Response.json({"volumes": sorted(v.id for v in self._store.visible_volumes())})
+
+    def _volume_get(self, volume_id: str) -> Response:
+        with self._lock:
+            volume = self._visible(volume_id)
+            return Response.json(self._store.volume_json(volume))
+
+    def _visible(self, volume_id: str) -> VolumeRecord:
+        volume = self._store.volumes.get(volume_id)
+        if volume is None or volume.state == "creating":
+            raise RequestError(404, "Id not found")
+        return volume
+
+    def _queue_get(self, queue_id: str) -> Response:
+        with self._lock:
+            entry = self._queue.get(queue_id)
+            if entry is None:
+                return Response.text(404, "Id not found")
+            if not entry.done:
+                return Response(200, headers={"X-Pending": "true"})
+            del self._queue[queue_id]
+        if entry.status == 303:
+            return Response.redirect(303, entry.location, "See Other")
+        if entry.status == 500:
+            return Response.text(500, entry.message)
+        return Response(204)
+
+    # -- operations -----------------------------------------------------------------
+
+    def _volume_create(self, body: bytes, fault: _Fault | None) -> Response:
+        payload = _parse_json(body)
+        with self._lock:
+            spec = self._store.validate_create(payload)
+            self._check_capacity()
+            try:
+                volume = self._store.allocate_volume(spec)
+            except RequestError as exc:
+                raise RequestError(exc.status, f"Failed to allocate new volume: {exc}") from None
+            bricks = list(volume.bricks)
+
+            def commit() -> _QueueEntry:
+                volume.state, volume.busy = "online", False
+                return _QueueEntry(True, 303, f"/volumes/{volume.id}")
+
+            return self._accept(
+                fault,
+                _Operation(
+                    "volume_create",
+                    new_id(),
+                    self._generation,
+                    execute=lambda: self._gluster_create(volume, bricks),
+                    commit=commit,
+                    rollback=lambda: self._store.drop_volume(volume),
+                ),
+            )
+
+    def _volume_expand(self, volume_id: str, body: bytes, fault: _Fault | None) -> Response:
+        payload = _parse_json(body)
+        size = payload.get("expand_size", 0) if isinstance(payload, dict) else None
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise RequestError(422, "request unable to be parsed")
+        if size < 1:
+            problem = "cannot be blank" if size == 0 else "must be no less than 1"
+            raise RequestError(400, f"validation failed: expand_size: {problem}.")
+        with self._lock:
+            volume = self._claim(volume_id)
+            try:
+                bricks = self._store.allocate_expand(volume, size)
+            except RequestError as exc:
+                volume.busy = False
+                raise RequestError(exc.status, f"Failed to allocate new volume: {exc}") from None
+
+            def commit() -> _QueueEntry:
+                volume.bricks.extend(bricks)
+                volume.size += size
+                volume.busy = False
+                return _QueueEntry(True, 303, f"/volumes/{volume.id}")
+
+            def rollback() -> None:
+                self._store.release_bricks(bricks)
+                volume.busy = False
+
+            return self._accept(
+                fault,
+                _Operation(
+                    "volume_expand",
+                    new_id(),
+                    self._generation,
+                    execute=lambda: self._gluster_expand(volume, bricks),
+                    commit=commit,
+                    rollback=rollback,
+                ),
+            )
+
+    def _volume_delete(self, volume_id: str, fault: _Fault | None) -> Response:
+        with self._lock:
+            volume = self._claim(volume_id)
+
+            def commit() -> _QueueEntry:
+                self._store.drop_volume(volume)
+                return _QueueEntry(True, 204)
+
+            def rollback() -> None:
+                volume.busy = False
+
+            return self._accept(
+                fault,
+                _Operation(
+                    "volume_delete",
+                    new_id(),
+                    self._generation,
+                    execute=lambda: self._gluster_delete(volume),
+                    commit=commit,
+                    rollback=rollback,
+                ),
+            )
+
+    def _claim(self, volume_id: str) -> VolumeRecord:
+        """The volume for a new operation: 404 unknown, 409 busy, 429 server full."""
+        volume = self._visible(volume_id)
+        self._check_capacity()
+        if volume.busy:
+            raise RequestError(409, _CONFLICT)
+        volume.busy = True
+        return volume
+
+    def _check_capacity(self) -> None:
+        if self._inflight >= self._max_inflight:
+            raise RequestError(429, _BUSY)
+
+    def _accept(self, fault: _Fault | None, op: _Operation) -> Response:
+        if fault is not None and fault.in_queue:
+            op.fail_message = fault.message
+        self._inflight += 1
+        self._queue[op.queue_id] = _QueueEntry()
+        worker = threading.Thread(
+            target=self._run, args=(op,), daemon=True, name=f"heketi-op-{op.queue_id[:8]}"
+        )
+        self._workers.add(worker)
+        worker.start()
+        return Response(202, headers={"Location": f"/queue/{op.queue_id}"})
+
+    def _run(self, op: _Operation) -> None:
+        error: str | None = None
+        try:
+            if self._latency and self._stopping.wait(self._latency):
+                error = "Heketi test server stopped"
+            elif op.fail_message is not None:
+                error = op.fail_message
+            else:
+                op.execute()
+        except (heketi_gluster.GlusterCommandError, OSError, TimeoutError) as exc:
+            error = str(exc) or type(exc).__name__
+        finally:
+            self._finish(op, error)
+
+    def _finish(self, op: _Operation, error: str | None) -> None:
+        with self._lock:
+            if error is None:
+                entry = op.commit()
+            else:
+                op.rollback()
+                entry = _QueueEntry(True, 500, message=error)
+            self._inflight -= 1
+            if op.generation == self._generation and op.queue_id in self._queue:
+                self._queue[op.queue_id] = entry
+            self._workers.discard(threading.current_thread())
+
+    # -- gluster mode ---------------------------------------------------------------
+
+    def _brick_specs(self, bricks: list[Brick]) -> list[heketi_gluster.BrickSpec]:
+        host = socket.gethostname()
+        return [heketi_gluster.BrickSpec(host, b.path) for b in bricks]
+
+    def _gluster_create(self, volume: VolumeRecord, bricks: list[Brick]) -> None:
+        if self._mode == "gluster":
+            heketi_gluster.create_volume(
+                name=volume.name,
+                durability=volume.durability,
+                bricks=self._brick_specs(bricks),
+                gid=volume.gid,
+                options=volume.options,
+            )
+
+    def _gluster_expand(self, volume: VolumeRecord, bricks: list[Brick]) -> None:
+        if self._mode == "gluster":
+            heketi_gluster.add_brick_set(
+                name=volume.name,
+                durability=volume.durability,
+                bricks=self._brick_specs(bricks),
+                gid=volume.gid,
+            )
+
+    def _gluster_delete(self, volume: VolumeRecord) -> None:
+        if self._mode == "gluster":
+            heketi_gluster.delete_volume(name=volume.name, bricks=self._brick_specs(volume.bricks))
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode())
+    except (UnicodeDecodeError, ValueError):
+        raise RequestError(422, "request unable to be parsed") from None
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], app: HeketiTestServer) -> None:
+        self.app = app
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        _log.debug("heketi_test_server_connection_error", client=str(client_address))
+
+    def close_connections(self) -> None:
+        with self.connections_lock:
+            for sock in list(self.connections):
+                _abort(sock)
+            self.connections.clear()
+
+
+def _abort(sock: socket.socket) -> None:
+    """Reset the connection (RST, no answer), as a crashed or cut-off server would."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "heketi-test-server"
+    timeout = 30  # idle keep-alive connections are closed after this
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def handle(self) -> None:
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:
+                self.connection.do_handshake()
+            except (ssl.SSLError, OSError):
+                return  # a client that does not trust us, or a port scan
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError, ssl.SSLError):
+            return  # the client went away; nothing to answer
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the stdlib's per-request stderr lines; the request log records them."""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        started, wall = time.monotonic(), time.time()
+        path = urlsplit(self.path).path or "/"
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_BODY:
+            self._write(Response.text(413, "request body too large"))
+            return
+        body = self.rfile.read(length) if length else b""
+        response = self.server.app.handle(
+            self.command, path, self.headers.get("Authorization"), body
+        )
+        if response.drop:
+            self.close_connection = True
+            _abort(self.connection)
+        else:
+            self._write(response)
+        self.server.app.record(
+            RequestRecord(
+                self.command,
+                path,
+                0 if response.drop else response.status,
+                time.monotonic() - started,
+                wall,
+            )
+        )
+
+    def _write(self, response: Response) -> None:
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if response.body and self.command != "HEAD":
+            self.wfile.write(response.body)
+
+
+# -- command line -----------------------------------------------------------------------
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m provisioner.testing.heketi_server",
+        description="Heketi v10 REST API for tests and demos (memory or real local Gluster).",
+    )
+    parser.add_argument(
+        "--listen", default="127.0.0.1:8080", help="HOST:PORT (default %(default)s)"
+    )
+    parser.add_argument(
+        "--admin-key",
+        default=os.environ.get("HEKETI_ADMIN_KEY"),
+        help="admin JWT secret (env HEKETI_ADMIN_KEY)",
+    )
+    parser.add_argument("--admin-key-file", help="read the admin secret from this file")
+    parser.add_argument(
+        "--user-key",
+        default=os.environ.get("HEKETI_USER_KEY"),
+        help="user JWT secret (env HEKETI_USER_KEY)",
+    )
+    parser.add_argument("--no-auth", action="store_true", help="accept requests without JWT")
+    parser.add_argument("--mode", choices=["memory", "gluster"], default="memory")
+    parser.add_argument("--bricks-dir", help="gluster mode: directory for brick directories")
+    parser.add_argument("--latency-ms", type=int, default=0, help="duration of each operation")
+    parser.add_argument(
+        "--max-inflight",
+        type=int,
+        default=8,
+        help="Heketi's max_inflight_operations (default %(default)s)",
+    )
+    parser.add_argument("--tls-cert", help="serve https with this PEM certificate")
+    parser.add_argument("--tls-key", help="private key of --tls-cert")
+    return parser.parse_args(argv)
+
+
+def _server_from_args(args: argparse.Namespace) -> HeketiTestServer:
+    host, sep, port = args.listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--listen must be HOST:PORT, got {args.listen!r}")
+    admin_key = args.admin_key
+    if args.admin_key_file:
+        with open(args.admin_key_file, encoding="utf-8") as handle:
+            admin_key = handle.read().strip()
+    if not args.no_auth and not admin_key:
+        raise ValueError("give --admin-key, --admin-key-file or HEKETI_ADMIN_KEY, or --no-auth")
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+    return HeketiTestServer(
+        admin_key=admin_key,
+        user_key=args.user_key,
+        auth=not args.no_auth,
+        mode=args.mode,
+        bricks_dir=args.bricks_dir,
+        latency_ms=args.latency_ms,
+        max_inflight=args.max_inflight,
+        host=host.strip("[]"),
+        port=int(port),
+        tls=tls,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        server = _server_from_args(args)
+        url = server.start()
+    except (ValueError, OSError, ssl.SSLError) as exc:
+        print(f"heketi_server: {exc}", file=sys.stderr)
+        return 2
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    print(url, flush=True)
+    while not done.wait(1.0):
+        pass
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

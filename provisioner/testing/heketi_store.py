@@ -1,0 +1,444 @@
+"""Bookkeeping of the Heketi test server: topology, bricks, volumes.
+
+Not thread-safe by itself; the server holds its lock around every call.
+
+Placement is simpler than Heketi's but keeps its visible rules: every create
+or expand allocates one brick set (replica N: N bricks of the full size;
+disperse D+R: D+R bricks of size/D; none: one brick), bricks of a set go on
+distinct nodes (unless the topology allows several per node, as the one-host
+gluster mode does), snapshots reserve `factor` times the brick size, and a set
+that fits nowhere fails with Heketi's "No space".
+"""
+
+import math
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+KIB_PER_GIB = 1024 * 1024
+#: Room for 10,000 one-GiB replica-3 volumes per node (the benchmarks' scale).
+DEFAULT_DEVICE_GIB = 16_384
+#: Heketi fills in replica 2 when a replicate request gives no count
+#: (apps/glusterfs DEFAULT_REPLICA).
+DEFAULT_REPLICA = 2
+MAX_SNAPSHOT_FACTOR = 100
+_GO_MAX_INT32 = 2**31 - 1
+_VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
+_DISPERSE_COMBINATIONS = {(2, 1), (4, 2), (8, 3), (8, 4)}
+
+
+class RequestError(Exception):
+    """A synchronous refusal: HTTP status and Heketi's message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def new_id() -> str:
+    """Heketi ids: 32 hex digits."""
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Device:
+    id: str
+    name: str
+    total_kib: int
+    used_kib: int = 0
+    bricks: list[str] = field(default_factory=list)
+
+    @property
+    def free_kib(self) -> int:
+        return self.total_kib - self.used_kib
+
+
+@dataclass
+class Node:
+    id: str
+    cluster: str
+    zone: int
+    manage: str
+    storage: str
+    devices: list[Device]
+
+
+@dataclass
+class Brick:
+    id: str
+    path: str
+    device: str
+    node: str
+    volume: str
+    size_kib: int  # reported brick size
+    reserved_kib: int  # device space taken (includes the snapshot reserve)
+
+
+@dataclass
+class VolumeRecord:
+    id: str
+    name: str
+    size: int
+    cluster: str
+    durability: dict[str, Any]
+    gid: int
+    options: list[str]
+    snapshot: dict[str, Any]
+    bricks: list[Brick] = field(default_factory=list)
+    #: "creating" volumes are hidden (Heketi lists complete volumes only).
+    state: str = "creating"
+    busy: bool = True  # an operation is running on it
+
+
+@dataclass(frozen=True)
+class CreateSpec:
+    """A validated `POST /volumes` body."""
+
+    size: int
+    name: str
+    durability: dict[str, Any]
+    gid: int
+    clusters: tuple[str, ...]
+    options: tuple[str, ...]
+    snapshot: dict[str, Any]
+
+
+class Store:
+    """Clusters → nodes → devices, bricks and volumes."""
+
+    def __init__(self, *, distinct_nodes: bool = True, brick_root: str = "/var/lib/heketi/mounts"):
+        self.clusters: dict[str, list[Node]] = {}
+        self.volumes: dict[str, VolumeRecord] = {}
+        self._distinct_nodes = distinct_nodes
+        self._brick_root = brick_root
+
+    # -- topology --------------------------------------------------------------
+
+    def add_cluster(self, *, nodes: list[tuple[str, str, int]]) -> str:
+        """Add a cluster of (manage host, storage address, device GiB) nodes."""
+        cluster = new_id()
+        self.clusters[cluster] = [
+            Node(
+                id=new_id(),
+                cluster=cluster,
+                zone=i + 1,
+                manage=manage,
+                storage=storage,
+                devices=[Device(id=new_id(), name="/dev/vdb", total_kib=gib * KIB_PER_GIB)],
+            )
+            for i, (manage, storage, gib) in enumerate(nodes)
+        ]
+        return cluster
+
+    def volume_names(self, cluster: str) -> set[str]:
+        return {v.name for v in self.volumes.values() if v.cluster == cluster}
+
+    # -- create ----------------------------------------------------------------
+
+    def validate_create(self, body: Any) -> CreateSpec:
+        """Heketi's synchronous checks of a create request, in Heketi's order."""
+        if not isinstance(body, dict):
+            raise RequestError(422, "request unable to be parsed")
+        size, name = _int_field(body, "size"), body.get("name", "")
+        if not isinstance(name, str):
+            raise RequestError(422, "request unable to be parsed")
+        _check_struct(size, name)
+        gid = _int_field(body, "gid")
+        if gid < 0:
+            raise RequestError(400, "Bad group id less than zero")
+        if gid >= _GO_MAX_INT32:
+            raise RequestError(400, "Bad group id equal or greater than 2**32")
+        durability = _durability(body.get("durability"))
+        snapshot = _snapshot(body.get("snapshot"))
+        clusters = self._requested_clusters(body.get("clusters"))
+        options = body.get("glustervolumeoptions") or []
+        if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+            raise RequestError(422, "request unable to be parsed")
+        return CreateSpec(
+            size=size,
+            name=name,
+            durability=durability,
+            gid=gid,
+            clusters=clusters,
+            options=tuple(options),
+            snapshot=snapshot,
+        )
+
+    def _requested_clusters(self, raw: Any) -> tuple[str, ...]:
+        if raw is None:
+            raw = []
+        if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
+            raise RequestError(422, "request unable to be parsed")
+        if not self.clusters:
+            raise RequestError(400, "No clusters configured")
+        for cluster in raw:
+            if cluster not in self.clusters:
+                raise RequestError(400, f"Cluster id {cluster} not found")
+        return tuple(raw) or tuple(self.clusters)
+
+    def allocate_volume(self, spec: CreateSpec) -> VolumeRecord:
+        """Reserve name and bricks (Heketi's Build step); the volume stays hidden."""
+        volume_id = new_id()
+        name = spec.name or f"vol_{volume_id}"
+        for cluster in spec.clusters:
+            if name in self.volume_names(cluster):
+                raise RequestError(500, f"Volume name '{name}' already in use")
+        volume = VolumeRecord(
+            id=volume_id,
+            name=name,
+            size=spec.size,
+            cluster="",
+            durability=spec.durability,
+            gid=spec.gid,
+            options=list(spec.options),
+            snapshot=spec.snapshot,
+        )
+        for cluster in spec.clusters:
+            bricks = self._place(cluster, volume, spec.size)
+            if bricks is not None:
+                volume.cluster = cluster
+                volume.bricks = bricks
+                self.volumes[volume_id] = volume
+                return volume
+        raise RequestError(500, "No space")
+
+    def allocate_expand(self, volume: VolumeRecord, add_gib: int) -> list[Brick]:
+        bricks = self._place(volume.cluster, volume, add_gib)
+        if bricks is None:
+            raise RequestError(500, "No space")
+        return bricks
+
+    def release_bricks(self, bricks: list[Brick]) -> None:
+        devices = {d.id: d for n in self._all_nodes() for d in n.devices}
+        for brick in bricks:
+            device = devices.get(brick.device)
+            if device is not None and brick.id in device.bricks:
+                device.bricks.remove(brick.id)
+                device.used_kib -= brick.reserved_kib
+
+    def drop_volume(self, volume: VolumeRecord) -> None:
+        self.release_bricks(volume.bricks)
+        self.volumes.pop(volume.id, None)
+
+    # -- placement -------------------------------------------------------------
+
+    def _place(self, cluster: str, volume: VolumeRecord, size_gib: int) -> list[Brick] | None:
+        count, brick_kib = _brick_set(volume.durability, size_gib)
+        reserve = math.ceil(
+            brick_kib * float(volume.snapshot.get("factor", 1) or 1)
+            if volume.snapshot.get("enable")
+            else brick_kib
+        )
+        chosen = self._choose_devices(cluster, count, reserve)
+        if chosen is None:
+            return None
+        bricks = []
+        for node, device in chosen:
+            brick_id = new_id()
+            device.used_kib += reserve
+            device.bricks.append(brick_id)
+            bricks.append(
+                Brick(
+                    id=brick_id,
+                    path=self._brick_path(device, brick_id),
+                    device=device.id,
+                    node=node.id,
+                    volume=volume.id,
+                    size_kib=brick_kib,
+                    reserved_kib=reserve,
+                )
+            )
+        return bricks
+
+    def _choose_devices(
+        self, cluster: str, count: int, reserve: int
+    ) -> list[tuple[Node, Device]] | None:
+        free = {d.id: d.free_kib for n in self.clusters[cluster] for d in n.devices}
+        chosen: list[tuple[Node, Device]] = []
+        for _ in range(count):
+            candidates = [
+                (free[d.id], n, d)
+                for n in self.clusters[cluster]
+                for d in n.devices
+                if free[d.id] >= reserve
+                and not (self._distinct_nodes and any(c[0] is n for c in chosen))
+            ]
+            if not candidates:
+                return None
+            _, node, device = max(candidates, key=lambda c: c[0])
+            free[device.id] -= reserve
+            chosen.append((node, device))
+        return chosen
+
+    def _brick_path(self, device: Device, brick_id: str) -> str:
+        return f"{self._brick_root}/vg_{device.id}/brick_{brick_id}/brick"
+
+    def _all_nodes(self) -> list[Node]:
+        return [n for nodes in self.clusters.values() for n in nodes]
+
+    # -- JSON --------------------------------------------------------------------
+
+    def volume_json(self, volume: VolumeRecord) -> dict[str, Any]:
+        nodes = {n.id: n for n in self._all_nodes()}
+        hosts: list[str] = []
+        for brick in volume.bricks:
+            host = nodes[brick.node].storage
+            if host not in hosts:
+                hosts.append(host)
+        body: dict[str, Any] = {
+            "size": volume.size,
+            "name": volume.name,
+            "durability": volume.durability,
+            "snapshot": volume.snapshot,
+            "id": volume.id,
+            "cluster": volume.cluster,
+            "mount": {
+                "glusterfs": {
+                    "hosts": hosts,
+                    "device": f"{hosts[0]}:{volume.name}" if hosts else "",
+                    "options": {"backup-volfile-servers": ",".join(hosts[1:])},
+                }
+            },
+            "blockinfo": {},
+            "bricks": [_brick_json(b) for b in volume.bricks],
+        }
+        if volume.gid:
+            body["gid"] = volume.gid
+        if volume.options:
+            body["glustervolumeoptions"] = list(volume.options)
+        return body
+
+    def visible_volumes(self, cluster: str | None = None) -> list[VolumeRecord]:
+        return [
+            v
+            for v in self.volumes.values()
+            if v.state != "creating" and (cluster is None or v.cluster == cluster)
+        ]
+
+    def cluster_json(self, cluster: str) -> dict[str, Any]:
+        return {
+            "id": cluster,
+            "nodes": sorted(n.id for n in self.clusters[cluster]),
+            "volumes": sorted(v.id for v in self.visible_volumes(cluster)),
+            "block": True,
+            "file": True,
+            "blockvolumes": [],
+        }
+
+    def topology_json(self) -> dict[str, Any]:
+        return {
+            "clusters": [
+                {
+                    "id": cluster,
+                    "block": True,
+                    "file": True,
+                    "volumes": [self.volume_json(v) for v in self.visible_volumes(cluster)],
+                    "nodes": [_node_json(n, self.volumes) for n in nodes],
+                }
+                for cluster, nodes in self.clusters.items()
+            ]
+        }
+
+
+def _int_field(body: dict[str, Any], key: str) -> int:
+    value = body.get(key, 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(422, "request unable to be parsed")
+    return value
+
+
+def _check_struct(size: int, name: str) -> None:
+    """ozzo-validation of VolumeCreateRequest: sorted "field: problem" pairs."""
+    problems = {}
+    if size == 0:
+        problems["size"] = "cannot be blank"
+    elif size < 1:
+        problems["size"] = "must be no less than 1"
+    if name and not _VOLUME_NAME_RE.match(name):
+        problems["name"] = "must be in a valid format"
+    if problems:
+        text = "; ".join(f"{k}: {problems[k]}" for k in sorted(problems))
+        raise RequestError(400, f"validation failed: {text}.")
+
+
+def _durability(raw: Any) -> dict[str, Any]:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RequestError(422, "request unable to be parsed")
+    kind = raw.get("type") or "none"
+    replica = _int_field(raw.get("replicate") or {}, "replica")
+    disperse = raw.get("disperse") or {}
+    data, redundancy = _int_field(disperse, "data"), _int_field(disperse, "redundancy")
+    if kind == "replicate":
+        if replica > 3:
+            raise RequestError(400, "Invalid replica value")
+        return {"type": kind, "replicate": {"replica": replica or DEFAULT_REPLICA}, "disperse": {}}
+    if kind == "disperse":
+        if (data, redundancy) not in _DISPERSE_COMBINATIONS:
+            raise RequestError(400, f"Invalid dispersion combination: {data}+{redundancy}")
+        return {"type": kind, "replicate": {}, "disperse": {"data": data, "redundancy": redundancy}}
+    if kind == "none":
+        return {"type": kind, "replicate": {}, "disperse": {}}
+    raise RequestError(400, "Unknown durability type")
+
+
+def _snapshot(raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return {"enable": False, "factor": 0}
+    if not isinstance(raw, dict):
+        raise RequestError(422, "request unable to be parsed")
+    enable = bool(raw.get("enable", False))
+    factor = raw.get("factor", 0) or 0
+    if not isinstance(factor, int | float) or isinstance(factor, bool):
+        raise RequestError(422, "request unable to be parsed")
+    if enable and not 1 <= factor <= MAX_SNAPSHOT_FACTOR:
+        raise RequestError(400, "Invalid snapshot factor")
+    return {"enable": enable, "factor": factor}
+
+
+def _brick_set(durability: dict[str, Any], size_gib: int) -> tuple[int, int]:
+    """(bricks in the set, KiB per brick)."""
+    size_kib = size_gib * KIB_PER_GIB
+    if durability["type"] == "replicate":
+        return int(durability["replicate"]["replica"]), size_kib
+    if durability["type"] == "disperse":
+        data = int(durability["disperse"]["data"])
+        return data + int(durability["disperse"]["redundancy"]), math.ceil(size_kib / data)
+    return 1, size_kib
+
+
+def _brick_json(brick: Brick) -> dict[str, Any]:
+    return {
+        "id": brick.id,
+        "path": brick.path,
+        "device": brick.device,
+        "node": brick.node,
+        "volume": brick.volume,
+        "size": brick.size_kib,
+    }
+
+
+def _node_json(node: Node, volumes: dict[str, VolumeRecord]) -> dict[str, Any]:
+    bricks = {b.id: b for v in volumes.values() for b in v.bricks}
+    return {
+        "zone": node.zone,
+        "cluster": node.cluster,
+        "id": node.id,
+        "state": "online",
+        "hostnames": {"manage": [node.manage], "storage": [node.storage]},
+        "devices": [
+            {
+                "name": d.name,
+                "id": d.id,
+                "state": "online",
+                "storage": {"total": d.total_kib, "free": d.free_kib, "used": d.used_kib},
+                "bricks": [_brick_json(bricks[b]) for b in d.bricks if b in bricks],
+            }
+            for d in node.devices
+        ],
+    }
