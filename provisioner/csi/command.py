@@ -1,0 +1,151 @@
+"""`glusterfs-provisioner node`: the CSI node plugin (Identity + Node services).
+
+Flags fall back to environment variables so a DaemonSet can set either.
+"""
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provisioner import errors, log
+from provisioner.cli import env_default
+from provisioner.csi import csi_pb2_grpc, server
+from provisioner.csi.identity import IdentityService, validate_driver_name
+from provisioner.csi.mounter import SystemMounter
+from provisioner.csi.node import (
+    DEFAULT_KUBELET_DIR,
+    DEFAULT_MOUNT_LOG_DIR,
+    NodeConfig,
+    NodeService,
+    fuse_client_missing,
+)
+from provisioner.names import DRIVER_NAME
+
+_log = log.get_logger("csi.command")
+
+#: Where the node-driver-registrar and kubelet expect the socket in our DaemonSet.
+DEFAULT_ENDPOINT = "unix:///csi/csi.sock"
+
+
+@dataclass(frozen=True)
+class NodeCommandConfig:
+    """Everything the `node` command needs, validated."""
+
+    endpoint: str
+    driver_name: str
+    node: NodeConfig
+    shutdown_grace: float
+
+
+def register(subparsers: Any) -> None:
+    """Add the `node` sub-command."""
+    parser = subparsers.add_parser(
+        "node",
+        help="run the CSI node plugin (Identity + Node services) on a unix socket",
+        description=(
+            "Serve the CSI Identity and Node services on a unix socket for kubelet: "
+            "NodeStageVolume mounts a GlusterFS volume once per node (mount -t glusterfs), "
+            "NodePublishVolume bind-mounts it into pods. Needs root and mount.glusterfs."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The node plugin's flags (each with an environment fallback)."""
+    parser.add_argument(
+        "--endpoint",
+        default=env_default("CSI_ENDPOINT", DEFAULT_ENDPOINT),
+        help="gRPC endpoint, unix:///absolute/path (env CSI_ENDPOINT)",
+    )
+    parser.add_argument(
+        "--node-id",
+        default=env_default("NODE_ID"),
+        help="this node's name as kubelet knows it, e.g. spec.nodeName; required (env NODE_ID)",
+    )
+    parser.add_argument(
+        "--kubelet-dir",
+        type=Path,
+        default=env_default("KUBELET_DIR", str(DEFAULT_KUBELET_DIR)),
+        help="kubelet root; staging and target paths must be inside it (env KUBELET_DIR)",
+    )
+    parser.add_argument(
+        "--driver-name",
+        default=env_default("DRIVER_NAME", DRIVER_NAME),
+        help="CSI driver name reported by GetPluginInfo; must match the CSIDriver object "
+        "and StorageClass provisioner (env DRIVER_NAME)",
+    )
+    parser.add_argument(
+        "--mount-log-dir",
+        type=Path,
+        default=env_default("MOUNT_LOG_DIR", str(DEFAULT_MOUNT_LOG_DIR)),
+        help="directory for per-volume GlusterFS client logs, <volume>.log (env MOUNT_LOG_DIR)",
+    )
+    parser.add_argument(
+        "--shutdown-grace", type=float,
+        default=env_default("SHUTDOWN_GRACE", str(server.DEFAULT_SHUTDOWN_GRACE)),
+        help="seconds SIGTERM waits for in-flight calls before exiting (env SHUTDOWN_GRACE)",
+    )  # fmt: skip
+
+
+def config_from_args(args: argparse.Namespace) -> NodeCommandConfig:
+    """Validated configuration from parsed flags (InvalidArgument on a bad value)."""
+    server.socket_path(args.endpoint)
+    if args.shutdown_grace < 0:
+        raise errors.InvalidArgument("--shutdown-grace must not be negative")
+    return NodeCommandConfig(
+        endpoint=args.endpoint,
+        driver_name=validate_driver_name(args.driver_name),
+        node=NodeConfig(
+            node_id=args.node_id or "",
+            kubelet_dir=args.kubelet_dir,
+            mount_log_dir=args.mount_log_dir,
+        ),
+        shutdown_grace=args.shutdown_grace,
+    )
+
+
+@dataclass(frozen=True)
+class Services:
+    """The servicers one process serves; `controller` is None for a node-only plugin."""
+
+    identity: IdentityService
+    node: NodeService
+    controller: csi_pb2_grpc.ControllerServicer | None = None
+
+
+def build_services(config: NodeCommandConfig) -> Services:
+    """Identity + Node over the real mounter, sharing one set of per-volume locks."""
+    locks = server.VolumeLocks()
+    identity = IdentityService(
+        driver_name=config.driver_name, readiness_checks=[fuse_client_missing]
+    )
+    node = NodeService(config=config.node, mounter=SystemMounter(), locks=locks)
+    return Services(identity=identity, node=node)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM/SIGINT; 2 on invalid configuration, 1 if serving fails."""
+    try:
+        config = config_from_args(args)
+    except errors.InvalidArgument as error:
+        print(f"glusterfs-provisioner node: {error}", file=sys.stderr)
+        return 2
+    services = build_services(config)
+    try:
+        grpc_server = server.serve(
+            config.endpoint,
+            identity=services.identity,
+            node=services.node,
+            controller=services.controller,
+        )
+    except errors.ProvisionerError as error:
+        _log.error("cannot start the node plugin", error=str(error))
+        return 1
+    _log.info("node plugin started", node_id=config.node.node_id, driver=config.driver_name)
+    server.run_until_signalled(grpc_server, endpoint=config.endpoint, grace=config.shutdown_grace)
+    return 0

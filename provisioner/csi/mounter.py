@@ -1,0 +1,288 @@
+"""Mounting GlusterFS volumes: command runner, mount table, the Mounter seam.
+
+Everything that touches the host's mount table goes through here:
+`mount(8)`/`umount(8)` run as argv lists with timeouts through an injectable
+`Runner`; the table is read from /proc/self/mountinfo; a FUSE mount whose
+client died ("Transport endpoint is not connected") is reported as stale.
+"""
+
+import errno
+import os
+import re
+import subprocess
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Final, Protocol
+
+from provisioner import errors, log
+
+_log = log.get_logger("csi.mounter")
+
+#: mount.glusterfs fetches the volfile and waits for the FUSE client to come up;
+#: with every server down it gives up after its own retries, well within this.
+MOUNT_TIMEOUT: Final = 60.0
+#: umount of a FUSE or bind mount is quick unless the kernel is wedged.
+UMOUNT_TIMEOUT: Final = 30.0
+#: How long a stat of a mount point may take before the mount counts as hung.
+STAT_TIMEOUT: Final = 5.0
+#: Where the kernel lists the mounts visible to this process.
+MOUNTINFO: Final = Path("/proc/self/mountinfo")
+#: Filesystem type of a GlusterFS FUSE mount (and of bind mounts of one).
+GLUSTER_FSTYPE: Final = "fuse.glusterfs"
+
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished command returned."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def output(self) -> str:
+        """stderr, else stdout, stripped: the command's own explanation."""
+        return (self.stderr.strip() or self.stdout.strip())[:2000]
+
+
+class Runner(Protocol):
+    """Runs one command (argv list, never a shell) within `timeout` seconds."""
+
+    def __call__(self, argv: Sequence[str], *, timeout: float) -> Result: ...
+
+
+class SubprocessRunner:
+    """The real runner: subprocess without a shell, C locale, captured output."""
+
+    def __call__(self, argv: Sequence[str], *, timeout: float) -> Result:
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LC_ALL": "C"}
+        try:
+            done = subprocess.run(
+                list(argv), capture_output=True, text=True, timeout=timeout, check=False, env=env
+            )
+        except subprocess.TimeoutExpired as error:
+            raise errors.DeadlineExceeded(
+                f"{argv[0]} did not finish within {timeout:g}s: {' '.join(argv)}"
+            ) from error
+        except FileNotFoundError as error:
+            raise errors.FailedPrecondition(f"{argv[0]} is not installed on this node") from error
+        return Result(tuple(argv), done.returncode, done.stdout, done.stderr)
+
+
+@dataclass(frozen=True)
+class MountInfo:
+    """One line of /proc/self/mountinfo (see proc(5)), paths decoded."""
+
+    mount_id: int
+    parent_id: int
+    root: str
+    mount_point: str
+    options: tuple[str, ...]
+    fs_type: str
+    source: str
+    super_options: tuple[str, ...]
+
+    @property
+    def read_only(self) -> bool:
+        return "ro" in self.options
+
+
+def decode_octal(field: str) -> str:
+    r"""Undo the kernel's escaping of space, tab, newline and backslash (\040 ...)."""
+    return _OCTAL_ESCAPE.sub(lambda match: chr(int(match.group(1), 8)), field)
+
+
+def parse_mountinfo(text: str) -> list[MountInfo]:
+    """Parse /proc/self/mountinfo; malformed lines raise Internal."""
+    return [_parse_line(line) for line in text.splitlines() if line.strip()]
+
+
+def _parse_line(line: str) -> MountInfo:
+    fields = line.split(" ")
+    try:
+        separator = fields.index("-", 6)
+        return MountInfo(
+            mount_id=int(fields[0]),
+            parent_id=int(fields[1]),
+            root=decode_octal(fields[3]),
+            mount_point=decode_octal(fields[4]),
+            options=tuple(fields[5].split(",")),
+            fs_type=decode_octal(fields[separator + 1]),
+            source=decode_octal(fields[separator + 2]),
+            super_options=tuple(fields[separator + 3].split(",")),
+        )
+    except (ValueError, IndexError) as error:
+        raise errors.Internal(f"cannot parse mountinfo line {line!r}") from error
+
+
+@dataclass(frozen=True)
+class GlusterSource:
+    """A Gluster volume and the servers to fetch its volfile from (first = primary)."""
+
+    servers: tuple[str, ...]
+    volume: str
+
+    @property
+    def device(self) -> str:
+        """The mount source, `primary:/volume`."""
+        return f"{self.servers[0]}:/{self.volume}"
+
+    def matches(self, mount: MountInfo) -> bool:
+        """Whether `mount` is this volume, mounted from any of its servers."""
+        host, _, volume = mount.source.partition(":/")
+        return mount.fs_type == GLUSTER_FSTYPE and volume == self.volume and host in self.servers
+
+
+class PathState(Enum):
+    """What a stat of a path says about it."""
+
+    MISSING = "missing"
+    HEALTHY = "healthy"
+    STALE = "stale"  # FUSE client gone or not answering
+
+
+class Mounter(Protocol):
+    """What the node service needs from the host. Paths are absolute and normalised."""
+
+    def mount_at(self, path: Path) -> MountInfo | None:
+        """The topmost mount whose mount point is `path`, if any."""
+
+    def path_state(self, path: Path) -> PathState:
+        """Whether `path` exists and answers a stat (STALE: the FUSE client is gone)."""
+
+    def mount_gluster(
+        self,
+        source: GlusterSource,
+        target: Path,
+        *,
+        read_only: bool,
+        flags: Sequence[str],
+        log_file: Path,
+    ) -> None:
+        """Mount `source` at the existing directory `target`."""
+
+    def bind_mount(self, source: Path, target: Path, *, read_only: bool) -> None:
+        """Bind-mount `source` at the existing directory `target`."""
+
+    def unmount(self, target: Path) -> None:
+        """Unmount the topmost mount at `target`."""
+
+
+def gluster_mount_argv(
+    source: GlusterSource, target: Path, *, read_only: bool, flags: Sequence[str], log_file: Path
+) -> list[str]:
+    """`mount -t glusterfs -o backup-volfile-servers=h2:h3,log-file=...,ro h1:/vol target`."""
+    options: list[str] = []
+    if len(source.servers) > 1:
+        options.append("backup-volfile-servers=" + ":".join(source.servers[1:]))
+    options.append(f"log-file={log_file}")
+    if read_only:
+        options.append("ro")
+    options.extend(flag for flag in flags if flag not in ("ro", "rw"))
+    return ["mount", "-t", "glusterfs", "-o", ",".join(options), source.device, str(target)]
+
+
+def bind_mount_argvs(source: Path, target: Path, *, read_only: bool) -> list[list[str]]:
+    """A bind mount, then (read-only) a remount that makes it read-only."""
+    argvs = [["mount", "--bind", str(source), str(target)]]
+    if read_only:
+        argvs.append(["mount", "-o", "remount,bind,ro", str(target)])
+    return argvs
+
+
+class SystemMounter:
+    """The real Mounter: mount(8)/umount(8) through a Runner, the kernel's mountinfo."""
+
+    def __init__(
+        self,
+        *,
+        runner: Runner | None = None,
+        mountinfo: Path = MOUNTINFO,
+        stat_timeout: float = STAT_TIMEOUT,
+    ) -> None:
+        self._run = runner if runner is not None else SubprocessRunner()
+        self._mountinfo = mountinfo
+        self._stat_timeout = stat_timeout
+
+    def mounts(self) -> list[MountInfo]:
+        return parse_mountinfo(
+            self._mountinfo.read_text(encoding="utf-8", errors="surrogateescape")
+        )
+
+    def mount_at(self, path: Path) -> MountInfo | None:
+        wanted = {str(path), os.path.realpath(path)}
+        found = [mount for mount in self.mounts() if mount.mount_point in wanted]
+        return found[-1] if found else None
+
+    def path_state(self, path: Path) -> PathState:
+        return stat_with_timeout(path, timeout=self._stat_timeout)
+
+    def mount_gluster(
+        self,
+        source: GlusterSource,
+        target: Path,
+        *,
+        read_only: bool,
+        flags: Sequence[str],
+        log_file: Path,
+    ) -> None:
+        argv = gluster_mount_argv(
+            source, target, read_only=read_only, flags=flags, log_file=log_file
+        )
+        self._check(argv, timeout=MOUNT_TIMEOUT, what=f"mounting {source.device} at {target}")
+
+    def bind_mount(self, source: Path, target: Path, *, read_only: bool) -> None:
+        first, *rest = bind_mount_argvs(source, target, read_only=read_only)
+        self._check(first, timeout=MOUNT_TIMEOUT, what=f"bind-mounting {source} at {target}")
+        try:
+            for argv in rest:
+                self._check(argv, timeout=MOUNT_TIMEOUT, what=f"making {target} read-only")
+        except errors.ProvisionerError:
+            self.unmount(target)  # never leave a writable bind behind a read-only request
+            raise
+
+    def unmount(self, target: Path) -> None:
+        self._check(["umount", str(target)], timeout=UMOUNT_TIMEOUT, what=f"unmounting {target}")
+
+    def _check(self, argv: list[str], *, timeout: float, what: str) -> None:
+        result = self._run(argv, timeout=timeout)
+        if result.returncode != 0:
+            raise errors.Internal(f"{what} failed (exit {result.returncode}): {result.output()}")
+        _log.debug("command ok", argv=argv)
+
+
+def stat_with_timeout(path: Path, *, timeout: float) -> PathState:
+    """Stat `path` in a helper thread so a hung FUSE mount cannot hang the caller."""
+    outcome: list[PathState | OSError] = []
+
+    def probe() -> None:
+        try:
+            outcome.append(_stat_state(path))
+        except OSError as error:
+            outcome.append(error)
+
+    worker = threading.Thread(target=probe, name=f"stat {path}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        return PathState.STALE  # no answer within the timeout: a hung FUSE client
+    if isinstance(outcome[0], OSError):
+        raise errors.Internal(f"cannot stat {path}: {outcome[0].strerror}") from outcome[0]
+    return outcome[0]
+
+
+def _stat_state(path: Path) -> PathState:
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return PathState.MISSING
+    except OSError as error:
+        if error.errno in (errno.ENOTCONN, errno.ECONNABORTED):
+            return PathState.STALE
+        raise
+    return PathState.HEALTHY

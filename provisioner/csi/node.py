@@ -1,0 +1,319 @@
+"""CSI Node service: stage (one Gluster FUSE mount per node), publish (bind mounts).
+
+Each handler reads top to bottom: validate → per-volume lock → idempotency
+check → act → respond. Handlers raise `provisioner.errors.*`; the server's
+interceptor turns them into gRPC codes.
+"""
+
+import errno
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import grpc
+
+from provisioner import errors, log
+from provisioner.csi import csi_pb2, csi_pb2_grpc, validation
+from provisioner.csi.mounter import GlusterSource, Mounter, MountInfo, PathState
+from provisioner.csi.server import VolumeLocks
+
+_log = log.get_logger("csi.node")
+
+#: Default kubelet root; staging and target paths must lie inside it.
+DEFAULT_KUBELET_DIR: Final = Path("/var/lib/kubelet")
+#: Default directory for the per-volume GlusterFS client logs (log-file=).
+DEFAULT_MOUNT_LOG_DIR: Final = Path("/var/log/glusterfs/csi")
+#: Mounts stacked on one path that unstage/unpublish will peel off before giving up.
+MAX_STACKED_MOUNTS: Final = 8
+#: Directories we create for staging and targets: root and the group only.
+DIR_MODE: Final = 0o750
+
+_Rpc = csi_pb2.NodeServiceCapability.RPC
+#: What NodeGetCapabilities advertises.
+CAPABILITIES: Final = (
+    _Rpc.STAGE_UNSTAGE_VOLUME,
+    _Rpc.GET_VOLUME_STATS,
+    _Rpc.VOLUME_CONDITION,
+    _Rpc.SINGLE_NODE_MULTI_WRITER,
+)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Settings of the node service (from the `node` command's flags)."""
+
+    node_id: str
+    kubelet_dir: Path = DEFAULT_KUBELET_DIR
+    mount_log_dir: Path = DEFAULT_MOUNT_LOG_DIR
+
+    def __post_init__(self) -> None:
+        if not self.node_id:
+            raise errors.InvalidArgument("node id is required (--node-id or NODE_ID)")
+        if len(self.node_id.encode()) > 256:
+            raise errors.InvalidArgument("node id must be at most 256 bytes")
+        for name, path in (
+            ("kubelet dir", self.kubelet_dir),
+            ("mount log dir", self.mount_log_dir),
+        ):
+            text = str(path)
+            if not path.is_absolute() or os.path.normpath(text) != text:
+                raise errors.InvalidArgument(
+                    f"{name} {text!r} must be an absolute, normalised path"
+                )
+            if any(char in text for char in ", \t\n="):
+                raise errors.InvalidArgument(f"{name} {text!r} must not contain ',', '=' or spaces")
+
+
+def fuse_client_missing() -> str | None:
+    """Readiness check: why this node cannot mount GlusterFS, or None."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/sbin", "/usr/sbin"])
+    if shutil.which("mount.glusterfs", path=search) is None:
+        return "mount.glusterfs not found: install the GlusterFS FUSE client (glusterfs-client)"
+    return None
+
+
+class NodeService(csi_pb2_grpc.NodeServicer):
+    """The Node service over a `Mounter` (the real one or a test double)."""
+
+    def __init__(
+        self, *, config: NodeConfig, mounter: Mounter, locks: VolumeLocks | None = None
+    ) -> None:
+        self._config = config
+        self._mounter = mounter
+        self._locks = locks if locks is not None else VolumeLocks()
+
+    # ------------------------------------------------------------ info
+
+    def NodeGetInfo(
+        self, request: csi_pb2.NodeGetInfoRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.NodeGetInfoResponse:
+        return csi_pb2.NodeGetInfoResponse(node_id=self._config.node_id)
+
+    def NodeGetCapabilities(
+        self, request: csi_pb2.NodeGetCapabilitiesRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.NodeGetCapabilitiesResponse:
+        capabilities = [
+            csi_pb2.NodeServiceCapability(rpc=_Rpc(type=rpc_type)) for rpc_type in CAPABILITIES
+        ]
+        return csi_pb2.NodeGetCapabilitiesResponse(capabilities=capabilities)
+
+    # ------------------------------------------------------------ stage
+
+    def NodeStageVolume(
+        self, request: csi_pb2.NodeStageVolumeRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.NodeStageVolumeResponse:
+        volume_id = validation.volume_id(request.volume_id)
+        staging = self._path(request.staging_target_path, "staging_target_path")
+        mount = validation.mount_capability(
+            request.volume_capability, present=request.HasField("volume_capability")
+        )
+        source = validation.gluster_source(request.volume_context)
+        read_only = mount.read_only_mode or "ro" in mount.flags
+        with self._locks.hold(volume_id):
+            if self._staged_already(volume_id, source, staging, read_only=read_only):
+                return csi_pb2.NodeStageVolumeResponse()
+            _make_dir(staging, field="staging_target_path")
+            self._config.mount_log_dir.mkdir(parents=True, exist_ok=True)
+            self._mounter.mount_gluster(
+                source, staging, read_only=read_only, flags=mount.flags,
+                log_file=self._config.mount_log_dir / f"{source.volume}.log",
+            )  # fmt: skip
+            self._expect_mounted(staging, source.device)
+        _log.info("volume staged", volume_id=volume_id, source=source.device, read_only=read_only)
+        return csi_pb2.NodeStageVolumeResponse()
+
+    def _staged_already(
+        self, volume_id: str, source: GlusterSource, staging: Path, *, read_only: bool
+    ) -> bool:
+        existing = self._mounter.mount_at(staging)
+        if existing is None:
+            return False
+        if self._mounter.path_state(staging) is PathState.STALE:
+            _log.warning("stale mount found; remounting", volume_id=volume_id, path=str(staging))
+            self._unmount_all(staging)
+            return False
+        if not source.matches(existing):
+            raise errors.AlreadyExists(
+                f"staging_target_path {staging} already has {existing.source} "
+                f"({existing.fs_type}) mounted; refusing to mount {source.device} there"
+            )
+        if existing.read_only != read_only:
+            raise errors.AlreadyExists(
+                f"volume {volume_id} is already staged at {staging} {_mode(existing.read_only)}; "
+                f"unstage it before staging it {_mode(read_only)}"
+            )
+        return True
+
+    def NodeUnstageVolume(
+        self, request: csi_pb2.NodeUnstageVolumeRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.NodeUnstageVolumeResponse:
+        volume_id = validation.volume_id(request.volume_id)
+        staging = self._path(request.staging_target_path, "staging_target_path")
+        with self._locks.hold(volume_id):
+            self._unmount_all(staging)
+            _remove_dir(staging, field="staging_target_path")
+        _log.info("volume unstaged", volume_id=volume_id)
+        return csi_pb2.NodeUnstageVolumeResponse()
+
+    # ------------------------------------------------------------ publish
+
+    def NodePublishVolume(
+        self, request: csi_pb2.NodePublishVolumeRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.NodePublishVolumeResponse:
+        volume_id = validation.volume_id(request.volume_id)
+        staging = self._path(request.staging_target_path, "staging_target_path")
+        target = self._path(request.target_path, "target_path")
+        mount = validation.mount_capability(
+            request.volume_capability, present=request.HasField("volume_capability")
+        )
+        if request.volume_context:
+            validation.gluster_source(request.volume_context)
+        with self._locks.hold(volume_id):
+            staged = self._healthy_staging(volume_id, staging)
+            read_only = request.readonly or mount.read_only_mode or staged.read_only
+            if self._published_already(volume_id, staged, target, read_only=read_only):
+                return csi_pb2.NodePublishVolumeResponse()
+            _make_dir(target, field="target_path")
+            self._mounter.bind_mount(staging, target, read_only=read_only)
+            self._expect_mounted(target, staged.source)
+        _log.info("volume published", volume_id=volume_id, read_only=read_only)
+        return csi_pb2.NodePublishVolumeResponse()
+
+    def _healthy_staging(self, volume_id: str, staging: Path) -> MountInfo:
+        staged = self._mounter.mount_at(staging)
+        if staged is None:
+            raise errors.FailedPrecondition(
+                f"volume {volume_id} is not staged at {staging}; call NodeStageVolume first"
+            )
+        if self._mounter.path_state(staging) is not PathState.HEALTHY:
+            raise errors.FailedPrecondition(
+                f"the staging mount of volume {volume_id} at {staging} is stale; "
+                "NodeStageVolume remounts it"
+            )
+        return staged
+
+    def _published_already(
+        self, volume_id: str, staged: MountInfo, target: Path, *, read_only: bool
+    ) -> bool:
+        existing = self._mounter.mount_at(target)
+        if existing is None:
+            return False
+        if self._mounter.path_state(target) is PathState.STALE:
+            _log.warning("stale bind mount found; rebinding", volume_id=volume_id)
+            self._unmount_all(target)
+            return False
+        if (existing.source, existing.fs_type) != (staged.source, staged.fs_type):
+            raise errors.AlreadyExists(
+                f"target_path {target} already has {existing.source} ({existing.fs_type}) "
+                f"mounted; refusing to publish volume {volume_id} there"
+            )
+        if existing.read_only != read_only:
+            raise errors.AlreadyExists(
+                f"volume {volume_id} is already published at {target} "
+                f"{_mode(existing.read_only)}; unpublish it before publishing it {_mode(read_only)}"
+            )
+        return True
+
+    def NodeUnpublishVolume(
+        self, request: csi_pb2.NodeUnpublishVolumeRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.NodeUnpublishVolumeResponse:
+        volume_id = validation.volume_id(request.volume_id)
+        target = self._path(request.target_path, "target_path")
+        with self._locks.hold(volume_id):
+            self._unmount_all(target)
+            _remove_dir(target, field="target_path")
+        _log.info("volume unpublished", volume_id=volume_id)
+        return csi_pb2.NodeUnpublishVolumeResponse()
+
+    # ------------------------------------------------------------ stats
+
+    def NodeGetVolumeStats(
+        self, request: csi_pb2.NodeGetVolumeStatsRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.NodeGetVolumeStatsResponse:
+        volume_id = validation.volume_id(request.volume_id)
+        path = self._path(request.volume_path, "volume_path")
+        state = self._mounter.path_state(path)
+        if state is PathState.MISSING:
+            raise errors.NotFound(f"volume_path {path} does not exist")
+        if state is PathState.STALE:
+            return _abnormal(
+                f"GlusterFS mount at {path} is stale (transport endpoint is not connected); "
+                "NodeStageVolume remounts it"
+            )
+        if self._mounter.mount_at(path) is None:
+            return _abnormal(f"volume {volume_id} is not mounted at {path}")
+        return csi_pb2.NodeGetVolumeStatsResponse(
+            usage=_usage(os.statvfs(path)),
+            volume_condition=csi_pb2.VolumeCondition(
+                abnormal=False, message="mounted and responding"
+            ),
+        )
+
+    # ------------------------------------------------------------ helpers
+
+    def _path(self, value: str, field: str) -> Path:
+        return validation.node_path(value, field=field, kubelet_dir=self._config.kubelet_dir)
+
+    def _unmount_all(self, path: Path) -> None:
+        for _ in range(MAX_STACKED_MOUNTS):
+            if self._mounter.mount_at(path) is None:
+                return
+            self._mounter.unmount(path)
+        raise errors.Internal(f"{path} still has mounts after {MAX_STACKED_MOUNTS} unmounts")
+
+    def _expect_mounted(self, path: Path, source: str) -> None:
+        if self._mounter.mount_at(path) is None:
+            raise errors.Internal(f"mount of {source} at {path} reported success but is missing")
+
+
+def _mode(read_only: bool) -> str:
+    return "read-only" if read_only else "read-write"
+
+
+def _abnormal(message: str) -> csi_pb2.NodeGetVolumeStatsResponse:
+    return csi_pb2.NodeGetVolumeStatsResponse(
+        volume_condition=csi_pb2.VolumeCondition(abnormal=True, message=message)
+    )
+
+
+def _usage(stats: os.statvfs_result) -> list[csi_pb2.VolumeUsage]:
+    unit = csi_pb2.VolumeUsage.Unit
+    block = stats.f_frsize
+    return [
+        csi_pb2.VolumeUsage(
+            unit=unit.BYTES, total=stats.f_blocks * block, available=stats.f_bavail * block,
+            used=(stats.f_blocks - stats.f_bfree) * block,
+        ),
+        csi_pb2.VolumeUsage(
+            unit=unit.INODES, total=stats.f_files, available=stats.f_favail,
+            used=stats.f_files - stats.f_ffree,
+        ),
+    ]  # fmt: skip
+
+
+def _make_dir(path: Path, *, field: str) -> None:
+    try:
+        path.mkdir(mode=DIR_MODE, exist_ok=True)
+    except FileNotFoundError as error:
+        raise errors.FailedPrecondition(
+            f"the parent directory of {field} {path} does not exist"
+        ) from error
+    if not path.is_dir():
+        raise errors.FailedPrecondition(f"{field} {path} exists and is not a directory")
+
+
+def _remove_dir(path: Path, *, field: str) -> None:
+    try:
+        path.rmdir()
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        if error.errno == errno.ENOTEMPTY:
+            raise errors.FailedPrecondition(
+                f"{field} {path} is not empty after unmounting; refusing to delete its contents"
+            ) from error
+        if error.errno == errno.ENOTDIR:
+            raise errors.FailedPrecondition(f"{field} {path} is not a directory") from error
+        raise
