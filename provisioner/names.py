@@ -41,6 +41,9 @@ ANN_SELECTED_NODE: Final = "volume.kubernetes.io/selected-node"
 #: Keys of a CSI volume_context / PV volumeAttributes read by NodeStageVolume.
 CTX_SERVERS: Final = "servers"
 CTX_VOLUME: Final = "volume"
+#: Informational volume_context key of the CSI Controller service: the volume's GID
+#: (for a pod's supplementalGroups; the node plugin does not need it).
+CTX_GID: Final = "gid"
 
 #: Heketi volume names we create start with this (see volumes.heketi_volume_name).
 HEKETI_NAME_PREFIX: Final = "pvc-"
