@@ -1,0 +1,234 @@
+"""`glusterfs-provisioner controller`: flags (env fallbacks) → ControllerConfig → run."""
+
+import argparse
+import os
+import re
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Final
+
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient, Configuration
+
+from provisioner import errors, names
+from provisioner.cli import env_default
+from provisioner.controller.controller import Controller, ControllerConfig, run_until_stopped
+from provisioner.controller.leader import (
+    DEFAULT_LEASE_DURATION,
+    DEFAULT_RENEW_DEADLINE,
+    DEFAULT_RETRY_PERIOD,
+    LeaderElectionConfig,
+)
+from provisioner.log import get_logger
+
+log = get_logger("controller-command")
+
+_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+#: Exit codes: 0 clean stop, 1 lost leadership or failure while running, 2 bad config.
+EXIT_CONFIG: Final = 2
+EXIT_RUNTIME: Final = 1
+_TRUE: Final = {"1", "true", "yes", "on"}
+_FALSE: Final = {"0", "false", "no", "off", ""}
+
+
+def parse_duration(text: str) -> float:
+    """Go-style duration ("15s", "10m", "1h30m", "500ms") or plain seconds → seconds."""
+    value = text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        parts = _DURATION_PART.findall(value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise errors.InvalidArgument(
+                f"{text!r} is not a duration; use e.g. 15s, 10m, 1h30m or 500ms"
+            ) from None
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if seconds <= 0:
+        raise errors.InvalidArgument(f"duration {text!r} must be positive")
+    return seconds
+
+
+def parse_bool(text: str, *, flag: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise errors.InvalidArgument(f"{flag} must be true or false, got {text!r}")
+
+
+def parse_address(text: str) -> tuple[str, int] | None:
+    """`:8080`, `0.0.0.0:8080`, `[::1]:8080` → (host, port); empty or `0` → not served."""
+    value = text.strip()
+    if value in ("", "0"):
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise errors.InvalidArgument(
+            f"--metrics-address {text!r} must be HOST:PORT or :PORT (e.g. :8080)"
+        )
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - a metrics endpoint for Prometheus
+
+
+def lease_name(driver: str) -> str:
+    """Lease object name for a driver: the driver name as a DNS label."""
+    return re.sub(r"[^a-z0-9-]", "-", driver.lower()).strip("-")[:63]
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    parser = subparsers.add_parser(
+        "controller",
+        help="provision, delete and expand GlusterFS volumes for PVCs",
+        description="Watch PVCs, PVs and StorageClasses; provision volumes through Heketi.",
+    )
+    add = parser.add_argument
+    add(
+        "--kubeconfig",
+        default=env_default("KUBECONFIG"),
+        help="kubeconfig file (env KUBECONFIG); in-cluster config when absent",
+    )
+    add(
+        "--driver-name",
+        default=env_default("DRIVER_NAME", names.DRIVER_NAME),
+        help=f"provisioner/CSI driver name (env DRIVER_NAME; default {names.DRIVER_NAME})",
+    )
+    add(
+        "--workers",
+        default=env_default("WORKERS", "8"),
+        help="claims/volumes reconciled in parallel (env WORKERS; default 8)",
+    )
+    add(
+        "--leader-elect",
+        default=env_default("LEADER_ELECT", "false"),
+        help="elect a leader through a Lease; run it with 2+ replicas (env LEADER_ELECT)",
+    )
+    add(
+        "--leader-election-namespace",
+        default=env_default("POD_NAMESPACE"),
+        help="namespace of the Lease (env POD_NAMESPACE)",
+    )
+    add(
+        "--leader-election-lease-duration",
+        default=f"{DEFAULT_LEASE_DURATION:g}s",
+        help="how long a leader's lease is valid without renewal (default 15s)",
+    )
+    add(
+        "--leader-election-renew-deadline",
+        default=f"{DEFAULT_RENEW_DEADLINE:g}s",
+        help="a leader stops acting when it could not renew for this long (default 10s)",
+    )
+    add(
+        "--leader-election-retry-period",
+        default=f"{DEFAULT_RETRY_PERIOD:g}s",
+        help="interval of lease renewals and acquisition attempts (default 2s)",
+    )
+    add(
+        "--metrics-address",
+        default=env_default("METRICS_ADDRESS", ":8080"),
+        help="serve /metrics, /healthz, /readyz here (env METRICS_ADDRESS; default :8080; "
+        "empty disables)",
+    )
+    add(
+        "--resync",
+        default=env_default("RESYNC", "10m"),
+        help="re-examine every cached object this often (env RESYNC; default 10m)",
+    )
+    parser.set_defaults(run=run)
+
+
+def build_config(args: argparse.Namespace) -> ControllerConfig:
+    """Validate the flags; raises InvalidArgument with a message naming the flag."""
+    try:
+        workers = int(args.workers)
+    except ValueError:
+        raise errors.InvalidArgument(f"--workers must be a number, got {args.workers!r}") from None
+    election = None
+    if parse_bool(str(args.leader_elect), flag="--leader-elect"):
+        election = _election_config(args)
+    return ControllerConfig(
+        driver_name=args.driver_name,
+        workers=workers,
+        resync_seconds=parse_duration(args.resync),
+        leader_election=election,
+        metrics_address=parse_address(args.metrics_address),
+    )
+
+
+def _election_config(args: argparse.Namespace) -> LeaderElectionConfig:
+    namespace = args.leader_election_namespace or _own_namespace()
+    if not namespace:
+        raise errors.InvalidArgument(
+            "--leader-election-namespace (or env POD_NAMESPACE) is required with --leader-elect"
+        )
+    try:
+        return LeaderElectionConfig(
+            namespace=namespace,
+            name=lease_name(args.driver_name),
+            identity="",
+            lease_duration=parse_duration(args.leader_election_lease_duration),
+            renew_deadline=parse_duration(args.leader_election_renew_deadline),
+            retry_period=parse_duration(args.leader_election_retry_period),
+        )
+    except ValueError as exc:
+        raise errors.InvalidArgument(str(exc)) from exc
+
+
+def _own_namespace() -> str | None:
+    path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip() or None
+    return None
+
+
+def api_client(kubeconfig: str | None) -> ApiClient:
+    configuration = Configuration()
+    try:
+        if kubeconfig:
+            kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, client_configuration=configuration
+            )
+        else:
+            kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+    except (kube_config.ConfigException, OSError) as exc:
+        where = f"kubeconfig {kubeconfig}" if kubeconfig else "in-cluster config"
+        raise errors.InvalidArgument(f"cannot load {where}: {exc}") from exc
+    return ApiClient(configuration)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = build_config(args)
+        client = api_client(args.kubeconfig)
+    except errors.InvalidArgument as exc:
+        print(f"glusterfs-provisioner controller: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    stop = threading.Event()
+    _on_signals(stop)
+    controller = Controller(client, config)
+    try:
+        controller.start()
+        clean = run_until_stopped(controller, stop)
+    except errors.ProvisionerError as exc:
+        log.error("controller failed", error=str(exc))
+        controller.stop()
+        return EXIT_RUNTIME
+    controller.stop(release=clean)
+    if not clean:
+        log.error("lost leadership; exiting so a fresh instance can campaign again")
+        return EXIT_RUNTIME
+    return 0
+
+
+def _on_signals(stop: threading.Event) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("signal received; draining", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)

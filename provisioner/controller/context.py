@@ -1,0 +1,169 @@
+"""What the reconcilers share: caches, clients, recorder, and small bookkeeping."""
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from provisioner import errors, names
+from provisioner.controller.events import EventRecorder
+from provisioner.controller.informer import Informer
+from provisioner.controller.kube import KubeApi, Obj
+from provisioner.controller.metrics import Metrics
+from provisioner.controller.objects import annotations
+from provisioner.controller.secrets import SecretKeys
+from provisioner.gids import GidAllocator
+from provisioner.heketi.client import HeketiConfig
+from provisioner.storageclass import ProvisioningParams, parse_parameters
+from provisioner.volumes import VolumeService, heketi_config
+
+#: How long a reconcile trusts that the watch will deliver our own write before it
+#: acts on the (older) cached object anyway.
+EXPECTATION_TTL_SECONDS: Final = 30.0
+
+
+class NotLeading(errors.Aborted):
+    """This instance lost (or never had) the lease: it must not act."""
+
+
+class Expectations:
+    """Per key, the resourceVersion our last write produced, until the watch shows it.
+
+    A reconcile of a key whose cache entry predates our own write would act on stale
+    data (e.g. provision again a claim we just bound); it waits for the watch event
+    instead, which re-queues the key.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[str, float]] = {}
+
+    def expect(self, key: str, version: str) -> None:
+        with self._lock:
+            self._pending[key] = (version, self._clock() + EXPECTATION_TTL_SECONDS)
+
+    def observe(self, key: str, version: str | None) -> None:
+        """A watch event for `key`: forget the expectation when it is met (or deleted)."""
+        with self._lock:
+            pending = self._pending.get(key)
+            if pending is not None and (version is None or pending[0] == version):
+                del self._pending[key]
+
+    def waiting(self, key: str) -> float:
+        """Seconds left to wait for our write to show up (0 when not waiting)."""
+        with self._lock:
+            pending = self._pending.get(key)
+            if pending is None:
+                return 0.0
+            left = pending[1] - self._clock()
+            if left <= 0:
+                del self._pending[key]
+                return 0.0
+            return left
+
+
+class GidReservations:
+    """GIDs handed to claims whose PV does not exist yet, reused on retries."""
+
+    def __init__(self, gids: GidAllocator) -> None:
+        self.gids = gids
+        self._lock = threading.Lock()
+        self._by_claim: dict[str, int] = {}
+
+    def for_claim(self, claim_uid: str, params: ProvisioningParams) -> int:
+        with self._lock:
+            gid = self._by_claim.get(claim_uid)
+            if gid is None:
+                gid = self.gids.allocate(gid_min=params.gid_min, gid_max=params.gid_max)
+                self._by_claim[claim_uid] = gid
+            return gid
+
+    def settle(self, claim_uid: str, actual: int) -> None:
+        """The volume exists with GID `actual`: keep that one, free a different reservation."""
+        with self._lock:
+            reserved = self._by_claim.pop(claim_uid, None)
+        self.gids.mark_used(actual)
+        if reserved is not None and reserved != actual:
+            self.gids.release(reserved)
+
+    def cancel(self, claim_uid: str) -> None:
+        with self._lock:
+            reserved = self._by_claim.pop(claim_uid, None)
+        if reserved is not None:
+            self.gids.release(reserved)
+
+
+@dataclass
+class Context:
+    api: KubeApi
+    driver: str
+    claims: Informer
+    pvs: Informer
+    classes: Informer
+    volumes: VolumeService
+    secrets: SecretKeys
+    events: EventRecorder
+    metrics: Metrics
+    gids: GidReservations
+    leading: Callable[[], bool]
+    expectations: Expectations = field(default_factory=Expectations)
+    #: HeketiConfig fields set for every Heketi server (timeouts, retry policy).
+    heketi_settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def guard(self) -> None:
+        """Raise NotLeading unless this instance may act now (checked before each write)."""
+        if not self.leading():
+            raise NotLeading("not the leader")
+
+    def class_params(self, class_name: str) -> ProvisioningParams | None:
+        sc = self.classes.get(class_name)
+        if sc is None or sc.get("provisioner") != self.driver:
+            return None
+        return parse_parameters(sc.get("parameters") or {})
+
+    def heketi_for_class(self, params: ProvisioningParams) -> HeketiConfig:
+        """Connection settings for a class, the key read from its Secret (or inline)."""
+        key = params.rest_user_key
+        if params.rest_auth_enabled and params.secret_namespace and params.secret_name:
+            key = self.secrets.key(params.secret_namespace, params.secret_name)
+        return self._tuned(heketi_config(params, key=key))
+
+    def heketi_for_object(self, obj: Obj, *, class_name: str) -> HeketiConfig:
+        """Connection settings recorded on a PV/PVC, usable when the class is gone."""
+        ann = annotations(obj)
+        url = ann.get(names.ANN_HEKETI_URL)
+        if not url:
+            raise errors.FailedPrecondition(
+                f"annotation {names.ANN_HEKETI_URL} is missing: cannot tell which Heketi "
+                "holds the volume"
+            )
+        key: str | None = None
+        if ann.get(names.ANN_SECRET_NAMESPACE) and ann.get(names.ANN_SECRET_NAME):
+            key = self.secrets.key(ann[names.ANN_SECRET_NAMESPACE], ann[names.ANN_SECRET_NAME])
+        else:
+            key = self._inline_key(class_name, url)
+        config = HeketiConfig(
+            url=url,
+            user=ann.get(names.ANN_HEKETI_USER) or "admin",
+            key=key,
+            ca_bundle=ann.get(names.ANN_HEKETI_CA),
+        )
+        return self._tuned(config)
+
+    def _inline_key(self, class_name: str, url: str) -> str | None:
+        """A deprecated inline `restuserkey` of the class, if it still exists and matches."""
+        try:
+            params = self.class_params(class_name)
+        except errors.InvalidArgument:
+            return None
+        if params is None or params.rest_url != url:
+            return None
+        return params.rest_user_key
+
+    def _tuned(self, config: HeketiConfig) -> HeketiConfig:
+        return (
+            dataclasses.replace(config, **self.heketi_settings) if self.heketi_settings else config
+        )

@@ -1,0 +1,416 @@
+"""The controller: caches + work queue + workers + leader election + health."""
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from socket import gethostname
+from typing import Any, Final
+
+from kubernetes.client import ApiClient
+from requests.adapters import HTTPAdapter
+
+from provisioner import errors, names
+from provisioner.controller import objects as o
+from provisioner.controller.context import Context, Expectations, GidReservations, NotLeading
+from provisioner.controller.deletion import VolumeReconciler
+from provisioner.controller.events import EventRecorder
+from provisioner.controller.informer import Informer, InformerSettings, object_key
+from provisioner.controller.kube import KubeApi, KubeConflict, Obj, path_for
+from provisioner.controller.leader import LeaderElectionConfig, LeaderElector
+from provisioner.controller.metrics import HealthServer, InstrumentedSession, Metrics
+from provisioner.controller.provision import ClaimReconciler
+from provisioner.controller.secrets import DEFAULT_TTL_SECONDS, SecretKeys
+from provisioner.controller.workqueue import BackoffPolicy, WorkQueue
+from provisioner.gids import GidAllocator
+from provisioner.heketi.client import HeketiClient, HeketiConfig
+from provisioner.log import get_logger
+from provisioner.volumes import VolumeService
+
+log = get_logger("controller")
+
+DEFAULT_WORKERS: Final = 8
+#: Re-examine every cached object this often, to catch anything an event missed.
+DEFAULT_RESYNC_SECONDS: Final = 600.0
+#: Longest wait on SIGTERM for workers to finish the claim they hold.
+DEFAULT_DRAIN_SECONDS: Final = 30.0
+
+Item = tuple[str, str]  # ("claim", "ns/name") or ("volume", "pv-name")
+CLAIM: Final = "claim"
+VOLUME: Final = "volume"
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    driver_name: str = names.DRIVER_NAME
+    workers: int = DEFAULT_WORKERS
+    resync_seconds: float = DEFAULT_RESYNC_SECONDS
+    #: None = no leader election (a single replica).
+    leader_election: LeaderElectionConfig | None = None
+    #: (host, port) of /metrics, /healthz, /readyz; None = not served.
+    metrics_address: tuple[str, int] | None = None
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    informer: InformerSettings = field(default_factory=InformerSettings)
+    secret_ttl_seconds: float = DEFAULT_TTL_SECONDS
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    #: HeketiConfig fields applied to every Heketi server (timeouts, retry policy).
+    heketi_settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise errors.InvalidArgument(f"--workers must be at least 1, got {self.workers}")
+        if self.resync_seconds <= 0:
+            raise errors.InvalidArgument("--resync must be a positive duration")
+        if not self.driver_name:
+            raise errors.InvalidArgument("--driver-name must not be empty")
+
+
+def default_identity() -> str:
+    return f"{gethostname()}_{uuid.uuid4().hex[:8]}"
+
+
+class _HeketiClients:
+    """One instrumented Heketi client per connection config (the key included)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._lock = threading.Lock()
+        self._clients: dict[HeketiConfig, HeketiClient] = {}
+
+    def __call__(self, config: HeketiConfig) -> HeketiClient:
+        with self._lock:
+            client = self._clients.get(config)
+            if client is None:
+                client = HeketiClient(config, session=self._session(config))
+                self._clients[config] = client
+            return client
+
+    def _session(self, config: HeketiConfig) -> InstrumentedSession:
+        session = InstrumentedSession(self._metrics)
+        adapter = HTTPAdapter(
+            pool_connections=1, pool_maxsize=max(10, 2 * config.max_inflight), max_retries=0
+        )
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.trust_env = False
+        return session
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
+class Controller:
+    """Start with `start()`; `stop()` drains workers and releases the lease."""
+
+    def __init__(
+        self, api_client: ApiClient, config: ControllerConfig, *, identity: str | None = None
+    ) -> None:
+        self.config = config
+        self.identity = identity or default_identity()
+        self.api = KubeApi(api_client)
+        self.metrics = Metrics()
+        self._queue: WorkQueue[Item] | None = None
+        self._queue_lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self.lost_leadership = threading.Event()
+        self._heketi = _HeketiClients(self.metrics)
+        self.events = EventRecorder(self.api, instance=self.identity)
+        self.claims = self._informer("persistentvolumeclaims", _ClaimHandler(self))
+        self.pvs = self._informer("persistentvolumes", _VolumeHandler(self))
+        self.classes = Informer(
+            self.api,
+            path=path_for(group="storage.k8s.io", plural="storageclasses"),
+            handler=_ClassHandler(self),
+            name="storageclasses",
+            settings=config.informer,
+        )
+        self.ctx = self._context()
+        self._claims_reconciler = ClaimReconciler(self.ctx)
+        self._volumes_reconciler = VolumeReconciler(self.ctx)
+        self.elector = self._elector()
+        self._health: HealthServer | None = None
+        self._resync_thread = threading.Thread(target=self._resync_loop, name="resync", daemon=True)
+
+    def _informer(self, plural: str, handler: Any) -> Informer:
+        return Informer(
+            self.api,
+            path=path_for(plural=plural),
+            handler=handler,
+            name=plural,
+            settings=self.config.informer,
+        )
+
+    def _context(self) -> Context:
+        return Context(
+            api=self.api,
+            driver=self.config.driver_name,
+            claims=self.claims,
+            pvs=self.pvs,
+            classes=self.classes,
+            volumes=VolumeService(clients=self._heketi),
+            secrets=SecretKeys(self.api, ttl=self.config.secret_ttl_seconds),
+            events=self.events,
+            metrics=self.metrics,
+            gids=GidReservations(GidAllocator()),
+            leading=self.is_leading,
+            expectations=Expectations(),
+            heketi_settings=dict(self.config.heketi_settings),
+        )
+
+    def _elector(self) -> LeaderElector | None:
+        if self.config.leader_election is None:
+            return None
+        election = LeaderElectionConfig(
+            **{**self.config.leader_election.__dict__, "identity": self.identity}
+        )
+        return LeaderElector(
+            self.api,
+            election,
+            on_started=self._on_started_leading,
+            on_stopped=self._on_stopped_leading,
+        )
+
+    # -- state -------------------------------------------------------------------
+    def is_leading(self) -> bool:
+        if self._stopping.is_set():
+            return False
+        return self.elector is None or self.elector.is_leader
+
+    def synced(self) -> bool:
+        return self.claims.synced and self.pvs.synced and self.classes.synced
+
+    def ready(self) -> bool:
+        """Caches synced and, when electing, the current leader known."""
+        if not self.synced() or self._stopping.is_set():
+            return False
+        return self.elector is None or self.elector.leader_known
+
+    def queue_depth(self) -> int:
+        queue = self._queue
+        return len(queue) if queue is not None else 0
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self, *, sync_timeout: float = 60.0) -> None:
+        self._start_health()
+        for informer in (self.classes, self.pvs, self.claims):
+            informer.start()
+        deadline = time.monotonic() + sync_timeout
+        for informer in (self.classes, self.pvs, self.claims):
+            if not informer.wait_synced(max(0.0, deadline - time.monotonic())):
+                raise errors.Unavailable(
+                    f"could not list {informer.name} within {sync_timeout:g}s; "
+                    "is the API server reachable and are the RBAC rules applied?"
+                )
+        log.info(
+            "caches synced",
+            claims=len(self.claims),
+            volumes=len(self.pvs),
+            classes=len(self.classes),
+        )
+        self._resync_thread.start()
+        if self.elector is None:
+            self._on_started_leading()
+        else:
+            self.elector.start()
+
+    def _start_health(self) -> None:
+        self.metrics.observe_queue(depth=self.queue_depth, retrying=self._retrying)
+        for name, informer in (
+            ("pvc", self.claims),
+            ("pv", self.pvs),
+            ("storageclass", self.classes),
+        ):
+            self.metrics.cached.labels(name).set_function(_length_of(informer))
+        if self.config.metrics_address is not None:
+            self._health = HealthServer(
+                self.config.metrics_address, metrics=self.metrics, ready=self.ready
+            )
+            self._health.start()
+
+    def _retrying(self) -> int:
+        queue = self._queue
+        return queue.waiting() if queue is not None else 0
+
+    def stop(self, *, release: bool = True) -> None:
+        """Stop: no new work, drain workers (bounded), release the lease, close."""
+        self._stopping.set()
+        self._stop_workers(drain=True)
+        if self.elector is not None:
+            self.elector.stop(release=release)
+        for informer in (self.claims, self.pvs, self.classes):
+            informer.stop()
+        self.events.close()
+        if self._health is not None:
+            self._health.stop()
+        self._heketi.close()
+        log.info("controller stopped")
+
+    # -- leadership --------------------------------------------------------------
+    def _on_started_leading(self) -> None:
+        self.metrics.leader.set(1)
+        queue: WorkQueue[Item] = WorkQueue(backoff=self.config.backoff)
+        with self._queue_lock:
+            self._queue = queue
+        self._enqueue_all()
+        self._workers = [
+            threading.Thread(target=self._work, args=(queue,), name=f"worker-{i}", daemon=True)
+            for i in range(self.config.workers)
+        ]
+        for worker in self._workers:
+            worker.start()
+        log.info("started workers", workers=self.config.workers)
+
+    def _on_stopped_leading(self) -> None:
+        self.metrics.leader.set(0)
+        if not self._stopping.is_set():
+            self.lost_leadership.set()
+        self._stop_workers(drain=False)
+
+    def _stop_workers(self, *, drain: bool) -> None:
+        with self._queue_lock:
+            queue, self._queue = self._queue, None
+        if queue is None:
+            return
+        queue.shutdown()
+        if drain:
+            deadline = time.monotonic() + self.config.drain_seconds
+            for worker in self._workers:
+                worker.join(max(0.0, deadline - time.monotonic()))
+
+    # -- queueing ------------------------------------------------------------------
+    def enqueue(self, item: Item) -> None:
+        queue = self._queue
+        if queue is not None:
+            queue.add(item)
+
+    def _enqueue_all(self) -> None:
+        for key in self.claims.keys():  # noqa: SIM118 - Informer is not a dict
+            self.enqueue((CLAIM, key))
+        for key in self.pvs.keys():  # noqa: SIM118 - Informer is not a dict
+            self.enqueue((VOLUME, key))
+
+    def enqueue_pending_claims(self, class_name: str) -> None:
+        for pvc in self.claims.items():
+            if not (pvc.get("spec") or {}).get("volumeName") and o.claim_class(pvc) == class_name:
+                self.enqueue((CLAIM, object_key(pvc)))
+
+    def _resync_loop(self) -> None:
+        while not self._stopping.wait(self.config.resync_seconds):
+            if self.is_leading():
+                self._enqueue_all()
+
+    # -- workers ---------------------------------------------------------------------
+    def _work(self, queue: WorkQueue[Item]) -> None:
+        while True:
+            item = queue.get()
+            if item is None:
+                return
+            try:
+                self._process(queue, item)
+            finally:
+                queue.done(item)
+
+    def _process(self, queue: WorkQueue[Item], item: Item) -> None:
+        kind, key = item
+        if kind == CLAIM:
+            wait = self.ctx.expectations.waiting(key)
+            if wait > 0:
+                queue.add_after(item, wait)
+                return
+        try:
+            self._reconcile(kind, key)
+            queue.forget(item)
+        except NotLeading:
+            return
+        except (errors.ProvisionerError, ValueError) as err:
+            delay = queue.add_rate_limited(item)
+            level = log.info if isinstance(err, KubeConflict) else log.warning
+            level(
+                "reconcile failed; will retry",
+                kind=kind,
+                key=key,
+                error=str(err),
+                retry_in=round(delay, 2),
+            )
+        except Exception:
+            delay = queue.add_rate_limited(item)
+            log.exception(
+                "reconcile crashed; will retry", kind=kind, key=key, retry_in=round(delay, 2)
+            )
+
+    def _reconcile(self, kind: str, key: str) -> None:
+        if kind == CLAIM:
+            self._claims_reconciler.reconcile(key)
+        else:
+            self._volumes_reconciler.reconcile(key)
+
+
+class _ClaimHandler:
+    def __init__(self, controller: Controller) -> None:
+        self._c = controller
+
+    def on_add(self, obj: Obj) -> None:
+        key = object_key(obj)
+        self._c.ctx.expectations.observe(key, o.resource_version(obj))
+        self._c.enqueue((CLAIM, key))
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        self.on_add(new)
+
+    def on_delete(self, obj: Obj) -> None:
+        self._c.ctx.expectations.observe(object_key(obj), None)
+
+
+class _VolumeHandler:
+    def __init__(self, controller: Controller) -> None:
+        self._c = controller
+
+    def on_add(self, obj: Obj) -> None:
+        if not o.is_ours_pv(obj, self._c.config.driver_name):
+            return
+        gid = o.pv_gid(obj)
+        if gid is not None:
+            self._c.ctx.gids.gids.mark_used(gid)
+        self._c.enqueue((VOLUME, o.name(obj)))
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        self.on_add(new)
+
+    def on_delete(self, obj: Obj) -> None:
+        if not o.is_ours_pv(obj, self._c.config.driver_name):
+            return
+        gid = o.pv_gid(obj)
+        if gid is not None:
+            self._c.ctx.gids.gids.release(gid)
+
+
+class _ClassHandler:
+    def __init__(self, controller: Controller) -> None:
+        self._c = controller
+
+    def on_add(self, obj: Obj) -> None:
+        if obj.get("provisioner") == self._c.config.driver_name:
+            self._c.enqueue_pending_claims(o.name(obj))
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        self.on_add(new)
+
+    def on_delete(self, obj: Obj) -> None:
+        return
+
+
+def _length_of(informer: Informer) -> Callable[[], float]:
+    return lambda: float(len(informer))
+
+
+def run_until_stopped(controller: Controller, stop: threading.Event) -> bool:
+    """Block until `stop` is set (True) or the controller lost its leadership (False)."""
+    while not stop.wait(0.2):
+        if controller.lost_leadership.is_set():
+            return False
+    return True

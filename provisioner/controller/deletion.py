@@ -1,0 +1,105 @@
+"""Volume reconciler: Released PVs with reclaim policy Delete → Heketi delete → PV gone.
+
+Works without the StorageClass: Heketi URL, user and Secret reference are read
+from the PV's annotations. Order: delete the Heketi volume (404 = gone) → remove
+our finalizer (a merge patch carrying the resourceVersion, so it cannot undo a
+concurrent change) → delete the PV (404 = gone). `Retain` keeps everything; when
+a user deletes a retained PV our finalizer is removed and the volume kept.
+"""
+
+import time
+from typing import Final
+
+from provisioner import errors, names
+from provisioner.controller import objects as o
+from provisioner.controller.context import Context, NotLeading
+from provisioner.controller.kube import KubeConflict, KubeNotFound, Obj, path_for
+from provisioner.heketi.errors import HeketiAuthError
+from provisioner.log import get_logger
+
+log = get_logger("deletion")
+
+FAILED_DELETE: Final = "VolumeFailedDelete"
+#: Phases in which no claim uses the PV any more.
+UNCLAIMED_PHASES: Final = frozenset({"Released", "Failed"})
+
+
+class VolumeReconciler:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def reconcile(self, name: str) -> None:
+        pv = self._ctx.pvs.get(name)
+        if pv is None or not o.is_ours_pv(pv, self._ctx.driver):
+            return
+        policy = o.reclaim_policy(pv)
+        has_finalizer = names.PV_FINALIZER in o.finalizers(pv)
+        if policy != "Delete":
+            if o.deleting(pv) and has_finalizer:
+                self._remove_finalizer(pv)  # Retain: the user deletes the PV, we keep the data
+            return
+        if o.pv_phase(pv) in UNCLAIMED_PHASES or (o.deleting(pv) and not self._claimed(pv)):
+            self._delete_observed(pv, has_finalizer=has_finalizer)
+
+    def _claimed(self, pv: Obj) -> bool:
+        ref = (pv.get("spec") or {}).get("claimRef") or {}
+        pvc = self._ctx.claims.get(f"{ref.get('namespace')}/{ref.get('name')}")
+        return pvc is not None and o.uid(pvc) == ref.get("uid")
+
+    def _delete_observed(self, pv: Obj, *, has_finalizer: bool) -> None:
+        ctx = self._ctx
+        started = time.monotonic()
+        try:
+            if has_finalizer:
+                self._delete_backing(pv)
+                pv = self._remove_finalizer(pv)
+            self._delete_pv(pv)
+        except (NotLeading, KubeConflict):
+            raise
+        except errors.ProvisionerError as err:
+            ctx.metrics.operations.labels("delete", "failure").inc()
+            ctx.events.warning(pv, FAILED_DELETE, f"deleting the Heketi volume failed: {err}")
+            raise
+        ctx.metrics.operations.labels("delete", "success").inc()
+        ctx.metrics.duration.labels("delete").observe(time.monotonic() - started)
+
+    def _delete_backing(self, pv: Obj) -> None:
+        ctx = self._ctx
+        class_name = str((pv.get("spec") or {}).get("storageClassName") or "")
+        heketi = ctx.heketi_for_object(pv, class_name=class_name)
+        ctx.guard()
+        try:
+            ctx.volumes.delete_volume(heketi=heketi, volume_id=o.volume_handle(pv))
+        except HeketiAuthError:
+            ann = o.annotations(pv)
+            if ann.get(names.ANN_SECRET_NAMESPACE) and ann.get(names.ANN_SECRET_NAME):
+                ctx.secrets.invalidate(ann[names.ANN_SECRET_NAMESPACE], ann[names.ANN_SECRET_NAME])
+            raise
+        log.info("deleted backing volume", pv=o.name(pv), volume_id=o.volume_handle(pv))
+
+    def _remove_finalizer(self, pv: Obj) -> Obj:
+        self._ctx.guard()
+        patch = {
+            "metadata": {
+                "resourceVersion": o.resource_version(pv),
+                "finalizers": [f for f in o.finalizers(pv) if f != names.PV_FINALIZER],
+            }
+        }
+        try:
+            return self._ctx.api.merge_patch(self._path(pv), patch)
+        except KubeNotFound:
+            return pv
+
+    def _delete_pv(self, pv: Obj) -> None:
+        if o.deleting(pv):
+            return  # already being deleted: removing our finalizer lets it go
+        self._ctx.guard()
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": o.uid(pv)}}
+        try:
+            self._ctx.api.delete(self._path(pv), body=body)
+        except KubeNotFound:
+            return
+
+    @staticmethod
+    def _path(pv: Obj) -> str:
+        return path_for(plural="persistentvolumes", name=o.name(pv))

@@ -1,0 +1,132 @@
+"""Expansion of bound claims: Heketi expand → PV capacity → PVC status.capacity.
+
+Each step is idempotent: Heketi is not called when the volume already has the
+size, the PV is patched only when smaller, and a claim whose PV already grew (a
+crash between the two) only gets its status finished.
+"""
+
+import datetime
+import time
+from typing import Any, Final
+
+from provisioner import errors
+from provisioner.controller import objects as o
+from provisioner.controller.context import Context, NotLeading
+from provisioner.controller.kube import KubeConflict, Obj, path_for
+from provisioner.controller.quantity import gib_quantity
+from provisioner.log import get_logger
+from provisioner.volumes import size_gib
+
+log = get_logger("expansion")
+
+RESIZING: Final = "Resizing"
+RESIZE_DONE: Final = "VolumeResizeSuccessful"
+RESIZE_FAILED: Final = "VolumeResizeFailed"
+#: Conditions the resize flow owns; cleared when the new size is in place.
+RESIZE_CONDITIONS: Final = frozenset({"Resizing", "FileSystemResizePending"})
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Expander:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def reconcile(self, pvc: Obj, pv_name: str) -> None:
+        pv = self._ctx.pvs.get(pv_name)
+        if pv is None or not o.is_ours_pv(pv, self._ctx.driver):
+            return
+        if o.pv_claim_uid(pv) != o.uid(pvc):
+            return
+        wanted = o.requested_bytes(pvc)
+        if wanted > o.capacity_bytes(pv):
+            self._expand_observed(pvc, pv, wanted)
+        elif self._status_behind(pvc, pv):
+            self._finish(pvc, o.capacity_bytes(pv), pv)
+
+    @staticmethod
+    def _status_behind(pvc: Obj, pv: Obj) -> bool:
+        status = pvc.get("status") or {}
+        if status.get("phase") != "Bound" or not (status.get("capacity") or {}).get("storage"):
+            return False
+        return o.capacity_bytes(pvc, status=True) < o.capacity_bytes(pv)
+
+    def _expand_observed(self, pvc: Obj, pv: Obj, wanted: int) -> None:
+        ctx = self._ctx
+        class_name = str((pv.get("spec") or {}).get("storageClassName") or "")
+        storage_class = ctx.classes.get(class_name)
+        if storage_class is None or not storage_class.get("allowVolumeExpansion"):
+            why = (
+                f"StorageClass {class_name!r} does not allow volume expansion "
+                "(allowVolumeExpansion is not true)"
+                if storage_class is not None
+                else f"StorageClass {class_name!r} no longer exists"
+            )
+            ctx.events.warning(pvc, RESIZE_FAILED, f"cannot expand {o.name(pv)}: {why}")
+            ctx.metrics.operations.labels("expand", "rejected").inc()
+            return
+        started = time.monotonic()
+        try:
+            self._expand(pvc, pv, wanted, class_name)
+        except (NotLeading, KubeConflict):
+            raise
+        except errors.ProvisionerError as err:
+            ctx.metrics.operations.labels("expand", "failure").inc()
+            ctx.events.warning(pvc, RESIZE_FAILED, f"expanding volume {o.name(pv)} failed: {err}")
+            raise
+        ctx.metrics.operations.labels("expand", "success").inc()
+        ctx.metrics.duration.labels("expand").observe(time.monotonic() - started)
+
+    def _expand(self, pvc: Obj, pv: Obj, wanted: int, class_name: str) -> None:
+        ctx = self._ctx
+        target = size_gib(wanted)
+        ctx.guard()
+        pvc = self._set_conditions(
+            pvc, [{"type": RESIZING, "status": "True", "lastTransitionTime": _now()}]
+        )
+        ctx.events.normal(pvc, RESIZING, f"External resizer is resizing volume {o.name(pv)}")
+        heketi = ctx.heketi_for_object(pv, class_name=class_name)
+        volume = ctx.volumes.expand_volume(
+            heketi=heketi, volume_id=o.volume_handle(pv), size_gib=target
+        )
+        ctx.guard()
+        ctx.api.merge_patch(
+            path_for(plural="persistentvolumes", name=o.name(pv)),
+            {
+                "metadata": {"resourceVersion": o.resource_version(pv)},
+                "spec": {"capacity": {"storage": gib_quantity(volume.size_gib)}},
+            },
+        )
+        self._finish(pvc, volume.size_gib << 30, pv)
+        log.info("expanded", pvc=o.claim_ref(pvc), pv=o.name(pv), size_gib=volume.size_gib)
+
+    def _finish(self, pvc: Obj, size_bytes: int, pv: Obj) -> None:
+        self._ctx.guard()
+        capacity = (
+            gib_quantity(size_bytes >> 30) if size_bytes % (1 << 30) == 0 else str(size_bytes)
+        )
+        updated = self._set_conditions(pvc, [], capacity=capacity)
+        self._ctx.events.normal(updated, RESIZE_DONE, f"volume {o.name(pv)} now has {capacity}")
+
+    def _set_conditions(
+        self, pvc: Obj, extra: list[dict[str, Any]], *, capacity: str | None = None
+    ) -> Obj:
+        kept = [
+            c
+            for c in (pvc.get("status") or {}).get("conditions") or []
+            if c.get("type") not in RESIZE_CONDITIONS
+        ]
+        status: dict[str, Any] = {"conditions": kept + extra}
+        if capacity is not None:
+            status["capacity"] = {"storage": capacity}
+        path = path_for(
+            plural="persistentvolumeclaims",
+            namespace=o.namespace(pvc),
+            name=o.name(pvc),
+            subresource="status",
+        )
+        updated = self._ctx.api.merge_patch(path, {"status": status})
+        self._ctx.expectations.expect(o.claim_ref(updated), o.resource_version(updated))
+        return updated

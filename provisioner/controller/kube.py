@@ -1,0 +1,274 @@
+"""Kubernetes API calls on plain JSON dicts.
+
+The generated model classes of the `kubernetes` client cost far more CPU and
+memory than the work this controller does per object (10,000 PVC/PV pairs must
+sync in seconds), so every call goes through the client's own request pipeline
+(`ApiClient.param_serialize` for URL, headers and auth incl. token refresh, then
+`call_api`) and the JSON body is decoded here into dicts. Non-2xx answers become
+the typed errors below; the response body's `message` is kept, never a header.
+"""
+
+import contextlib
+import json
+import socket
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final
+from urllib.parse import quote
+
+import urllib3
+from kubernetes.client import ApiClient
+
+from provisioner import errors
+
+JSON: Final = "application/json"
+MERGE_PATCH: Final = "application/merge-patch+json"
+JSON_PATCH: Final = "application/json-patch+json"
+
+#: Per-request timeout (connect, read) in seconds for ordinary calls: the API
+#: server answers in milliseconds; 30 s only ends calls to a hung server.
+DEFAULT_TIMEOUT: Final = (10.0, 30.0)
+
+Obj = dict[str, Any]
+
+
+class KubeError(errors.ProvisionerError):
+    """The API server refused or failed a request."""
+
+    def __init__(self, status: int, message: str, *, reason: str = "") -> None:
+        super().__init__(f"Kubernetes API: {message} (HTTP {status})" if status else message)
+        self.status = status
+        self.reason = reason
+
+
+class KubeNotFound(KubeError, errors.NotFound):
+    """404: the object does not exist."""
+
+
+class KubeConflict(KubeError, errors.Aborted):
+    """409 on update/patch: the object changed since it was read (resourceVersion)."""
+
+
+class KubeAlreadyExists(KubeError, errors.AlreadyExists):
+    """409 on create: an object with this name exists."""
+
+
+class KubeGone(KubeError, errors.FailedPrecondition):
+    """410: the resourceVersion is too old (compacted); relist."""
+
+
+class KubeInvalid(KubeError, errors.InvalidArgument):
+    """400/422: the request was rejected as invalid."""
+
+
+class KubeForbidden(KubeError, errors.PermissionDenied):
+    """401/403: missing credentials or RBAC permission."""
+
+
+class KubeUnavailable(KubeError, errors.Unavailable):
+    """Connection failure, timeout, 429 or 5xx: try again later."""
+
+
+def _error_for(status: int, body: bytes, *, method: str) -> KubeError:
+    message, reason = _status_message(body)
+    message = message or f"{method} failed"
+    if status == 404:
+        return KubeNotFound(status, message, reason=reason)
+    if status == 409:
+        exists = reason == "AlreadyExists" or (method == "POST" and reason != "Conflict")
+        cls: type[KubeError] = KubeAlreadyExists if exists else KubeConflict
+        return cls(status, message, reason=reason)
+    if status == 410:
+        return KubeGone(status, message, reason=reason)
+    if status in (400, 422):
+        return KubeInvalid(status, message, reason=reason)
+    if status in (401, 403):
+        return KubeForbidden(status, message, reason=reason)
+    if status == 429 or status >= 500:
+        return KubeUnavailable(status, message, reason=reason)
+    return KubeError(status, message, reason=reason)
+
+
+def _status_message(body: bytes) -> tuple[str, str]:
+    if not body:
+        return "", ""
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return body[:200].decode("utf-8", errors="replace"), ""
+    if not isinstance(decoded, dict):
+        return "", ""
+    return str(decoded.get("message", "")), str(decoded.get("reason", ""))
+
+
+def path_for(
+    *,
+    group: str = "",
+    version: str = "v1",
+    plural: str,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
+    """The REST path of a collection or object, e.g. /api/v1/namespaces/ns/pods/p."""
+    base = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    if namespace is not None:
+        base += f"/namespaces/{quote(namespace, safe='')}"
+    base += f"/{plural}"
+    if name is not None:
+        base += f"/{quote(name, safe='')}"
+    if subresource is not None:
+        base += f"/{subresource}"
+    return base
+
+
+class KubeApi:
+    """Minimal raw-JSON API: get / list / create / patch / update / delete / watch."""
+
+    def __init__(self, api_client: ApiClient, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT):
+        self._client = api_client
+        self._timeout = timeout
+
+    @property
+    def api_client(self) -> ApiClient:
+        return self._client
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: Any = None,
+        content_type: str = JSON,
+    ) -> Obj:
+        """One call; returns the decoded JSON object (empty dict for an empty body)."""
+        response = self._send(
+            method, path, query=query, body=body, content_type=content_type, timeout=self._timeout
+        )
+        try:
+            data = response.data
+        finally:
+            response.release_conn()
+        if not 200 <= response.status <= 299:
+            raise _error_for(response.status, data, method=method)
+        decoded: Obj = json.loads(data) if data else {}
+        return decoded
+
+    def get(self, path: str) -> Obj:
+        return self.request("GET", path)
+
+    def list(self, path: str, *, query: Sequence[tuple[str, str]] = ()) -> Obj:
+        return self.request("GET", path, query=query)
+
+    def create(self, path: str, body: Mapping[str, Any]) -> Obj:
+        return self.request("POST", path, body=body)
+
+    def update(self, path: str, body: Mapping[str, Any]) -> Obj:
+        return self.request("PUT", path, body=body)
+
+    def merge_patch(self, path: str, patch: Mapping[str, Any]) -> Obj:
+        return self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
+
+    def delete(self, path: str, *, body: Mapping[str, Any] | None = None) -> Obj:
+        return self.request("DELETE", path, body=body)
+
+    def watch(
+        self,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]],
+        read_timeout: float,
+    ) -> "WatchStream":
+        """Open a watch; iterate the returned stream for events until the server ends it.
+
+        Raises KubeGone when the resourceVersion is too old (HTTP 410 at the start);
+        iteration raises KubeUnavailable when the connection fails or drops.
+        """
+        params = [*query, ("watch", "true")]
+        response = self._send(
+            "GET",
+            path,
+            query=params,
+            body=None,
+            content_type=JSON,
+            timeout=(self._timeout[0], read_timeout),
+        )
+        if not 200 <= response.status <= 299:
+            try:
+                raise _error_for(response.status, response.data, method="GET")
+            finally:
+                response.release_conn()
+        return WatchStream(response, path=path)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]],
+        body: Any,
+        content_type: str,
+        timeout: tuple[float, float],
+    ) -> urllib3.BaseHTTPResponse:
+        headers = {"Accept": JSON, "Content-Type": content_type}
+        _, url, headers, body, _ = self._client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list(query) or None,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            rest_response = self._client.call_api(
+                method, url, headers, body, _request_timeout=timeout
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubeUnavailable(0, f"{method} {path}: {type(exc).__name__}") from exc
+        response: urllib3.BaseHTTPResponse = rest_response.response
+        return response
+
+
+class WatchStream:
+    """An open watch: iterate for event dicts; `close()` may be called from any thread."""
+
+    def __init__(self, response: urllib3.BaseHTTPResponse, *, path: str) -> None:
+        self._response = response
+        self._path = path
+        self._closed = False
+
+    def __iter__(self) -> Iterator[Obj]:
+        try:
+            yield from _events(self._response)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            if self._closed:
+                return
+            message = f"watch of {self._path} dropped: {type(exc).__name__}"
+            raise KubeUnavailable(0, message) from exc
+        finally:
+            self._response.release_conn()
+
+    def close(self) -> None:
+        """End the stream now, unblocking a reader that waits for the next event."""
+        self._closed = True
+        connection = getattr(self._response, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            self._response.close()
+
+
+def _events(response: urllib3.BaseHTTPResponse) -> Iterator[Obj]:
+    pending = b""
+    for chunk in response.stream(amt=None, decode_content=True):
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            if line.strip():
+                event: Obj = json.loads(line)
+                yield event
+    if pending.strip():
+        tail: Obj = json.loads(pending)
+        yield tail

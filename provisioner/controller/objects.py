@@ -1,0 +1,190 @@
+"""Reading PVC / PV / StorageClass dicts, and the PV this controller writes."""
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from provisioner import names
+from provisioner.controller.kube import Obj
+from provisioner.controller.quantity import gib_quantity, parse_bytes
+from provisioner.heketi.types import Volume
+from provisioner.storageclass import ProvisioningParams
+from provisioner.volumes import volume_context
+
+ACCESS_MODES: Final = frozenset(
+    {"ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"}
+)
+DEFAULT_RECLAIM_POLICY: Final = "Delete"
+WAIT_FOR_FIRST_CONSUMER: Final = "WaitForFirstConsumer"
+
+
+def meta(obj: Obj) -> dict[str, Any]:
+    value: dict[str, Any] = obj.get("metadata") or {}
+    return value
+
+
+def annotations(obj: Obj) -> dict[str, str]:
+    value: dict[str, str] = meta(obj).get("annotations") or {}
+    return value
+
+
+def finalizers(obj: Obj) -> list[str]:
+    value: list[str] = meta(obj).get("finalizers") or []
+    return value
+
+
+def uid(obj: Obj) -> str:
+    return str(meta(obj).get("uid", ""))
+
+
+def name(obj: Obj) -> str:
+    return str(meta(obj).get("name", ""))
+
+
+def namespace(obj: Obj) -> str:
+    return str(meta(obj).get("namespace", ""))
+
+
+def resource_version(obj: Obj) -> str:
+    return str(meta(obj).get("resourceVersion", ""))
+
+
+def deleting(obj: Obj) -> bool:
+    return bool(meta(obj).get("deletionTimestamp"))
+
+
+def claim_ref(pvc: Obj) -> str:
+    return f"{namespace(pvc)}/{name(pvc)}"
+
+
+def claim_class(pvc: Obj) -> str:
+    """StorageClass name of a claim (spec, else the legacy beta annotation)."""
+    spec = pvc.get("spec") or {}
+    return str(
+        spec.get("storageClassName") or annotations(pvc).get(names.ANN_BETA_STORAGE_CLASS) or ""
+    )
+
+
+def claim_names_provisioner(pvc: Obj, driver: str) -> bool:
+    ann = annotations(pvc)
+    named = ann.get(names.ANN_STORAGE_PROVISIONER) or ann.get(names.ANN_BETA_STORAGE_PROVISIONER)
+    return named == driver
+
+
+def requested_bytes(pvc: Obj) -> int:
+    storage = ((pvc.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+    if not storage:
+        return 0
+    return parse_bytes(str(storage))
+
+
+def pv_name_for(pvc: Obj) -> str:
+    return f"pvc-{uid(pvc)}"
+
+
+def capacity_bytes(obj: Obj, *, status: bool = False) -> int:
+    section = (obj.get("status") if status else obj.get("spec")) or {}
+    storage = (section.get("capacity") or {}).get("storage")
+    return parse_bytes(str(storage)) if storage else 0
+
+
+def rejection(pvc: Obj) -> str | None:
+    """Why we cannot provision this claim at all (no retry helps), or None."""
+    spec = pvc.get("spec") or {}
+    if spec.get("volumeMode", "Filesystem") == "Block":
+        return "volumeMode Block is not supported: GlusterFS volumes are file systems"
+    if spec.get("selector"):
+        return "claims with a selector cannot be dynamically provisioned; remove spec.selector"
+    if spec.get("dataSource") or spec.get("dataSourceRef"):
+        return "cloning and restoring from a data source are not supported by this provisioner"
+    modes = spec.get("accessModes") or []
+    if not modes:
+        return "the claim has no accessModes"
+    unknown = sorted(set(modes) - ACCESS_MODES)
+    if unknown:
+        return f"unsupported access modes {', '.join(unknown)}"
+    if requested_bytes(pvc) <= 0:
+        return "the claim requests no storage (spec.resources.requests.storage)"
+    return None
+
+
+def is_ours_pv(pv: Obj, driver: str) -> bool:
+    csi = (pv.get("spec") or {}).get("csi") or {}
+    return annotations(pv).get(names.ANN_PROVISIONED_BY) == driver and csi.get("driver") == driver
+
+
+def pv_phase(pv: Obj) -> str:
+    return str((pv.get("status") or {}).get("phase", ""))
+
+
+def reclaim_policy(pv: Obj) -> str:
+    return str((pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") or "")
+
+
+def volume_handle(pv: Obj) -> str:
+    return str(((pv.get("spec") or {}).get("csi") or {}).get("volumeHandle", ""))
+
+
+def pv_claim_uid(pv: Obj) -> str:
+    return str(((pv.get("spec") or {}).get("claimRef") or {}).get("uid", ""))
+
+
+def pv_gid(pv: Obj) -> int | None:
+    raw = annotations(pv).get(names.ANN_GID)
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def heketi_annotations(params: ProvisioningParams, *, heketi_name: str) -> dict[str, str]:
+    """What deleting the volume needs when the StorageClass is gone (never the key)."""
+    ann = {
+        names.ANN_HEKETI_URL: params.rest_url,
+        names.ANN_HEKETI_USER: params.rest_user,
+        names.ANN_HEKETI_VOLUME_NAME: heketi_name,
+    }
+    if params.secret_namespace and params.secret_name:
+        ann[names.ANN_SECRET_NAMESPACE] = params.secret_namespace
+        ann[names.ANN_SECRET_NAME] = params.secret_name
+    if params.rest_ca_file:
+        ann[names.ANN_HEKETI_CA] = params.rest_ca_file
+    return ann
+
+
+def build_pv(
+    *,
+    pvc: Obj,
+    storage_class: Mapping[str, Any],
+    params: ProvisioningParams,
+    volume: Volume,
+    driver: str,
+    gid: int,
+) -> Obj:
+    """The PV for `pvc` backed by Heketi `volume`, pre-bound to the claim."""
+    ann = {
+        names.ANN_PROVISIONED_BY: driver,
+        names.ANN_GID: str(gid),
+        **heketi_annotations(params, heketi_name=volume.name),
+    }
+    spec: dict[str, Any] = {
+        "capacity": {"storage": gib_quantity(volume.size_gib)},
+        "accessModes": list((pvc.get("spec") or {}).get("accessModes") or []),
+        "persistentVolumeReclaimPolicy": storage_class.get("reclaimPolicy")
+        or DEFAULT_RECLAIM_POLICY,
+        "storageClassName": name(dict(storage_class)),
+        "volumeMode": "Filesystem",
+        "claimRef": {
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "namespace": namespace(pvc), "name": name(pvc), "uid": uid(pvc),
+        },
+        "csi": {"driver": driver, "volumeHandle": volume.id,
+                "volumeAttributes": volume_context(volume)},
+    }  # fmt: skip
+    if storage_class.get("mountOptions"):
+        spec["mountOptions"] = list(storage_class["mountOptions"])
+    return {
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": pv_name_for(pvc), "annotations": ann,
+                     "finalizers": [names.PV_FINALIZER]},
+        "spec": spec,
+    }  # fmt: skip

@@ -1,0 +1,295 @@
+"""Claim reconciler: pending PVC → Heketi volume → PV → bind; abandoned claims.
+
+Order of writes for one claim (each step idempotent, so a crash anywhere and a
+restart converge on exactly one volume and one PV):
+
+1. PVC: our finalizer + where the volume will live (Heketi URL, user, Secret, the
+   deterministic volume name) — the intent, recorded *before* Heketi is called;
+2. Heketi: look the name up, create if absent (VolumeService.ensure_volume);
+3. PV `pvc-<uid>` pre-bound to the claim (AlreadyExists for our own PV = done);
+4. PVC: `spec.volumeName` set and our finalizer removed in one patch (the PV's
+   finalizer and reclaim policy take over from here).
+
+A claim deleted before step 4 keeps our finalizer: we delete the Heketi volume
+found under the recorded name (unless the PV exists to do so) and let it go.
+"""
+
+import time
+from typing import Any, Final
+
+from provisioner import errors, names
+from provisioner.controller import objects as o
+from provisioner.controller.context import Context, NotLeading
+from provisioner.controller.expansion import Expander
+from provisioner.controller.kube import KubeAlreadyExists, KubeConflict, KubeNotFound, Obj, path_for
+from provisioner.heketi.client import HeketiConfig
+from provisioner.heketi.errors import HeketiAuthError
+from provisioner.heketi.types import Volume
+from provisioner.log import get_logger
+from provisioner.storageclass import ProvisioningParams
+from provisioner.volumes import heketi_volume_name, size_gib
+
+log = get_logger("provision")
+
+#: Attempts to set spec.volumeName when another writer keeps changing the claim.
+BIND_ATTEMPTS: Final = 3
+
+PROVISIONING: Final = "Provisioning"
+SUCCEEDED: Final = "ProvisioningSucceeded"
+FAILED: Final = "ProvisioningFailed"
+
+
+class ClaimRejected(errors.InvalidArgument):
+    """The claim asks for something this provisioner never provides."""
+
+
+class ClaimReconciler:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._expander = Expander(ctx)
+
+    def reconcile(self, key: str) -> None:
+        ctx = self._ctx
+        pvc = ctx.claims.get(key)
+        if pvc is None:
+            return
+        if o.deleting(pvc):
+            if names.PVC_FINALIZER in o.finalizers(pvc):
+                self._abandon(pvc)
+            return
+        volume_name = (pvc.get("spec") or {}).get("volumeName")
+        if volume_name:
+            if names.PVC_FINALIZER in o.finalizers(pvc):
+                self._drop_intent(pvc)
+            self._expander.reconcile(pvc, str(volume_name))
+            return
+        storage_class = self._our_class(pvc)
+        if storage_class is None or self._waits_for_consumer(pvc, storage_class):
+            return
+        reason = o.rejection(pvc)
+        if reason is not None:
+            ctx.events.warning(pvc, FAILED, reason)
+            ctx.metrics.operations.labels("provision", "rejected").inc()
+            return
+        self._provision_observed(pvc, storage_class)
+
+    # -- which claims -----------------------------------------------------------
+    def _our_class(self, pvc: Obj) -> Obj | None:
+        class_name = o.claim_class(pvc)
+        storage_class = self._ctx.classes.get(class_name) if class_name else None
+        if storage_class is not None:
+            return storage_class if storage_class.get("provisioner") == self._ctx.driver else None
+        if o.claim_names_provisioner(pvc, self._ctx.driver):
+            self._ctx.events.warning(
+                pvc,
+                FAILED,
+                f"StorageClass {class_name!r} not found"
+                if class_name
+                else "the claim names no StorageClass",
+            )
+            raise errors.FailedPrecondition(f"StorageClass {class_name!r} not found")
+        return None
+
+    @staticmethod
+    def _waits_for_consumer(pvc: Obj, storage_class: Obj) -> bool:
+        if storage_class.get("volumeBindingMode") != o.WAIT_FOR_FIRST_CONSUMER:
+            return False
+        return not o.annotations(pvc).get(names.ANN_SELECTED_NODE)
+
+    # -- provisioning -------------------------------------------------------------
+    def _provision_observed(self, pvc: Obj, storage_class: Obj) -> None:
+        started = time.monotonic()
+        try:
+            self._provision(pvc, storage_class)
+        except (NotLeading, KubeConflict):
+            raise
+        except errors.ProvisionerError as err:
+            self._ctx.metrics.operations.labels("provision", "failure").inc()
+            message = (
+                f"failed to provision a volume with StorageClass {o.name(storage_class)!r}: {err}"
+            )
+            self._ctx.events.warning(pvc, FAILED, message)
+            raise
+        self._ctx.metrics.operations.labels("provision", "success").inc()
+        self._ctx.metrics.duration.labels("provision").observe(time.monotonic() - started)
+
+    def _provision(self, pvc: Obj, storage_class: Obj) -> None:
+        ctx = self._ctx
+        params = ctx.class_params(o.name(storage_class))
+        assert params is not None  # the class is ours: _our_class checked its provisioner
+        existing = ctx.pvs.get(o.pv_name_for(pvc))
+        if existing is not None and o.pv_claim_uid(existing) == o.uid(pvc):
+            self._bind(pvc, existing)
+            return
+        heketi = ctx.heketi_for_class(params)
+        name = self._heketi_name(pvc, params)
+        pvc = self._record_intent(pvc, params, name)
+        volume, gid = self._ensure_volume(pvc, heketi, params, name)
+        pv = self._create_pv(pvc, storage_class, params, volume, gid)
+        self._bind(pvc, pv)
+        ctx.events.normal(
+            pvc,
+            SUCCEEDED,
+            f"Successfully provisioned volume {o.name(pv)} "
+            f"(Heketi volume {volume.name}, {volume.size_gib} GiB)",
+        )
+        log.info("provisioned", pvc=o.claim_ref(pvc), pv=o.name(pv), volume_id=volume.id)
+
+    @staticmethod
+    def _heketi_name(pvc: Obj, params: ProvisioningParams) -> str:
+        return heketi_volume_name(
+            uid=o.uid(pvc),
+            namespace=o.namespace(pvc),
+            claim=o.name(pvc),
+            prefix=params.volume_name_prefix,
+        )
+
+    def _record_intent(self, pvc: Obj, params: ProvisioningParams, heketi_name: str) -> Obj:
+        if names.PVC_FINALIZER in o.finalizers(pvc):
+            return pvc
+        self._ctx.guard()
+        patch = {
+            "metadata": {
+                "resourceVersion": o.resource_version(pvc),
+                "finalizers": [*o.finalizers(pvc), names.PVC_FINALIZER],
+                "annotations": o.heketi_annotations(params, heketi_name=heketi_name),
+            }
+        }
+        updated = self._patch_claim(pvc, patch)
+        self._ctx.events.normal(
+            updated,
+            PROVISIONING,
+            f"External provisioner is provisioning volume for claim {o.claim_ref(pvc)}",
+        )
+        for warning in params.warnings:
+            self._ctx.events.warning(updated, "StorageClassWarning", warning)
+        return updated
+
+    def _ensure_volume(
+        self, pvc: Obj, heketi: HeketiConfig, params: ProvisioningParams, name: str
+    ) -> tuple[Volume, int]:
+        ctx = self._ctx
+        gid = ctx.gids.for_claim(o.uid(pvc), params)
+        ctx.guard()
+        try:
+            volume = ctx.volumes.ensure_volume(
+                heketi=heketi,
+                name=name,
+                params=params,
+                gid=gid,
+                size_gib=size_gib(o.requested_bytes(pvc)),
+            )
+        except HeketiAuthError:
+            if params.secret_namespace and params.secret_name:
+                ctx.secrets.invalidate(params.secret_namespace, params.secret_name)
+            raise
+        gid = volume.gid or gid
+        ctx.gids.settle(o.uid(pvc), gid)
+        return volume, gid
+
+    def _create_pv(
+        self, pvc: Obj, storage_class: Obj, params: ProvisioningParams, volume: Volume, gid: int
+    ) -> Obj:
+        ctx = self._ctx
+        body = o.build_pv(
+            pvc=pvc,
+            storage_class=storage_class,
+            params=params,
+            volume=volume,
+            driver=ctx.driver,
+            gid=gid,
+        )
+        ctx.guard()
+        try:
+            return ctx.api.create(path_for(plural="persistentvolumes"), body)
+        except KubeAlreadyExists:
+            existing = ctx.api.get(path_for(plural="persistentvolumes", name=o.name(body)))
+            if o.pv_claim_uid(existing) != o.uid(pvc):
+                raise errors.AlreadyExists(
+                    f"PersistentVolume {o.name(body)} exists and is not bound to this claim"
+                ) from None
+            return existing
+
+    # -- binding ------------------------------------------------------------------
+    def _bind(self, pvc: Obj, pv: Obj) -> None:
+        for _ in range(BIND_ATTEMPTS):
+            self._ctx.guard()
+            spec_name = (pvc.get("spec") or {}).get("volumeName")
+            if spec_name and spec_name != o.name(pv):
+                self._ctx.events.warning(
+                    pvc,
+                    FAILED,
+                    f"the claim was bound to {spec_name} "
+                    f"meanwhile; volume {o.name(pv)} will be released",
+                )
+                return
+            if spec_name and names.PVC_FINALIZER not in o.finalizers(pvc):
+                return
+            patch: dict[str, Any] = {
+                "metadata": {
+                    "resourceVersion": o.resource_version(pvc),
+                    "finalizers": [f for f in o.finalizers(pvc) if f != names.PVC_FINALIZER],
+                }
+            }
+            if not spec_name:
+                patch["spec"] = {"volumeName": o.name(pv)}
+            try:
+                self._patch_claim(pvc, patch)
+                return
+            except KubeConflict:
+                pvc = self._ctx.api.get(self._claim_path(pvc))
+        raise KubeConflict(409, f"claim {o.claim_ref(pvc)} kept changing while binding it")
+
+    def _drop_intent(self, pvc: Obj) -> None:
+        self._ctx.guard()
+        self._patch_claim(
+            pvc,
+            {
+                "metadata": {
+                    "resourceVersion": o.resource_version(pvc),
+                    "finalizers": [f for f in o.finalizers(pvc) if f != names.PVC_FINALIZER],
+                }
+            },
+        )
+
+    def _patch_claim(self, pvc: Obj, patch: dict[str, Any]) -> Obj:
+        updated = self._ctx.api.merge_patch(self._claim_path(pvc), patch)
+        self._ctx.expectations.expect(o.claim_ref(updated), o.resource_version(updated))
+        return updated
+
+    @staticmethod
+    def _claim_path(pvc: Obj) -> str:
+        return path_for(
+            plural="persistentvolumeclaims", namespace=o.namespace(pvc), name=o.name(pvc)
+        )
+
+    # -- claims deleted mid-provisioning -------------------------------------------
+    def _abandon(self, pvc: Obj) -> None:
+        """Delete what an unfinished provisioning made (unless its PV will), then let go."""
+        ctx = self._ctx
+        if self._pv_of(pvc) is None:
+            heketi = ctx.heketi_for_object(pvc, class_name=o.claim_class(pvc))
+            name = o.annotations(pvc).get(names.ANN_HEKETI_VOLUME_NAME, "")
+            volume = ctx.volumes.find_volume(heketi=heketi, name=name) if name else None
+            if volume is not None:
+                ctx.guard()
+                ctx.volumes.delete_volume(heketi=heketi, volume_id=volume.id)
+                log.info(
+                    "deleted the volume of a claim deleted mid-provisioning",
+                    pvc=o.claim_ref(pvc),
+                    volume_id=volume.id,
+                )
+        ctx.gids.cancel(o.uid(pvc))
+        self._drop_intent(pvc)
+
+    def _pv_of(self, pvc: Obj) -> Obj | None:
+        """Our PV for this claim; asks the API when the cache has none (rare path)."""
+        pv = self._ctx.pvs.get(o.pv_name_for(pvc))
+        if pv is None:
+            try:
+                pv = self._ctx.api.get(
+                    path_for(plural="persistentvolumes", name=o.pv_name_for(pvc))
+                )
+            except KubeNotFound:
+                return None
+        return pv if o.pv_claim_uid(pv) == o.uid(pvc) else None
