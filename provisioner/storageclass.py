@@ -111,7 +111,7 @@ def parse_parameters(parameters: Mapping[str, str]) -> ProvisioningParams:
             "StorageClass parameter 'resturl' is required: the Heketi REST URL, "
             "e.g. http://heketi.storage.svc:8080",
         )
-    params = ProvisioningParams(rest_url=_parse_url(url))
+    params = ProvisioningParams(rest_url=parse_rest_url(url))
     for name, value in values.items():
         if name != "resturl":
             params = _APPLY[name](params, value)
@@ -143,13 +143,17 @@ def _normalise_keys(parameters: Mapping[str, str]) -> dict[str, str]:
     return values
 
 
-def _parse_url(value: str) -> str:
+def parse_rest_url(value: str, *, source: str = "StorageClass parameter 'resturl'") -> str:
+    """A Heketi URL (`http(s)://host[:port]`, no path), without a trailing slash.
+
+    `source` names where the value came from in error messages.
+    """
     parts = urlsplit(value)
     if "@" in parts.netloc:
         # Never echo the value: it holds a password.
         raise InvalidParameter(
             "resturl",
-            "StorageClass parameter 'resturl' must not contain credentials (user:password@); "
+            f"{source} must not contain credentials (user:password@); "
             "set 'restuser' and put the key in the Secret named by 'secretName'",
         )
     try:
@@ -166,7 +170,7 @@ def _parse_url(value: str) -> str:
     ):
         raise InvalidParameter(
             "resturl",
-            "StorageClass parameter 'resturl' must be an http:// or https:// URL of a host "
+            f"{source} must be an http:// or https:// URL of a host "
             "(Heketi serves its API at the root: no path or query), "
             f"e.g. http://heketi.storage.svc:8080; got {value!r}",
         )

@@ -32,7 +32,8 @@ GIB: Final = 1 << 30
 #: node plugin accepts Gluster volume names of at most 127 characters.
 HEKETI_NAME_MAX: Final = 127
 #: CSI names up to this length made only of [A-Za-z0-9-] become the Heketi name unchanged.
-_PASSTHROUGH: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}")
+CSI_NAME_KEPT_MAX: Final = 100
+_KEEPABLE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 #: Readable part kept of any other CSI name (the hash makes it unique).
 _READABLE_MAX: Final = 60
 #: Hex digits of SHA-256 appended (80 bits: a collision needs ~10^12 names).
@@ -76,19 +77,23 @@ def is_heketi_id(value: str) -> bool:
     return _HEKETI_ID.fullmatch(value) is not None
 
 
-def csi_volume_name(name: str) -> str:
+def csi_volume_name(name: str, *, max_length: int = CSI_NAME_KEPT_MAX) -> str:
     """A CSI volume name (any characters) → a unique name in Heketi's `[A-Za-z0-9_-]`.
 
-    Names of up to 100 letters, digits and '-' starting with a letter or digit
-    (e.g. external-provisioner's `pvc-<uid>`) are kept as they are. Any other name
-    becomes `<readable part>_<20 hex digits of its SHA-256>`: these always contain
-    one '_', kept names never do, so the two forms cannot collide.
+    Names of up to `max_length` letters, digits and '-' starting with a letter or
+    digit (e.g. external-provisioner's `pvc-<uid>`) are kept as they are. Any other
+    name becomes `<readable part>_<20 hex digits of its SHA-256>`, at most
+    `max_length` characters: these always contain one '_', kept names never do, so
+    the two forms cannot collide.
     """
     if not name:
         raise errors.InvalidArgument("volume name must not be empty")
-    if _PASSTHROUGH.fullmatch(name):
+    if max_length < _HASH_CHARS + 2:
+        raise ValueError(f"max_length {max_length} leaves no room for the hash")
+    if len(name) <= max_length and _KEEPABLE.fullmatch(name):
         return name
-    readable = _NOT_NAME_CHARS.sub("-", name).strip("-")[:_READABLE_MAX].rstrip("-")
+    room = min(_READABLE_MAX, max_length - _HASH_CHARS - 1)
+    readable = _NOT_NAME_CHARS.sub("-", name).strip("-")[:room].rstrip("-")
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
     return f"{readable or 'vol'}_{digest}"
 
@@ -107,8 +112,12 @@ def heketi_volume_name(
         )
     if prefix is None:
         return f"{names.HEKETI_NAME_PREFIX}{uid}"
+    if len(prefix) + len(uid) + 1 > HEKETI_NAME_MAX:
+        raise errors.InvalidArgument(
+            f"volume name prefix {prefix!r} and UID {uid!r} exceed {HEKETI_NAME_MAX} characters"
+        )
     if namespace is None or claim is None:
-        return f"{prefix}_{uid}"[:HEKETI_NAME_MAX]
+        return f"{prefix}_{uid}"
     ns, pvc = (_NOT_NAME_CHARS.sub("-", part) for part in (namespace, claim))
     budget = HEKETI_NAME_MAX - len(prefix) - len(uid) - 3
     if len(ns) + len(pvc) > budget:

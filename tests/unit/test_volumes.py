@@ -103,6 +103,17 @@ def test_prefixed_name_without_claim_is_prefix_and_uid() -> None:
     assert heketi_volume_name(uid=UID, prefix="p") == f"p_{UID}"
 
 
+def test_a_prefix_and_uid_too_long_for_heketi_are_invalid() -> None:
+    with pytest.raises(InvalidArgument, match="exceed 127 characters"):
+        heketi_volume_name(uid="u" * 100, prefix="p" * 32)
+
+
+def test_csi_names_longer_than_max_length_are_hashed_within_it() -> None:
+    mapped = csi_volume_name("x" * 70, max_length=64)
+    assert len(mapped) <= 64 and "_" in mapped
+    assert csi_volume_name("x" * 64, max_length=64) == "x" * 64
+
+
 def test_an_unusable_uid_is_invalid() -> None:
     with pytest.raises(InvalidArgument, match="cannot derive a Heketi volume name"):
         heketi_volume_name(uid="a/b")

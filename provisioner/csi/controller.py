@@ -1,0 +1,424 @@
+"""CSI Controller service on the shared provisioning core (`provisioner.volumes`).
+
+Lets the standard kubernetes-csi sidecars (external-provisioner, external-resizer)
+or any CSI orchestrator create, delete, list and expand Heketi volumes. Each
+handler reads top to bottom: validate (INVALID_ARGUMENT with an exact message) →
+per-name / per-id lock (ABORTED when busy) → idempotent core call → response.
+Which Heketi a call reaches and with which key: see `heketi_access`.
+"""
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import grpc
+from google.protobuf import wrappers_pb2
+
+from provisioner import errors, log, names
+from provisioner.csi import csi_pb2, csi_pb2_grpc, validation
+from provisioner.csi.heketi_access import (
+    ClassParameters,
+    HeketiDefaults,
+    heketi_for_capacity,
+    heketi_for_class,
+    heketi_for_volume,
+    split_parameters,
+    volume_url,
+    with_url,
+)
+from provisioner.csi.server import VolumeLocks
+from provisioner.gids import GidAllocator
+from provisioner.heketi.config import HeketiConfig
+from provisioner.heketi.types import Durability, Volume
+from provisioner.storageclass import ProvisioningParams, parse_parameters
+from provisioner.volumes import (
+    GIB,
+    HEKETI_NAME_MAX,
+    VolumeService,
+    csi_volume_name,
+    heketi_volume_name,
+    is_heketi_id,
+    size_gib,
+    volume_context,
+)
+
+_log = log.get_logger("csi.controller")
+
+_Rpc = csi_pb2.ControllerServiceCapability.RPC
+#: Longest kept CSI name inside a `volumenameprefix` name, leaving room for the
+#: prefix (<= 32), the namespace and the claim name within HEKETI_NAME_MAX.
+_PREFIXED_NAME_MAX: Final = 64
+
+
+@dataclass(frozen=True)
+class WantedCapacity:
+    """A validated CSI capacity range and the whole GiB Heketi will be asked for."""
+
+    required_bytes: int
+    limit_bytes: int
+    gib: int
+
+    def fits(self, volume: Volume) -> bool:
+        have = volume.size_gib * GIB
+        return have >= self.required_bytes and (not self.limit_bytes or have <= self.limit_bytes)
+
+    def describe(self) -> str:
+        return f"required_bytes={self.required_bytes}, limit_bytes={self.limit_bytes}"
+
+
+def wanted_capacity(capacity: csi_pb2.CapacityRange | None) -> WantedCapacity:
+    """Check a capacity range; no range (or 0/0) means the smallest volume, 1 GiB."""
+    required = capacity.required_bytes if capacity is not None else 0
+    limit = capacity.limit_bytes if capacity is not None else 0
+    if required < 0:
+        raise errors.InvalidArgument("capacity_range.required_bytes must not be negative")
+    if limit < 0:
+        raise errors.InvalidArgument("capacity_range.limit_bytes must not be negative")
+    if limit and required > limit:
+        raise errors.InvalidArgument(
+            f"capacity_range.required_bytes ({required}) must not exceed "
+            f"capacity_range.limit_bytes ({limit})"
+        )
+    gib = size_gib(required)
+    if limit and gib * GIB > limit:
+        raise errors.OutOfRange(
+            f"Heketi allocates whole GiB: the smallest volume of at least {required} bytes is "
+            f"{gib} GiB ({gib * GIB} bytes), more than capacity_range.limit_bytes ({limit})"
+        )
+    return WantedCapacity(required_bytes=required, limit_bytes=limit, gib=gib)
+
+
+def check_capabilities(capabilities: Sequence[csi_pb2.VolumeCapability]) -> None:
+    """Every capability must be a supported filesystem one (INVALID_ARGUMENT otherwise)."""
+    if not capabilities:
+        raise errors.InvalidArgument("volume_capabilities is required")
+    for capability in capabilities:
+        validation.mount_capability(capability, present=True)
+
+
+def raw_space_factor(params: ProvisioningParams) -> float:
+    """Raw device GiB one GiB of volume consumes (copies, parity, snapshot reserve)."""
+    durability = params.durability
+    if durability.type == "replicate":
+        factor = float(durability.replica)
+    elif durability.type == "disperse":
+        factor = (durability.data + durability.redundancy) / durability.data
+    else:
+        factor = 1.0
+    return factor * (params.snap_factor or 1.0)
+
+
+def same_durability(a: Durability, b: Durability) -> bool:
+    if a.type != b.type:
+        return False
+    if a.type == "replicate":
+        return a.replica == b.replica
+    if a.type == "disperse":
+        return (a.data, a.redundancy) == (b.data, b.redundancy)
+    return True
+
+
+def describe_durability(durability: Durability) -> str:
+    if durability.type == "replicate":
+        return f"replicate:{durability.replica}"
+    if durability.type == "disperse":
+        return f"disperse:{durability.data}:{durability.redundancy}"
+    return "none"
+
+
+def csi_context(volume: Volume) -> dict[str, str]:
+    """volume_context of a volume: what NodeStageVolume needs, plus its GID."""
+    context = volume_context(volume)
+    if volume.gid:
+        context[names.CTX_GID] = str(volume.gid)
+    return context
+
+
+def csi_volume(volume: Volume) -> csi_pb2.Volume:
+    return csi_pb2.Volume(
+        capacity_bytes=volume.size_gib * GIB,
+        volume_id=volume.id,
+        volume_context=csi_context(volume),
+    )
+
+
+class _GidReservations:
+    """GIDs handed to creates still in flight, per Heketi URL (Heketi lists the rest)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, set[int]] = {}
+
+    def reserve(self, url: str, used: Iterable[int], params: ProvisioningParams) -> int:
+        with self._lock:
+            pending = self._pending.setdefault(url, set())
+            allocator = GidAllocator()
+            for gid in (*used, *pending):
+                allocator.mark_used(gid)
+            gid = allocator.allocate(gid_min=params.gid_min, gid_max=params.gid_max)
+            pending.add(gid)
+            return gid
+
+    def release(self, url: str, gid: int) -> None:
+        with self._lock:
+            self._pending.get(url, set()).discard(gid)
+
+
+class ControllerService(csi_pb2_grpc.ControllerServicer):
+    """CREATE_DELETE_VOLUME, EXPAND_VOLUME, SINGLE_NODE_MULTI_WRITER, and with the
+    plugin's own Heketi (`--heketi-url`) LIST_VOLUMES and GET_CAPACITY."""
+
+    def __init__(
+        self,
+        *,
+        volumes: VolumeService,
+        heketi: HeketiDefaults,
+        locks: VolumeLocks | None = None,
+    ) -> None:
+        self._volumes = volumes
+        self._defaults = heketi
+        self._id_locks = locks or VolumeLocks()
+        self._name_locks = VolumeLocks()
+        self._gids = _GidReservations()
+
+    # --- capabilities -------------------------------------------------------------
+
+    def capabilities(self) -> list[_Rpc.Type]:
+        rpcs = [_Rpc.CREATE_DELETE_VOLUME, _Rpc.EXPAND_VOLUME, _Rpc.SINGLE_NODE_MULTI_WRITER]
+        if self._defaults.url is not None:
+            rpcs += [_Rpc.LIST_VOLUMES, _Rpc.GET_CAPACITY]
+        return rpcs
+
+    def ControllerGetCapabilities(
+        self, request: csi_pb2.ControllerGetCapabilitiesRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.ControllerGetCapabilitiesResponse:
+        return csi_pb2.ControllerGetCapabilitiesResponse(
+            capabilities=[
+                csi_pb2.ControllerServiceCapability(rpc=_Rpc(type=rpc))
+                for rpc in self.capabilities()
+            ]
+        )
+
+    # --- CreateVolume -------------------------------------------------------------
+
+    def CreateVolume(
+        self, request: csi_pb2.CreateVolumeRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.CreateVolumeResponse:
+        name = validation.required(request.name, "name")
+        check_capabilities(request.volume_capabilities)
+        _refuse_unsupported_sources(request)
+        wanted = wanted_capacity(
+            request.capacity_range if request.HasField("capacity_range") else None
+        )
+        split = split_parameters(request.parameters)
+        secrets = dict(request.secrets)
+        params = parse_parameters(with_url(split.parameters, volume_url(secrets, self._defaults)))
+        heketi = heketi_for_class(params, secrets, self._defaults)
+        heketi_name = _heketi_name(name, params, split)
+        with self._name_locks.hold(name):
+            volume = self._ensure(heketi, heketi_name, wanted, params)
+        _check_compatible(name, volume, wanted, params)
+        return csi_pb2.CreateVolumeResponse(volume=csi_volume(volume))
+
+    def _ensure(
+        self, heketi: HeketiConfig, name: str, wanted: WantedCapacity, params: ProvisioningParams
+    ) -> Volume:
+        existing = self._volumes.list_volumes(heketi=heketi)
+        found = next((v for v in existing if v.name == name), None)
+        if found is not None:
+            return found
+        gid = self._gids.reserve(heketi.url, (v.gid for v in existing), params)
+        try:
+            return self._volumes.ensure_volume(
+                heketi=heketi, name=name, size_gib=wanted.gib, params=params, gid=gid
+            )
+        finally:
+            self._gids.release(heketi.url, gid)
+
+    # --- DeleteVolume -------------------------------------------------------------
+
+    def DeleteVolume(
+        self, request: csi_pb2.DeleteVolumeRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.DeleteVolumeResponse:
+        volume_id = validation.required(request.volume_id, "volume_id")
+        if not is_heketi_id(volume_id):
+            _log.info("not a Heketi volume id: nothing to delete", volume_id=volume_id)
+            return csi_pb2.DeleteVolumeResponse()
+        heketi = heketi_for_volume(request.secrets, self._defaults)
+        with self._id_locks.hold(volume_id):
+            self._volumes.delete_volume(heketi=heketi, volume_id=volume_id)
+        return csi_pb2.DeleteVolumeResponse()
+
+    # --- ValidateVolumeCapabilities -------------------------------------------------
+
+    def ValidateVolumeCapabilities(
+        self, request: csi_pb2.ValidateVolumeCapabilitiesRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.ValidateVolumeCapabilitiesResponse:
+        volume_id = validation.required(request.volume_id, "volume_id")
+        if not request.volume_capabilities:
+            raise errors.InvalidArgument("volume_capabilities is required")
+        heketi = heketi_for_volume(request.secrets, self._defaults)
+        volume = self._volumes.get_volume(heketi=heketi, volume_id=volume_id)
+        reason = self._unsupported(request, volume)
+        if reason is not None:
+            return csi_pb2.ValidateVolumeCapabilitiesResponse(message=reason)
+        confirmed = csi_pb2.ValidateVolumeCapabilitiesResponse.Confirmed(
+            volume_context=request.volume_context,
+            volume_capabilities=request.volume_capabilities,
+            parameters=request.parameters,
+        )
+        return csi_pb2.ValidateVolumeCapabilitiesResponse(confirmed=confirmed)
+
+    def _unsupported(
+        self, request: csi_pb2.ValidateVolumeCapabilitiesRequest, volume: Volume
+    ) -> str | None:
+        """Why the volume cannot be used as asked, or None."""
+        try:
+            check_capabilities(request.volume_capabilities)
+        except errors.InvalidArgument as err:
+            return str(err)
+        if request.mutable_parameters:
+            return "mutable_parameters are not supported by this plugin"
+        ours = csi_context(volume)
+        if any(ours.get(key) != value for key, value in request.volume_context.items()):
+            return f"volume_context does not match volume {volume.id}: expected {ours}"
+        if request.parameters:
+            return self._parameters_mismatch(request.parameters, request.secrets, volume)
+        return None
+
+    def _parameters_mismatch(
+        self, parameters: Mapping[str, str], secrets: Mapping[str, str], volume: Volume
+    ) -> str | None:
+        split = split_parameters(parameters)
+        try:
+            params = parse_parameters(
+                with_url(split.parameters, volume_url(secrets, self._defaults))
+            )
+        except errors.InvalidArgument as err:
+            return str(err)
+        if not same_durability(params.durability, volume.durability):
+            return (
+                f"volume {volume.id} is {describe_durability(volume.durability)}, "
+                f"the parameters ask for {describe_durability(params.durability)}"
+            )
+        return None
+
+    # --- ListVolumes ----------------------------------------------------------------
+
+    def ListVolumes(
+        self, request: csi_pb2.ListVolumesRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.ListVolumesResponse:
+        if request.max_entries < 0:
+            raise errors.InvalidArgument("max_entries must not be negative")
+        token = request.starting_token.lower()
+        if token and not is_heketi_id(token):
+            raise errors.Aborted(
+                f"starting_token {request.starting_token!r} was not returned by this plugin; "
+                "list again without a starting_token"
+            )
+        self._own_url("ListVolumes")
+        heketi = heketi_for_volume({}, self._defaults)
+        volumes = sorted(
+            (v for v in self._volumes.list_volumes(heketi=heketi) if v.id.lower() >= token),
+            key=lambda v: v.id.lower(),
+        )
+        limit = request.max_entries or len(volumes)
+        page, rest = volumes[:limit], volumes[limit:]
+        return csi_pb2.ListVolumesResponse(
+            entries=[csi_pb2.ListVolumesResponse.Entry(volume=csi_volume(v)) for v in page],
+            next_token=rest[0].id.lower() if rest else "",
+        )
+
+    def _own_url(self, method: str) -> str:
+        if self._defaults.url is None:
+            raise errors.FailedPrecondition(
+                f"{method} needs the plugin's own Heketi: start it with --heketi-url"
+            )
+        return self._defaults.url
+
+    # --- GetCapacity ------------------------------------------------------------------
+
+    def GetCapacity(
+        self, request: csi_pb2.GetCapacityRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.GetCapacityResponse:
+        url = self._own_url("GetCapacity")
+        try:
+            if request.volume_capabilities:
+                check_capabilities(request.volume_capabilities)
+        except errors.InvalidArgument:
+            return csi_pb2.GetCapacityResponse(available_capacity=0)
+        split = split_parameters(request.parameters)
+        params = parse_parameters(with_url(split.parameters, url))
+        heketi = heketi_for_capacity(params, self._defaults)
+        raw_gib = self._volumes.free_space_gib(heketi=heketi, clusters=params.cluster_ids)
+        return csi_pb2.GetCapacityResponse(
+            available_capacity=int(raw_gib / raw_space_factor(params)) * GIB,
+            minimum_volume_size=wrappers_pb2.Int64Value(value=GIB),
+        )
+
+    # --- ControllerExpandVolume -------------------------------------------------------
+
+    def ControllerExpandVolume(
+        self, request: csi_pb2.ControllerExpandVolumeRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.ControllerExpandVolumeResponse:
+        volume_id = validation.required(request.volume_id, "volume_id")
+        if not request.HasField("capacity_range"):
+            raise errors.InvalidArgument("capacity_range is required")
+        wanted = wanted_capacity(request.capacity_range)
+        if request.HasField("volume_capability"):
+            validation.mount_capability(request.volume_capability, present=True)
+        heketi = heketi_for_volume(request.secrets, self._defaults)
+        with self._id_locks.hold(volume_id):
+            volume = self._volumes.expand_volume(
+                heketi=heketi, volume_id=volume_id, size_gib=wanted.gib
+            )
+        if not wanted.fits(volume):
+            raise errors.OutOfRange(
+                f"volume {volume_id} already has {volume.size_gib} GiB, more than "
+                f"capacity_range.limit_bytes ({wanted.limit_bytes}); volumes cannot shrink"
+            )
+        return csi_pb2.ControllerExpandVolumeResponse(
+            capacity_bytes=volume.size_gib * GIB, node_expansion_required=False
+        )
+
+
+def _refuse_unsupported_sources(request: csi_pb2.CreateVolumeRequest) -> None:
+    if request.HasField("volume_content_source"):
+        raise errors.InvalidArgument(
+            "volume_content_source is not supported: this plugin cannot create volumes from "
+            "snapshots or clone volumes"
+        )
+    if request.mutable_parameters:
+        raise errors.InvalidArgument("mutable_parameters are not supported by this plugin")
+
+
+def _heketi_name(name: str, params: ProvisioningParams, split: ClassParameters) -> str:
+    """Heketi volume name of a CSI name, with the class's `volumenameprefix` if any."""
+    if params.volume_name_prefix is None:
+        return csi_volume_name(name)
+    name_part = csi_volume_name(name, max_length=_PREFIXED_NAME_MAX)
+    heketi_name = heketi_volume_name(
+        uid=name_part,
+        namespace=split.claim_namespace,
+        claim=split.claim_name,
+        prefix=params.volume_name_prefix,
+    )
+    assert len(heketi_name) <= HEKETI_NAME_MAX
+    return heketi_name
+
+
+def _check_compatible(
+    name: str, volume: Volume, wanted: WantedCapacity, params: ProvisioningParams
+) -> None:
+    """An existing volume of this name must match the request (else ALREADY_EXISTS)."""
+    if not wanted.fits(volume):
+        raise errors.AlreadyExists(
+            f"volume {name!r} already exists with {volume.size_gib} GiB, outside the requested "
+            f"capacity range ({wanted.describe()})"
+        )
+    if not same_durability(volume.durability, params.durability):
+        raise errors.AlreadyExists(
+            f"volume {name!r} already exists as {describe_durability(volume.durability)}, "
+            f"the request asks for {describe_durability(params.durability)}"
+        )
