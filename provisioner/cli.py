@@ -13,7 +13,11 @@ from collections.abc import Sequence
 from provisioner import __version__, log
 
 #: Modules that provide a command, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("provisioner.csi.command", "provisioner.controller.command")
+COMMAND_MODULES: tuple[str, ...] = (
+    "provisioner.csi.command",
+    "provisioner.controller.command",
+    "provisioner.audit",
+)
 
 
 def env_default(var: str, default: str | None = None) -> str | None:
