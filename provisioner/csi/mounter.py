@@ -67,7 +67,7 @@ class SubprocessRunner:
             )
         except subprocess.TimeoutExpired as error:
             raise errors.DeadlineExceeded(
-                f"{argv[0]} did not finish within {timeout:g}s: {' '.join(argv)}"
+                f"{argv[0]} did not finish within {timeout:g}s"
             ) from error
         except FileNotFoundError as error:
             raise errors.FailedPrecondition(f"{argv[0]} is not installed on this node") from error
@@ -253,7 +253,7 @@ class SystemMounter:
         result = self._run(argv, timeout=timeout)
         if result.returncode != 0:
             raise errors.Internal(f"{what} failed (exit {result.returncode}): {result.output()}")
-        _log.debug("command ok", argv=argv)
+        _log.debug("command ok", command=argv[0], target=argv[-1])
 
 
 def stat_with_timeout(path: Path, *, timeout: float) -> PathState:
