@@ -11,7 +11,7 @@ from typing import Any
 
 from provisioner import errors, log
 from provisioner.cli import env_default
-from provisioner.csi import csi_pb2_grpc, server
+from provisioner.csi import controller_command, csi_pb2_grpc, server
 from provisioner.csi.identity import IdentityService, validate_driver_name
 from provisioner.csi.mounter import SystemMounter
 from provisioner.csi.node import (
@@ -37,6 +37,7 @@ class NodeCommandConfig:
     driver_name: str
     node: NodeConfig
     shutdown_grace: float
+    controller: controller_command.ControllerServiceConfig | None = None
 
 
 def register(subparsers: Any) -> None:
@@ -90,6 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=env_default("SHUTDOWN_GRACE", str(server.DEFAULT_SHUTDOWN_GRACE)),
         help="seconds SIGTERM waits for in-flight calls before exiting (env SHUTDOWN_GRACE)",
     )  # fmt: skip
+    controller_command.add_arguments(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> NodeCommandConfig:
@@ -106,6 +108,7 @@ def config_from_args(args: argparse.Namespace) -> NodeCommandConfig:
             mount_log_dir=args.mount_log_dir,
         ),
         shutdown_grace=args.shutdown_grace,
+        controller=controller_command.config_from_args(args),
     )
 
 
@@ -121,11 +124,14 @@ class Services:
 def build_services(config: NodeCommandConfig) -> Services:
     """Identity + Node over the real mounter, sharing one set of per-volume locks."""
     locks = server.VolumeLocks()
+    controller = controller_command.build(config.controller, locks=locks)
     identity = IdentityService(
-        driver_name=config.driver_name, readiness_checks=[fuse_client_missing]
+        driver_name=config.driver_name,
+        controller_service=controller is not None,
+        readiness_checks=[fuse_client_missing],
     )
     node = NodeService(config=config.node, mounter=SystemMounter(), locks=locks)
-    return Services(identity=identity, node=node)
+    return Services(identity=identity, node=node, controller=controller)
 
 
 def run(args: argparse.Namespace) -> int:

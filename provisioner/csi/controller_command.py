@@ -1,0 +1,123 @@
+"""Flags of `glusterfs-provisioner node --controller-service` and the servicer they build.
+
+With `--controller-service` the node plugin binary also serves the CSI
+Controller service, for the kubernetes-csi external-provisioner and
+external-resizer sidecars ("standard sidecar" deployment). `--heketi-url`
+names the plugin's own Heketi: used when a request's secrets carry no
+`resturl`, and needed for ListVolumes and GetCapacity (which carry no secrets).
+Its key comes from a file or the environment, never from a flag.
+"""
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from provisioner import errors
+from provisioner.cli import env_default
+from provisioner.csi.controller import ControllerService
+from provisioner.csi.heketi_access import HeketiDefaults
+from provisioner.csi.server import VolumeLocks
+from provisioner.storageclass import DEFAULT_REST_USER
+from provisioner.volumes import VolumeService
+
+#: Environment variable that may hold the Heketi key instead of --heketi-key-file.
+KEY_ENV: Final = "HEKETI_KEY"
+#: A key file bigger than this is not a Heketi key (guards against a wrong path).
+_KEY_FILE_MAX_BYTES: Final = 4096
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+
+
+@dataclass(frozen=True)
+class ControllerServiceConfig:
+    """Settings of the CSI Controller service (from the `node` command's flags)."""
+
+    heketi: HeketiDefaults
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The controller-service flags (each with an environment fallback)."""
+    group = parser.add_argument_group("CSI Controller service (standard sidecar deployment)")
+    group.add_argument(
+        "--controller-service",
+        action="store_true",
+        default=(env_default("CONTROLLER_SERVICE", "false") or "").lower() in _TRUE,
+        help="also serve the CSI Controller service (CreateVolume, DeleteVolume, "
+        "ControllerExpandVolume, ...) for external-provisioner/external-resizer "
+        "(env CONTROLLER_SERVICE=true)",
+    )
+    group.add_argument(
+        "--heketi-url",
+        default=env_default("HEKETI_URL"),
+        help="the plugin's own Heketi, http(s)://host:port: used when a request's secrets "
+        "have no 'resturl'; enables ListVolumes and GetCapacity (env HEKETI_URL)",
+    )
+    group.add_argument(
+        "--heketi-user",
+        default=env_default("HEKETI_USER", DEFAULT_REST_USER),
+        help="Heketi user for --heketi-url when secrets name none (env HEKETI_USER)",
+    )
+    group.add_argument(
+        "--heketi-key-file",
+        type=Path,
+        default=env_default("HEKETI_KEY_FILE"),
+        help=f"file holding the key of --heketi-user (env HEKETI_KEY_FILE; or put the key "
+        f"itself in env {KEY_ENV})",
+    )
+    group.add_argument(
+        "--heketi-ca-file",
+        default=env_default("HEKETI_CA_FILE"),
+        help="PEM CA bundle for an https --heketi-url (env HEKETI_CA_FILE)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> ControllerServiceConfig | None:
+    """The controller config, or None without --controller-service (InvalidArgument)."""
+    if not args.controller_service:
+        return None
+    if args.heketi_ca_file and not os.path.isabs(args.heketi_ca_file):
+        raise errors.InvalidArgument("--heketi-ca-file must be an absolute path")
+    if not args.heketi_user:
+        raise errors.InvalidArgument("--heketi-user must not be empty")
+    return ControllerServiceConfig(
+        heketi=HeketiDefaults(
+            url=args.heketi_url or None,
+            user=args.heketi_user,
+            key=read_key(args.heketi_key_file, os.environ.get(KEY_ENV)),
+            ca_file=args.heketi_ca_file or None,
+        )
+    )
+
+
+def read_key(path: Path | None, from_env: str | None) -> str | None:
+    """The Heketi key from its file or the environment (never echoed in errors)."""
+    if path is not None and from_env:
+        raise errors.InvalidArgument(f"set either --heketi-key-file or {KEY_ENV}, not both")
+    if path is None:
+        return from_env or None
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(_KEY_FILE_MAX_BYTES + 1)
+    except OSError as err:
+        raise errors.InvalidArgument(
+            f"cannot read --heketi-key-file {path}: {err.strerror}"
+        ) from None
+    if len(raw) > _KEY_FILE_MAX_BYTES:
+        raise errors.InvalidArgument(
+            f"--heketi-key-file {path} is larger than {_KEY_FILE_MAX_BYTES} bytes; "
+            "it should hold only the Heketi key"
+        )
+    key = raw.decode("utf-8", "replace").strip()
+    if not key:
+        raise errors.InvalidArgument(f"--heketi-key-file {path} is empty")
+    return key
+
+
+def build(
+    config: ControllerServiceConfig | None, *, locks: VolumeLocks
+) -> ControllerService | None:
+    """The Controller servicer over the real Heketi client, sharing the node's locks."""
+    if config is None:
+        return None
+    return ControllerService(volumes=VolumeService(), heketi=config.heketi, locks=locks)
