@@ -1,0 +1,82 @@
+"""Test controls: the request log and fault injection rules."""
+
+import re
+import threading
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One API request as the server answered it.
+
+    `status` is 0 when the connection was dropped on purpose; for a watch,
+    `duration` is the time until the stream ended.
+    """
+
+    verb: str  # get, list, watch, create, update, patch, delete, deletecollection
+    path: str  # URL path without the query
+    status: int
+    duration: float  # seconds
+    time: float  # time.time() when the request arrived
+    query: str = ""
+
+
+@dataclass
+class FaultRule:
+    verb: str | None
+    pattern: re.Pattern[str]
+    remaining: int
+    status: int
+    drop: bool
+
+
+class Faults:
+    """Rules that make the next matching requests fail; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[FaultRule] = []
+
+    def add(
+        self, *, verb: str | None, path_regex: str, count: int, status: int, drop: bool
+    ) -> None:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        if not drop and not 400 <= status <= 599:
+            raise ValueError(f"status {status} is not an error status (400-599)")
+        rule = FaultRule(verb, re.compile(path_regex), count, status, drop)
+        with self._lock:
+            self._rules.append(rule)
+
+    def take(self, verb: str, path: str) -> FaultRule | None:
+        """The first rule matching this request, consuming one of its uses."""
+        with self._lock:
+            for rule in self._rules:
+                if (rule.verb is None or rule.verb == verb) and rule.pattern.search(path):
+                    rule.remaining -= 1
+                    if rule.remaining == 0:
+                        self._rules.remove(rule)
+                    return rule
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+
+class RequestLog:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[RequestRecord] = []
+
+    def add(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def snapshot(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()

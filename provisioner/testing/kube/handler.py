@@ -1,0 +1,626 @@
+"""HTTP/1.1 front end: routing, verbs, query parameters, responses and watch streaming."""
+
+import contextlib
+import json
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from provisioner.testing.kube import errors, events, patch, resources, tables
+from provisioner.testing.kube.control import Faults, RequestLog, RequestRecord
+from provisioner.testing.kube.errors import ApiError
+from provisioner.testing.kube.resources import ResourceType
+from provisioner.testing.kube.selectors import Filter, parse_filter
+from provisioner.testing.kube.store import DeleteOptions, ListResult, Store, Stored, dumps
+from provisioner.testing.kube.watch import WatchRequest, WatchStream
+
+JSON = dict[str, Any]
+
+#: Watches without timeoutSeconds end after a random 30-60 minutes, as the apiserver's do.
+DEFAULT_WATCH_MIN_SECONDS = 1800
+#: Largest request body accepted (the apiserver's limit is 3 MiB for most objects).
+MAX_BODY_BYTES = 3 * 1024 * 1024
+#: Watch lines are sent in chunks of at most this many bytes.
+CHUNK_BYTES = 64 * 1024
+VERSION_INFO = {
+    "major": "1",
+    "minor": "34",
+    "gitVersion": "v1.34.0+glusterfs-provisioner-test",
+    "gitCommit": "",
+    "gitTreeState": "clean",
+    "buildDate": "",
+    "goVersion": "",
+    "compiler": "python",
+    "platform": "linux/amd64",
+}
+_GO_TRUE = {"1", "t", "T", "true", "TRUE", "True"}
+_GO_FALSE = {"0", "f", "F", "false", "FALSE", "False"}
+
+
+@dataclass
+class ServerState:
+    """Everything the handler threads share."""
+
+    store: Store
+    bookmark_interval: float
+    faults: Faults = field(default_factory=Faults)
+    log: RequestLog = field(default_factory=RequestLog)
+    address: str = ""
+    connections: set[socket.socket] = field(default_factory=set)
+    watch_connections: set[socket.socket] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cut_watches(self) -> None:
+        self.store.wake_all(cut=True)
+        with self.lock:
+            sockets = list(self.watch_connections)
+        for sock in sockets:
+            _shutdown(sock)
+
+    def close_connections(self) -> None:
+        with self.lock:
+            sockets = list(self.connections)
+        for sock in sockets:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+@dataclass(frozen=True)
+class Route:
+    rt: ResourceType
+    namespace: str | None  # None: all namespaces (collection) or cluster-scoped
+    name: str | None
+    subresource: str | None
+    watch_path: bool
+
+
+def parse_bool(value: str | None, param: str) -> bool | None:
+    if value is None or value == "":
+        return None
+    if value in _GO_TRUE:
+        return True
+    if value in _GO_FALSE:
+        return False
+    raise errors.bad_request(f'invalid boolean value for {param}: "{value}"')
+
+
+def _int_param(query: dict[str, str], name: str) -> int:
+    text = query.get(name, "")
+    if text == "":
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise errors.bad_request(f'{name}: Invalid value: "{text}": must be a non-negative integer')
+    return value
+
+
+def route(path: str) -> Route | None:
+    """The resource a path names, or None when the path is not a resource path."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0] == "api":
+        group, version, rest = "", parts[1], parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    types = resources.BY_GROUP_VERSION.get((group, version))
+    if types is None or not rest:
+        return None
+    watch_path = rest[0] == "watch"
+    if watch_path:
+        rest = rest[1:]
+    return _route_rest(types, rest, watch_path)
+
+
+def _route_rest(types: dict[str, ResourceType], rest: list[str], watch_path: bool) -> Route | None:
+    if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
+        rt = types.get(rest[2])
+        if rt is None or not rt.namespaced or len(rest) > 5:
+            return None
+        name = rest[3] if len(rest) > 3 else None
+        sub = rest[4] if len(rest) > 4 else None
+        return _checked(Route(rt, rest[1], name, sub, watch_path))
+    rt = types.get(rest[0])
+    if rt is None or len(rest) > 3 or (rt.namespaced and len(rest) > 1):
+        return None
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else None
+    return _checked(Route(rt, None, name, sub, watch_path))
+
+
+def _checked(r: Route) -> Route | None:
+    if r.subresource is not None and (r.subresource != "status" or not r.rt.has_status):
+        return None
+    if r.watch_path and (r.subresource is not None or r.name is not None):
+        return None
+    return r
+
+
+def verb_of(method: str, r: Route | None, query: dict[str, str]) -> str:
+    if r is None:
+        return "get"
+    if method == "GET":
+        if r.name is not None and not r.watch_path:
+            return "get"
+        watching = r.watch_path or parse_bool(query.get("watch"), "watch")
+        return "watch" if watching else "list"
+    collection = {"POST": "create", "DELETE": "deletecollection"}
+    item = {"PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+    table = item if r.name is not None else collection
+    return table.get(method, method.lower())
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One connection; HTTP/1.1 keep-alive, chunked watch streams."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server_version = "kube-test-server"
+    state: ServerState  # set on the subclass the server makes
+
+    def setup(self) -> None:
+        super().setup()
+        with self.state.lock:
+            self.state.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.state.lock:
+            self.state.connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    # --- request flow ----------------------------------------------------------------------
+
+    def _serve(self, method: str) -> None:
+        started, wall = time.monotonic(), time.time()
+        split = urlsplit(self.path)
+        path = split.path
+        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        r = route(path)
+        status = 0
+        verb = "get"
+        try:
+            verb = verb_of(method, r, query)
+            body = self._read_body()
+            fault = self.state.faults.take(verb, path)
+            if fault is not None and fault.drop:
+                self._drop()
+                return
+            if fault is not None:
+                raise ApiError(fault.status, f"injected fault: {fault.status} for {verb} {path}")
+            status = self._dispatch(method, verb, path, r, query, body, wall)
+        except ApiError as err:
+            status = self._send_json(err.code, err.status())
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception as err:  # a bug of ours: answer like the apiserver does, keep serving
+            status = self._send_json(500, errors.ApiError(500, f"internal error: {err!r}").status())
+        finally:
+            if verb != "watch" or status != 200:
+                self.state.log.add(
+                    RequestRecord(verb, path, status, time.monotonic() - started, wall, split.query)
+                )
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise ApiError(
+                413, "Request entity too large: limit is 3145728", reason="RequestEntityTooLarge"
+            )
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                self.rfile.readline()
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        _shutdown(self.connection)
+
+    def _dispatch(
+        self,
+        method: str,
+        verb: str,
+        path: str,
+        r: Route | None,
+        query: dict[str, str],
+        body: bytes,
+        wall: float,
+    ) -> int:
+        if r is None:
+            if method != "GET":
+                raise errors.page_not_found()
+            return self._discovery(path)
+        if verb == "watch":
+            status = self._watch(r, query, path, wall)
+            return status
+        handler = _VERBS.get(verb)
+        if handler is None:
+            raise errors.method_not_allowed(method, r.rt.plural)
+        code, payload = handler(self, r, query, body)
+        if isinstance(payload, bytes):
+            return self._send(code, payload)
+        return self._send_json(code, payload)
+
+    # --- responses -------------------------------------------------------------------------
+
+    def _send(self, code: int, body: bytes, content_type: str = "application/json") -> int:
+        reason = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Unknown"
+        head = (
+            f"HTTP/1.1 {code} {reason}\r\n"
+            f"Content-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            f"Cache-Control: no-cache, private\r\n"
+            f"X-Kubernetes-Pf-Flowschema-Uid: \r\n"
+        )
+        if self.close_connection:
+            head += "Connection: close\r\n"
+        self.wfile.write(head.encode() + b"\r\n" + body)
+        return code
+
+    def _send_json(self, code: int, payload: Any) -> int:
+        return self._send(code, dumps(payload))
+
+    def _discovery(self, path: str) -> int:
+        doc = _discovery_doc(path.rstrip("/") or "/", self.state.address)
+        if doc is None:
+            if path.rstrip("/") in ("/healthz", "/readyz", "/livez"):
+                return self._send(200, b"ok", "text/plain; charset=utf-8")
+            return self._send(404, b"404 page not found\n", "text/plain; charset=utf-8")
+        return self._send_json(200, doc)
+
+    def _wants_table(self) -> bool:
+        return "as=Table" in self.headers.get("Accept", "")
+
+    # --- verbs -----------------------------------------------------------------------------
+
+    def _get(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        assert r.name is not None
+        stored = self.state.store.get(r.rt, _ns(r), r.name)
+        if self._wants_table():
+            return 200, tables.table(r.rt.bucket, [_shaped(r.rt, stored.obj)], {})
+        return 200, _encode(r.rt, stored)
+
+    def _list(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        flt = _filter(r.rt, query)
+        result = self.state.store.list_page(
+            r.rt,
+            r.namespace,
+            flt,
+            limit=_int_param(query, "limit"),
+            token=query.get("continue") or None,
+            resource_version=query.get("resourceVersion"),
+            match=query.get("resourceVersionMatch") or None,
+        )
+        if self._wants_table():
+            objs = [_shaped(r.rt, s.obj) for s in result.items]
+            return 200, tables.table(r.rt.bucket, objs, _list_meta(result))
+        return 200, _list_body(r.rt, result)
+
+    def _create(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        if r.namespace is None and r.rt.namespaced:
+            raise errors.method_not_allowed("POST", f"all-namespaces {r.rt.plural}")
+        obj = _incoming(r.rt, _json_body(body))
+        stored = self.state.store.create(r.rt, _ns(r), obj, dry_run=_dry_run(query))
+        return 201, _encode(r.rt, stored)
+
+    def _update(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        assert r.name is not None
+        obj = _incoming(r.rt, _json_body(body))
+        stored = self.state.store.update(
+            r.rt, _ns(r), r.name, obj, status=r.subresource == "status", dry_run=_dry_run(query)
+        )
+        return 200, _encode(r.rt, stored)
+
+    def _patch(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        assert r.name is not None
+        change = _patcher(r.rt, self.headers.get("Content-Type", ""), body)
+        stored = self.state.store.mutate(
+            r.rt, _ns(r), r.name, change, status=r.subresource == "status", dry_run=_dry_run(query)
+        )
+        return 200, _encode(r.rt, stored)
+
+    def _delete(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        assert r.name is not None
+        options = _delete_options(body, query)
+        stored, gone = self.state.store.delete(r.rt, _ns(r), r.name, options)
+        if not gone:
+            return 200, _encode(r.rt, stored)
+        meta = stored.obj["metadata"]
+        details = {"name": meta["name"], "kind": r.rt.plural, "uid": meta["uid"]}
+        if r.rt.group:
+            details["group"] = r.rt.group
+        return 200, {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": details,
+        }
+
+    def _delete_collection(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        store = self.state.store
+        options = _delete_options(body, query)
+        result = store.list_page(r.rt, r.namespace, _filter(r.rt, query))
+        deleted = []
+        for item in result.items:
+            meta = item.obj["metadata"]
+            try:
+                stored, _ = store.delete(r.rt, meta.get("namespace", ""), meta["name"], options)
+            except ApiError as err:
+                if err.code == 404:
+                    continue
+                raise
+            deleted.append(_shaped(r.rt, stored.obj))
+        return 200, {
+            "kind": f"{r.rt.kind}List",
+            "apiVersion": r.rt.api_version,
+            "metadata": {"resourceVersion": str(store.resource_version)},
+            "items": deleted,
+        }
+
+    # --- watch -----------------------------------------------------------------------------
+
+    def _watch(self, r: Route, query: dict[str, str], path: str, wall: float) -> int:
+        request = _watch_request(r, query)
+        stream = WatchStream(
+            self.state.store,
+            request,
+            encode=lambda s: _encode(r.rt, s),
+            bookmark_interval=self.state.bookmark_interval,
+        )
+        first = stream.start()
+        self.wfile.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nCache-Control: no-cache, private\r\n\r\n"
+        )
+        self.state.log.add(RequestRecord("watch", path, 200, 0.0, wall, urlsplit(self.path).query))
+        with self.state.lock:
+            self.state.watch_connections.add(self.connection)
+        try:
+            self._stream(stream, first)
+        finally:
+            with self.state.lock:
+                self.state.watch_connections.discard(self.connection)
+        return 200
+
+    def _stream(self, stream: WatchStream, lines: list[bytes]) -> None:
+        while True:
+            self._write_lines(lines)
+            if stream.finished:
+                break
+            lines = stream.next_batch()
+        if stream.cut or self.state.store.closed:
+            self._drop()
+            return
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _write_lines(self, lines: list[bytes]) -> None:
+        batch: list[bytes] = []
+        size = 0
+        for text in lines:
+            batch.append(text)
+            size += len(text)
+            if size >= CHUNK_BYTES:
+                self._write_chunk(b"".join(batch))
+                batch, size = [], 0
+        if batch:
+            self._write_chunk(b"".join(batch))
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+
+Verb = Callable[[Handler, Route, dict[str, str], bytes], tuple[int, Any]]
+_VERBS: dict[str, Verb] = {
+    "get": Handler._get,
+    "list": Handler._list,
+    "create": Handler._create,
+    "update": Handler._update,
+    "patch": Handler._patch,
+    "delete": Handler._delete,
+    "deletecollection": Handler._delete_collection,
+}
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _ns(r: Route) -> str:
+    return r.namespace or ""
+
+
+def _is_events_v1(rt: ResourceType) -> bool:
+    return rt.group == "events.k8s.io"
+
+
+def _shaped(rt: ResourceType, obj: JSON) -> JSON:
+    return events.to_events_v1(obj) if _is_events_v1(rt) else obj
+
+
+def _encode(rt: ResourceType, stored: Stored) -> bytes:
+    return dumps(events.to_events_v1(stored.obj)) if _is_events_v1(rt) else stored.raw
+
+
+def _incoming(rt: ResourceType, obj: JSON) -> JSON:
+    return events.to_core(obj) if _is_events_v1(rt) else obj
+
+
+def _filter(rt: ResourceType, query: dict[str, str]) -> Filter:
+    supported = ("metadata.name", "metadata.namespace", *rt.fields)
+    path_of = events.field_in_core if _is_events_v1(rt) else _identity
+    return parse_filter(
+        query.get("labelSelector", ""), query.get("fieldSelector", ""), supported, path_of
+    )
+
+
+def _identity(text: str) -> str:
+    return text
+
+
+def _list_meta(result: ListResult) -> JSON:
+    meta: JSON = {"resourceVersion": str(result.resource_version)}
+    if result.continue_token:
+        meta["continue"] = result.continue_token
+    if result.remaining is not None:
+        meta["remainingItemCount"] = result.remaining
+    return meta
+
+
+def _list_body(rt: ResourceType, result: ListResult) -> bytes:
+    head = {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": _list_meta(result)}
+    items = b",".join(_encode(rt, s) for s in result.items)
+    return dumps(head)[:-1] + b',"items":[' + items + b"]}"
+
+
+def _json_body(body: bytes) -> JSON:
+    try:
+        obj = json.loads(body or b"null")
+    except ValueError as err:
+        raise errors.bad_request(f"couldn't get version/kind; json parse error: {err}") from err
+    if not isinstance(obj, dict):
+        raise errors.bad_request("the request body must be a JSON object")
+    return obj
+
+
+def _dry_run(query: dict[str, str]) -> bool:
+    value = query.get("dryRun", "")
+    if value not in ("", "All"):
+        raise errors.bad_request(f'dryRun: Unsupported value: "{value}": supported values: "All"')
+    return value == "All"
+
+
+def _delete_options(body: bytes, query: dict[str, str]) -> DeleteOptions:
+    options = json.loads(body) if body.strip() else {}
+    if not isinstance(options, dict):
+        raise errors.bad_request("the request body must be a DeleteOptions object")
+    pre = options.get("preconditions") or {}
+    dry = _dry_run(query) or "All" in (options.get("dryRun") or [])
+    return DeleteOptions(
+        uid=pre.get("uid"), resource_version=pre.get("resourceVersion"), dry_run=dry
+    )
+
+
+def _patcher(rt: ResourceType, content_type: str, body: bytes) -> Callable[[JSON], JSON]:
+    media = content_type.split(";")[0].strip().lower()
+    try:
+        document = json.loads(body or b"null")
+    except ValueError as err:
+        raise errors.bad_request(f"error decoding patch: {err}") from err
+    if _is_events_v1(rt) and media != patch.JSON_PATCH:
+        document = _events_patch_to_core(document)
+    if media == patch.JSON_PATCH:
+        return (
+            _events_json_patch(document)
+            if _is_events_v1(rt)
+            else (lambda doc: patch.json_patch(doc, document))
+        )
+    if media == patch.MERGE_PATCH:
+        return lambda doc: _merged(doc, document)
+    if media == patch.STRATEGIC_MERGE_PATCH:
+        merger = patch.StrategicMerger(dict(rt.merge_lists))
+        return lambda doc: merger.apply(doc, document)
+    raise ApiError(
+        415,
+        f"the body of the request was in an unknown format - accepted media "
+        f"types include: {patch.JSON_PATCH}, {patch.MERGE_PATCH}, "
+        f"{patch.STRATEGIC_MERGE_PATCH} (server-side apply, "
+        f"{patch.APPLY_PATCH}, is not implemented by this test server)",
+    )
+
+
+def _merged(doc: JSON, document: Any) -> JSON:
+    if not isinstance(document, dict):
+        raise errors.bad_request("a JSON merge patch for an object must be a JSON object")
+    result = patch.merge_patch(doc, document)
+    assert isinstance(result, dict)
+    return result
+
+
+def _events_patch_to_core(document: Any) -> Any:
+    if not isinstance(document, dict):
+        return document
+    converted = events.to_core({**document, "kind": "Event"})
+    converted.pop("kind", None)
+    converted.pop("apiVersion", None)
+    return converted
+
+
+def _events_json_patch(document: Any) -> Callable[[JSON], JSON]:
+    def apply(doc: JSON) -> JSON:
+        return events.to_core(patch.json_patch(events.to_events_v1(doc), document))
+
+    return apply
+
+
+def _watch_request(r: Route, query: dict[str, str]) -> WatchRequest:
+    timeout = _int_param(query, "timeoutSeconds")
+    if timeout == 0:
+        timeout = int(DEFAULT_WATCH_MIN_SECONDS * (1 + random.random()))  # noqa: S311
+    return WatchRequest(
+        rt=r.rt,
+        namespace=r.namespace if r.rt.namespaced else None,
+        flt=_filter(r.rt, query),
+        resource_version=query.get("resourceVersion"),
+        send_initial=parse_bool(query.get("sendInitialEvents"), "sendInitialEvents"),
+        bookmarks=bool(parse_bool(query.get("allowWatchBookmarks"), "allowWatchBookmarks")),
+        deadline=time.monotonic() + timeout,
+    )
+
+
+def _discovery_doc(path: str, address: str) -> JSON | None:
+    if path == "/api":
+        return resources.api_versions(address)
+    if path == "/apis":
+        return resources.api_group_list()
+    if path == "/version":
+        return dict(VERSION_INFO)
+    parts = path.strip("/").split("/")
+    if parts[0] == "api" and len(parts) == 2:
+        return resources.api_resource_list("", parts[1])
+    if parts[0] == "apis" and len(parts) == 2:
+        return resources.api_group(parts[1])
+    if parts[0] == "apis" and len(parts) == 3:
+        return resources.api_resource_list(parts[1], parts[2])
+    return None

@@ -1,0 +1,269 @@
+"""The resource types the server serves, and the discovery documents describing them."""
+
+from dataclasses import dataclass
+from typing import Any
+
+JSON = dict[str, Any]
+
+_ALL_VERBS = (
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+)
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One REST resource (a group/version/plural) and how it behaves."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    singular: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    #: Whether `/status` exists; then main writes keep status and status writes keep the rest.
+    has_status: bool = False
+    #: Store bucket; events.k8s.io/v1 Events share core/v1's.
+    store: str = ""
+    #: Field selector labels the real server accepts beyond metadata.name/namespace.
+    fields: tuple[str, ...] = ()
+    #: Strategic-merge list rules: dotted path -> merge key ("" = set of primitives).
+    merge_lists: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def bucket(self) -> str:
+        return self.store or self.plural
+
+    @property
+    def group_version_prefix(self) -> str:
+        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+
+
+_META_LISTS = (("metadata.finalizers", ""), ("metadata.ownerReferences", "uid"))
+
+_EVENT_FIELDS = (
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+)
+
+_EVENTS_V1_FIELDS = (
+    "regarding.kind",
+    "regarding.namespace",
+    "regarding.name",
+    "regarding.uid",
+    "regarding.apiVersion",
+    "regarding.resourceVersion",
+    "regarding.fieldPath",
+    "reason",
+    "reportingController",
+    "type",
+)
+
+RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        "namespace",
+        False,
+        ("ns",),
+        has_status=True,
+        fields=("status.phase",),
+        merge_lists=_META_LISTS,
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        True,
+        ("pvc",),
+        has_status=True,
+        merge_lists=(*_META_LISTS, ("status.conditions", "type")),
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        False,
+        ("pv",),
+        has_status=True,
+        merge_lists=_META_LISTS,
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "Secret",
+        "secrets",
+        "secret",
+        True,
+        fields=("type",),
+        merge_lists=_META_LISTS,
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        "configmap",
+        True,
+        ("cm",),
+        merge_lists=_META_LISTS,
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        True,
+        ("ev",),
+        fields=_EVENT_FIELDS,
+        merge_lists=_META_LISTS,
+    ),
+    ResourceType(
+        "events.k8s.io",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        True,
+        ("ev",),
+        store="events",
+        fields=_EVENTS_V1_FIELDS,
+        merge_lists=_META_LISTS,
+    ),
+    ResourceType(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        "storageclass",
+        False,
+        ("sc",),
+        merge_lists=_META_LISTS,
+    ),
+    ResourceType(
+        "storage.k8s.io",
+        "v1",
+        "CSIDriver",
+        "csidrivers",
+        "csidriver",
+        False,
+        merge_lists=_META_LISTS,
+    ),
+    ResourceType(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        "lease",
+        True,
+        merge_lists=_META_LISTS,
+    ),
+)
+
+#: (group, version) -> plural -> type
+BY_GROUP_VERSION: dict[tuple[str, str], dict[str, ResourceType]] = {}
+for _rt in RESOURCES:
+    BY_GROUP_VERSION.setdefault((_rt.group, _rt.version), {})[_rt.plural] = _rt
+
+#: Preferred type for each plural name, used by the test-control API (`get("events", ...)`).
+BY_PLURAL: dict[str, ResourceType] = {}
+for _rt in RESOURCES:
+    BY_PLURAL.setdefault(_rt.plural, _rt)
+
+GROUPS: tuple[str, ...] = tuple(dict.fromkeys(rt.group for rt in RESOURCES if rt.group))
+
+
+def resource_type(plural: str) -> ResourceType:
+    """The type served under `plural` (core group preferred); KeyError if unknown."""
+    return BY_PLURAL[plural]
+
+
+def api_versions(server_address: str) -> JSON:
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [
+            {"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}
+        ],
+    }
+
+
+def _group_doc(group: str) -> JSON:
+    versions = sorted({rt.version for rt in RESOURCES if rt.group == group})
+    entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+    return {"name": group, "versions": entries, "preferredVersion": entries[0]}
+
+
+def api_group_list() -> JSON:
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group_doc(g) for g in GROUPS]}
+
+
+def api_group(group: str) -> JSON | None:
+    if group not in GROUPS:
+        return None
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group_doc(group)}
+
+
+def _resource_entries(rt: ResourceType) -> list[JSON]:
+    main: JSON = {
+        "name": rt.plural,
+        "singularName": rt.singular,
+        "namespaced": rt.namespaced,
+        "kind": rt.kind,
+        "verbs": list(_ALL_VERBS),
+    }
+    if rt.short_names:
+        main["shortNames"] = list(rt.short_names)
+    entries = [main]
+    if rt.has_status:
+        entries.append(
+            {
+                "name": f"{rt.plural}/status",
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "kind": rt.kind,
+                "verbs": ["get", "patch", "update"],
+            }
+        )
+    return entries
+
+
+def api_resource_list(group: str, version: str) -> JSON | None:
+    types = BY_GROUP_VERSION.get((group, version))
+    if types is None:
+        return None
+    resources = [entry for rt in types.values() for entry in _resource_entries(rt)]
+    group_version = f"{group}/{version}" if group else version
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }
