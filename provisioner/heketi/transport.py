@@ -159,6 +159,12 @@ class Transport:
             ) from None
         except requests.exceptions.RequestException as exc:
             raise _classify(exc) from None
+        except OSError:  # requests checks the CA bundle path before it connects
+            raise HeketiInvalidRequest(
+                f"cannot verify Heketi at {self._config.base_url}: CA bundle "
+                f"{self._config.ca_bundle!r} does not exist or cannot be read",
+                operation=f"{method} {path}",
+            ) from None
         return Exchange(response.status_code, dict(response.headers), text)
 
     def _unreachable(self, exc: Exception) -> str:
