@@ -83,7 +83,7 @@ def test_certificate_for_another_host_name_is_refused(tmp_path: Path) -> None:
 
 
 def test_missing_ca_bundle_file_is_a_clear_error(https_heketi: HeketiTestServer) -> None:
-    with pytest.raises(errors.ProvisionerError, match="/nonexistent/ca.pem"):
+    with pytest.raises(errors.ProvisionerError, match=r"/nonexistent/ca\.pem"):
         _client(https_heketi.url, "/nonexistent/ca.pem").list_volume_ids()
 
 
