@@ -102,6 +102,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     add(
         "--leader-elect",
+        nargs="?",
+        const="true",
         default=env_default("LEADER_ELECT", "false"),
         help="elect a leader through a Lease; run it with 2+ replicas (env LEADER_ELECT)",
     )

@@ -169,6 +169,9 @@ class KubeApi:
     def merge_patch(self, path: str, patch: Mapping[str, Any]) -> Obj:
         return self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
 
+    def json_patch(self, path: str, operations: Sequence[Mapping[str, Any]]) -> Obj:
+        return self.request("PATCH", path, body=list(operations), content_type=JSON_PATCH)
+
     def delete(self, path: str, *, body: Mapping[str, Any] | None = None) -> Obj:
         return self.request("DELETE", path, body=body)
 

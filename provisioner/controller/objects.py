@@ -52,6 +52,16 @@ def deleting(obj: Obj) -> bool:
     return bool(meta(obj).get("deletionTimestamp"))
 
 
+def remove_finalizer_ops(obj: Obj, finalizer: str) -> list[dict[str, Any]]:
+    """JSON patch removing `finalizer` only if it is still where we saw it (race-free
+    without a resourceVersion, so unrelated changes by others do not conflict)."""
+    current = finalizers(obj)
+    if finalizer not in current:
+        return []
+    at = f"/metadata/finalizers/{current.index(finalizer)}"
+    return [{"op": "test", "path": at, "value": finalizer}, {"op": "remove", "path": at}]
+
+
 def claim_ref(pvc: Obj) -> str:
     return f"{namespace(pvc)}/{name(pvc)}"
 

@@ -21,7 +21,14 @@ from provisioner import errors, names
 from provisioner.controller import objects as o
 from provisioner.controller.context import Context, NotLeading
 from provisioner.controller.expansion import Expander
-from provisioner.controller.kube import KubeAlreadyExists, KubeConflict, KubeNotFound, Obj, path_for
+from provisioner.controller.kube import (
+    KubeAlreadyExists,
+    KubeConflict,
+    KubeInvalid,
+    KubeNotFound,
+    Obj,
+    path_for,
+)
 from provisioner.heketi.client import HeketiConfig
 from provisioner.heketi.errors import HeketiAuthError
 from provisioner.heketi.types import Volume
@@ -212,6 +219,8 @@ class ClaimReconciler:
 
     # -- binding ------------------------------------------------------------------
     def _bind(self, pvc: Obj, pv: Obj) -> None:
+        """Set spec.volumeName and drop our finalizer in one JSON patch; when another
+        writer (the in-cluster binder) changed the claim first, re-read and retry."""
         for _ in range(BIND_ATTEMPTS):
             self._ctx.guard()
             spec_name = (pvc.get("spec") or {}).get("volumeName")
@@ -223,34 +232,31 @@ class ClaimReconciler:
                     f"meanwhile; volume {o.name(pv)} will be released",
                 )
                 return
-            if spec_name and names.PVC_FINALIZER not in o.finalizers(pvc):
-                return
-            patch: dict[str, Any] = {
-                "metadata": {
-                    "resourceVersion": o.resource_version(pvc),
-                    "finalizers": [f for f in o.finalizers(pvc) if f != names.PVC_FINALIZER],
-                }
-            }
+            ops = o.remove_finalizer_ops(pvc, names.PVC_FINALIZER)
             if not spec_name:
-                patch["spec"] = {"volumeName": o.name(pv)}
-            try:
-                self._patch_claim(pvc, patch)
+                ops.append({"op": "add", "path": "/spec/volumeName", "value": o.name(pv)})
+            if not ops:
                 return
-            except KubeConflict:
+            try:
+                self._json_patch_claim(pvc, ops)
+                return
+            except (KubeConflict, KubeInvalid):
                 pvc = self._ctx.api.get(self._claim_path(pvc))
         raise KubeConflict(409, f"claim {o.claim_ref(pvc)} kept changing while binding it")
 
     def _drop_intent(self, pvc: Obj) -> None:
         self._ctx.guard()
-        self._patch_claim(
-            pvc,
-            {
-                "metadata": {
-                    "resourceVersion": o.resource_version(pvc),
-                    "finalizers": [f for f in o.finalizers(pvc) if f != names.PVC_FINALIZER],
-                }
-            },
-        )
+        ops = o.remove_finalizer_ops(pvc, names.PVC_FINALIZER)
+        if ops:
+            try:
+                self._json_patch_claim(pvc, ops)
+            except KubeInvalid as exc:  # the finalizer moved: retry from a fresh read
+                raise KubeConflict(409, f"finalizers of {o.claim_ref(pvc)} changed") from exc
+
+    def _json_patch_claim(self, pvc: Obj, ops: list[dict[str, Any]]) -> Obj:
+        updated = self._ctx.api.json_patch(self._claim_path(pvc), ops)
+        self._ctx.expectations.expect(o.claim_ref(updated), o.resource_version(updated))
+        return updated
 
     def _patch_claim(self, pvc: Obj, patch: dict[str, Any]) -> Obj:
         updated = self._ctx.api.merge_patch(self._claim_path(pvc), patch)

@@ -42,19 +42,28 @@ class SecretKeys:
         self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self._cache: dict[tuple[str, str], tuple[float, str]] = {}
         self.reads = 0
 
     def key(self, namespace: str, name: str) -> str:
         """The Heketi key stored in Secret `namespace/name`."""
+        cached = self._cached(namespace, name)
+        if cached is not None:
+            return cached
+        with self._read_lock:  # one reader: concurrent workers wait for its answer
+            cached = self._cached(namespace, name)
+            if cached is not None:
+                return cached
+            value = self._read(namespace, name)
+            with self._lock:
+                self._cache[(namespace, name)] = (self._clock() + self._ttl, value)
+            return value
+
+    def _cached(self, namespace: str, name: str) -> str | None:
         with self._lock:
             cached = self._cache.get((namespace, name))
-            if cached is not None and cached[0] > self._clock():
-                return cached[1]
-        value = self._read(namespace, name)
-        with self._lock:
-            self._cache[(namespace, name)] = (self._clock() + self._ttl, value)
-        return value
+            return cached[1] if cached is not None and cached[0] > self._clock() else None
 
     def invalidate(self, namespace: str, name: str) -> None:
         with self._lock:

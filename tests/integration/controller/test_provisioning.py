@@ -1,0 +1,198 @@
+"""Claim → Heketi volume → bound PV, against real sockets."""
+
+from typing import Any
+
+import pytest
+
+from provisioner import names
+from tests.integration.controller.conftest import (
+    APP_NS,
+    CLASS,
+    HEKETI_KEY,
+    SECRET,
+    SYSTEM_NS,
+    Cluster,
+    wait_for,
+)
+
+
+def test_a_claim_gets_a_bound_pv_with_every_field(running: Cluster) -> None:
+    created = running.claim(size="1500Mi")
+    pvc = running.wait_bound()
+    uid = created["metadata"]["uid"]
+    pv = running.pv_for(pvc)
+    assert pv is not None
+    [volume] = running.heketi.volumes()
+    assert volume["name"] == f"pvc-{uid}"
+    assert volume["size"] == 2  # 1500Mi rounded up to whole GiB
+    assert pvc["spec"]["volumeName"] == f"pvc-{uid}"
+    assert names.PVC_FINALIZER not in (pvc["metadata"].get("finalizers") or [])
+    assert pv["metadata"]["finalizers"] == [names.PV_FINALIZER]
+    assert pv["metadata"]["annotations"] == {
+        names.ANN_PROVISIONED_BY: names.DRIVER_NAME,
+        names.ANN_GID: str(volume["gid"]),
+        names.ANN_HEKETI_URL: running.heketi.url,
+        names.ANN_HEKETI_USER: "admin",
+        names.ANN_HEKETI_VOLUME_NAME: f"pvc-{uid}",
+        names.ANN_SECRET_NAMESPACE: SYSTEM_NS,
+        names.ANN_SECRET_NAME: SECRET,
+    }
+    spec = pv["spec"]
+    assert spec["capacity"] == {"storage": "2Gi"}
+    assert spec["accessModes"] == ["ReadWriteMany"]
+    assert spec["persistentVolumeReclaimPolicy"] == "Delete"
+    assert spec["storageClassName"] == CLASS
+    assert spec["volumeMode"] == "Filesystem"
+    assert spec["claimRef"] == {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "namespace": APP_NS,
+        "name": "data",
+        "uid": uid,
+    }
+    assert spec["csi"]["driver"] == names.DRIVER_NAME
+    assert spec["csi"]["volumeHandle"] == volume["id"]
+    attributes = spec["csi"]["volumeAttributes"]
+    assert attributes[names.CTX_VOLUME] == volume["name"]
+    assert attributes[names.CTX_SERVERS].split(",") == volume["mount"]["glusterfs"]["hosts"]
+    assert volume["gid"] >= 2000
+    assert HEKETI_KEY not in str(pv) and HEKETI_KEY not in str(pvc)
+    running.wait_event("ProvisioningSucceeded")
+    assert running.events(reason="Provisioning")
+
+
+@pytest.mark.parametrize(
+    "modes",
+    [("ReadWriteOnce",), ("ReadOnlyMany",), ("ReadWriteMany",), ("ReadWriteOncePod",)],
+    ids=["RWO", "ROX", "RWX", "RWOP"],
+)
+def test_the_pv_has_the_access_modes_of_the_claim(running: Cluster, modes: tuple[str]) -> None:
+    running.claim(modes=modes)
+    pv = running.pv_for(running.wait_bound())
+    assert pv is not None and tuple(pv["spec"]["accessModes"]) == modes
+
+
+def test_reclaim_policy_and_mount_options_come_from_the_class(cluster: Cluster) -> None:
+    cluster.storage_class(reclaimPolicy="Retain", mountOptions=["log-level=WARNING"])
+    cluster.start_controller()
+    cluster.claim()
+    pv = cluster.pv_for(cluster.wait_bound())
+    assert pv is not None
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert pv["spec"]["mountOptions"] == ["log-level=WARNING"]
+
+
+def test_volumenameprefix_names_the_heketi_volume_after_the_claim(cluster: Cluster) -> None:
+    cluster.storage_class(
+        parameters={
+            "resturl": cluster.heketi.url,
+            "restuser": "admin",
+            "secretNamespace": SYSTEM_NS,
+            "secretName": SECRET,
+            "volumenameprefix": "k8s",
+        }
+    )
+    cluster.start_controller()
+    uid = cluster.claim()["metadata"]["uid"]
+    cluster.wait_bound()
+    assert cluster.heketi_volume_names() == [f"k8s_{APP_NS}_data_{uid}"]
+
+
+def test_gids_in_use_by_existing_pvs_are_not_handed_out_again(cluster: Cluster) -> None:
+    cluster.storage_class(
+        parameters={
+            "resturl": cluster.heketi.url,
+            "restuser": "admin",
+            "secretNamespace": SYSTEM_NS,
+            "secretName": SECRET,
+            "gidMin": "3000",
+            "gidMax": "3001",
+        }
+    )
+    controller = cluster.start_controller()
+    cluster.claim("first")
+    first = cluster.pv_for(cluster.wait_bound("first"))
+    assert first is not None
+    cluster.stop_controller(controller)
+    cluster.start_controller()  # a fresh allocator, rebuilt from the PVs
+    cluster.claim("second")
+    second = cluster.pv_for(cluster.wait_bound("second"))
+    assert second is not None
+    gids = {pv["metadata"]["annotations"][names.ANN_GID] for pv in (first, second)}
+    assert gids == {"3000", "3001"}
+
+
+def test_a_claim_of_another_provisioner_is_left_alone(running: Cluster) -> None:
+    running.kube.create(
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": "other"},
+            "provisioner": "example.com/nfs",
+        }
+    )
+    running.claim("foreign", storage_class="other")
+    running.claim("ours")
+    running.wait_bound("ours")
+    foreign = running.get_claim("foreign")
+    assert foreign is not None and not foreign["spec"].get("volumeName")
+    assert not running.events(name="foreign")
+
+
+def test_wait_for_first_consumer_waits_for_the_selected_node(cluster: Cluster) -> None:
+    cluster.storage_class(volumeBindingMode="WaitForFirstConsumer")
+    cluster.start_controller()
+    cluster.claim()
+    cluster.claim("marker", storage_class="missing-class")  # processed after "data"
+    wait_for("claims seen", lambda: len(cluster.kube.list("persistentvolumeclaims")) == 2)
+    assert cluster.heketi.volumes() == []
+    client = cluster.kube.api_client()
+    client.call_api(
+        "PATCH",
+        f"{cluster.kube.url}/api/v1/namespaces/{APP_NS}/persistentvolumeclaims/data",
+        {"Content-Type": "application/merge-patch+json"},
+        {"metadata": {"annotations": {names.ANN_SELECTED_NODE: "node-1"}}},
+    )
+    cluster.wait_bound()
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ({"volumeMode": "Block"}, "volumeMode Block is not supported"),
+        ({"selector": {"matchLabels": {"tier": "db"}}}, "selector"),
+    ],
+    ids=["block", "selector"],
+)
+def test_claims_we_cannot_serve_get_one_event_and_no_volume(
+    running: Cluster, spec: dict[str, Any], reason: str
+) -> None:
+    running.claim(**spec)
+    event = running.wait_event("ProvisioningFailed")
+    assert reason in event["message"]
+    running.claim("after")
+    running.wait_bound("after")
+    assert event["count"] == running.events(reason="ProvisioningFailed")[0]["count"] == 1
+    assert len(running.heketi.volumes()) == 1
+
+
+def test_api_writes_per_claim_stay_within_budget_and_no_gets_per_claim(running: Cluster) -> None:
+    for i in range(10):
+        running.claim(f"c{i}")
+    for i in range(10):
+        running.wait_bound(f"c{i}")
+    wait_for("success events", lambda: len(running.events(reason="ProvisioningSucceeded")) == 10)
+    writes = sum(
+        1
+        for r in running.kube.requests
+        if r.verb in ("create", "patch", "update")
+        and "/leases/" not in r.path
+        and not r.path.endswith("/namespaces")
+        and "/secrets" not in r.path
+    )
+    claim_gets = running.kube.count_requests(verb="get", path_regex="persistentvolume")
+    secret_gets = running.kube.count_requests(verb="get", path_regex="/secrets/")
+    # created by the test: 10 claims, 1 class; the controller: intent, PV, bind, 2 events
+    assert writes - 11 <= 10 * 5 + 2  # 2: bind retries after the test binder raced us
+    assert claim_gets <= 2
+    assert secret_gets == 1
