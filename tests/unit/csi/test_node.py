@@ -1,0 +1,242 @@
+"""Node service decisions over a fake Mounter (the real one is tested with Gluster)."""
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from provisioner import errors
+from provisioner.csi import csi_pb2
+from provisioner.csi.mounter import GlusterSource, MountInfo, PathState
+from provisioner.csi.node import NodeConfig, NodeService
+from provisioner.csi.server import VolumeLocks
+
+Mode = csi_pb2.VolumeCapability.AccessMode.Mode
+CONTEXT = {"servers": "g1,g2", "volume": "vol_1"}
+
+
+class FakeMounter:
+    """An in-memory mount table; records what it was asked to do."""
+
+    def __init__(self) -> None:
+        self.table: dict[Path, MountInfo] = {}
+        self.stale: set[Path] = set()
+        self.calls: list[str] = []
+
+    def mount_at(self, path: Path) -> MountInfo | None:
+        return self.table.get(path)
+
+    def path_state(self, path: Path) -> PathState:
+        if path in self.stale:
+            return PathState.STALE
+        return PathState.HEALTHY if path.exists() else PathState.MISSING
+
+    def mount_gluster(
+        self, source: GlusterSource, target: Path, *, read_only: bool, flags: Sequence[str],
+        log_file: Path,
+    ) -> None:  # fmt: skip
+        self.calls.append(f"mount {source.device} {target}")
+        self.table[target] = entry(target, source.device, read_only=read_only)
+
+    def bind_mount(self, source: Path, target: Path, *, read_only: bool) -> None:
+        self.calls.append(f"bind {source} {target}")
+        self.table[target] = entry(target, self.table[source].source, read_only=read_only)
+
+    def unmount(self, target: Path) -> None:
+        self.calls.append(f"umount {target}")
+        del self.table[target]
+        self.stale.discard(target)
+
+
+def entry(
+    path: Path, source: str, *, read_only: bool = False, fs: str = "fuse.glusterfs"
+) -> MountInfo:
+    options = ("ro" if read_only else "rw", "relatime")
+    return MountInfo(1, 1, "/", str(path), options, fs, source, ("rw",))
+
+
+def capability(mode: int = Mode.MULTI_NODE_MULTI_WRITER) -> csi_pb2.VolumeCapability:
+    return csi_pb2.VolumeCapability(
+        mount=csi_pb2.VolumeCapability.MountVolume(),
+        access_mode=csi_pb2.VolumeCapability.AccessMode(mode=mode),
+    )
+
+
+@pytest.fixture
+def fake() -> FakeMounter:
+    return FakeMounter()
+
+
+@pytest.fixture
+def locks() -> VolumeLocks:
+    return VolumeLocks()
+
+
+@pytest.fixture
+def node(tmp_path: Path, fake: FakeMounter, locks: VolumeLocks) -> NodeService:
+    config = NodeConfig(node_id="n1", kubelet_dir=tmp_path, mount_log_dir=tmp_path / "logs")
+    return NodeService(config=config, mounter=fake, locks=locks)
+
+
+@pytest.fixture
+def staging(tmp_path: Path) -> Path:
+    path = tmp_path / "plugins" / "globalmount"
+    path.parent.mkdir()
+    return path
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Path:
+    path = tmp_path / "pods" / "mount"
+    path.parent.mkdir()
+    return path
+
+
+def stage(node: NodeService, staging: Path, *, mode: int = Mode.MULTI_NODE_MULTI_WRITER) -> None:
+    node.NodeStageVolume(
+        csi_pb2.NodeStageVolumeRequest(
+            volume_id="v1", staging_target_path=str(staging),
+            volume_capability=capability(mode), volume_context=CONTEXT,
+        ),
+        None,
+    )  # fmt: skip
+
+
+def publish(node: NodeService, staging: Path, target: Path, *, readonly: bool = False) -> None:
+    node.NodePublishVolume(
+        csi_pb2.NodePublishVolumeRequest(
+            volume_id="v1", staging_target_path=str(staging), target_path=str(target),
+            volume_capability=capability(), readonly=readonly,
+        ),
+        None,
+    )  # fmt: skip
+
+
+def test_stage_mounts_once_and_a_repeat_is_a_no_op(
+    node: NodeService, fake: FakeMounter, staging: Path
+) -> None:
+    stage(node, staging)
+    stage(node, staging)
+    assert fake.calls == [f"mount g1:/vol_1 {staging}"]
+
+
+def test_stage_accepts_a_mount_from_a_backup_server_as_the_same_volume(
+    node: NodeService, fake: FakeMounter, staging: Path
+) -> None:
+    staging.mkdir()
+    fake.table[staging] = entry(staging, "g2:/vol_1")
+    stage(node, staging)
+    assert fake.calls == []
+
+
+def test_stage_remounts_a_stale_mount(node: NodeService, fake: FakeMounter, staging: Path) -> None:
+    stage(node, staging)
+    fake.stale.add(staging)
+    stage(node, staging)
+    assert fake.calls[1:] == [f"umount {staging}", f"mount g1:/vol_1 {staging}"]
+
+
+def test_publish_over_a_foreign_mount_is_already_exists(
+    node: NodeService, fake: FakeMounter, staging: Path, target: Path
+) -> None:
+    stage(node, staging)
+    target.mkdir()
+    fake.table[target] = entry(target, "tmpfs", fs="tmpfs")
+    with pytest.raises(errors.AlreadyExists) as raised:
+        publish(node, staging, target)
+    assert str(raised.value) == (
+        f"target_path {target} already has tmpfs (tmpfs) mounted; "
+        "refusing to publish volume v1 there"
+    )
+
+
+def test_publishing_read_only_over_a_read_write_publish_is_already_exists(
+    node: NodeService, staging: Path, target: Path
+) -> None:
+    stage(node, staging)
+    publish(node, staging, target)
+    with pytest.raises(errors.AlreadyExists, match="unpublish it before publishing it read-only"):
+        publish(node, staging, target, readonly=True)
+
+
+def test_publish_of_a_read_only_stage_is_read_only(
+    node: NodeService, fake: FakeMounter, staging: Path, target: Path
+) -> None:
+    stage(node, staging, mode=Mode.MULTI_NODE_READER_ONLY)
+    publish(node, staging, target)
+    assert fake.table[target].read_only
+
+
+def test_publish_needs_a_healthy_staging_mount(
+    node: NodeService, fake: FakeMounter, staging: Path, target: Path
+) -> None:
+    stage(node, staging)
+    fake.stale.add(staging)
+    with pytest.raises(errors.FailedPrecondition, match="is stale; NodeStageVolume remounts it"):
+        publish(node, staging, target)
+
+
+def test_publish_rebinds_a_stale_target(
+    node: NodeService, fake: FakeMounter, staging: Path, target: Path
+) -> None:
+    stage(node, staging)
+    publish(node, staging, target)
+    fake.stale.add(target)
+    publish(node, staging, target)
+    assert fake.calls[-2:] == [f"umount {target}", f"bind {staging} {target}"]
+
+
+def test_publish_without_the_parent_of_the_target_is_failed_precondition(
+    node: NodeService, staging: Path, tmp_path: Path
+) -> None:
+    stage(node, staging)
+    orphan = tmp_path / "pods" / "missing-parent" / "mount"
+    with pytest.raises(errors.FailedPrecondition, match="parent directory of target_path"):
+        publish(node, staging, orphan)
+
+
+def test_unpublish_never_deletes_data_left_in_an_unmounted_target(
+    node: NodeService, target: Path
+) -> None:
+    target.mkdir()
+    (target / "data.txt").write_text("not ours to delete")
+    request = csi_pb2.NodeUnpublishVolumeRequest(volume_id="v1", target_path=str(target))
+    with pytest.raises(errors.FailedPrecondition, match="is not empty after unmounting"):
+        node.NodeUnpublishVolume(request, None)
+    assert (target / "data.txt").exists()
+
+
+def test_unpublish_of_a_missing_target_is_ok(node: NodeService, target: Path) -> None:
+    request = csi_pb2.NodeUnpublishVolumeRequest(volume_id="v1", target_path=str(target))
+    node.NodeUnpublishVolume(request, None)
+
+
+def test_a_call_for_a_busy_volume_is_aborted(
+    node: NodeService, locks: VolumeLocks, staging: Path
+) -> None:
+    with locks.hold("v1"), pytest.raises(errors.Aborted, match="v1 is already in progress"):
+        stage(node, staging)
+
+
+def test_stats_of_an_existing_directory_that_is_not_mounted_is_abnormal(
+    node: NodeService, staging: Path
+) -> None:
+    staging.mkdir()
+    request = csi_pb2.NodeGetVolumeStatsRequest(volume_id="v1", volume_path=str(staging))
+    condition = node.NodeGetVolumeStats(request, None).volume_condition
+    assert condition.abnormal and condition.message == f"volume v1 is not mounted at {staging}"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"node_id": ""}, "node id is required (--node-id or NODE_ID)"),
+        ({"node_id": "n", "kubelet_dir": Path("var/lib/kubelet")}, "must be an absolute"),
+        ({"node_id": "n", "mount_log_dir": Path("/var/log/a,b")}, "must not contain"),
+    ],
+    ids=["no-node-id", "relative-kubelet-dir", "comma-in-log-dir"],
+)
+def test_invalid_node_configuration_is_refused(config: dict[str, object], message: str) -> None:
+    with pytest.raises(errors.InvalidArgument, match=re.escape(message)):
+        NodeConfig(**config)  # type: ignore[arg-type]
