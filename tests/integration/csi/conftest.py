@@ -13,6 +13,10 @@ import pytest
 
 from provisioner.csi import csi_pb2, csi_pb2_grpc, mounter
 from tests.conftest import GlusterHost
+from tests.integration.csi.controller_harness import (  # noqa: F401 - fixtures of test_controller_*
+    controller_heketi,
+    csi_controller,
+)
 
 #: Every Gluster volume these tests create starts with this.
 VOLUME_PREFIX = "tnode-"
