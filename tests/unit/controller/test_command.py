@@ -1,9 +1,19 @@
 """Controller flags: durations, addresses, validation and exit codes."""
 
+from collections.abc import Iterator
+
 import pytest
+import structlog
 
 from provisioner import cli, errors
 from provisioner.controller import command
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """cli.main configures structlog to print to the (captured) stderr; undo that."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.mark.parametrize(
