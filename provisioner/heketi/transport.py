@@ -94,7 +94,7 @@ class Transport:
             delay = self._delay(attempt, retry_after)
             if attempt >= self._config.retry_attempts or time.monotonic() + delay > deadline:
                 raise failure
-            _log.warning(
+            _log.info(
                 "heketi_retry",
                 operation=operation,
                 attempt=attempt,

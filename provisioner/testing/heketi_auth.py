@@ -58,7 +58,9 @@ def check_request(
     parts = header.split(" ")
     if len(parts) != 2 or parts[0].lower() != "bearer":
         return AuthFailure(400, "Authorization header format must be Bearer {token}")
-    claims_or_failure = _verify_token(parts[1], admin_key, user_key, int(now or time.time()))
+    claims_or_failure = _verify_token(
+        parts[1], admin_key, user_key, int(time.time() if now is None else now)
+    )
     if isinstance(claims_or_failure, AuthFailure):
         return claims_or_failure
     claims = claims_or_failure

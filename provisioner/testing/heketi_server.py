@@ -161,7 +161,10 @@ class HeketiTestServer:
         tls: ssl.SSLContext | None = None,
         nodes: int = 3,
         device_gib: int = DEFAULT_DEVICE_GIB,
+        clock_offset: float = 0.0,
     ) -> None:
+        """`nodes`/`device_gib`: memory-mode topology (one cluster). `clock_offset`:
+        seconds added to the server's clock for token checks (simulates clock skew)."""
         if mode == "gluster" and not bricks_dir:
             raise ValueError("gluster mode needs bricks_dir (a directory for the bricks)")
         if max_inflight < 1:
@@ -178,6 +181,8 @@ class HeketiTestServer:
         self._faults: list[_Fault] = []
         self._log: list[RequestRecord] = []
         self._inflight = 0
+        self._peak_inflight = 0
+        self._clock_offset = clock_offset
         self._generation = 0
         self._workers: set[threading.Thread] = set()
         self._stopping = threading.Event()
@@ -328,8 +333,14 @@ class HeketiTestServer:
             return [self._store.volume_json(v) for v in self._store.visible_volumes()]
 
     def inflight(self) -> int:
+        """Operations running now."""
         with self._lock:
             return self._inflight
+
+    def peak_inflight(self) -> int:
+        """Most operations that ever ran at the same time."""
+        with self._lock:
+            return self._peak_inflight
 
     # -- request handling (called from handler threads) -----------------------------
 
@@ -349,6 +360,7 @@ class HeketiTestServer:
                 path=path,
                 admin_key=self._admin_key,
                 user_key=self._user_key,
+                now=time.time() + self._clock_offset,
             )
             if failure is not None:
                 return Response.text(failure.status, failure.message)
@@ -574,6 +586,7 @@ class HeketiTestServer:
         if fault is not None and fault.in_queue:
             op.fail_message = fault.message
         self._inflight += 1
+        self._peak_inflight = max(self._peak_inflight, self._inflight)
         self._queue[op.queue_id] = _QueueEntry()
         worker = threading.Thread(
             target=self._run, args=(op,), daemon=True, name=f"heketi-op-{op.queue_id[:8]}"
@@ -684,6 +697,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers and body go out in separate writes: without this, Nagle plus the
+        # client's delayed ACK add ~40 ms to every answer.
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.connections_lock:
             self.server.connections.add(self.connection)
 
@@ -734,19 +751,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.command, path, self.headers.get("Authorization"), body
         )
         if response.drop:
+            self._record(started, wall, path, 0)
             self.close_connection = True
             _abort(self.connection)
-        else:
-            self._write(response)
-        self.server.app.record(
-            RequestRecord(
-                self.command,
-                path,
-                0 if response.drop else response.status,
-                time.monotonic() - started,
-                wall,
-            )
-        )
+            return
+        # Recorded before the answer goes out, so a test that got its answer sees the record.
+        self._record(started, wall, path, response.status)
+        self._write(response)
+
+    def _record(self, started: float, wall: float, path: str, status: int) -> None:
+        duration = time.monotonic() - started
+        self.server.app.record(RequestRecord(self.command, path, status, duration, wall))
 
     def _write(self, response: Response) -> None:
         self.send_response(response.status)

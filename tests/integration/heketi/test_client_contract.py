@@ -1,0 +1,290 @@
+"""The Heketi client against the Heketi test server over real HTTP: every operation."""
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from provisioner.heketi import (
+    Durability,
+    HeketiAuthError,
+    HeketiClient,
+    HeketiError,
+    HeketiInvalidRequest,
+    HeketiNameInUse,
+    HeketiNoSpace,
+    HeketiNotFound,
+    HeketiOperationFailed,
+    HeketiOutcomeUnknown,
+    Volume,
+    VolumeCreateRequest,
+)
+from provisioner.testing.heketi_server import HeketiTestServer
+from tests.integration.heketi.conftest import ADMIN_KEY, USER_KEY, fast_config
+
+REPLICA_3 = Durability(type="replicate", replica=3)
+
+
+def request(name: str, size_gib: int = 1, **fields: object) -> VolumeCreateRequest:
+    return VolumeCreateRequest(size_gib=size_gib, name=name, durability=REPLICA_3, **fields)  # type: ignore[arg-type]
+
+
+def ensure(client: HeketiClient, name: str) -> Volume:
+    """The caller's recipe from the client's guarantees (what VolumeService does):
+    look up, create, and on an unknown outcome or a name still in flight, back off
+    and look up again."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = client.find_volume_by_name(name)
+        if found is not None:
+            return found
+        try:
+            return client.create_volume(request(name))
+        except (HeketiOutcomeUnknown, HeketiNameInUse):
+            time.sleep(0.05)
+    raise AssertionError(f"could not settle {name}")
+
+
+def test_hello_answers(client: HeketiClient) -> None:
+    client.hello()
+
+
+def test_list_clusters_names_the_servers_cluster(
+    client: HeketiClient, server: HeketiTestServer
+) -> None:
+    (cluster,) = client.list_clusters()
+    assert client.create_volume(request("in-cluster")).cluster == cluster
+
+
+def test_free_space_shrinks_by_the_raw_size_of_a_volume(client: HeketiClient) -> None:
+    before = client.free_space_gib()
+    client.create_volume(request("space", 5))
+    assert before - client.free_space_gib() == 15
+    assert client.free_space_gib(["0" * 32]) == 0
+
+
+def test_create_returns_the_complete_typed_volume(client: HeketiClient) -> None:
+    volume = client.create_volume(
+        request("pvc-typed", 2, gid=2001, gluster_volume_options=("performance.rda on",))
+    )
+    assert (volume.name, volume.size_gib, volume.gid) == ("pvc-typed", 2, 2001)
+    assert volume.durability == REPLICA_3
+    assert volume.options == ("performance.rda on",)
+    assert len(volume.id) == 32
+    assert volume.device == f"{volume.hosts[0]}:pvc-typed"
+    assert volume.backup_volfile_servers == volume.hosts[1:]
+    assert len(volume.hosts) == 3
+
+
+@pytest.mark.parametrize(
+    "durability",
+    [
+        Durability(type="none"),
+        Durability(type="replicate", replica=2),
+        Durability(type="disperse", data=2, redundancy=1),
+    ],
+    ids=["none", "replica-2", "disperse-2+1"],
+)
+def test_create_keeps_the_requested_durability(
+    client: HeketiClient, durability: Durability
+) -> None:
+    made = client.create_volume(VolumeCreateRequest(size_gib=2, name="d", durability=durability))
+    assert made.durability == durability
+
+
+def test_create_with_snapshot_factor_reserves_more_space(
+    client: HeketiClient, server: HeketiTestServer
+) -> None:
+    before = client.free_space_gib()
+    client.create_volume(request("snappy", 2, snapshot_factor=1.5))
+    assert before - client.free_space_gib() == 9
+    assert server.volumes()[0]["snapshot"] == {"enable": True, "factor": 1.5}
+
+
+def test_get_list_and_find_agree_with_create(client: HeketiClient) -> None:
+    made = client.create_volume(request("pvc-find"))
+    assert client.get_volume(made.id) == made
+    assert client.list_volume_ids() == [made.id]
+    assert client.list_volumes() == [made]
+    assert client.find_volume_by_name("pvc-find") == made
+    assert client.find_volume_by_name("pvc-absent") is None
+
+
+def test_expand_adds_the_requested_gib(client: HeketiClient) -> None:
+    made = client.create_volume(request("pvc-grow", 2))
+    grown = client.expand_volume(made.id, add_gib=3)
+    assert (grown.id, grown.size_gib) == (made.id, 5)
+
+
+def test_delete_removes_the_volume(client: HeketiClient) -> None:
+    made = client.create_volume(request("pvc-gone"))
+    client.delete_volume(made.id)
+    with pytest.raises(HeketiNotFound, match="Id not found"):
+        client.get_volume(made.id)
+
+
+def test_delete_of_an_unknown_volume_is_not_found(client: HeketiClient) -> None:
+    with pytest.raises(HeketiNotFound):
+        client.delete_volume("f" * 32)
+
+
+FAILURES: list[tuple[str, Callable[[HeketiClient], object], type[HeketiError], str]] = [
+    (
+        "name-in-use",
+        lambda c: c.create_volume(request("dup")),
+        HeketiNameInUse,
+        "Failed to allocate new volume: Volume name 'dup' already in use",
+    ),
+    (
+        "no-space",
+        lambda c: c.create_volume(request("huge", 1000)),
+        HeketiNoSpace,
+        "Failed to allocate new volume: No space",
+    ),
+    (
+        "replica-4",
+        lambda c: c.create_volume(
+            VolumeCreateRequest(
+                size_gib=1, name="r4", durability=Durability(type="replicate", replica=4)
+            )
+        ),
+        HeketiInvalidRequest,
+        "Invalid replica value",
+    ),
+    (
+        "bad-name",
+        lambda c: c.create_volume(request("bad name!")),
+        HeketiInvalidRequest,
+        "validation failed: name: must be in a valid format.",
+    ),
+    (
+        "expand-unknown",
+        lambda c: c.expand_volume("f" * 32, add_gib=1),
+        HeketiNotFound,
+        "Id not found",
+    ),
+    (
+        "bad-id",
+        lambda c: c.get_volume("../topology"),
+        HeketiInvalidRequest,
+        "'../topology' is not a valid Heketi volume id",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("action", "kind", "message"), [pytest.param(*f[1:], id=f[0]) for f in FAILURES]
+)
+def test_refusals_raise_typed_errors_with_heketis_message(
+    client: HeketiClient,
+    action: Callable[[HeketiClient], object],
+    kind: type[HeketiError],
+    message: str,
+) -> None:
+    client.create_volume(request("dup"))
+    with pytest.raises(kind) as caught:
+        action(client)
+    assert str(caught.value) == message
+
+
+def test_failure_while_running_raises_operation_failed_and_creates_nothing(
+    client: HeketiClient,
+    server: HeketiTestServer,
+) -> None:
+    server.fail_next("volume_create", message="Unable to execute command on host", in_queue=True)
+    with pytest.raises(HeketiOperationFailed, match="Unable to execute command on host"):
+        client.create_volume(request("pvc-fails"))
+    assert server.volumes() == []
+
+
+def test_no_space_while_running_is_typed_as_no_space(
+    client: HeketiClient, server: HeketiTestServer
+) -> None:
+    server.fail_next("volume_create", message="No space", in_queue=True)
+    with pytest.raises(HeketiNoSpace):
+        client.create_volume(request("pvc-late-full"))
+
+
+def test_lost_queue_answer_is_outcome_unknown_and_name_lookup_resolves_it(
+    client: HeketiClient,
+    server: HeketiTestServer,
+) -> None:
+    server.drop_next("queue_get", after_commit=True)
+    server.set_latency(0)
+    with pytest.raises(HeketiOutcomeUnknown, match="look the volume up"):
+        client.create_volume(request("pvc-lost-answer"))
+    found = client.find_volume_by_name("pvc-lost-answer")
+    assert found is not None and found.name == "pvc-lost-answer"
+
+
+def test_restart_during_create_is_outcome_unknown_and_the_volume_is_found_later(
+    client: HeketiClient,
+    server: HeketiTestServer,
+) -> None:
+    server.set_latency(300)
+    failure: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            client.create_volume(request("pvc-restart"))
+        except HeketiError as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=create)
+    worker.start()
+    while server.count_status(202) == 0:
+        threading.Event().wait(0.01)
+    server.restart()
+    worker.join(timeout=20)
+    assert [type(f) for f in failure] == [HeketiOutcomeUnknown]
+    assert ensure(client, "pvc-restart").name == "pvc-restart"
+    assert [v["name"] for v in server.volumes()] == ["pvc-restart"]
+
+
+@pytest.mark.parametrize("after_commit", [False, True], ids=["before-commit", "after-commit"])
+def test_create_retried_after_a_dropped_answer_makes_exactly_one_volume(
+    client: HeketiClient,
+    server: HeketiTestServer,
+    after_commit: bool,
+) -> None:
+    server.drop_next("volume_create", after_commit=after_commit)
+    with pytest.raises(HeketiOutcomeUnknown):
+        client.create_volume(request("pvc-dropped"))
+    volume = ensure(client, "pvc-dropped")
+    assert [v["id"] for v in server.volumes()] == [volume.id]
+
+
+def test_wrong_key_is_an_auth_error_without_the_secret(server: HeketiTestServer) -> None:
+    secret = "the-wrong-secret-value-0123456789abcdef"
+    heketi = HeketiClient(fast_config(server.url, key=secret))
+    with pytest.raises(HeketiAuthError) as caught:
+        heketi.create_volume(request("pvc-auth"))
+    text = f"{caught.value} {caught.value!r} {caught.value.args}"
+    assert str(caught.value) == (
+        "Invalid JWT token: signature is invalid (client and server secrets may not match)"
+    )
+    assert secret not in text and "eyJ" not in text
+    assert server.count_status(401) == 1  # never retried
+    assert secret not in repr(heketi.config)
+
+
+def test_clock_skew_beyond_the_leeway_is_an_auth_error_naming_clocks() -> None:
+    with HeketiTestServer(admin_key=ADMIN_KEY, clock_offset=-300) as srv:
+        heketi = HeketiClient(fast_config(srv.url))
+        with pytest.raises(HeketiAuthError, match="client and server clocks may differ") as caught:
+            heketi.list_volume_ids()
+        assert ADMIN_KEY not in str(caught.value)
+
+
+def test_user_role_may_list_but_not_follow_the_queue(server: HeketiTestServer) -> None:
+    heketi = HeketiClient(fast_config(server.url, user="user", key=USER_KEY))
+    assert heketi.list_volume_ids() == []
+    with pytest.raises(HeketiAuthError, match="Administrator access required"):
+        heketi.create_volume(request("pvc-user"))
+
+
+def test_client_without_auth_talks_to_a_server_without_auth() -> None:
+    with HeketiTestServer(auth=False) as srv:
+        heketi = HeketiClient(fast_config(srv.url, auth_enabled=False))
+        assert heketi.create_volume(request("pvc-open")).name == "pvc-open"

@@ -1,0 +1,55 @@
+"""Invalid Heketi settings are refused with a message naming the problem."""
+
+import pytest
+
+from provisioner.errors import InvalidArgument
+from provisioner.heketi import HeketiConfig
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"url": "heketi:8080"}, "must look like http://host:port"),
+        ({"url": "ftp://heketi:8080"}, "must look like http://host:port"),
+        ({"url": "http://heketi:8080/api"}, "must not have a path"),
+        ({"url": "http://u:p@heketi:8080"}, "must not have a path, query or credentials"),
+        ({"user": ""}, "user must not be empty"),
+        ({"request_timeout": 0}, "request_timeout must be a positive number"),
+        ({"operation_deadline": float("inf")}, "operation_deadline must be a positive number"),
+        ({"max_inflight": 0}, "max_inflight and retry_attempts must be at least 1"),
+        ({"poll_factor": 0.5}, "poll_factor must be at least 1"),
+    ],
+    ids=[
+        "no-scheme",
+        "wrong-scheme",
+        "path",
+        "credentials",
+        "empty-user",
+        "zero-timeout",
+        "infinite-deadline",
+        "zero-inflight",
+        "shrinking-poll",
+    ],
+)
+def test_invalid_settings_are_refused(changes: dict[str, object], message: str) -> None:
+    settings: dict[str, object] = {"url": "http://heketi:8080", **changes}
+    with pytest.raises(InvalidArgument, match=message):
+        HeketiConfig(**settings)  # type: ignore[arg-type]
+
+
+def test_trailing_slash_is_accepted_and_dropped() -> None:
+    assert HeketiConfig(url="https://heketi:8080/").base_url == "https://heketi:8080"
+
+
+def test_repr_never_shows_the_key() -> None:
+    assert "s3cret" not in repr(HeketiConfig(url="http://h:1", key="s3cret"))
+
+
+@pytest.mark.parametrize(
+    ("auth_enabled", "key", "sends"), [(True, "k", True), (True, None, False), (False, "k", False)]
+)
+def test_token_is_sent_only_with_auth_enabled_and_a_key(
+    auth_enabled: bool, key: str | None, sends: bool
+) -> None:
+    config = HeketiConfig(url="http://h:1", key=key, auth_enabled=auth_enabled)
+    assert config.sends_token is sends
