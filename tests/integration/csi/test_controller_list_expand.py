@@ -117,7 +117,7 @@ def test_negative_max_entries_is_invalid_argument(fresh: ControllerHarness) -> N
 
 
 def free_raw_gib(harness: ControllerHarness) -> int:
-    used = sum(
+    used: int = sum(
         v["size"] * v["durability"]["replicate"]["replica"] for v in harness.heketi.volumes()
     )
     return 3 * DEVICE_GIB - used
