@@ -127,8 +127,9 @@ def volume(
 
 @pytest.fixture
 def kubelet(
-    request: pytest.FixtureRequest, plugin: Plugin, volume: GlusterVolume
+    request: pytest.FixtureRequest, volume: GlusterVolume, plugin: Plugin
 ) -> Iterator[Kubelet]:
+    # `volume` before `plugin`: the plugin (and its mounts) go before the volumes do.
     name = request.node.name.replace("[", "-").replace("]", "")
     yield Kubelet(plugin, volume, name)
 
