@@ -121,6 +121,11 @@ class PVBinder:
                 self._guarded(self._sync_volume, event.name)
             if claim is not None:
                 self._guarded(self._sync_claim, *claim)
+        elif event.bucket == "storageclasses" and event.type != "DELETED":
+            for stored in self._store.objects("persistentvolumeclaims"):
+                if (stored.obj.get("spec") or {}).get("storageClassName") == event.name:
+                    meta = stored.obj["metadata"]
+                    self._guarded(self._sync_claim, meta["namespace"], meta["name"])
         elif event.bucket == "persistentvolumeclaims":
             if event.type != "DELETED":
                 self._guarded(self._sync_claim, event.namespace, event.name)

@@ -365,7 +365,7 @@ class Handler(BaseHTTPRequestHandler):
         assert r.name is not None
         options = _delete_options(body, query)
         stored, gone = self.state.store.delete(r.rt, _ns(r), r.name, options)
-        if not gone:
+        if not gone or r.rt.returns_deleted:
             return 200, _encode(r.rt, stored)
         meta = stored.obj["metadata"]
         details = {"name": meta["name"], "kind": r.rt.plural, "uid": meta["uid"]}

@@ -36,6 +36,9 @@ class ResourceType:
     fields: tuple[str, ...] = ()
     #: Strategic-merge list rules: dotted path -> merge key ("" = set of primitives).
     merge_lists: tuple[tuple[str, str], ...] = ()
+    #: DELETE answers with the deleted object (not a Status), as the apiserver's store for
+    #: the type is configured (ReturnDeletedObject); the client's return types follow it.
+    returns_deleted: bool = False
 
     @property
     def api_version(self) -> str:
@@ -79,112 +82,78 @@ _EVENTS_V1_FIELDS = (
     "type",
 )
 
+_PVC_LISTS = (*_META_LISTS, ("status.conditions", "type"))
+
+
+def _core(kind: str, plural: str, namespaced: bool, **extra: Any) -> ResourceType:
+    return ResourceType("", "v1", kind, plural, kind.lower(), namespaced, **extra)
+
+
+def _grouped(group: str, kind: str, plural: str, namespaced: bool, **extra: Any) -> ResourceType:
+    return ResourceType(group, "v1", kind, plural, kind.lower(), namespaced, **extra)
+
+
 RESOURCES: tuple[ResourceType, ...] = (
-    ResourceType(
-        "",
-        "v1",
+    _core(
         "Namespace",
         "namespaces",
-        "namespace",
         False,
-        ("ns",),
+        short_names=("ns",),
         has_status=True,
         fields=("status.phase",),
         merge_lists=_META_LISTS,
     ),
-    ResourceType(
-        "",
-        "v1",
+    _core(
         "PersistentVolumeClaim",
         "persistentvolumeclaims",
-        "persistentvolumeclaim",
         True,
-        ("pvc",),
+        short_names=("pvc",),
         has_status=True,
-        merge_lists=(*_META_LISTS, ("status.conditions", "type")),
+        merge_lists=_PVC_LISTS,
+        returns_deleted=True,
     ),
-    ResourceType(
-        "",
-        "v1",
+    _core(
         "PersistentVolume",
         "persistentvolumes",
-        "persistentvolume",
         False,
-        ("pv",),
+        short_names=("pv",),
         has_status=True,
         merge_lists=_META_LISTS,
+        returns_deleted=True,
     ),
-    ResourceType(
-        "",
-        "v1",
-        "Secret",
-        "secrets",
-        "secret",
-        True,
-        fields=("type",),
-        merge_lists=_META_LISTS,
+    _core("Secret", "secrets", True, fields=("type",), merge_lists=_META_LISTS),
+    _core("ConfigMap", "configmaps", True, short_names=("cm",), merge_lists=_META_LISTS),
+    _core(
+        "Event", "events", True, short_names=("ev",), fields=_EVENT_FIELDS, merge_lists=_META_LISTS
     ),
-    ResourceType(
-        "",
-        "v1",
-        "ConfigMap",
-        "configmaps",
-        "configmap",
-        True,
-        ("cm",),
-        merge_lists=_META_LISTS,
-    ),
-    ResourceType(
-        "",
-        "v1",
-        "Event",
-        "events",
-        "event",
-        True,
-        ("ev",),
-        fields=_EVENT_FIELDS,
-        merge_lists=_META_LISTS,
-    ),
-    ResourceType(
+    _grouped(
         "events.k8s.io",
-        "v1",
         "Event",
         "events",
-        "event",
         True,
-        ("ev",),
+        short_names=("ev",),
         store="events",
         fields=_EVENTS_V1_FIELDS,
         merge_lists=_META_LISTS,
     ),
-    ResourceType(
+    _grouped(
         "storage.k8s.io",
-        "v1",
         "StorageClass",
         "storageclasses",
-        "storageclass",
         False,
-        ("sc",),
+        short_names=("sc",),
         merge_lists=_META_LISTS,
+        returns_deleted=True,
     ),
-    ResourceType(
+    _grouped(
         "storage.k8s.io",
-        "v1",
         "CSIDriver",
         "csidrivers",
-        "csidriver",
         False,
         merge_lists=_META_LISTS,
+        returns_deleted=True,
     ),
-    ResourceType(
-        "coordination.k8s.io",
-        "v1",
-        "Lease",
-        "leases",
-        "lease",
-        True,
-        merge_lists=_META_LISTS,
-    ),
+    _grouped("coordination.k8s.io", "Lease", "leases", True, merge_lists=_META_LISTS),
 )
 
 #: (group, version) -> plural -> type

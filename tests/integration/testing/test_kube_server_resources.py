@@ -1,0 +1,169 @@
+"""Point 1: core resources, namespaced and cluster-scoped paths, every verb, discovery."""
+
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from provisioner.testing.kube_server import KubeTestServer
+from tests.integration.testing.kube_support import (
+    Api,
+    api_for,
+    new_namespace,
+    pv_body,
+    pvc_body,
+    sc_body,
+    status_of,
+    unique,
+)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[KubeTestServer]:
+    with KubeTestServer() as kube:
+        yield kube
+
+
+@pytest.fixture(scope="module")
+def api(server: KubeTestServer) -> Api:
+    return api_for(server)
+
+
+def test_claim_goes_through_create_get_list_replace_patch_delete(api: Api) -> None:
+    ns = new_namespace(api)
+    created = api.core.create_namespaced_persistent_volume_claim(ns, pvc_body("data"))
+    fetched = api.core.read_namespaced_persistent_volume_claim("data", ns)
+    assert fetched.metadata.uid == created.metadata.uid
+    assert [
+        c.metadata.name for c in api.core.list_namespaced_persistent_volume_claim(ns).items
+    ] == ["data"]
+    fetched.metadata.labels = {"tier": "gold"}
+    replaced = api.core.replace_namespaced_persistent_volume_claim("data", ns, fetched)
+    assert replaced.metadata.labels == {"tier": "gold"}
+    patched = api.core.patch_namespaced_persistent_volume_claim(
+        "data", ns, {"metadata": {"annotations": {"note": "x"}}}
+    )
+    assert patched.metadata.annotations == {"note": "x"}
+    api.core.delete_namespaced_persistent_volume_claim("data", ns)
+    with pytest.raises(client.ApiException) as err:
+        api.core.read_namespaced_persistent_volume_claim("data", ns)
+    assert err.value.status == 404
+
+
+def test_list_across_namespaces_returns_claims_of_every_namespace(api: Api) -> None:
+    first, second = new_namespace(api), new_namespace(api)
+    api.core.create_namespaced_persistent_volume_claim(first, pvc_body("a"))
+    api.core.create_namespaced_persistent_volume_claim(second, pvc_body("b"))
+    listed = api.core.list_persistent_volume_claim_for_all_namespaces()
+    keys = {(c.metadata.namespace, c.metadata.name) for c in listed.items}
+    assert {(first, "a"), (second, "b")} <= keys
+
+
+def test_cluster_scoped_volume_has_no_namespace(api: Api) -> None:
+    name = unique("pv")
+    created = api.core.create_persistent_volume(pv_body(name))
+    assert created.metadata.namespace is None
+    assert api.core.read_persistent_volume(name).spec.csi.volume_handle == f"handle-{name}"
+    api.core.delete_persistent_volume(name)
+    assert name not in [v.metadata.name for v in api.core.list_persistent_volume().items]
+
+
+def test_storage_class_is_served_under_storage_group(api: Api) -> None:
+    name = unique("sc")
+    api.storage.create_storage_class(sc_body(name, parameters={"resturl": "http://heketi"}))
+    assert api.storage.read_storage_class(name).parameters == {"resturl": "http://heketi"}
+    api.storage.patch_storage_class(name, {"allowVolumeExpansion": True})
+    assert api.storage.read_storage_class(name).allow_volume_expansion is True
+    api.storage.delete_storage_class(name)
+
+
+def test_secret_and_lease_are_namespaced_crud_resources(api: Api) -> None:
+    ns = new_namespace(api)
+    api.core.create_namespaced_secret(ns, {"metadata": {"name": "key"}, "data": {"k": "dg=="}})
+    assert api.core.read_namespaced_secret("key", ns).data == {"k": "dg=="}
+    lease = {
+        "metadata": {"name": "leader"},
+        "spec": {"holderIdentity": "me", "leaseDurationSeconds": 15},
+    }
+    api.coordination.create_namespaced_lease(ns, lease)
+    current = api.coordination.read_namespaced_lease("leader", ns)
+    current.spec.holder_identity = "you"
+    api.coordination.replace_namespaced_lease("leader", ns, current)
+    assert api.coordination.read_namespaced_lease("leader", ns).spec.holder_identity == "you"
+    api.coordination.delete_namespaced_lease("leader", ns)
+    api.core.delete_namespaced_secret("key", ns)
+
+
+def test_core_and_events_group_events_share_one_store(api: Api) -> None:
+    ns = new_namespace(api)
+    core_event = {
+        "metadata": {"name": "e1"},
+        "involvedObject": {"kind": "PersistentVolumeClaim", "name": "data", "namespace": ns},
+        "reason": "ProvisioningSucceeded",
+        "message": "done",
+        "type": "Normal",
+        "reportingComponent": "glusterfs-provisioner",
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "action": "Provision",
+        "reportingInstance": "controller-0",
+    }
+    api.core.create_namespaced_event(ns, core_event)
+    seen = api.events.read_namespaced_event("e1", ns)
+    assert (seen.regarding.name, seen.note, seen.reporting_controller) == (
+        "data",
+        "done",
+        "glusterfs-provisioner",
+    )
+    new_event = {
+        "metadata": {"name": "e2"},
+        "regarding": {"kind": "Pod", "name": "p"},
+        "reason": "Started",
+        "note": "hello",
+        "type": "Normal",
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "action": "Start",
+        "reportingController": "kubelet",
+        "reportingInstance": "node-1",
+    }
+    api.events.create_namespaced_event(ns, new_event)
+    as_core = api.core.read_namespaced_event("e2", ns)
+    assert (as_core.involved_object.name, as_core.message) == ("p", "hello")
+    assert len(api.core.list_namespaced_event(ns).items) == 2
+
+
+def test_namespace_listing_includes_the_default_namespaces(api: Api) -> None:
+    names = {n.metadata.name for n in api.core.list_namespace().items}
+    assert {"default", "kube-system", "kube-public", "kube-node-lease"} <= names
+
+
+def test_unknown_object_answers_not_found_status(api: Api) -> None:
+    with pytest.raises(client.ApiException) as err:
+        api.storage.read_storage_class("missing")
+    assert status_of(err.value) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'storageclasses.storage.k8s.io "missing" not found',
+        "reason": "NotFound",
+        "code": 404,
+        "details": {"name": "missing", "group": "storage.k8s.io", "kind": "storageclasses"},
+    }
+
+
+def test_discovery_lists_versions_groups_and_resources(api: Api) -> None:
+    assert client.CoreApi(api.api_client).get_api_versions().versions == ["v1"]
+    groups = {g.name for g in client.ApisApi(api.api_client).get_api_versions().groups}
+    assert {"storage.k8s.io", "events.k8s.io", "coordination.k8s.io"} <= groups
+    core = {r.name for r in api.core.get_api_resources().resources}
+    assert {
+        "persistentvolumeclaims",
+        "persistentvolumeclaims/status",
+        "persistentvolumes",
+        "secrets",
+        "namespaces",
+        "events",
+    } <= core
+    storage = api.storage.get_api_resources()
+    assert storage.group_version == "storage.k8s.io/v1"
+    assert "storageclasses" in {r.name for r in storage.resources}
