@@ -1,0 +1,175 @@
+"""End to end with real GlusterFS: `node --controller-service` as one process, called as
+external-provisioner, kubelet and external-resizer call it.
+
+CreateVolume (Heketi test server in `gluster` mode: a real volume on the local
+glusterd) → NodeStageVolume → NodePublishVolume → write → unpublish → unstage →
+ControllerExpandVolume → DeleteVolume.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from provisioner.csi import csi_pb2, csi_pb2_grpc
+from provisioner.testing.heketi_server import HeketiTestServer
+from tests.conftest import GlusterHost
+from tests.integration.csi.conftest import (
+    STARTUP_DEADLINE,
+    Plugin,
+    gluster,
+    stop_plugin,
+    unmount_everything_under,
+)
+from tests.integration.csi.controller_harness import ADMIN_KEY, GIB, NAME_PREFIX, capability
+
+pytestmark = pytest.mark.gluster
+
+
+@dataclass(frozen=True)
+class Setup:
+    plugin: Plugin
+    heketi: HeketiTestServer
+
+    @property
+    def controller(self) -> csi_pb2_grpc.ControllerStub:
+        return csi_pb2_grpc.ControllerStub(self.plugin.channel)  # type: ignore[no-untyped-call]
+
+
+def start_plugin_with_controller(base: Path, heketi_url: str) -> Plugin:
+    """`glusterfs-provisioner node --controller-service` as a process; wait for Probe."""
+    kubelet_dir = base / "kubelet"
+    kubelet_dir.mkdir(parents=True)
+    endpoint = f"unix://{base}/plugin/csi.sock"
+    log_path = base / "plugin.log"
+    argv = [
+        sys.executable, "-m", "provisioner", "--log-format", "json",
+        "node", "--node-id", "e2e-node", "--endpoint", endpoint,
+        "--kubelet-dir", str(kubelet_dir), "--mount-log-dir", str(base / "mount-logs"),
+        "--shutdown-grace", "20", "--controller-service", "--heketi-url", heketi_url,
+    ]  # fmt: skip
+    env = {**os.environ, "HEKETI_KEY": ADMIN_KEY}
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    plugin = Plugin(process, endpoint, kubelet_dir, log_path, grpc.insecure_channel(endpoint))
+    deadline = time.monotonic() + STARTUP_DEADLINE
+    while True:
+        assert process.poll() is None, f"plugin exited early:\n{plugin.log()}"
+        try:
+            plugin.identity.Probe(csi_pb2.ProbeRequest(), timeout=1)
+            return plugin
+        except grpc.RpcError:
+            assert time.monotonic() < deadline, f"plugin never answered:\n{plugin.log()}"
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def setup(gluster_host: GlusterHost, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    base = tmp_path_factory.mktemp("csi-e2e")
+    with HeketiTestServer(
+        admin_key=ADMIN_KEY, mode="gluster", bricks_dir=str(base / "bricks")
+    ) as heketi:
+        plugin = start_plugin_with_controller(base, heketi.url)
+        try:
+            yield Setup(plugin, heketi)
+        finally:
+            stop_plugin(plugin)
+            unmount_everything_under(plugin.kubelet_dir)
+            for leftover in heketi.volumes():  # a failed test must not leave volumes behind
+                gluster("volume", "stop", leftover["name"], "force")
+                gluster("volume", "delete", leftover["name"])
+
+
+def test_plugin_started_with_the_flag_advertises_the_controller(setup: Setup) -> None:
+    plugin_caps = setup.plugin.identity.GetPluginCapabilities(
+        csi_pb2.GetPluginCapabilitiesRequest(), timeout=10
+    )
+    services = {c.service.type for c in plugin_caps.capabilities if c.HasField("service")}
+    assert services == {csi_pb2.PluginCapability.Service.CONTROLLER_SERVICE}
+    rpcs = setup.controller.ControllerGetCapabilities(
+        csi_pb2.ControllerGetCapabilitiesRequest(), timeout=10
+    )
+    assert len(rpcs.capabilities) == 5
+
+
+def test_volume_lifecycle_through_real_glusterfs(setup: Setup) -> None:
+    name = f"{NAME_PREFIX}e2e-{os.getpid()}"
+    secrets = {"key": ADMIN_KEY}
+    created = setup.controller.CreateVolume(
+        csi_pb2.CreateVolumeRequest(
+            name=name,
+            capacity_range=csi_pb2.CapacityRange(required_bytes=GIB),
+            volume_capabilities=[capability()],
+            parameters={"volumetype": "none"},
+            secrets=secrets,
+        ),
+        timeout=120,
+    ).volume
+    assert created.volume_context["volume"] == name
+    assert f"Volume Name: {name}" in gluster("volume", "info", name)
+
+    staging, target = mount_and_write(setup.plugin, created)
+    assert not os.path.ismount(staging) and not os.path.ismount(target)
+
+    expanded = setup.controller.ControllerExpandVolume(
+        csi_pb2.ControllerExpandVolumeRequest(
+            volume_id=created.volume_id,
+            capacity_range=csi_pb2.CapacityRange(required_bytes=2 * GIB),
+            secrets=secrets,
+        ),
+        timeout=120,
+    )
+    assert (expanded.capacity_bytes, expanded.node_expansion_required) == (2 * GIB, False)
+    assert "Number of Bricks: 2" in gluster("volume", "info", name)
+
+    delete = csi_pb2.DeleteVolumeRequest(volume_id=created.volume_id, secrets=secrets)
+    setup.controller.DeleteVolume(delete, timeout=120)
+    setup.controller.DeleteVolume(delete, timeout=120)
+    assert name not in gluster("volume", "list").split()
+
+
+def mount_and_write(plugin: Plugin, volume: csi_pb2.Volume) -> tuple[Path, Path]:
+    """Stage, publish, write and read back, unpublish, unstage; return the two paths."""
+    staging = plugin.kubelet_dir / "plugins" / "e2e" / "globalmount"
+    target = plugin.kubelet_dir / "pods" / "pod-1" / "mount"
+    staging.parent.mkdir(parents=True)
+    target.parent.mkdir(parents=True)
+    context = dict(volume.volume_context)
+    plugin.node.NodeStageVolume(
+        csi_pb2.NodeStageVolumeRequest(
+            volume_id=volume.volume_id,
+            staging_target_path=str(staging),
+            volume_capability=capability(),
+            volume_context=context,
+        ),
+        timeout=90,
+    )
+    plugin.node.NodePublishVolume(
+        csi_pb2.NodePublishVolumeRequest(
+            volume_id=volume.volume_id,
+            staging_target_path=str(staging),
+            target_path=str(target),
+            volume_capability=capability(),
+            volume_context=context,
+        ),
+        timeout=90,
+    )
+    (target / "hello.txt").write_text("written through the CSI controller volume\n")
+    assert (staging / "hello.txt").read_text() == "written through the CSI controller volume\n"
+    plugin.node.NodeUnpublishVolume(
+        csi_pb2.NodeUnpublishVolumeRequest(volume_id=volume.volume_id, target_path=str(target)),
+        timeout=90,
+    )
+    plugin.node.NodeUnstageVolume(
+        csi_pb2.NodeUnstageVolumeRequest(
+            volume_id=volume.volume_id, staging_target_path=str(staging)
+        ),
+        timeout=90,
+    )
+    return staging, target
