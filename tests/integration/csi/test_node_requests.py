@@ -193,7 +193,7 @@ def test_bad_request_is_refused_with_an_exact_code_and_message(
 
 
 def test_refused_requests_leave_no_directories_or_mounts_behind(plugin: Plugin) -> None:
-    assert not (plugin.kubelet_dir / "plugins").exists()
+    assert not (plugin.kubelet_dir / "plugins" / "vol").exists()
     assert not (plugin.kubelet_dir / "pods").exists()
 
 
