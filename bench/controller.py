@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from bench.hosts import BenchError
+from bench.objects import SYSTEM_NAMESPACE
 
 #: Seconds the controller may take to become ready (the target is 10 at 10,000 pairs).
 READY_TIMEOUT = 120.0
@@ -25,6 +26,8 @@ PROBE_TIMEOUT = 2.0
 STOP_TIMEOUT = 20.0
 #: Worker count, the documented default of `--workers`.
 WORKERS = 8
+#: Run as deploy/ runs it: with leader election on a Lease (renewed every 2 s).
+LEADER_ELECTION_ARGS = ("--leader-elect", "--leader-election-namespace", SYSTEM_NAMESPACE)
 
 
 def free_port() -> int:
@@ -67,6 +70,7 @@ class Controller:
             "--kubeconfig", str(self.kubeconfig),
             "--workers", str(WORKERS),
             "--metrics-address", self.metrics,
+            *LEADER_ELECTION_ARGS,
             *self.extra_args,
         ]  # fmt: skip
 

@@ -83,12 +83,6 @@ class KubeOps:
             for c in claims
         }
 
-    def op_bind_claims(self, *, keys: list[str]) -> int:
-        for key in keys:
-            namespace, name = key.split("/", 1)
-            self.server.bind_claim(namespace, name)
-        return len(keys)
-
     def op_count_bound(self, *, namespace: str | None = None) -> int:
         claims = self.server.list("persistentvolumeclaims", namespace)
         return sum(1 for c in claims if (c.get("status") or {}).get("phase") == "Bound")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,70 +26,57 @@ NEW_CLAIMS = 100
 SEED_BATCH = 2000
 #: Seconds a wave of new claims may take.
 WAVE_TIMEOUT = 120.0
-#: Annotations the in-cluster PV binder leaves on a bound claim.
-BOUND_CLAIM_ANNOTATIONS = {
-    "pv.kubernetes.io/bind-completed": "yes",
-    "pv.kubernetes.io/bound-by-controller": "yes",
-}
+#: Seconds the API server's binder may take to bind the seeded pairs of a namespace.
+BIND_TIMEOUT = 120.0
 
 
 def _namespace_of(index: int) -> str:
     return f"scale-{index % NAMESPACES:03d}"
 
 
-def bound_pairs(*, count: int, heketi_url: str) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """`count` (claim, volume) pairs as they look once provisioned and bound."""
+def _claims(count: int) -> Iterator[dict[str, Any]]:
     for index in range(count):
-        ns, name, uid = _namespace_of(index), f"data-{index:05d}", str(uuid.uuid4())
-        volume = objects.provisioned_volume(
+        claim = objects.claim(name=f"data-{index:05d}", ns=_namespace_of(index))
+        claim["metadata"]["annotations"] = {names.ANN_STORAGE_PROVISIONER: names.DRIVER_NAME}
+        yield claim
+
+
+def _volumes(uids: dict[str, str], *, heketi_url: str) -> Iterator[dict[str, Any]]:
+    """A provisioned volume pre-bound to each claim (the binder then binds both)."""
+    for index, (key, uid) in enumerate(sorted(uids.items())):
+        ns, name = key.split("/", 1)
+        yield objects.provisioned_volume(
             claim_ns=ns, claim_name=name, claim_uid=uid,
             gid=objects.GID_MIN + index, heketi_url=heketi_url,
         )  # fmt: skip
-        volume["status"] = {"phase": "Bound"}
-        claim = objects.claim(name=name, ns=ns, volume_name=volume["metadata"]["name"])
-        claim["metadata"]["uid"] = uid
-        claim["metadata"]["annotations"] = {
-            **BOUND_CLAIM_ANNOTATIONS,
-            names.ANN_STORAGE_PROVISIONER: names.DRIVER_NAME,
-        }
-        claim["status"] = {
-            "phase": "Bound",
-            "accessModes": ["ReadWriteMany"],
-            "capacity": {"storage": objects.CLAIM_SIZE},
-        }
-        yield claim, volume
 
 
 def seed_pairs(kube: Host, *, count: int, heketi_url: str) -> float:
-    """Store `count` bound pairs; seconds it took. Fails unless all claims read Bound."""
+    """Store `count` claims and their volumes and wait until the binder bound them all.
+
+    Claims first (the server assigns their uids), then volumes whose `claimRef`
+    carries those uids, as the controller makes them; the API server's binder
+    binds each pair as kube-controller-manager would. Returns the seconds taken.
+    """
     started = time.monotonic()
     kube.call("seed", objs=[objects.namespace(_namespace_of(i)) for i in range(NAMESPACES)])
-    pairs = list(bound_pairs(count=count, heketi_url=heketi_url))
-    for batch in chunks((claim for claim, _ in pairs), SEED_BATCH):
+    for batch in chunks(_claims(count), SEED_BATCH):
         kube.call("seed", objs=batch)
-    for batch in chunks((volume for _, volume in pairs), SEED_BATCH):
-        kube.call("seed", objs=batch)
-    _check_seeded(kube, pairs)
-    return time.monotonic() - started
-
-
-def _check_seeded(kube: Host, pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
     uids: dict[str, str] = kube.call("claim_uids")
-    wrong = [
-        claim for claim, _ in pairs
-        if uids.get(f"{claim['metadata']['namespace']}/{claim['metadata']['name']}")
-        != claim["metadata"]["uid"]
-    ]  # fmt: skip
-    if wrong:
-        raise BenchError(f"{len(wrong)} seeded claims lost their uid; the pairs would not match")
-    bound = kube.call("count_bound")
-    if bound < len(pairs):
-        kube.call("bind_claims", keys=[
-            f"{c['metadata']['namespace']}/{c['metadata']['name']}" for c, _ in pairs
-        ])  # fmt: skip
-        bound = kube.call("count_bound")
-    if bound < len(pairs):
-        raise BenchError(f"only {bound} of {len(pairs)} seeded claims are Bound")
+    for batch in chunks(_volumes(uids, heketi_url=heketi_url), SEED_BATCH):
+        kube.call("seed", objs=batch)
+    for ns in sorted({_namespace_of(i) for i in range(count)}):
+        in_ns = sum(1 for key in uids if key.startswith(f"{ns}/"))
+        bound = kube.call(
+            "wait_bound",
+            timeout=BIND_TIMEOUT + 30,
+            namespace=ns,
+            count=in_ns,
+            wait_seconds=BIND_TIMEOUT,
+        )
+        if bound < in_ns:
+            raise BenchError(f"the binder bound only {bound} of {in_ns} seeded claims in {ns}")
+    return time.monotonic() - started
 
 
 def run(
