@@ -40,10 +40,13 @@ from provisioner.heketi.errors import (
     HeketiBusy,
     HeketiError,
     HeketiInvalidRequest,
+    HeketiNameInUse,
+    HeketiNotFound,
     HeketiOperationFailed,
     HeketiOutcomeUnknown,
     HeketiUnavailable,
 )
+from provisioner.heketi.name_index import NameIndex
 from provisioner.heketi.transport import Exchange, Transport, error_for, failure_kind
 from provisioner.heketi.types import Volume, VolumeCreateRequest
 from provisioner.log import get_logger
@@ -77,6 +80,7 @@ class HeketiClient:
         self._session = session or _new_session(config)
         self._transport = Transport(config, self._session)
         self._limit = _limit_for(config)
+        self._names = NameIndex(config.name_index_ttl)
 
     @property
     def config(self) -> HeketiConfig:
@@ -115,11 +119,45 @@ class HeketiClient:
 
     def list_volumes(self) -> list[Volume]:
         """Every complete volume, in one request (`GET /topology`)."""
-        return [self._parse_volume(raw) for c in self._topology() for raw in c.get("volumes") or ()]
+        listed_at = time.monotonic()
+        volumes = [
+            self._parse_volume(raw) for c in self._topology() for raw in c.get("volumes") or ()
+        ]
+        self._names.replace(volumes, listed_at=listed_at)
+        return volumes
 
     def find_volume_by_name(self, name: str) -> Volume | None:
-        """The complete volume called `name`, or None. One request (`GET /topology`)."""
-        matches = [v for v in self.list_volumes() if v.name == name]
+        """The complete volume called `name`, or None.
+
+        Uses a listing at most `name_index_ttl` old (see `name_index`): a hit is
+        confirmed by id; a miss may be up to that old, which is safe because
+        Heketi refuses a duplicate name and this client then lists afresh.
+        """
+        cached = self._names.lookup(name)
+        if cached.fresh:
+            if cached.volume is None:
+                return None
+            confirmed = self._confirm(cached.volume)
+            if confirmed is not None:
+                return confirmed
+        with self._names.refresh_lock:
+            cached = self._names.lookup(name)  # another thread may just have listed
+            if cached.fresh and cached.volume is None:
+                return None
+            return self._pick(name, [v for v in self.list_volumes() if v.name == name])
+
+    def _confirm(self, volume: Volume) -> Volume | None:
+        try:
+            current = self.get_volume(volume.id)
+        except HeketiNotFound:
+            current = None
+        if current is None or current.name != volume.name:
+            self._names.invalidate()
+            return None
+        return current
+
+    @staticmethod
+    def _pick(name: str, matches: list[Volume]) -> Volume | None:
         if len(matches) > 1:
             _log.warning(
                 "heketi_duplicate_volume_name", name=name, volume_ids=[v.id for v in matches]
@@ -130,8 +168,14 @@ class HeketiClient:
 
     def create_volume(self, request: VolumeCreateRequest) -> Volume:
         """Create and wait for completion. See the module docstring for guarantees."""
-        location = self._run("POST", "/volumes", body=request.to_json(), replay_safe=False)
-        return self._volume_at(location, "create")
+        try:
+            location = self._run("POST", "/volumes", body=request.to_json(), replay_safe=False)
+            volume = self._volume_at(location, "create")
+        except (HeketiOutcomeUnknown, HeketiNameInUse):
+            self._names.invalidate()  # the caller's next lookup must list afresh
+            raise
+        self._names.put(volume)
+        return volume
 
     def expand_volume(self, volume_id: str, *, add_gib: int) -> Volume:
         """Add `add_gib` GiB to the volume and wait for completion."""
@@ -143,7 +187,15 @@ class HeketiClient:
 
     def delete_volume(self, volume_id: str) -> None:
         """Delete and wait; `HeketiNotFound` when the volume does not exist."""
-        self._run("DELETE", f"/volumes/{_checked_id(volume_id)}", body=None, replay_safe=True)
+        try:
+            self._run("DELETE", f"/volumes/{_checked_id(volume_id)}", body=None, replay_safe=True)
+        except HeketiNotFound:
+            self._names.drop(volume_id)
+            raise
+        except HeketiError:
+            self._names.invalidate()
+            raise
+        self._names.drop(volume_id)
 
     def close(self) -> None:
         self._session.close()

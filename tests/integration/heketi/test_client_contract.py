@@ -288,3 +288,49 @@ def test_client_without_auth_talks_to_a_server_without_auth() -> None:
     with HeketiTestServer(auth=False) as srv:
         heketi = HeketiClient(fast_config(srv.url, auth_enabled=False))
         assert heketi.create_volume(request("pvc-open")).name == "pvc-open"
+
+
+# -- name lookups share one listing for name_index_ttl ----------------------------------
+
+
+def topology_reads(server: HeketiTestServer) -> int:
+    return sum(1 for r in server.requests if r.path == "/topology")
+
+
+def test_lookups_within_the_ttl_share_one_listing(server: HeketiTestServer) -> None:
+    heketi = HeketiClient(fast_config(server.url, name_index_ttl=60))
+    made = heketi.create_volume(request("pvc-indexed"))
+    assert heketi.find_volume_by_name("pvc-other") is None
+    assert heketi.find_volume_by_name("pvc-another") is None
+    assert heketi.find_volume_by_name("pvc-indexed") == made
+    assert topology_reads(server) == 1
+
+
+def test_zero_ttl_lists_on_every_lookup(server: HeketiTestServer) -> None:
+    heketi = HeketiClient(fast_config(server.url, name_index_ttl=0))
+    for _ in range(3):
+        heketi.find_volume_by_name("pvc-x")
+    assert topology_reads(server) == 3
+
+
+def test_stale_miss_cannot_make_a_duplicate_and_the_next_lookup_finds_it(
+    server: HeketiTestServer,
+) -> None:
+    heketi = HeketiClient(fast_config(server.url, name_index_ttl=60))
+    other = HeketiClient(fast_config(server.url))
+    assert heketi.find_volume_by_name("pvc-elsewhere") is None
+    made = other.create_volume(request("pvc-elsewhere"))
+    assert heketi.find_volume_by_name("pvc-elsewhere") is None  # answered from the listing
+    with pytest.raises(HeketiNameInUse):
+        heketi.create_volume(request("pvc-elsewhere"))
+    assert heketi.find_volume_by_name("pvc-elsewhere") == made
+    assert len(server.volumes()) == 1
+
+
+def test_hit_for_a_volume_deleted_elsewhere_lists_again(server: HeketiTestServer) -> None:
+    heketi = HeketiClient(fast_config(server.url, name_index_ttl=60))
+    other = HeketiClient(fast_config(server.url))
+    made = heketi.create_volume(request("pvc-vanishing"))
+    other.delete_volume(made.id)
+    assert heketi.find_volume_by_name("pvc-vanishing") is None
+    assert topology_reads(server) == 1

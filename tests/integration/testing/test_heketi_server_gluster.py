@@ -1,0 +1,118 @@
+"""Gluster mode: the Heketi test server makes real volumes on the local glusterd."""
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from provisioner.heketi import (
+    Durability,
+    HeketiClient,
+    HeketiConfig,
+    HeketiOperationFailed,
+    VolumeCreateRequest,
+)
+from provisioner.testing.heketi_server import HeketiTestServer
+from tests.conftest import GlusterHost
+
+pytestmark = pytest.mark.gluster
+
+KEY = "gluster-mode-tests-admin-key-0123456789"
+
+
+def gluster(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["gluster", "--mode=script", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def names() -> Iterator[list[str]]:
+    """Volume names for one test; whatever is left of them is stopped and deleted."""
+    made: list[str] = []
+    yield made
+    for name in made:
+        if gluster("volume", "info", name).returncode == 0:
+            gluster("volume", "stop", name, "force")
+            gluster("volume", "delete", name)
+
+
+@pytest.fixture
+def heketi(gluster_host: GlusterHost, tmp_path: Path) -> Iterator[HeketiClient]:
+    with HeketiTestServer(
+        admin_key=KEY, mode="gluster", bricks_dir=str(tmp_path / "bricks")
+    ) as srv:
+        client = HeketiClient(
+            HeketiConfig(url=srv.url, key=KEY, poll_initial=0.05, operation_deadline=240)
+        )
+        yield client
+        client.close()
+
+
+def new_name(names: list[str]) -> str:
+    name = f"theketi-{uuid.uuid4().hex[:10]}"
+    names.append(name)
+    return name
+
+
+def replica_3(name: str, *, gid: int = 0, options: tuple[str, ...] = ()) -> VolumeCreateRequest:
+    return VolumeCreateRequest(
+        size_gib=1,
+        name=name,
+        durability=Durability(type="replicate", replica=3),
+        gid=gid,
+        gluster_volume_options=options,
+    )
+
+
+def test_real_volume_is_created_mounted_expanded_and_deleted(
+    heketi: HeketiClient,
+    names: list[str],
+    gluster_host: GlusterHost,
+    tmp_path: Path,
+) -> None:
+    name = new_name(names)
+    volume = heketi.create_volume(
+        replica_3(name, gid=2345, options=("performance.rda-cache-limit 10MB",))
+    )
+    info = gluster("volume", "info", name).stdout
+    assert "Status: Started" in info and "Number of Bricks: 1 x 3 = 3" in info
+    assert f"Brick1: {gluster_host.brick_host}:" in info
+    assert "performance.rda-cache-limit: 10MB" in info
+    assert volume.hosts == (gluster_host.mount_host,)
+    assert volume.device == f"{gluster_host.mount_host}:{name}"
+
+    mount_point = tmp_path / "mnt"
+    mount_point.mkdir()
+    subprocess.run(
+        ["mount", "-t", "glusterfs", volume.device, str(mount_point)], check=True, timeout=60
+    )
+    try:
+        (mount_point / "hello").write_text("from a heketi test volume")
+        assert mount_point.stat().st_gid == 2345
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True, timeout=60)
+
+    grown = heketi.expand_volume(volume.id, add_gib=1)
+    assert grown.size_gib == 2
+    assert "Number of Bricks: 2 x 3 = 6" in gluster("volume", "info", name).stdout
+
+    heketi.delete_volume(volume.id)
+    assert gluster("volume", "info", name).returncode != 0
+
+
+def test_gluster_failure_fails_the_operation_with_glusters_message_and_rolls_back(
+    heketi: HeketiClient,
+    names: list[str],
+) -> None:
+    name = new_name(names)
+    with pytest.raises(HeketiOperationFailed, match=r"no-such\.option"):
+        heketi.create_volume(replica_3(name, options=("no-such.option on",)))
+    assert gluster("volume", "info", name).returncode != 0
+    assert heketi.find_volume_by_name(name) is None
