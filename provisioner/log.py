@@ -10,6 +10,11 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
            "error": logging.ERROR}
 
 
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    """A logger on the current sys.stderr, looked up per logger (follows a swapped stream)."""
+    return structlog.PrintLogger(file=sys.stderr)
+
+
 def configure(*, level: str = "info", json: bool | None = None) -> None:
     """Set up structlog for the process. `json=None` picks console on a tty."""
     if level not in _LEVELS:
@@ -27,7 +32,7 @@ def configure(*, level: str = "info", json: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
 
