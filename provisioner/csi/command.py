@@ -11,9 +11,9 @@ from typing import Any
 
 from provisioner import errors, log
 from provisioner.cli import env_default
-from provisioner.csi import controller_command, csi_pb2_grpc, server
+from provisioner.csi import controller_command, csi_pb2_grpc, recovery, server
 from provisioner.csi.identity import IdentityService, validate_driver_name
-from provisioner.csi.mounter import SystemMounter
+from provisioner.csi.mounter import Runner, SubprocessRunner, SystemMounter
 from provisioner.csi.node import (
     DEFAULT_KUBELET_DIR,
     DEFAULT_MOUNT_LOG_DIR,
@@ -38,6 +38,9 @@ class NodeCommandConfig:
     node: NodeConfig
     shutdown_grace: float
     controller: controller_command.ControllerServiceConfig | None = None
+    state_dir: Path | None = None
+    fuse_cgroup: Path | None = None
+    fuse_cgroup_namespace: Path | None = None
 
 
 def register(subparsers: Any) -> None:
@@ -87,6 +90,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="directory for per-volume GlusterFS client logs, <volume>.log (env MOUNT_LOG_DIR)",
     )
     parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=env_default("STATE_DIR"),
+        help="host directory for stage records used to repair mounts after a restart "
+        "(env STATE_DIR; default <kubelet-dir>/plugins/<driver-name>/staged)",
+    )
+    parser.add_argument(
+        "--fuse-cgroup",
+        type=Path,
+        default=env_default("FUSE_CGROUP"),
+        help="cgroup v2 directory to start GlusterFS FUSE clients in, outside the plugin "
+        "container, so they survive its restart; needs hostPID (env FUSE_CGROUP)",
+    )
+    parser.add_argument(
+        "--fuse-cgroup-namespace",
+        type=Path,
+        default=env_default("FUSE_CGROUP_NAMESPACE"),
+        help="cgroup namespace to enter before joining --fuse-cgroup, e.g. /proc/1/ns/cgroup "
+        "with hostPID (env FUSE_CGROUP_NAMESPACE)",
+    )
+    parser.add_argument(
         "--shutdown-grace", type=float,
         default=env_default("SHUTDOWN_GRACE", str(server.DEFAULT_SHUTDOWN_GRACE)),
         help="seconds SIGTERM waits for in-flight calls before exiting (env SHUTDOWN_GRACE)",
@@ -109,6 +133,9 @@ def config_from_args(args: argparse.Namespace) -> NodeCommandConfig:
         ),
         shutdown_grace=args.shutdown_grace,
         controller=controller_command.config_from_args(args),
+        state_dir=args.state_dir or args.kubelet_dir / "plugins" / args.driver_name / "staged",
+        fuse_cgroup=recovery.check_cgroup_dir(args.fuse_cgroup) if args.fuse_cgroup else None,
+        fuse_cgroup_namespace=args.fuse_cgroup_namespace,
     )
 
 
@@ -119,6 +146,8 @@ class Services:
     identity: IdentityService
     node: NodeService
     controller: csi_pb2_grpc.ControllerServicer | None = None
+    mounter: SystemMounter | None = None
+    records: recovery.StageRecords | None = None
 
 
 def build_services(config: NodeCommandConfig) -> Services:
@@ -130,8 +159,17 @@ def build_services(config: NodeCommandConfig) -> Services:
         controller_service=controller is not None,
         readiness_checks=[fuse_client_missing],
     )
-    node = NodeService(config=config.node, mounter=SystemMounter(), locks=locks)
-    return Services(identity=identity, node=node, controller=controller)
+    runner: Runner = SubprocessRunner()
+    if config.fuse_cgroup is not None:
+        runner = recovery.CgroupEscapeRunner(
+            runner, cgroup_dir=config.fuse_cgroup, cgroup_namespace=config.fuse_cgroup_namespace
+        )
+    mounter = SystemMounter(runner=runner)
+    records = recovery.StageRecords(config.state_dir) if config.state_dir else None
+    node = NodeService(config=config.node, mounter=mounter, locks=locks, records=records)
+    return Services(
+        identity=identity, node=node, controller=controller, mounter=mounter, records=records
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,6 +180,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"glusterfs-provisioner node: {error}", file=sys.stderr)
         return 2
     services = build_services(config)
+    if services.mounter is not None and services.records is not None:
+        recovery.repair_stale_mounts(
+            mounter=services.mounter, records=services.records, all_mounts=services.mounter.mounts
+        )
     try:
         grpc_server = server.serve(
             config.endpoint,

@@ -17,6 +17,7 @@ import grpc
 from provisioner import errors, log
 from provisioner.csi import csi_pb2, csi_pb2_grpc, validation
 from provisioner.csi.mounter import GlusterSource, Mounter, MountInfo, PathState
+from provisioner.csi.recovery import StageRecord, StageRecords
 from provisioner.csi.server import VolumeLocks
 
 _log = log.get_logger("csi.node")
@@ -78,11 +79,18 @@ class NodeService(csi_pb2_grpc.NodeServicer):
     """The Node service over a `Mounter` (the real one or a test double)."""
 
     def __init__(
-        self, *, config: NodeConfig, mounter: Mounter, locks: VolumeLocks | None = None
+        self,
+        *,
+        config: NodeConfig,
+        mounter: Mounter,
+        locks: VolumeLocks | None = None,
+        records: StageRecords | None = None,
     ) -> None:
         self._config = config
         self._mounter = mounter
         self._locks = locks if locks is not None else VolumeLocks()
+        #: Stage records for repairing mounts after a plugin restart (recovery.py).
+        self._records = records
 
     # ------------------------------------------------------------ info
 
@@ -111,18 +119,35 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         )
         source = validation.gluster_source(request.volume_context)
         read_only = mount.read_only_mode or "ro" in mount.flags
+        log_file = self._config.mount_log_dir / f"{source.volume}.log"
+        record = StageRecord(
+            volume_id=volume_id, staging_path=str(staging), servers=source.servers,
+            volume=source.volume, read_only=read_only, flags=mount.flags, log_file=str(log_file),
+        )  # fmt: skip
         with self._locks.hold(volume_id):
             if self._staged_already(volume_id, source, staging, read_only=read_only):
+                self._remember(record)
                 return csi_pb2.NodeStageVolumeResponse()
             _make_dir(staging, field="staging_target_path")
             self._config.mount_log_dir.mkdir(parents=True, exist_ok=True)
             self._mounter.mount_gluster(
-                source, staging, read_only=read_only, flags=mount.flags,
-                log_file=self._config.mount_log_dir / f"{source.volume}.log",
-            )  # fmt: skip
+                source, staging, read_only=read_only, flags=mount.flags, log_file=log_file
+            )
             self._expect_mounted(staging, source.device)
+            self._remember(record)
         _log.info("volume staged", volume_id=volume_id, source=source.device, read_only=read_only)
         return csi_pb2.NodeStageVolumeResponse()
+
+    def _remember(self, record: StageRecord) -> None:
+        """Record how a path was staged, so a restarted plugin can repair it."""
+        if self._records is None:
+            return
+        try:
+            self._records.save(record)
+        except OSError as error:  # the mount works; only a later repair would miss it
+            _log.warning(
+                "cannot write stage record", path=record.staging_path, error=error.strerror
+            )
 
     def _staged_already(
         self, volume_id: str, source: GlusterSource, staging: Path, *, read_only: bool
@@ -153,6 +178,8 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         staging = self._path(request.staging_target_path, "staging_target_path")
         with self._locks.hold(volume_id):
             self._unmount_all(staging)
+            if self._records is not None:
+                self._records.remove(str(staging))
             _remove_dir(staging, field="staging_target_path")
         _log.info("volume unstaged", volume_id=volume_id)
         return csi_pb2.NodeUnstageVolumeResponse()

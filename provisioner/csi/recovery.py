@@ -1,0 +1,240 @@
+"""Keep GlusterFS mounts working across node-plugin restarts.
+
+A restarted plugin container takes its processes with it, and with them every
+GlusterFS FUSE client it started: staged and published paths then answer
+"Transport endpoint is not connected" until kubelet happens to stage again.
+Two mechanisms, used together:
+
+* **Survival** (`CgroupEscapeRunner`): with `--fuse-cgroup DIR` each
+  `mount -t glusterfs` runs in a cgroup outside the plugin container's, so the
+  container runtime's "kill every process of the container" misses the FUSE
+  client. This needs the plugin in the host PID namespace (`hostPID: true`) and
+  the host's cgroup v2 tree mounted (see the DaemonSet).
+* **Repair** (`StageRecords` + `repair_stale_mounts`): every successful
+  NodeStageVolume leaves a record (volume, servers, flags) in a state directory
+  on the host; at start-up, before serving, the plugin remounts each recorded
+  staging path whose FUSE client is gone and re-binds every published path that
+  pointed at the dead mount, so they read and write again without a kubelet call.
+  (Containers already running keep their own copy of the dead mount; they need a
+  restart. Survival avoids that.)
+"""
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Final
+
+from provisioner import errors, log
+from provisioner.csi.mounter import (
+    GLUSTER_FSTYPE,
+    GlusterSource,
+    Mounter,
+    MountInfo,
+    PathState,
+    Result,
+    Runner,
+)
+
+_log = log.get_logger("csi.recovery")
+
+#: Records are small JSON files; anything bigger is not ours.
+MAX_RECORD_BYTES: Final = 64 * 1024
+RECORD_SUFFIX: Final = ".json"
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """How a staging path was mounted, enough to mount it again."""
+
+    volume_id: str
+    staging_path: str
+    servers: tuple[str, ...]
+    volume: str
+    read_only: bool
+    flags: tuple[str, ...]
+    log_file: str
+
+    @property
+    def source(self) -> GlusterSource:
+        return GlusterSource(servers=self.servers, volume=self.volume)
+
+
+class StageRecords:
+    """One JSON file per staged path in a directory that outlives the plugin."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _file(self, staging_path: str) -> Path:
+        digest = hashlib.sha256(staging_path.encode("utf-8", "surrogateescape")).hexdigest()
+        return self.directory / f"{digest[:40]}{RECORD_SUFFIX}"
+
+    def save(self, record: StageRecord) -> None:
+        """Write the record atomically (temp file + rename)."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        final = self._file(record.staging_path)
+        temp = final.with_suffix(".tmp")
+        temp.write_text(json.dumps(asdict(record), sort_keys=True), encoding="utf-8")
+        os.replace(temp, final)
+
+    def remove(self, staging_path: str) -> None:
+        self._file(staging_path).unlink(missing_ok=True)
+
+    def load_all(self) -> list[StageRecord]:
+        """Every readable record; unreadable files are logged and skipped."""
+        if not self.directory.is_dir():
+            return []
+        records: list[StageRecord] = []
+        for path in sorted(self.directory.glob(f"*{RECORD_SUFFIX}")):
+            try:
+                records.append(_parse_record(path))
+            except (OSError, ValueError, TypeError, KeyError) as error:
+                _log.warning("unreadable stage record skipped", file=str(path), error=str(error))
+        return records
+
+
+def _parse_record(path: Path) -> StageRecord:
+    if path.stat().st_size > MAX_RECORD_BYTES:
+        raise ValueError("record too large")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return StageRecord(
+        volume_id=str(raw["volume_id"]),
+        staging_path=str(raw["staging_path"]),
+        servers=tuple(str(s) for s in raw["servers"]),
+        volume=str(raw["volume"]),
+        read_only=bool(raw["read_only"]),
+        flags=tuple(str(f) for f in raw["flags"]),
+        log_file=str(raw["log_file"]),
+    )
+
+
+@dataclass(frozen=True)
+class RepairOutcome:
+    healthy: tuple[str, ...] = ()  # staging paths whose client survived
+    repaired: tuple[str, ...] = ()  # staging paths remounted
+    rebound: tuple[str, ...] = ()  # published paths bound again
+    forgotten: tuple[str, ...] = ()  # records of paths no longer mounted (node rebooted)
+    failed: tuple[str, ...] = ()  # "path: reason"
+
+
+def repair_stale_mounts(
+    *, mounter: Mounter, records: StageRecords, all_mounts: Callable[[], list[MountInfo]]
+) -> RepairOutcome:
+    """Remount every recorded staging path whose FUSE client died, re-bind its targets."""
+    healthy: list[str] = []
+    repaired: list[str] = []
+    rebound: list[str] = []
+    forgotten: list[str] = []
+    failed: list[str] = []
+    for record in records.load_all():
+        staging = Path(record.staging_path)
+        if mounter.mount_at(staging) is None:
+            records.remove(record.staging_path)
+            forgotten.append(record.staging_path)
+            continue
+        if mounter.path_state(staging) is PathState.HEALTHY:
+            healthy.append(record.staging_path)
+            continue
+        try:
+            rebound += _repair_one(record, mounter=mounter, all_mounts=all_mounts)
+        except errors.ProvisionerError as error:
+            failed.append(f"{record.staging_path}: {error}")
+            _log.error("stale mount not repaired", volume_id=record.volume_id, error=str(error))
+            continue
+        repaired.append(record.staging_path)
+    outcome = RepairOutcome(
+        tuple(healthy), tuple(repaired), tuple(rebound), tuple(forgotten), tuple(failed)
+    )
+    _log.info("stale mount check done", **{k: len(v) for k, v in asdict(outcome).items()})
+    return outcome
+
+
+def _dead_binds(record: StageRecord, mounter: Mounter, mounts: list[MountInfo]) -> list[MountInfo]:
+    """Other mounts of the same Gluster volume that are stale too: published paths."""
+    return [
+        m
+        for m in mounts
+        if m.fs_type == GLUSTER_FSTYPE
+        and m.mount_point != record.staging_path
+        and record.source.matches(m)
+        and mounter.path_state(Path(m.mount_point)) is PathState.STALE
+    ]
+
+
+def _repair_one(
+    record: StageRecord, *, mounter: Mounter, all_mounts: Callable[[], list[MountInfo]]
+) -> list[str]:
+    staging = Path(record.staging_path)
+    binds = _dead_binds(record, mounter, all_mounts())
+    _log.warning(
+        "GlusterFS client of a staged volume is gone; remounting",
+        volume_id=record.volume_id, path=record.staging_path, published=len(binds),
+    )  # fmt: skip
+    for bind in binds:
+        mounter.unmount(Path(bind.mount_point))
+    while mounter.mount_at(staging) is not None:
+        mounter.unmount(staging)
+    mounter.mount_gluster(
+        record.source, staging, read_only=record.read_only, flags=record.flags,
+        log_file=Path(record.log_file),
+    )  # fmt: skip
+    if mounter.path_state(staging) is not PathState.HEALTHY:
+        raise errors.Internal(f"remounted {record.source.device} at {staging} is not answering")
+    for bind in binds:
+        mounter.bind_mount(staging, Path(bind.mount_point), read_only=bind.read_only)
+    return [bind.mount_point for bind in binds]
+
+
+# ---------------------------------------------------------------------------- survival
+
+
+class CgroupEscapeRunner:
+    """Runs `mount -t glusterfs` inside `cgroup_dir`, everything else as is.
+
+    The FUSE client that mount.glusterfs leaves running inherits the cgroup, so a
+    container restart (which kills every process of the container's cgroup) misses it.
+    """
+
+    def __init__(
+        self, inner: Runner, *, cgroup_dir: Path, cgroup_namespace: Path | None = None
+    ) -> None:
+        self._inner = inner
+        self._cgroup_dir = cgroup_dir
+        #: The host's cgroup namespace (/proc/1/ns/cgroup with hostPID): entered first,
+        #: because a private container cgroup namespace may not move processes out.
+        self._cgroup_namespace = cgroup_namespace
+
+    def __call__(self, argv: Sequence[str], *, timeout: float) -> Result:
+        if list(argv[:3]) != ["mount", "-t", "glusterfs"]:
+            return self._inner(argv, timeout=timeout)
+        wrapped = [
+            sys.executable, "-m", "provisioner.csi.cgroup_exec", str(self._cgroup_dir), "--",
+            *argv,
+        ]  # fmt: skip
+        if self._cgroup_namespace is not None:
+            wrapped = ["nsenter", f"--cgroup={self._cgroup_namespace}", "--", *wrapped]
+        result = self._inner(wrapped, timeout=timeout)
+        return Result(tuple(argv), result.returncode, result.stdout, result.stderr)
+
+
+def check_cgroup_dir(path: Path) -> Path:
+    """A cgroup v2 directory we can move processes into (created when missing)."""
+    text = str(path)
+    if not path.is_absolute() or os.path.normpath(text) != text:
+        raise errors.InvalidArgument(f"--fuse-cgroup {text!r} must be an absolute, normalised path")
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as error:
+        raise errors.InvalidArgument(
+            f"--fuse-cgroup {text}: cannot create the cgroup ({error.strerror}); mount the "
+            "host's cgroup v2 hierarchy (hostPath /sys/fs/cgroup) and run privileged"
+        ) from error
+    if not (path / "cgroup.procs").exists():
+        raise errors.InvalidArgument(
+            f"--fuse-cgroup {text} is not a cgroup v2 directory (no cgroup.procs)"
+        )
+    return path
