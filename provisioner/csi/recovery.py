@@ -226,6 +226,12 @@ def check_cgroup_dir(path: Path) -> Path:
     text = str(path)
     if not path.is_absolute() or os.path.normpath(text) != text:
         raise errors.InvalidArgument(f"--fuse-cgroup {text!r} must be an absolute, normalised path")
+    if not (path.parent / "cgroup.procs").exists():
+        raise errors.InvalidArgument(
+            f"--fuse-cgroup {text}: {path.parent} is not a cgroup v2 directory; mount the "
+            "host's cgroup v2 hierarchy (hostPath /sys/fs/cgroup) there, or drop --fuse-cgroup "
+            "on cgroup v1 nodes (mounts are then repaired at start-up instead of surviving)"
+        )
     try:
         path.mkdir(exist_ok=True)
     except OSError as error:

@@ -3,8 +3,16 @@
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
+from provisioner import errors
 from provisioner.csi.mounter import Result
-from provisioner.csi.recovery import CgroupEscapeRunner, StageRecord, StageRecords
+from provisioner.csi.recovery import (
+    CgroupEscapeRunner,
+    StageRecord,
+    StageRecords,
+    check_cgroup_dir,
+)
 
 
 def _record(staging: str) -> StageRecord:
@@ -54,3 +62,9 @@ def test_only_gluster_mounts_are_started_in_the_fuse_cgroup() -> None:
     assert inner.argvs[0][:3] == ["nsenter", "--cgroup=/proc/1/ns/cgroup", "--"]
     assert inner.argvs[0][-len(gluster) - 1 :] == ["--", *gluster]
     assert inner.argvs[1] == ["umount", "/t"]
+
+
+def test_fuse_cgroup_outside_a_cgroup_v2_tree_is_refused_with_advice(tmp_path: Path) -> None:
+    with pytest.raises(errors.InvalidArgument, match="not a cgroup v2 directory"):
+        check_cgroup_dir(tmp_path / "fuse")
+    assert not (tmp_path / "fuse").exists()
