@@ -240,6 +240,32 @@ def test_orphan_that_gained_a_pv_since_its_sighting_is_not_deleted(planted: Plan
     assert state is not None and planted.orphan not in state["data"][audit.STATE_KEY]
 
 
+def _kubeconfig(tmp_path: Path, server: str) -> Path:
+    kubeconfig = tmp_path / "kubeconfig"
+    cluster = {"name": "t", "cluster": {"server": server}}
+    context = {"name": "t", "context": {"cluster": "t", "user": "t"}}
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "t",
+                "clusters": [cluster],
+                "users": [{"name": "t", "user": {}}],
+                "contexts": [context],
+            }
+        )
+    )
+    return kubeconfig
+
+
+def _run_cli(argv: list[str]) -> int:
+    """The audit command as `glusterfs-provisioner` runs it (logging left as the tests set it)."""
+    args = cli.build_parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
 def test_cli_reads_the_key_from_a_secret_and_exits_one_on_findings(
     planted: Planted,
     tmp_path: Path,
@@ -257,25 +283,10 @@ def test_cli_reads_the_key_from_a_secret_and_exits_one_on_findings(
             "data": {"key": base64.b64encode(KEY.encode()).decode()},
         }
     )
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "t",
-                "clusters": [{"name": "t", "cluster": {"server": planted.kube.url}}],
-                "users": [{"name": "t", "user": {}}],
-                "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
-            }
-        )
-    )
+    kubeconfig = _kubeconfig(tmp_path, planted.kube.url)
     monkeypatch.delenv("HEKETI_KEY", raising=False)
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("provisioner.audit",))
-    code = cli.main(
+    code = _run_cli(
         [
-            "--log-format",
-            "json",
             "audit",
             "--kubeconfig",
             str(kubeconfig),
@@ -297,25 +308,10 @@ def test_wrong_heketi_key_is_a_clear_error_without_the_key(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "t",
-                "clusters": [{"name": "t", "cluster": {"server": planted.kube.url}}],
-                "users": [{"name": "t", "user": {}}],
-                "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
-            }
-        )
-    )
+    kubeconfig = _kubeconfig(tmp_path, planted.kube.url)
     monkeypatch.setenv("HEKETI_KEY", "wrong-sentinel-key-0xDEAD")
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("provisioner.audit",))
-    code = cli.main(
+    code = _run_cli(
         [
-            "--log-format",
-            "json",
             "audit",
             "--kubeconfig",
             str(kubeconfig),
