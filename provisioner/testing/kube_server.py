@@ -164,6 +164,12 @@ class KubeTestServer:
         """Every request answered so far (a copy), oldest first."""
         return self._state.log.snapshot()
 
+    @property
+    def open_connections(self) -> int:
+        """Client connections open right now (keep-alive reuses them)."""
+        with self._state.lock:
+            return len(self._state.connections)
+
     def clear_requests(self) -> None:
         self._state.log.clear()
 

@@ -76,6 +76,17 @@ def _shutdown(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
+@dataclass
+class _Pending:
+    """The request being served, until it is logged."""
+
+    verb: str
+    path: str
+    started: float
+    wall: float
+    query: str
+
+
 @dataclass(frozen=True)
 class Route:
     rt: ResourceType
@@ -171,6 +182,7 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "kube-test-server"
     state: ServerState  # set on the subclass the server makes
+    _pending: "_Pending | None" = None
 
     def setup(self) -> None:
         super().setup()
@@ -204,34 +216,41 @@ class Handler(BaseHTTPRequestHandler):
     # --- request flow ----------------------------------------------------------------------
 
     def _serve(self, method: str) -> None:
-        started, wall = time.monotonic(), time.time()
         split = urlsplit(self.path)
         path = split.path
+        self._pending = _Pending("get", path, time.monotonic(), time.time(), split.query)
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         r = route(path)
-        status = 0
-        verb = "get"
         try:
-            verb = verb_of(method, r, query)
+            verb = self._pending.verb = verb_of(method, r, query)
             body = self._read_body()
             fault = self.state.faults.take(verb, path)
             if fault is not None and fault.drop:
+                self._record(0)
                 self._drop()
                 return
             if fault is not None:
                 raise ApiError(fault.status, f"injected fault: {fault.status} for {verb} {path}")
-            status = self._dispatch(method, verb, path, r, query, body, wall)
+            self._dispatch(method, verb, path, r, query, body)
         except ApiError as err:
-            status = self._send_json(err.code, err.status())
+            self._send_json(err.code, err.status())
         except (ConnectionError, TimeoutError):
             self.close_connection = True
         except Exception as err:  # a bug of ours: answer like the apiserver does, keep serving
-            status = self._send_json(500, errors.ApiError(500, f"internal error: {err!r}").status())
+            self._send_json(500, errors.ApiError(500, f"internal error: {err!r}").status())
         finally:
-            if verb != "watch" or status != 200:
-                self.state.log.add(
-                    RequestRecord(verb, path, status, time.monotonic() - started, wall, split.query)
+            self._record(0)
+
+    def _record(self, status: int) -> None:
+        """Log the request once, before its answer is written (tests may count at once)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            duration = time.monotonic() - pending.started
+            self.state.log.add(
+                RequestRecord(
+                    pending.verb, pending.path, status, duration, pending.wall, pending.query
                 )
+            )
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -266,15 +285,13 @@ class Handler(BaseHTTPRequestHandler):
         r: Route | None,
         query: dict[str, str],
         body: bytes,
-        wall: float,
     ) -> int:
         if r is None:
             if method != "GET":
                 raise errors.page_not_found()
             return self._discovery(path)
         if verb == "watch":
-            status = self._watch(r, query, path, wall)
-            return status
+            return self._watch(r, query)
         handler = _VERBS.get(verb)
         if handler is None:
             raise errors.method_not_allowed(method, r.rt.plural)
@@ -286,6 +303,7 @@ class Handler(BaseHTTPRequestHandler):
     # --- responses -------------------------------------------------------------------------
 
     def _send(self, code: int, body: bytes, content_type: str = "application/json") -> int:
+        self._record(code)
         reason = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Unknown"
         head = (
             f"HTTP/1.1 {code} {reason}\r\n"
@@ -402,7 +420,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- watch -----------------------------------------------------------------------------
 
-    def _watch(self, r: Route, query: dict[str, str], path: str, wall: float) -> int:
+    def _watch(self, r: Route, query: dict[str, str]) -> int:
         request = _watch_request(r, query)
         stream = WatchStream(
             self.state.store,
@@ -415,7 +433,7 @@ class Handler(BaseHTTPRequestHandler):
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
             b"Transfer-Encoding: chunked\r\nCache-Control: no-cache, private\r\n\r\n"
         )
-        self.state.log.add(RequestRecord("watch", path, 200, 0.0, wall, urlsplit(self.path).query))
+        self._record(200)
         with self.state.lock:
             self.state.watch_connections.add(self.connection)
         try:

@@ -119,7 +119,12 @@ def status_of(err: client.ApiException) -> JSON:
 
 
 def watch_events(
-    list_fn: Any, *args: Any, resource_version: str, count: int, timeout: int = 5, **kwargs: Any
+    list_fn: Any,
+    *args: Any,
+    resource_version: str | None,
+    count: int,
+    timeout: int = 5,
+    **kwargs: Any,
 ) -> list[tuple[str, JSON]]:
     """The first `count` (type, raw object) events of a watch from `resource_version`.
 

@@ -1,0 +1,103 @@
+"""The server as a process, and kubectl talking to it (discovery, tables, all namespaces)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from provisioner.testing.kube_server import KubeTestServer
+from tests.integration.testing.kube_support import pv_body, pvc_body, sc_body
+
+#: Seconds any kubectl call or server start may take before the test fails.
+COMMAND_TIMEOUT = 30
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[KubeTestServer]:
+    with KubeTestServer() as kube:
+        kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
+        kube.create(
+            {
+                **pvc_body("data", volume_name="pv-data"),
+                "metadata": {"name": "data", "namespace": "team"},
+            }
+        )
+        kube.create(pv_body("pv-data", size="5Gi", claim=("team", "data")))
+        kube.create(sc_body("glusterfs", default=True))
+        yield kube
+
+
+def _kubectl(server: KubeTestServer, tmp_path: Path, *args: str) -> str:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    env = {**os.environ, "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "none")}
+    done = subprocess.run(
+        [kubectl, "--server", server.url, *args],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_kubectl_lists_claims_in_all_namespaces(server: KubeTestServer, tmp_path: Path) -> None:
+    lines = _kubectl(server, tmp_path, "get", "pvc", "-A").splitlines()
+    assert lines[0].split()[:4] == ["NAMESPACE", "NAME", "STATUS", "VOLUME"]
+    assert lines[1].split()[:4] == ["team", "data", "Pending", "pv-data"]
+
+
+def test_kubectl_lists_volumes_and_classes(server: KubeTestServer, tmp_path: Path) -> None:
+    volumes = _kubectl(server, tmp_path, "get", "pv").splitlines()
+    assert volumes[1].split()[:3] == ["pv-data", "5Gi", "RWO"]
+    assert "team/data" in volumes[1]
+    classes = _kubectl(server, tmp_path, "get", "sc").splitlines()
+    assert classes[1].split()[:3] == ["glusterfs", "(default)", "glusterfs.csi.heketi.io"]
+
+
+def test_kubectl_reads_objects_as_yaml(server: KubeTestServer, tmp_path: Path) -> None:
+    out = _kubectl(
+        server, tmp_path, "get", "pvc", "data", "-n", "team", "-o", "jsonpath={.spec.volumeName}"
+    )
+    assert out == "pv-data"
+
+
+def test_server_runs_as_a_process_until_terminated(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "provisioner.testing.kube_server", "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        url = banner.rsplit(" ", 1)[-1].strip()
+        assert url.startswith("http://127.0.0.1:")
+        api = client.ApiClient(client.Configuration(host=url))
+        names = {n.metadata.name for n in client.CoreV1Api(api).list_namespace().items}
+        assert "default" in names
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=COMMAND_TIMEOUT)
+    assert code == 0
+
+
+def test_command_line_rejects_a_bad_listen_address() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "provisioner.testing.kube_server", "--listen", "nowhere"],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--listen wants HOST:PORT" in done.stderr

@@ -1,0 +1,187 @@
+"""Point 8: validation a provisioner relies on (PVC immutability, bad selectors)."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from provisioner.testing.kube_server import KubeTestServer
+from tests.integration.testing.kube_support import (
+    Api,
+    api_for,
+    new_namespace,
+    pv_body,
+    pvc_body,
+    sc_body,
+    status_of,
+    unique,
+)
+
+IMMUTABLE = (
+    "spec: Forbidden: spec is immutable after creation except resources.requests and "
+    "volumeAttributesClassName for bound claims"
+)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[KubeTestServer]:
+    with KubeTestServer() as kube:
+        yield kube
+
+
+@pytest.fixture(scope="module")
+def api(server: KubeTestServer) -> Api:
+    return api_for(server)
+
+
+def _claim(api: Api, *, bound: bool, volume_name: str | None = None) -> str:
+    ns = new_namespace(api)
+    api.core.create_namespaced_persistent_volume_claim(
+        ns, pvc_body("data", size="2Gi", volume_name=volume_name)
+    )
+    if bound:
+        api.core.patch_namespaced_persistent_volume_claim_status(
+            "data", ns, {"status": {"phase": "Bound"}}
+        )
+    return ns
+
+
+def _patch(api: Api, ns: str, spec: dict[str, Any]) -> client.V1PersistentVolumeClaim:
+    return api.core.patch_namespaced_persistent_volume_claim("data", ns, {"spec": spec})
+
+
+def _grow(size: str) -> dict[str, Any]:
+    return {"resources": {"requests": {"storage": size}}}
+
+
+@pytest.mark.parametrize(
+    ("bound", "volume_name", "spec", "message"),
+    [
+        pytest.param(False, None, {"accessModes": ["ReadWriteMany"]}, IMMUTABLE, id="access-modes"),
+        pytest.param(False, None, {"storageClassName": "other"}, IMMUTABLE, id="class-name"),
+        pytest.param(False, "pv-a", {"volumeName": "pv-b"}, IMMUTABLE, id="volume-name-twice"),
+        pytest.param(False, None, _grow("3Gi"), IMMUTABLE, id="grow-while-pending"),
+        pytest.param(
+            True,
+            None,
+            _grow("1Gi"),
+            "spec.resources.requests.storage: Forbidden: field can not be less than previous value",
+            id="shrink-while-bound",
+        ),
+    ],
+)
+def test_forbidden_claim_spec_change_is_invalid(
+    api: Api, bound: bool, volume_name: str | None, spec: dict[str, Any], message: str
+) -> None:
+    ns = _claim(api, bound=bound, volume_name=volume_name)
+    with pytest.raises(client.ApiException) as err:
+        _patch(api, ns, spec)
+    status = status_of(err.value)
+    assert (status["code"], status["reason"]) == (422, "Invalid")
+    assert message in status["message"]
+    assert status["details"]["kind"] == "PersistentVolumeClaim"
+
+
+def test_volume_name_can_be_set_once_on_a_pending_claim(api: Api) -> None:
+    ns = _claim(api, bound=False)
+    assert _patch(api, ns, {"volumeName": "pv-a"}).spec.volume_name == "pv-a"
+
+
+def test_bound_claim_can_grow(api: Api) -> None:
+    ns = _claim(api, bound=True)
+    grown = _patch(api, ns, _grow("3Gi"))
+    assert grown.spec.resources.requests == {"storage": "3Gi"}
+    assert grown.metadata.generation == 2
+
+
+def test_same_size_in_other_units_is_no_change(api: Api) -> None:
+    ns = _claim(api, bound=False)
+    assert _patch(api, ns, _grow("2048Mi")).spec.resources.requests == {"storage": "2048Mi"}
+
+
+def test_volume_source_is_immutable(api: Api) -> None:
+    name = unique("pv")
+    api.core.create_persistent_volume(pv_body(name))
+    with pytest.raises(client.ApiException) as err:
+        api.core.patch_persistent_volume(name, {"spec": {"csi": {"volumeHandle": "other"}}})
+    assert "spec.persistentvolumesource" in status_of(err.value)["message"]
+
+
+def test_volume_claim_ref_and_capacity_can_change(api: Api) -> None:
+    name = unique("pv")
+    api.core.create_persistent_volume(pv_body(name))
+    patched = api.core.patch_persistent_volume(
+        name,
+        {"spec": {"capacity": {"storage": "5Gi"}, "claimRef": {"namespace": "a", "name": "b"}}},
+    )
+    assert patched.spec.capacity == {"storage": "5Gi"}
+
+
+def test_storage_class_parameters_are_immutable(api: Api) -> None:
+    name = unique("sc")
+    api.storage.create_storage_class(sc_body(name))
+    with pytest.raises(client.ApiException) as err:
+        api.storage.patch_storage_class(name, {"parameters": {"resturl": "http://other"}})
+    assert (
+        "parameters: Forbidden: updates to parameters are forbidden."
+        in status_of(err.value)["message"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("body_change", "field"),
+    [
+        pytest.param(
+            lambda b: b["spec"].update(accessModes=[]), "spec.accessModes", id="no-access-modes"
+        ),
+        pytest.param(
+            lambda b: b["spec"].update(accessModes=["Everything"]),
+            "spec.accessModes",
+            id="unknown-access-mode",
+        ),
+        pytest.param(
+            lambda b: b["spec"]["resources"]["requests"].update(storage="lots"),
+            "spec.resources[storage]",
+            id="bad-quantity",
+        ),
+        pytest.param(
+            lambda b: b["metadata"].update(labels={"bad key!": "x"}),
+            "metadata.labels",
+            id="bad-label",
+        ),
+    ],
+)
+def test_invalid_new_claim_names_the_field(
+    api: Api, body_change: Callable[[dict[str, Any]], None], field: str
+) -> None:
+    body = pvc_body("data")
+    body_change(body)
+    with pytest.raises(client.ApiException) as err:
+        api.core.create_namespaced_persistent_volume_claim("default", body)
+    assert status_of(err.value)["details"]["causes"][0]["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("selector", "message"),
+    [
+        pytest.param(
+            "spec.volumeName=x",
+            "field label not supported: spec.volumeName",
+            id="unsupported-field",
+        ),
+        pytest.param("metadata.name", "invalid selector", id="no-operator"),
+    ],
+)
+def test_bad_field_selector_is_a_bad_request(api: Api, selector: str, message: str) -> None:
+    with pytest.raises(client.ApiException) as err:
+        api.core.list_persistent_volume_claim_for_all_namespaces(field_selector=selector)
+    status = status_of(err.value)
+    assert (status["code"], status["reason"]) == (400, "BadRequest")
+    assert message in status["message"]
+
+
+def test_bad_label_selector_is_a_bad_request(api: Api) -> None:
+    with pytest.raises(client.ApiException) as err:
+        api.core.list_persistent_volume(label_selector="a in (")
+    assert err.value.status == 400
