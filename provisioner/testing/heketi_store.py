@@ -48,7 +48,7 @@ class Device:
     name: str
     total_kib: int
     used_kib: int = 0
-    bricks: list[str] = field(default_factory=list)
+    bricks: set[str] = field(default_factory=set)
 
     @property
     def free_kib(self) -> int:
@@ -111,6 +111,7 @@ class Store:
     def __init__(self, *, distinct_nodes: bool = True, brick_root: str = "/var/lib/heketi/mounts"):
         self.clusters: dict[str, list[Node]] = {}
         self.volumes: dict[str, VolumeRecord] = {}
+        self._names: dict[str, set[str]] = {}  # cluster → names in use (incl. in flight)
         self._distinct_nodes = distinct_nodes
         self._brick_root = brick_root
 
@@ -133,7 +134,7 @@ class Store:
         return cluster
 
     def volume_names(self, cluster: str) -> set[str]:
-        return {v.name for v in self.volumes.values() if v.cluster == cluster}
+        return self._names.get(cluster, set())
 
     # -- create ----------------------------------------------------------------
 
@@ -200,6 +201,7 @@ class Store:
             if bricks is not None:
                 volume.cluster = cluster
                 volume.bricks = bricks
+                self._names.setdefault(cluster, set()).add(name)
                 self.volumes[volume_id] = volume
                 return volume
         raise RequestError(500, "No space")
@@ -215,12 +217,13 @@ class Store:
         for brick in bricks:
             device = devices.get(brick.device)
             if device is not None and brick.id in device.bricks:
-                device.bricks.remove(brick.id)
+                device.bricks.discard(brick.id)
                 device.used_kib -= brick.reserved_kib
 
     def drop_volume(self, volume: VolumeRecord) -> None:
         self.release_bricks(volume.bricks)
-        self.volumes.pop(volume.id, None)
+        if self.volumes.pop(volume.id, None) is not None:
+            self._names.get(volume.cluster, set()).discard(volume.name)
 
     # -- placement -------------------------------------------------------------
 
@@ -238,7 +241,7 @@ class Store:
         for node, device in chosen:
             brick_id = new_id()
             device.used_kib += reserve
-            device.bricks.append(brick_id)
+            device.bricks.add(brick_id)
             bricks.append(
                 Brick(
                     id=brick_id,
@@ -328,6 +331,7 @@ class Store:
         }
 
     def topology_json(self) -> dict[str, Any]:
+        bricks = {b.id: b for v in self.volumes.values() for b in v.bricks}
         return {
             "clusters": [
                 {
@@ -335,7 +339,7 @@ class Store:
                     "block": True,
                     "file": True,
                     "volumes": [self.volume_json(v) for v in self.visible_volumes(cluster)],
-                    "nodes": [_node_json(n, self.volumes) for n in nodes],
+                    "nodes": [_node_json(n, bricks) for n in nodes],
                 }
                 for cluster, nodes in self.clusters.items()
             ]
@@ -423,8 +427,7 @@ def _brick_json(brick: Brick) -> dict[str, Any]:
     }
 
 
-def _node_json(node: Node, volumes: dict[str, VolumeRecord]) -> dict[str, Any]:
-    bricks = {b.id: b for v in volumes.values() for b in v.bricks}
+def _node_json(node: Node, bricks: dict[str, Brick]) -> dict[str, Any]:
     return {
         "zone": node.zone,
         "cluster": node.cluster,
