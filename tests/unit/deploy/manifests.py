@@ -17,6 +17,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
+#: The base's manifests and kustomization (deploy/kustomization.yaml just applies it).
+BASE = DEPLOY / "base"
 EXAMPLES = DEPLOY / "examples"
 
 Obj = dict[str, Any]
@@ -32,13 +34,13 @@ def load_yaml_documents(path: Path) -> list[Obj]:
 
 
 def kustomization() -> Obj:
-    docs = load_yaml_documents(DEPLOY / "kustomization.yaml")
+    docs = load_yaml_documents(BASE / "kustomization.yaml")
     assert len(docs) == 1
     return docs[0]
 
 
 def base_files() -> list[Path]:
-    return [DEPLOY / name for name in kustomization()["resources"]]
+    return [BASE / name for name in kustomization()["resources"]]
 
 
 def base_objects() -> list[Obj]:
