@@ -169,6 +169,8 @@ class HeketiTestServer:
             raise ValueError("gluster mode needs bricks_dir (a directory for the bricks)")
         if max_inflight < 1:
             raise ValueError("max_inflight must be at least 1")
+        if auth and not admin_key:
+            raise ValueError("auth needs an admin_key (or pass auth=False)")
         self._admin_key, self._user_key, self._auth = admin_key, user_key, auth
         self._mode: Mode = mode
         self._bricks_dir = os.path.abspath(bricks_dir) if bricks_dir else None

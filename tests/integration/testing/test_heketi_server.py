@@ -548,3 +548,8 @@ def test_command_line_refuses_to_start_without_a_key() -> None:
     )
     assert result.returncode == 2
     assert "--admin-key" in result.stderr
+
+
+def test_auth_without_an_admin_key_is_refused_at_construction() -> None:
+    with pytest.raises(ValueError, match="admin_key"):
+        HeketiTestServer(admin_key=None)
