@@ -3,11 +3,13 @@
 import contextlib
 import json
 import random
+import select
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -422,10 +424,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _watch(self, r: Route, query: dict[str, str]) -> int:
         request = _watch_request(r, query)
+        encode = _table_encoder(r.rt) if self._wants_table() else partial(_encode, r.rt)
         stream = WatchStream(
             self.state.store,
             request,
-            encode=lambda s: _encode(r.rt, s),
+            encode=encode,
             bookmark_interval=self.state.bookmark_interval,
         )
         first = stream.start()
@@ -449,10 +452,24 @@ class Handler(BaseHTTPRequestHandler):
             if stream.finished:
                 break
             lines = stream.next_batch()
+            if not lines and self._client_gone():
+                self.close_connection = True
+                return
         if stream.cut or self.state.store.closed:
             self._drop()
             return
         self.wfile.write(b"0\r\n\r\n")
+
+    def _client_gone(self) -> bool:
+        """Whether the client closed its end (a watch with nothing to send never notices)."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            peeked: bytes = self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
+        return peeked == b""
 
     def _write_lines(self, lines: list[bytes]) -> None:
         batch: list[bytes] = []
@@ -610,6 +627,21 @@ def _events_json_patch(document: Any) -> Callable[[JSON], JSON]:
         return events.to_core(patch.json_patch(events.to_events_v1(doc), document))
 
     return apply
+
+
+def _table_encoder(rt: ResourceType) -> Callable[[Stored], bytes]:
+    """Watch events as one-row Tables (`kubectl get -w`); columns only in the first."""
+    sent_columns = False
+
+    def encode(stored: Stored) -> bytes:
+        nonlocal sent_columns
+        doc = tables.table(rt.bucket, [_shaped(rt, stored.obj)], {})
+        if sent_columns:
+            doc["columnDefinitions"] = []
+        sent_columns = True
+        return dumps(doc)
+
+    return encode
 
 
 def _watch_request(r: Route, query: dict[str, str]) -> WatchRequest:

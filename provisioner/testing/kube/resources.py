@@ -121,6 +121,22 @@ RESOURCES: tuple[ResourceType, ...] = (
         merge_lists=_META_LISTS,
         returns_deleted=True,
     ),
+    _core(
+        "Pod",
+        "pods",
+        True,
+        short_names=("po",),
+        has_status=True,
+        merge_lists=_META_LISTS,
+        fields=(
+            "spec.nodeName",
+            "spec.serviceAccountName",
+            "status.phase",
+            "status.podIP",
+            "spec.schedulerName",
+            "spec.restartPolicy",
+        ),
+    ),
     _core("Secret", "secrets", True, fields=("type",), merge_lists=_META_LISTS),
     _core("ConfigMap", "configmaps", True, short_names=("cm",), merge_lists=_META_LISTS),
     _core(

@@ -1,5 +1,7 @@
 """The server as a process, and kubectl talking to it (discovery, tables, all namespaces)."""
 
+import http.client
+import json
 import os
 import shutil
 import signal
@@ -7,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from kubernetes import client
@@ -101,3 +104,19 @@ def test_command_line_rejects_a_bad_listen_address() -> None:
     )
     assert done.returncode == 2
     assert "--listen wants HOST:PORT" in done.stderr
+
+
+def test_watch_for_kubectl_streams_one_row_tables(server: KubeTestServer) -> None:
+    url = urlsplit(server.url)
+    conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=5)
+    conn.request(
+        "GET",
+        "/api/v1/persistentvolumeclaims?watch=true&timeoutSeconds=1",
+        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+    )
+    events = [json.loads(line) for line in conn.getresponse().read().splitlines()]
+    conn.close()
+    assert [e["type"] for e in events] == ["ADDED"]
+    table = events[0]["object"]
+    assert table["kind"] == "Table"
+    assert table["rows"][0]["cells"][:3] == ["data", "Pending", "pv-data"]

@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -216,3 +217,16 @@ def test_connection_is_reused_after_a_watch_ends(server: KubeTestServer) -> None
     again = conn.getresponse()
     assert (again.status, json.loads(again.read())["metadata"]["name"]) == (200, "default")
     conn.close()
+
+
+def test_watch_whose_client_went_away_is_ended(server: KubeTestServer) -> None:
+    url = urlsplit(server.url)
+    conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=5)
+    conn.request("GET", f"/api/v1/namespaces?watch=true&resourceVersion={server.resource_version}")
+    conn.getresponse()
+    before = server.open_connections
+    conn.close()
+    deadline = time.monotonic() + 5
+    while server.open_connections >= before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.open_connections < before
