@@ -34,7 +34,6 @@ from provisioner.heketi.types import Durability, Volume
 from provisioner.storageclass import ProvisioningParams, parse_parameters
 from provisioner.volumes import (
     GIB,
-    HEKETI_NAME_MAX,
     VolumeService,
     csi_volume_name,
     heketi_volume_name,
@@ -47,7 +46,7 @@ _log = log.get_logger("csi.controller")
 
 _Rpc = csi_pb2.ControllerServiceCapability.RPC
 #: Longest kept CSI name inside a `volumenameprefix` name, leaving room for the
-#: prefix (<= 32), the namespace and the claim name within HEKETI_NAME_MAX.
+#: prefix (<= 32), the namespace and the claim name within volumes.HEKETI_NAME_MAX.
 _PREFIXED_NAME_MAX: Final = 64
 
 
@@ -397,15 +396,12 @@ def _heketi_name(name: str, params: ProvisioningParams, split: ClassParameters) 
     """Heketi volume name of a CSI name, with the class's `volumenameprefix` if any."""
     if params.volume_name_prefix is None:
         return csi_volume_name(name)
-    name_part = csi_volume_name(name, max_length=_PREFIXED_NAME_MAX)
-    heketi_name = heketi_volume_name(
-        uid=name_part,
+    return heketi_volume_name(
+        uid=csi_volume_name(name, max_length=_PREFIXED_NAME_MAX),
         namespace=split.claim_namespace,
         claim=split.claim_name,
         prefix=params.volume_name_prefix,
     )
-    assert len(heketi_name) <= HEKETI_NAME_MAX
-    return heketi_name
 
 
 def _check_compatible(
