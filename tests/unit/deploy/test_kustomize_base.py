@@ -325,3 +325,32 @@ def test_both_roles_run_the_same_image() -> None:
     controller = container(_deployment(), "controller")["image"]
     plugin = container(_daemonset(), "glusterfs-plugin")["image"]
     assert controller == plugin
+
+
+def _host_path_of(workload: Obj, container_name: str, path: str) -> str | None:
+    """The host path behind `path` in a container, if a hostPath volume holds it."""
+    host_paths = _host_paths(workload)
+    for mount in container(workload, container_name)["volumeMounts"]:
+        root = mount["mountPath"].rstrip("/")
+        if mount["name"] in host_paths and (path == root or path.startswith(f"{root}/")):
+            return host_paths[mount["name"]] + path[len(root) :]
+    return None
+
+
+@pytest.mark.parametrize("flag", ["--state-dir", "--mount-log-dir", "--fuse-cgroup"])
+def test_node_plugin_keeps_what_must_outlive_it_on_the_host(flag: str) -> None:
+    daemonset = _daemonset()
+    path = flag_value(container(daemonset, "glusterfs-plugin")["args"], flag)
+    assert _host_path_of(daemonset, "glusterfs-plugin", path) is not None, f"{flag}={path}"
+
+
+def test_fuse_clients_go_to_a_cgroup_of_the_hosts_cgroup_tree() -> None:
+    daemonset = _daemonset()
+    args = container(daemonset, "glusterfs-plugin")["args"]
+    fuse_cgroup = flag_value(args, "--fuse-cgroup")
+    host = _host_path_of(daemonset, "glusterfs-plugin", fuse_cgroup)
+    assert host is not None
+    assert host.startswith("/sys/fs/cgroup/")
+    assert host.count("/") == 4, "a direct child of the cgroup root"
+    assert flag_value(args, "--fuse-cgroup-namespace") == "/proc/1/ns/cgroup"
+    assert pod_spec(daemonset)["hostPID"] is True, "/proc/1 is the host's init only with hostPID"
