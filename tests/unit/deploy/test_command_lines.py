@@ -31,8 +31,14 @@ def _parse(workload: Obj, container_name: str) -> argparse.Namespace:
     return parsed
 
 
-def test_controller_container_args_parse() -> None:
-    _parse(find(OBJECTS, "Deployment"), "controller")
+def test_controller_container_args_parse_into_a_valid_configuration() -> None:
+    parsed = _parse(find(OBJECTS, "Deployment"), "controller")
+    from provisioner.controller.command import build_config
+
+    config = build_config(parsed)
+    assert config.leader_election is not None
+    assert config.leader_election.namespace == KUBELET_ENV["POD_NAMESPACE"]
+    assert config.metrics_address == ("0.0.0.0", 8080)
 
 
 def test_node_plugin_container_args_parse() -> None:
