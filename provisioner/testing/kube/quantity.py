@@ -2,6 +2,7 @@
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 _SUFFIXES: dict[str, Fraction] = {
     "": Fraction(1),
@@ -36,12 +37,21 @@ def parse_quantity(text: object) -> Fraction:
     """The exact value of a quantity; QuantityError with the kube message if malformed."""
     if isinstance(text, int) and not isinstance(text, bool):
         return Fraction(text)
-    match = _QUANTITY.match(text) if isinstance(text, str) else None
+    if not isinstance(text, str):
+        raise QuantityError(_MESSAGE)
+    return _parse_text(text)
+
+
+_MESSAGE = (
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+)
+
+
+@lru_cache(maxsize=1024)
+def _parse_text(text: str) -> Fraction:
+    match = _QUANTITY.match(text)
     if match is None:
-        raise QuantityError(
-            "quantities must match the regular expression "
-            "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
-        )
+        raise QuantityError(_MESSAGE)
     value = Fraction(match.group("num"))
     if match.group("exp") is not None:
         return value * Fraction(10) ** int(match.group("exp"))
