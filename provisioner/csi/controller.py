@@ -213,6 +213,8 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         split = split_parameters(request.parameters)
         secrets = dict(request.secrets)
         params = parse_parameters(with_url(split.parameters, volume_url(secrets, self._defaults)))
+        for warning in params.warnings:
+            _log.warning("storage class parameter warning", name=name, warning=warning)
         heketi = heketi_for_class(params, secrets, self._defaults)
         heketi_name = _heketi_name(name, params, split)
         with self._name_locks.hold(name):
