@@ -29,38 +29,38 @@ class NotLeading(errors.Aborted):
 
 
 class Expectations:
-    """Per key, the resourceVersion our last write produced, until the watch shows it.
+    """Per key, the resourceVersions our own writes made obsolete.
 
-    A reconcile of a key whose cache entry predates our own write would act on stale
-    data (e.g. provision again a claim we just bound); it waits for the watch event
-    instead, which re-queues the key.
+    A reconcile of a key whose cached copy is one of those (the watch has not yet
+    delivered our write) would act on stale data, e.g. provision again a claim we
+    just bound; it waits for the watch event instead, which re-queues the key. The
+    check needs no ordering of resourceVersions: any other cached version means
+    the cache moved on. A TTL bounds the wait should an event never come.
     """
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._pending: dict[str, tuple[str, float]] = {}
+        self._stale: dict[str, tuple[frozenset[str], float]] = {}
 
-    def expect(self, key: str, version: str) -> None:
+    def wrote(self, key: str, *, obsolete: set[str]) -> None:
+        """We changed `key`; versions in `obsolete` no longer describe it."""
         with self._lock:
-            self._pending[key] = (version, self._clock() + EXPECTATION_TTL_SECONDS)
+            self._stale[key] = (frozenset(obsolete), self._clock() + EXPECTATION_TTL_SECONDS)
 
-    def observe(self, key: str, version: str | None) -> None:
-        """A watch event for `key`: forget the expectation when it is met (or deleted)."""
+    def forget(self, key: str) -> None:
         with self._lock:
-            pending = self._pending.get(key)
-            if pending is not None and (version is None or pending[0] == version):
-                del self._pending[key]
+            self._stale.pop(key, None)
 
-    def waiting(self, key: str) -> float:
-        """Seconds left to wait for our write to show up (0 when not waiting)."""
+    def waiting(self, key: str, cached_version: str | None) -> float:
+        """Seconds to wait for the cache to catch up with our write (0: act now)."""
         with self._lock:
-            pending = self._pending.get(key)
-            if pending is None:
+            entry = self._stale.get(key)
+            if entry is None:
                 return 0.0
-            left = pending[1] - self._clock()
-            if left <= 0:
-                del self._pending[key]
+            left = entry[1] - self._clock()
+            if cached_version not in entry[0] or left <= 0:
+                del self._stale[key]
                 return 0.0
             return left
 
@@ -117,6 +117,19 @@ class Context:
         """Raise NotLeading unless this instance may act now (checked before each write)."""
         if not self.leading():
             raise NotLeading("not the leader")
+
+    def write_claim(self, before: Obj, write: Callable[[], Obj]) -> Obj:
+        """Run `write` (a change of claim `before`) and remember that neither `before`
+        nor the copy cached before the write describes the claim any more."""
+        key = f"{before['metadata']['namespace']}/{before['metadata']['name']}"
+        cached = self.claims.get(key)
+        obsolete = {str(before["metadata"].get("resourceVersion", ""))}
+        if cached is not None:
+            obsolete.add(str(cached["metadata"].get("resourceVersion", "")))
+        updated = write()
+        obsolete.discard(str(updated.get("metadata", {}).get("resourceVersion", "")))
+        self.expectations.wrote(key, obsolete=obsolete)
+        return updated
 
     def class_params(self, class_name: str) -> ProvisioningParams | None:
         sc = self.classes.get(class_name)

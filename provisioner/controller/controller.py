@@ -318,8 +318,13 @@ class Controller:
     def _process(self, queue: WorkQueue[Item], item: Item) -> None:
         kind, key = item
         if kind == CLAIM:
-            wait = self.ctx.expectations.waiting(key)
+            cached = self.claims.get(key)
+            version = o.resource_version(cached) if cached is not None else None
+            wait = self.ctx.expectations.waiting(key, version)
             if wait > 0:
+                log.debug(
+                    "waiting for the cache to show our last write", key=key, wait=round(wait, 2)
+                )
                 queue.add_after(item, wait)
                 return
         try:
@@ -355,15 +360,13 @@ class _ClaimHandler:
         self._c = controller
 
     def on_add(self, obj: Obj) -> None:
-        key = object_key(obj)
-        self._c.ctx.expectations.observe(key, o.resource_version(obj))
-        self._c.enqueue((CLAIM, key))
+        self._c.enqueue((CLAIM, object_key(obj)))
 
     def on_update(self, old: Obj, new: Obj) -> None:
         self.on_add(new)
 
     def on_delete(self, obj: Obj) -> None:
-        self._c.ctx.expectations.observe(object_key(obj), None)
+        self._c.ctx.expectations.forget(object_key(obj))
 
 
 class _VolumeHandler:

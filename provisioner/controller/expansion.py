@@ -127,6 +127,6 @@ class Expander:
             name=o.name(pvc),
             subresource="status",
         )
-        updated = self._ctx.api.merge_patch(path, {"status": status})
-        self._ctx.expectations.expect(o.claim_ref(updated), o.resource_version(updated))
-        return updated
+        return self._ctx.write_claim(
+            pvc, lambda: self._ctx.api.merge_patch(path, {"status": status})
+        )

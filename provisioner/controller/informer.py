@@ -144,6 +144,9 @@ class Informer:
                     need_list = True
             except (KubeError, ValueError, OSError) as exc:
                 failures = self._back_off(failures, exc)
+            except Exception as exc:  # a bug must not silently stop the cache
+                log.exception("informer loop crashed; restarting it", informer=self.name)
+                failures = self._back_off(failures, exc)
 
     def _back_off(self, failures: int, exc: Exception) -> int:
         delay = self._settings.reconnect_backoff.delay(failures)

@@ -243,9 +243,11 @@ class WatchStream:
     def __iter__(self) -> Iterator[Obj]:
         try:
             yield from _events(self._response)
-        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        except Exception as exc:
             if self._closed:
-                return
+                return  # closed by `close()` from another thread: any read error is ours
+            if not isinstance(exc, urllib3.exceptions.HTTPError | OSError | ValueError):
+                raise
             message = f"watch of {self._path} dropped: {type(exc).__name__}"
             raise KubeUnavailable(0, message) from exc
         finally:

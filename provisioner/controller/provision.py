@@ -15,6 +15,7 @@ found under the recorded name (unless the PV exists to do so) and let it go.
 """
 
 import time
+from collections import OrderedDict
 from typing import Any, Final
 
 from provisioner import errors, names
@@ -40,6 +41,8 @@ log = get_logger("provision")
 
 #: Attempts to set spec.volumeName when another writer keeps changing the claim.
 BIND_ATTEMPTS: Final = 3
+#: Claims whose rejection Event was already sent (not repeated on every update).
+REJECTIONS_REMEMBERED: Final = 10_000
 
 PROVISIONING: Final = "Provisioning"
 SUCCEEDED: Final = "ProvisioningSucceeded"
@@ -54,6 +57,7 @@ class ClaimReconciler:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._expander = Expander(ctx)
+        self._rejected: OrderedDict[str, str] = OrderedDict()
 
     def reconcile(self, key: str) -> None:
         ctx = self._ctx
@@ -75,10 +79,20 @@ class ClaimReconciler:
             return
         reason = o.rejection(pvc)
         if reason is not None:
-            ctx.events.warning(pvc, FAILED, reason)
-            ctx.metrics.operations.labels("provision", "rejected").inc()
+            self._reject(pvc, reason)
             return
         self._provision_observed(pvc, storage_class)
+
+    def _reject(self, pvc: Obj, reason: str) -> None:
+        """One Event per claim and reason: the fields at fault are immutable, so a
+        retry or a resync could only repeat it."""
+        if self._rejected.get(o.uid(pvc)) == reason:
+            return
+        self._rejected[o.uid(pvc)] = reason
+        while len(self._rejected) > REJECTIONS_REMEMBERED:
+            self._rejected.popitem(last=False)
+        self._ctx.events.warning(pvc, FAILED, reason)
+        self._ctx.metrics.operations.labels("provision", "rejected").inc()
 
     # -- which claims -----------------------------------------------------------
     def _our_class(self, pvc: Obj) -> Obj | None:
@@ -254,14 +268,12 @@ class ClaimReconciler:
                 raise KubeConflict(409, f"finalizers of {o.claim_ref(pvc)} changed") from exc
 
     def _json_patch_claim(self, pvc: Obj, ops: list[dict[str, Any]]) -> Obj:
-        updated = self._ctx.api.json_patch(self._claim_path(pvc), ops)
-        self._ctx.expectations.expect(o.claim_ref(updated), o.resource_version(updated))
-        return updated
+        path = self._claim_path(pvc)
+        return self._ctx.write_claim(pvc, lambda: self._ctx.api.json_patch(path, ops))
 
     def _patch_claim(self, pvc: Obj, patch: dict[str, Any]) -> Obj:
-        updated = self._ctx.api.merge_patch(self._claim_path(pvc), patch)
-        self._ctx.expectations.expect(o.claim_ref(updated), o.resource_version(updated))
-        return updated
+        path = self._claim_path(pvc)
+        return self._ctx.write_claim(pvc, lambda: self._ctx.api.merge_patch(path, patch))
 
     @staticmethod
     def _claim_path(pvc: Obj) -> str:

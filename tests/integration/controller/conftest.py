@@ -123,7 +123,15 @@ class Cluster:
         return None
 
     def wait_bound(self, name: str = "data", *, timeout: float = 15.0) -> dict[str, Any]:
-        return wait_for(f"claim {name} bound", lambda: self.bound(name), timeout=timeout)
+        """The claim once Bound and no longer carrying our provisioning finalizer."""
+
+        def done() -> dict[str, Any] | None:
+            pvc = self.bound(name)
+            if pvc is None or names.PVC_FINALIZER in (pvc["metadata"].get("finalizers") or []):
+                return None
+            return pvc
+
+        return wait_for(f"claim {name} bound", done, timeout=timeout)
 
     def pv_for(self, pvc: dict[str, Any]) -> dict[str, Any] | None:
         return self.kube.get("persistentvolumes", f"pvc-{pvc['metadata']['uid']}")

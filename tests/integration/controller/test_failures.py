@@ -1,0 +1,209 @@
+"""Crashes, Heketi outages and claims deleted mid-provisioning: one volume, nothing leaked.
+
+A "crash" stops the controller while the servers hold the state of the crash
+point (made by failing exactly the next step), then a fresh controller — new
+caches, new GID allocator, no memory of the first — must converge.
+"""
+
+from typing import Any
+
+import pytest
+
+from provisioner import names
+from tests.integration.controller.conftest import APP_NS, Cluster, wait_for
+
+PV_CREATE = r"^/api/v1/persistentvolumes$"
+CLAIM_PATCH = rf"^/api/v1/namespaces/{APP_NS}/persistentvolumeclaims/data$"
+
+
+def _exactly_one_volume_pv_and_bound_claim(cluster: Cluster) -> None:
+    pvc = cluster.wait_bound()
+    assert len(cluster.heketi.volumes()) == 1
+    pvs = cluster.kube.list("persistentvolumes")
+    assert [pv["metadata"]["name"] for pv in pvs] == [f"pvc-{pvc['metadata']['uid']}"]
+    assert pvs[0]["spec"]["csi"]["volumeHandle"] == cluster.heketi.volumes()[0]["id"]
+
+
+def test_a_restart_after_a_crash_once_heketi_made_the_volume_makes_no_second(
+    cluster: Cluster,
+) -> None:
+    cluster.storage_class()
+    first = cluster.start_controller()
+    cluster.kube.fail_next(verb="create", path_regex=PV_CREATE, count=1000, status=500)
+    cluster.claim()
+    wait_for(
+        "the PV create to fail",
+        lambda: cluster.kube.count_requests(verb="create", path_regex=PV_CREATE) > 0,
+    )
+    cluster.stop_controller(first, release=False)
+    cluster.kube.clear_faults()
+    assert len(cluster.heketi.volumes()) == 1 and cluster.kube.list("persistentvolumes") == []
+    cluster.start_controller()
+    _exactly_one_volume_pv_and_bound_claim(cluster)
+
+
+def test_a_restart_after_a_crash_before_the_bind_binds_the_existing_pv(cluster: Cluster) -> None:
+    cluster.storage_class()
+    cluster.heketi.set_latency(300)  # a window between the intent and the bind
+    first = cluster.start_controller()
+    cluster.claim()
+    wait_for(
+        "the intent finalizer",
+        lambda: (
+            names.PVC_FINALIZER
+            in ((cluster.get_claim() or {}).get("metadata", {}).get("finalizers") or [])
+        ),
+    )
+    cluster.kube.fail_next(verb="patch", path_regex=CLAIM_PATCH, count=1000, status=500)
+    wait_for("the PV", lambda: cluster.kube.list("persistentvolumes"))
+    wait_for(
+        "the bind to fail",
+        lambda: cluster.kube.count_requests(verb="patch", path_regex=CLAIM_PATCH) > 1,
+    )
+    cluster.stop_controller(first, release=False)
+    cluster.kube.clear_faults()
+    cluster.start_controller()
+    _exactly_one_volume_pv_and_bound_claim(cluster)
+
+
+def test_a_lost_heketi_create_response_is_resolved_by_name(running: Cluster) -> None:
+    running.heketi.drop_next("volume_create", after_commit=True)
+    running.claim()
+    _exactly_one_volume_pv_and_bound_claim(running)
+
+
+def test_claims_are_bound_after_a_heketi_outage(running: Cluster) -> None:
+    running.heketi.pause()
+    for i in range(3):
+        running.claim(f"c{i}")
+    running.wait_event("ProvisioningFailed")
+    running.heketi.resume()
+    for i in range(3):
+        running.wait_bound(f"c{i}")
+    assert len(running.heketi.volumes()) == 3
+
+
+def test_a_429_storm_delays_but_does_not_duplicate(running: Cluster) -> None:
+    running.heketi.fail_next("volume_create", count=12, status=429, message="Too many requests")
+    for i in range(4):
+        running.claim(f"c{i}")
+    for i in range(4):
+        running.wait_bound(f"c{i}")
+    assert len(running.heketi.volumes()) == 4
+
+
+def test_a_lost_heketi_queue_entry_is_resolved_by_name(running: Cluster) -> None:
+    running.heketi.fail_next("queue_get", count=1, status=404, message="Not found")
+    running.claim()
+    _exactly_one_volume_pv_and_bound_claim(running)
+
+
+def test_heketis_error_message_reaches_the_provisioning_failed_event(running: Cluster) -> None:
+    running.heketi.fail_next(
+        "volume_create",
+        status=500,
+        in_queue=True,
+        message="No space: replica 3 needs 3 nodes with free devices",
+    )
+    running.claim()
+    event = running.wait_event("ProvisioningFailed")
+    assert "No space: replica 3 needs 3 nodes with free devices" in event["message"]
+    running.wait_bound()
+
+
+def _deleting_claim_mid_provisioning(cluster: Cluster) -> dict[str, Any]:
+    cluster.kube.fail_next(verb="create", path_regex=PV_CREATE, count=1000, status=500)
+    created = cluster.claim()
+    wait_for("the Heketi volume", lambda: cluster.heketi.volumes())
+    pvc = cluster.get_claim()
+    assert pvc is not None and names.PVC_FINALIZER in pvc["metadata"]["finalizers"]
+    cluster.delete_claim()
+    return created
+
+
+def test_a_claim_deleted_mid_provisioning_leaves_no_volume(running: Cluster) -> None:
+    _deleting_claim_mid_provisioning(running)
+    running.kube.clear_faults()
+    wait_for("the claim gone", lambda: running.get_claim() is None)
+    wait_for("the volume deleted", lambda: running.heketi.volumes() == [])
+    wait_for("no PV", lambda: running.kube.list("persistentvolumes") == [])
+
+
+def test_a_claim_deleted_while_the_controller_was_down_leaves_no_volume(cluster: Cluster) -> None:
+    cluster.storage_class()
+    first = cluster.start_controller()
+    _deleting_claim_mid_provisioning(cluster)
+    cluster.stop_controller(first, release=False)
+    cluster.kube.clear_faults()
+    assert cluster.get_claim() is not None  # held by our finalizer
+    cluster.start_controller()
+    wait_for("the claim gone", lambda: cluster.get_claim() is None)
+    wait_for("the volume deleted", lambda: cluster.heketi.volumes() == [])
+    wait_for("no PV", lambda: cluster.kube.list("persistentvolumes") == [])
+
+
+def test_a_missing_secret_is_reported_and_retried(cluster: Cluster) -> None:
+    cluster.storage_class(
+        parameters={
+            "resturl": cluster.heketi.url,
+            "restuser": "admin",
+            "secretNamespace": "storage",
+            "secretName": "absent",
+        }
+    )
+    cluster.start_controller()
+    cluster.claim()
+    event = cluster.wait_event("ProvisioningFailed")
+    assert "Secret storage/absent (the Heketi key Secret) does not exist" in event["message"]
+    assert cluster.heketi.volumes() == []
+
+
+def test_a_wrong_key_reports_heketis_refusal_without_the_key(cluster: Cluster) -> None:
+    import base64
+
+    cluster.kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/glusterfs",
+            "metadata": {"name": "wrong", "namespace": "storage"},
+            "data": {"key": base64.b64encode(b"not-the-key").decode()},
+        }
+    )
+    cluster.storage_class(
+        parameters={
+            "resturl": cluster.heketi.url,
+            "restuser": "admin",
+            "secretNamespace": "storage",
+            "secretName": "wrong",
+        }
+    )
+    cluster.start_controller()
+    cluster.claim()
+    event = cluster.wait_event("ProvisioningFailed")
+    assert "not-the-key" not in event["message"]
+    assert "Invalid JWT token" in event["message"]  # Heketi's own words
+    assert cluster.heketi.volumes() == []
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"restuser": "admin"}, "'resturl' is required"),
+        ({"resturl": "HEKETI", "colour": "blue"}, "unknown StorageClass parameter 'colour'"),
+        ({"resturl": "HEKETI", "volumetype": "mirror:2"}, "volumetype"),
+        ({"resturl": "HEKETI", "gidMin": "5000", "gidMax": "4000"}, "'gidMin' (5000)"),
+        ({"resturl": "HEKETI", "secretName": "heketi"}, "'secretNamespace' and 'secretName'"),
+    ],
+    ids=["no-resturl", "unknown-key", "bad-volumetype", "gid-range", "secret-half"],
+)
+def test_bad_class_parameters_become_events_with_the_parser_message(
+    cluster: Cluster, parameters: dict[str, str], message: str
+) -> None:
+    resolved = {k: (cluster.heketi.url if v == "HEKETI" else v) for k, v in parameters.items()}
+    cluster.storage_class(parameters=resolved)
+    cluster.start_controller()
+    cluster.claim()
+    event = cluster.wait_event("ProvisioningFailed")
+    assert message in event["message"]
+    assert cluster.heketi.volumes() == []
