@@ -30,7 +30,11 @@ def heketi_options(*, latency_ms: int, inflight: int = INFLIGHT) -> dict[str, An
 
 
 def run(
-    *, workdir: Path, claims: int = CLAIMS, controller_args: tuple[str, ...] = ()
+    *,
+    workdir: Path,
+    claims: int = CLAIMS,
+    controller_args: tuple[str, ...] = (),
+    profile_dir: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Both waves against one controller; `{"burst": ..., "burst_instant": ...}`."""
     with (
@@ -45,6 +49,7 @@ def run(
             slow = measure_wave(
                 kube=kube, heketi=heketi, controller=controller,
                 namespace="burst", claims=claims, timeout=WAVE_TIMEOUT,
+                profile=profile_dir / "burst.txt" if profile_dir else None,
             )  # fmt: skip
             ideal = ideal_seconds(claims=claims, inflight=INFLIGHT, latency_ms=LATENCY_MS)
             slow.update(
@@ -57,6 +62,7 @@ def run(
             instant = measure_wave(
                 kube=kube, heketi=heketi, controller=controller,
                 namespace="burst-instant", claims=claims, timeout=WAVE_TIMEOUT,
+                profile=profile_dir / "burst_instant.txt" if profile_dir else None,
             )  # fmt: skip
             instant.update(heketi_latency_ms=0, heketi_max_inflight=INFLIGHT)
     return {"burst": slow, "burst_instant": instant}

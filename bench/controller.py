@@ -24,6 +24,10 @@ READY_POLL = 0.02
 PROBE_TIMEOUT = 2.0
 #: Seconds a SIGTERM may take to drain before the process is killed.
 STOP_TIMEOUT = 20.0
+#: Seconds the initial pass over every cached object may take.
+DRAIN_TIMEOUT = 120.0
+#: Seconds between looks at the queue depth gauges on /metrics.
+DRAIN_POLL = 0.2
 #: Worker count, the documented default of `--workers`.
 WORKERS = 8
 #: Run as deploy/ runs it: with leader election on a Lease (renewed every 2 s).
@@ -128,6 +132,27 @@ class Controller:
         with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT) as answer:
             text: str = answer.read().decode()
             return text
+
+    def gauge(self, name: str) -> float | None:
+        """The value of an unlabelled gauge on /metrics whose name ends with `name`."""
+        for line in self.metrics_text().splitlines():
+            metric, _, value = line.partition(" ")
+            if metric.endswith(name) and not line.startswith("#"):
+                return float(value)
+        return None
+
+    def wait_drained(self, *, timeout: float = DRAIN_TIMEOUT) -> float:
+        """Seconds until the work queue is empty (checked twice, DRAIN_POLL apart)."""
+        started = time.monotonic()
+        empty_before = False
+        while time.monotonic() - started < timeout:
+            self._check_alive()
+            empty = self.gauge("_queue_depth") == 0 and self.gauge("_queue_retrying") == 0
+            if empty and empty_before:
+                return time.monotonic() - started - DRAIN_POLL
+            empty_before = empty
+            time.sleep(DRAIN_POLL)
+        raise BenchError(f"controller work queue not empty within {timeout:.0f} s")
 
     def stop(self) -> None:
         process, self._process = self._process, None

@@ -208,7 +208,10 @@ class Host:
     def _receive(self, timeout: float, what: str) -> Any:
         if not self._conn.poll(timeout):
             raise BenchError(f"{self.kind} host: no answer to {what!r} within {timeout:.0f} s")
-        status, value = self._conn.recv()
+        try:
+            status, value = self._conn.recv()
+        except EOFError:
+            raise BenchError(f"{self.kind} host exited during {what!r}") from None
         if status != "ok":
             raise BenchError(f"{self.kind} host: {value}")
         return value

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import math
+import shutil
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from bench import objects, procs
@@ -15,8 +22,37 @@ from bench.hosts import BenchError, Host
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 #: Leader election renews its Lease on a timer, not per claim: counted apart.
 LEASE_RESOURCES = frozenset({"leases"})
+#: A wave has settled when the controller sent no request for this many seconds.
+SETTLE_QUIET = 0.5
+#: Seconds to wait at most for a wave to settle.
+SETTLE_TIMEOUT = 15.0
 #: Claims created per pipe message to the API host.
 CREATE_BATCH = 1000
+
+
+#: Samples per second of the optional py-spy profile of the controller during a wave.
+PROFILE_RATE = 250
+#: Seconds py-spy may take to write its profile after being stopped.
+PROFILE_STOP_TIMEOUT = 30
+
+
+@contextmanager
+def profiled(pid: int, output: Path | None) -> Iterator[None]:
+    """Sample `pid` with py-spy (GIL holders only, collapsed stacks) into `output`."""
+    if output is None:
+        yield
+        return
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if spy is None:
+        raise BenchError("--profile needs py-spy: .venv/bin/pip install py-spy")
+    argv = [spy, "record", "--pid", str(pid), "--gil", "--format", "raw",
+            "--rate", str(PROFILE_RATE), "--output", str(output)]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(PROFILE_STOP_TIMEOUT)
 
 
 def ideal_seconds(*, claims: int, inflight: int, latency_ms: int) -> float:
@@ -53,23 +89,26 @@ def measure_wave(
     namespace: str,
     claims: int,
     timeout: float,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """Create `claims` claims in `namespace` at once; figures until every one is Bound."""
     kube.call("create", objs=[objects.namespace(namespace)])
     kube_mark = kube.call("request_mark")
     heketi_mark = heketi.call("request_mark")
-    before = procs.usage(controller.pid)
-    started = time.monotonic()
-    for batch_start in range(0, claims, CREATE_BATCH):
-        count = min(CREATE_BATCH, claims - batch_start)
-        batch = [
-            objects.claim(name=f"claim-{i:05d}", ns=namespace)
-            for i in range(batch_start, batch_start + count)
-        ]
-        kube.call("create", objs=batch)
-    bound = _wait_bound(kube, namespace=namespace, claims=claims, timeout=timeout)
-    seconds = time.monotonic() - started
-    after = procs.usage(controller.pid)
+    with profiled(controller.pid, profile):
+        before = procs.usage(controller.pid)
+        started = time.monotonic()
+        for batch_start in range(0, claims, CREATE_BATCH):
+            count = min(CREATE_BATCH, claims - batch_start)
+            batch = [
+                objects.claim(name=f"claim-{i:05d}", ns=namespace)
+                for i in range(batch_start, batch_start + count)
+            ]
+            kube.call("create", objs=batch)
+        bound = _wait_bound(kube, namespace=namespace, claims=claims, timeout=timeout)
+        seconds = time.monotonic() - started
+        settle_seconds = _settle(kube, since=kube_mark)
+        after = procs.usage(controller.pid)
     if bound < claims:
         raise BenchError(
             f"only {bound} of {claims} claims in {namespace} bound within {timeout:.0f} s; "
@@ -79,6 +118,7 @@ def measure_wave(
     result: dict[str, Any] = {
         "claims": claims,
         "seconds": round(seconds, 3),
+        "settle_seconds": round(settle_seconds, 2),
         "claims_per_second": round(claims / seconds, 1),
         "http_429": int(heketi_statuses.get("429", 0)),
         "heketi_requests_by_status": heketi_statuses,
@@ -90,6 +130,26 @@ def measure_wave(
     }
     result.update(_per_claim(kube.call("request_counts", since=kube_mark), claims))
     return result
+
+
+def _claim_requests(kube: Host, since: int) -> int:
+    counts: dict[str, int] = kube.call("request_counts", since=since)
+    return sum(n for key, n in counts.items() if key.split(" ")[1] not in LEASE_RESOURCES)
+
+
+def _settle(kube: Host, *, since: int) -> float:
+    """Wait until the controller's trailing writes (Events are sent asynchronously)
+    are done: no API request but Lease renewals for SETTLE_QUIET seconds. The
+    claims' CPU time and request counts are read after this; their time is not."""
+    started = time.monotonic()
+    seen = _claim_requests(kube, since)
+    while time.monotonic() - started < SETTLE_TIMEOUT:
+        time.sleep(SETTLE_QUIET)
+        now = _claim_requests(kube, since)
+        if now == seen:
+            break
+        seen = now
+    return time.monotonic() - started
 
 
 def _wait_bound(kube: Host, *, namespace: str, claims: int, timeout: float) -> int:

@@ -52,6 +52,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="ARG",
         help="extra argument for `glusterfs-provisioner controller` (repeatable)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample the controller with py-spy during each wave and the idle period; "
+        "collapsed stacks go to DIR/<phase>.txt (the sampling costs the controller CPU)",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(SCENARIOS)
     if unknown:
@@ -64,10 +71,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def _scenarios(args: argparse.Namespace, workdir: Path) -> dict[str, Callable[[], dict[str, Any]]]:
     extra = tuple(args.controller_arg)
     return {
-        "burst": lambda: burst.run(workdir=workdir, claims=args.claims, controller_args=extra),
+        "burst": lambda: burst.run(
+            workdir=workdir, claims=args.claims, controller_args=extra, profile_dir=args.profile
+        ),
         "scale": lambda: {"scale": scale.run(workdir=workdir, pairs=args.pairs,
                                              idle_seconds=args.idle_seconds,
-                                             controller_args=extra)},
+                                             controller_args=extra, profile_dir=args.profile)},
         "node": lambda: {"node": node.run(workdir=workdir / "node")},
     }  # fmt: skip
 
@@ -96,6 +105,8 @@ def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="glusterfs-provisioner-bench-"))
     try:
         results = run_all(args, workdir)

@@ -11,7 +11,7 @@ from bench import objects, procs
 from bench.burst import INFLIGHT, LATENCY_MS, heketi_options
 from bench.controller import Controller
 from bench.hosts import BenchError, Host, chunks
-from bench.provisioning import ideal_seconds, measure_wave
+from bench.provisioning import ideal_seconds, measure_wave, profiled
 from provisioner import names
 
 #: Bound claim/volume pairs that exist before the controller starts.
@@ -85,6 +85,7 @@ def run(
     pairs: int = PAIRS,
     idle_seconds: float = IDLE_SECONDS,
     controller_args: tuple[str, ...] = (),
+    profile_dir: Path | None = None,
 ) -> dict[str, Any]:
     with (
         Host("heketi", **heketi_options(latency_ms=LATENCY_MS)) as heketi,
@@ -97,18 +98,25 @@ def run(
             workdir=workdir, kube_url=kube.url, name="scale", extra_args=controller_args
         ) as controller:
             healthy, ready = controller.wait_ready()
+            rss_at_ready = procs.rss_mb(controller.pid)
+            drained = controller.wait_drained()
             result: dict[str, Any] = {
                 "pairs": pairs,
                 "seed_seconds": round(seed_seconds, 2),
                 "healthz_seconds": round(healthy, 3),
                 "ready_seconds": round(ready, 3),
+                "rss_mb_at_ready": round(rss_at_ready, 1),
+                "initial_pass_seconds": round(drained, 2),
+                "startup_cpu_seconds": round(procs.cpu_seconds(controller.pid), 2),
                 "rss_mb": round(procs.rss_mb(controller.pid), 1),
                 "startup_api_requests": kube.call("request_counts", since=mark),
             }
-            result.update(_idle(kube, controller, seconds=idle_seconds))
+            with profiled(controller.pid, profile_dir / "scale_idle.txt" if profile_dir else None):
+                result.update(_idle(kube, controller, seconds=idle_seconds))
             wave = measure_wave(
                 kube=kube, heketi=heketi, controller=controller,
                 namespace="scale-new", claims=NEW_CLAIMS, timeout=WAVE_TIMEOUT,
+                profile=profile_dir / "scale_provision.txt" if profile_dir else None,
             )  # fmt: skip
             ideal = ideal_seconds(claims=NEW_CLAIMS, inflight=INFLIGHT, latency_ms=LATENCY_MS)
             wave.update(
