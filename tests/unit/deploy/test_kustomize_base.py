@@ -17,6 +17,7 @@ from tests.unit.deploy.manifests import (
     find,
     flag_value,
     kustomization,
+    load_yaml_documents,
     object_id,
     pod_containers,
     pod_spec,
@@ -65,8 +66,10 @@ def test_kubectl_kustomize_renders_the_base_files_with_the_declared_label_and_im
     assert by_id == {object_id(obj): obj for obj in BASE}
 
 
-def test_the_base_does_not_apply_the_examples() -> None:
-    assert not any(path.startswith("examples") for path in kustomization()["resources"])
+def test_deploy_applies_the_base_and_not_the_examples() -> None:
+    (top,) = load_yaml_documents(DEPLOY / "kustomization.yaml")
+    assert top["resources"] == ["base"]
+    assert not any("examples" in path for path in kustomization()["resources"])
     assert {obj["kind"] for obj in BASE} == {
         "Namespace",
         "CSIDriver",
