@@ -117,3 +117,29 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"| {ratio} | {met} |"
         )
     return "\n".join(lines)
+
+
+def machine_line(machine: dict[str, Any]) -> str:
+    return (
+        f"{machine['nproc']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} GiB RAM, "
+        f"{machine['os']}, kernel {machine['kernel']}, Python {machine['python']}, "
+        f"{machine['glusterfs']}; load average at start {machine['load_average_at_start']}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.report [results.json]`: the table of a finished run, in Markdown."""
+    import json
+    import sys
+    from pathlib import Path
+
+    args = sys.argv[1:] if argv is None else argv
+    path = Path(args[0]) if args else Path(__file__).resolve().parent / "results.json"
+    results = json.loads(path.read_text())
+    print(f"Machine: {machine_line(results['machine'])}\n")
+    print(markdown(results["targets"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

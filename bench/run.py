@@ -116,12 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     args.output.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
-    machine = results["machine"]
-    print(
-        f"\nMachine: {machine['nproc']} CPUs ({machine['cpu_model']}), "
-        f"{machine['memory_gib']} GiB, {machine['os']}, Python {machine['python']}, "
-        f"load average at start {machine['load_average_at_start']}"
-    )
+    print(f"\nMachine: {report.machine_line(results['machine'])}")
     print(report.markdown(results["targets"]))
     print(f"\nResults written to {args.output} ({results['duration_seconds']} s).")
     for name, error in results["errors"].items():
