@@ -26,6 +26,10 @@ test: $(STAMP) ## run the whole test suite (sets up GlusterFS when root)
 	bash scripts/ensure-gluster.sh
 	$(PY) -m pytest tests
 
+HOSTILE_EXAMPLES ?= 20000
+fuzz: $(STAMP) ## hostile-input property tests of every CSI RPC with many examples (HOSTILE_EXAMPLES=20000 per RPC group)
+	HOSTILE_EXAMPLES=$(HOSTILE_EXAMPLES) $(PY) -m pytest -q --timeout=3600 tests/integration/csi/test_hostile_input.py
+
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on our code
 	$(VENV)/bin/ruff check provisioner tests bench
 	$(VENV)/bin/ruff format --check provisioner tests bench

@@ -99,7 +99,9 @@ def decode_octal(field: str) -> str:
 
 def parse_mountinfo(text: str) -> list[MountInfo]:
     """Parse /proc/self/mountinfo; malformed lines raise Internal."""
-    return [_parse_line(line) for line in text.splitlines() if line.strip()]
+    # Only "\n" ends a line: the kernel escapes it (\012) inside fields, but not
+    # other characters str.splitlines() would split on (\x1c, \x85, \u2028, ...).
+    return [_parse_line(line) for line in text.split("\n") if line.strip()]
 
 
 def _parse_line(line: str) -> MountInfo:

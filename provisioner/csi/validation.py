@@ -10,6 +10,7 @@ failure is `errors.InvalidArgument` with a message naming the field.
 import ipaddress
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,11 @@ MAX_ID_BYTES: Final = 128
 MAX_SERVERS: Final = 16
 #: Linux PATH_MAX.
 MAX_PATH_BYTES: Final = 4096
+#: Linux NAME_MAX: longest single path component.
+MAX_NAME_BYTES: Final = 255
+#: Resolving a request path's parent (symlink check) normally takes microseconds;
+#: longer means a hung mount on the way.
+RESOLVE_TIMEOUT: Final = 5.0
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
@@ -112,6 +118,10 @@ def node_path(value: str, *, field: str, kubelet_dir: Path) -> Path:
     required(value, field)
     if "\x00" in value or len(value.encode()) > MAX_PATH_BYTES:
         raise errors.InvalidArgument(f"{field} is not a valid path")
+    if any(len(part.encode()) > MAX_NAME_BYTES for part in value.split("/")):
+        raise errors.InvalidArgument(
+            f"{field} has a path component longer than {MAX_NAME_BYTES} bytes"
+        )
     if not value.startswith("/"):
         raise errors.InvalidArgument(f"{field} {value!r} must be an absolute path")
     normal = os.path.normpath(value)
@@ -122,7 +132,49 @@ def node_path(value: str, *, field: str, kubelet_dir: Path) -> Path:
         raise errors.InvalidArgument(
             f"{field} {value!r} must be inside the kubelet directory {kubelet_dir}"
         )
+    _check_no_symlink_escape(path, field=field, kubelet_dir=kubelet_dir)
     return path
+
+
+def _check_no_symlink_escape(path: Path, *, field: str, kubelet_dir: Path) -> None:
+    """mkdir and mount(8) follow symlinks: none may lead out of the kubelet directory.
+
+    The path itself may be a mount point whose FUSE client hangs, so it is never
+    stat'ed: its parent is resolved (under a timeout), and the directory entry of
+    the last component tells whether it is a symlink.
+    """
+    parent = _realpath_with_timeout(path.parent, field=field)
+    root = Path(os.path.realpath(kubelet_dir))
+    if parent != root and root not in parent.parents:
+        raise errors.InvalidArgument(
+            f"{field} {str(path)!r} resolves through a symlink to {str(parent / path.name)!r}, "
+            f"outside the kubelet directory {kubelet_dir}"
+        )
+    if _is_symlink_entry(parent, path.name):
+        raise errors.InvalidArgument(f"{field} {str(path)!r} is a symlink; it must be a directory")
+
+
+def _realpath_with_timeout(path: Path, *, field: str) -> Path:
+    resolved: list[str] = []
+    worker = threading.Thread(
+        target=lambda: resolved.append(os.path.realpath(path)), name="realpath", daemon=True
+    )
+    worker.start()
+    worker.join(RESOLVE_TIMEOUT)
+    if not resolved:
+        raise errors.InvalidArgument(
+            f"the parent directory of {field} {str(path)!r} does not answer (a hung mount?)"
+        )
+    return Path(resolved[0])
+
+
+def _is_symlink_entry(directory: Path, name: str) -> bool:
+    """Whether `directory` lists `name` as a symlink (from the entry: no stat of `name`)."""
+    try:
+        with os.scandir(directory) as entries:
+            return any(entry.name == name and entry.is_symlink() for entry in entries)
+    except OSError:
+        return False  # a missing or unreadable parent: creating the path fails later, clearly
 
 
 def host(value: str) -> str:
