@@ -1,18 +1,21 @@
 """Heketi over HTTPS: certificates are verified, a bad one is a clear error, never ignored."""
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from provisioner import errors
+from provisioner import errors, names
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.errors import HeketiError
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from provisioner.storageclass import parse_parameters
 from provisioner.testing.heketi_server import HeketiTestServer
+from provisioner.testing.kube_server import KubeTestServer
 from provisioner.testing.tls import Pki, make_pki
 from provisioner.volumes import heketi_config
+from tests.integration.controller.conftest import APP_NS, SYSTEM_NS, Cluster, wait_for
 
 KEY = "tls-admin-key"
 
@@ -102,3 +105,40 @@ def test_ca_bundle_that_is_not_pem_is_a_clear_tls_error(
     garbage.write_text("this is not a certificate\n")
     with pytest.raises(HeketiError, match="TLS"):
         _client(https_heketi.url, str(garbage)).list_volume_ids()
+
+
+def test_controller_uses_restcafile_end_to_end_and_reports_a_bad_ca_in_an_event(
+    https_heketi: HeketiTestServer, pki: Pki
+) -> None:
+    with KubeTestServer(binder=True) as kube:
+        for namespace in (SYSTEM_NS, APP_NS):
+            kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        kube.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "kubernetes.io/glusterfs",
+                "metadata": {"name": "heketi", "namespace": SYSTEM_NS},
+                "data": {"key": base64.b64encode(KEY.encode()).decode()},
+            }
+        )
+        cluster = Cluster(kube=kube, heketi=https_heketi)
+        common = {"resturl": https_heketi.url, "secretNamespace": SYSTEM_NS, "secretName": "heketi"}
+        cluster.storage_class(parameters={**common, "restcafile": str(pki.ca_file)})
+        cluster.storage_class("rogue", parameters={**common, "restcafile": str(pki.rogue_ca_file)})
+        cluster.start_controller()
+        try:
+            cluster.claim("data")
+            pv = cluster.pv_for(cluster.wait_bound("data"))
+            assert pv is not None
+            assert pv["metadata"]["annotations"][names.ANN_HEKETI_CA] == str(pki.ca_file)
+            cluster.claim("bad", storage_class="rogue")
+            event = cluster.wait_event("ProvisioningFailed", name="bad")
+            assert "certificate verify failed" in event["message"]
+            cluster.delete_claim("data")  # deletion reaches Heketi over TLS via the PV annotation
+            wait_for(
+                "PV deleted", lambda: kube.get("persistentvolumes", pv["metadata"]["name"]) is None
+            )
+        finally:
+            for controller in list(cluster.controllers):
+                cluster.stop_controller(controller)
