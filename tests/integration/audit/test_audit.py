@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import audit, cli, names
+from provisioner import cli, names
+from provisioner.audit import command, ledger
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from provisioner.testing.heketi_server import HeketiTestServer
@@ -130,8 +131,8 @@ def planted() -> Iterator[Planted]:
         world.client.close()
 
 
-def _config(world: Planted, *extra: str) -> audit.AuditCommandConfig:
-    return audit.config_from_args(
+def _config(world: Planted, *extra: str) -> command.AuditCommandConfig:
+    return command.config_from_args(
         cli.build_parser().parse_args(
             [
                 "audit",
@@ -149,7 +150,7 @@ def _config(world: Planted, *extra: str) -> audit.AuditCommandConfig:
 
 def _execute(world: Planted, *extra: str, now: float | None = None) -> tuple[int, str]:
     out = io.StringIO()
-    code = audit.execute(
+    code = command.execute(
         _config(world, *extra),
         api_client=world.kube.api_client(),
         environ={"HEKETI_KEY": KEY},
@@ -162,7 +163,7 @@ def _execute(world: Planted, *extra: str, now: float | None = None) -> tuple[int
 def test_audit_reports_each_kind_of_finding_as_json(planted: Planted) -> None:
     code, text = _execute(planted, "-o", "json")
     report = json.loads(text)
-    assert code == audit.EXIT_FINDINGS
+    assert code == command.EXIT_FINDINGS
     assert [v["id"] for v in report["orphaned_volumes"]] == [planted.orphan]
     assert [m["pv"] for m in report["missing_volumes"]] == [planted.missing_pv]
     pending = {p["claim"]: p for p in report["pending_claims"]}
@@ -199,8 +200,8 @@ def test_first_delete_run_only_records_sightings(planted: Planted) -> None:
     report = json.loads(text)
     assert report["deleted"] == []
     assert [w["id"] for w in report["waiting"]] == [planted.orphan]
-    state = planted.kube.get("configmaps", audit.DEFAULT_STATE_CONFIGMAP, "team")
-    assert state is not None and planted.orphan in state["data"][audit.STATE_KEY]
+    state = planted.kube.get("configmaps", ledger.DEFAULT_STATE_CONFIGMAP, "team")
+    assert state is not None and planted.orphan in state["data"][ledger.STATE_KEY]
     assert {v["id"] for v in planted.heketi.volumes()} >= {planted.orphan}
 
 
@@ -236,8 +237,8 @@ def test_orphan_that_gained_a_pv_since_its_sighting_is_not_deleted(planted: Plan
     )
     _execute(planted, "--delete-orphans", "--older-than", "1h", now=start + 7200)
     assert planted.orphan in {v["id"] for v in planted.heketi.volumes()}
-    state = planted.kube.get("configmaps", audit.DEFAULT_STATE_CONFIGMAP, "team")
-    assert state is not None and planted.orphan not in state["data"][audit.STATE_KEY]
+    state = planted.kube.get("configmaps", ledger.DEFAULT_STATE_CONFIGMAP, "team")
+    assert state is not None and planted.orphan not in state["data"][ledger.STATE_KEY]
 
 
 def _kubeconfig(tmp_path: Path, server: str) -> Path:
@@ -298,7 +299,7 @@ def test_cli_reads_the_key_from_a_secret_and_exits_one_on_findings(
             "json",
         ]
     )
-    assert code == audit.EXIT_FINDINGS
+    assert code == command.EXIT_FINDINGS
     assert json.loads(capsys.readouterr().out)["orphaned_volumes"][0]["id"] == planted.orphan
 
 
@@ -320,6 +321,6 @@ def test_wrong_heketi_key_is_a_clear_error_without_the_key(
         ]
     )
     captured = capsys.readouterr()
-    assert code == audit.EXIT_BACKEND
+    assert code == command.EXIT_BACKEND
     assert "HeketiAuthError" in captured.err
     assert "wrong-sentinel-key-0xDEAD" not in captured.err + captured.out

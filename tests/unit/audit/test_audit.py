@@ -5,7 +5,8 @@ import uuid
 
 import pytest
 
-from provisioner import audit, errors, names
+from provisioner import errors, names
+from provisioner.audit import command, findings
 from provisioner.heketi.types import Durability, Volume
 
 DRIVER = names.DRIVER_NAME
@@ -68,13 +69,13 @@ def _pvc(
     }
 
 
-def _state(*, pvs=(), pvcs=(), classes=(), events=()) -> audit.ClusterState:  # type: ignore[no-untyped-def]
+def _state(*, pvs=(), pvcs=(), classes=(), events=()) -> findings.ClusterState:  # type: ignore[no-untyped-def]
     default_class = {
         "metadata": {"name": "glusterfs"},
         "provisioner": DRIVER,
         "parameters": {"resturl": URL},
     }
-    return audit.ClusterState(
+    return findings.ClusterState(
         pvs=tuple(pvs),
         pvcs=tuple(pvcs),
         storage_classes=tuple(classes) or (default_class,),
@@ -82,7 +83,7 @@ def _state(*, pvs=(), pvcs=(), classes=(), events=()) -> audit.ClusterState:  # 
     )
 
 
-SETTINGS = audit.AuditSettings(driver_name=DRIVER, heketi_url=URL, pending_after_seconds=300)
+SETTINGS = findings.AuditSettings(driver_name=DRIVER, heketi_url=URL, pending_after_seconds=300)
 
 
 @pytest.mark.parametrize(
@@ -107,12 +108,12 @@ SETTINGS = audit.AuditSettings(driver_name=DRIVER, heketi_url=URL, pending_after
     ],
 )
 def test_claim_uid_is_read_only_from_names_we_create(name: str, expected: str | None) -> None:
-    assert audit.claim_uid_of(name, {"gold"}) == expected
+    assert findings.claim_uid_of(name, {"gold"}) == expected
 
 
 def test_volume_with_our_name_and_no_pv_or_claim_is_an_orphan() -> None:
     orphan = _volume(f"pvc-{uuid.uuid4()}")
-    report = audit.build_report([orphan], _state(), SETTINGS, now=NOW)
+    report = findings.build_report([orphan], _state(), SETTINGS, now=NOW)
     assert [o.id for o in report.orphaned_volumes] == [orphan.id]
 
 
@@ -136,20 +137,20 @@ def test_volume_referenced_by_any_pv_is_not_an_orphan(reference: str) -> None:
         pv = {"metadata": {"name": "pv1"}, "spec": {"glusterfs": {"path": vol.name}}}
     else:
         pv = _pv("pv1", vol.id, driver="other.csi.example.com")
-    report = audit.build_report([vol], _state(pvs=[pv]), SETTINGS, now=NOW)
+    report = findings.build_report([vol], _state(pvs=[pv]), SETTINGS, now=NOW)
     assert report.orphaned_volumes == ()
 
 
 def test_volume_whose_claim_still_exists_is_provisioning_not_an_orphan() -> None:
     uid = str(uuid.uuid4())
     vol = _volume(f"pvc-{uid}")
-    report = audit.build_report([vol], _state(pvcs=[_pvc("c", uid)]), SETTINGS, now=NOW)
+    report = findings.build_report([vol], _state(pvcs=[_pvc("c", uid)]), SETTINGS, now=NOW)
     assert report.orphaned_volumes == ()
 
 
 def test_volume_not_named_by_us_is_never_an_orphan() -> None:
     vol = _volume("vol_0123456789abcdef0123456789abcdef")
-    report = audit.build_report([vol], _state(), SETTINGS, now=NOW)
+    report = findings.build_report([vol], _state(), SETTINGS, now=NOW)
     assert report.orphaned_volumes == ()
 
 
@@ -160,12 +161,12 @@ def test_class_volume_name_prefix_makes_prefixed_volumes_ours() -> None:
         "parameters": {"resturl": URL, "VolumeNamePrefix": "gold"},
     }
     vol = _volume(f"gold_ns_claim_{uuid.uuid4()}")
-    report = audit.build_report([vol], _state(classes=[sc]), SETTINGS, now=NOW)
+    report = findings.build_report([vol], _state(classes=[sc]), SETTINGS, now=NOW)
     assert [o.name for o in report.orphaned_volumes] == [vol.name]
 
 
 def test_pv_whose_heketi_volume_is_gone_is_reported_missing() -> None:
-    report = audit.build_report([], _state(pvs=[_pv("pvc-1", "deadbeef")]), SETTINGS, now=NOW)
+    report = findings.build_report([], _state(pvs=[_pv("pvc-1", "deadbeef")]), SETTINGS, now=NOW)
     assert [(m.pv, m.volume_handle, m.claim) for m in report.missing_volumes] == [
         ("pvc-1", "deadbeef", "ns/claim")
     ]
@@ -181,7 +182,7 @@ def test_pv_whose_heketi_volume_is_gone_is_reported_missing() -> None:
 def test_pv_not_served_by_the_audited_heketi_is_not_reported_missing(
     pv: dict[str, object],
 ) -> None:
-    report = audit.build_report([], _state(pvs=[pv]), SETTINGS, now=NOW)
+    report = findings.build_report([], _state(pvs=[pv]), SETTINGS, now=NOW)
     assert report.missing_volumes == ()
 
 
@@ -202,7 +203,7 @@ def test_claim_pending_past_threshold_is_reported_with_its_latest_event() -> Non
         },
     ]
     state = _state(pvcs=[_pvc("data", uid)], events=events)
-    (claim,) = audit.build_report([], state, SETTINGS, now=NOW).pending_claims
+    (claim,) = findings.build_report([], state, SETTINGS, now=NOW).pending_claims
     assert (claim.claim, claim.reason, claim.message) == (
         "ns/data",
         "ProvisioningFailed",
@@ -221,21 +222,21 @@ def test_claim_pending_past_threshold_is_reported_with_its_latest_event() -> Non
 def test_claims_young_bound_or_of_other_classes_are_not_reported(
     pvc: dict[str, object],
 ) -> None:
-    report = audit.build_report([], _state(pvcs=[pvc]), SETTINGS, now=NOW)
+    report = findings.build_report([], _state(pvcs=[pvc]), SETTINGS, now=NOW)
     assert report.pending_claims == ()
 
 
 def test_pv_and_its_own_volume_sharing_a_gid_is_no_collision() -> None:
     vol = _volume(f"pvc-{uuid.uuid4()}", gid=2001)
     state = _state(pvs=[_pv("pv1", vol.id, gid=2001)])
-    assert audit.build_report([vol], state, SETTINGS, now=NOW).gid_collisions == ()
+    assert findings.build_report([vol], state, SETTINGS, now=NOW).gid_collisions == ()
 
 
 def test_two_volumes_with_one_gid_collide() -> None:
     a = _volume(f"pvc-{uuid.uuid4()}", gid=2001)
     b = _volume(f"pvc-{uuid.uuid4()}", gid=2001)
     state = _state(pvs=[_pv("pv-a", a.id, gid=2001), _pv("pv-b", b.id, gid=2001)])
-    (collision,) = audit.build_report([a, b], state, SETTINGS, now=NOW).gid_collisions
+    (collision,) = findings.build_report([a, b], state, SETTINGS, now=NOW).gid_collisions
     assert collision.gid == 2001
     assert set(collision.holders) == {"pv:pv-a", "pv:pv-b", f"heketi:{a.name}", f"heketi:{b.name}"}
 
@@ -245,19 +246,19 @@ def test_two_volumes_with_one_gid_collide() -> None:
     [("90s", 90), ("10m", 600), ("24h", 86400), ("7d", 604800), ("1h30m", 5400), ("1.5h", 5400)],
 )
 def test_durations_accept_units_and_combinations(text: str, seconds: float) -> None:
-    assert audit.parse_duration(text) == seconds
+    assert command.parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "10", "ten minutes", "5x", "-5m", "1h 30m"])
 def test_bad_durations_are_rejected_with_an_example(text: str) -> None:
     with pytest.raises(errors.InvalidArgument, match=r"e\.g\. 90s"):
-        audit.parse_duration(text)
+        command.parse_duration(text)
 
 
 def _args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
-    audit.register(sub)
+    command.register(sub)
     return parser.parse_args(["audit", *argv])
 
 
@@ -294,4 +295,4 @@ def test_bad_flags_are_refused_with_an_exact_message(
 ) -> None:
     monkeypatch.delenv("HEKETI_URL", raising=False)
     with pytest.raises(errors.InvalidArgument, match=message):
-        audit.config_from_args(_args(*argv))
+        command.config_from_args(_args(*argv))

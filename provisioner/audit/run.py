@@ -1,0 +1,108 @@
+"""One audit run: read, report, and (when asked) delete orphans that are old enough."""
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Final, TextIO
+
+from provisioner.audit.findings import AuditSettings, OrphanVolume, Report, build_report
+from provisioner.audit.ledger import (
+    DEFAULT_STATE_CONFIGMAP,
+    KubeReader,
+    OrphanLedger,
+    iso,
+    record_sightings,
+)
+from provisioner.audit.output import orphan_rows, print_table
+from provisioner.heketi.client import HeketiClient
+from provisioner.heketi.errors import HeketiError, HeketiNotFound
+from provisioner.log import get_logger
+
+log = get_logger("audit")
+
+#: Shortest --older-than accepted: longer than any provisioning in flight (Heketi create,
+#: then PV create), so a volume whose PV is about to be written is never taken for an orphan.
+MIN_OLDER_THAN_SECONDS: Final = 600.0
+
+
+@dataclass(frozen=True)
+class DeletePolicy:
+    older_than_seconds: float
+    ledger_namespace: str
+    ledger_name: str = DEFAULT_STATE_CONFIGMAP
+
+
+def _with_first_seen(report: Report, ledger: OrphanLedger) -> Report:
+    orphans = tuple(
+        replace(o, first_seen=iso(ledger.seen[o.id])) if o.id in ledger.seen else o
+        for o in report.orphaned_volumes
+    )
+    return replace(report, orphaned_volumes=orphans)
+
+
+def run_audit(
+    *,
+    heketi: HeketiClient,
+    kube: KubeReader,
+    settings: AuditSettings,
+    delete: DeletePolicy | None = None,
+    ledger_namespace: str | None = None,
+    now: Callable[[], float] = time.time,
+    out: TextIO = sys.stdout,
+) -> Report:
+    """Audit once; with `delete`, record sightings and delete orphans old enough."""
+    state = kube.snapshot()
+    report = build_report(heketi.list_volumes(), state, settings, now=now())
+    if delete is None:
+        if ledger_namespace:
+            ledger = OrphanLedger(ledger_namespace, DEFAULT_STATE_CONFIGMAP, settings.heketi_url)
+            ledger.load(kube)
+            report = _with_first_seen(report, ledger)
+        return report
+    ledger = OrphanLedger(delete.ledger_namespace, delete.ledger_name, settings.heketi_url)
+    ledger.load(kube)
+    before = dict(ledger.seen)
+    orphans = record_sightings(report, ledger, now=now())
+    ledger.save(kube)
+    cutoff = now() - delete.older_than_seconds
+    due = tuple(o for o in orphans if o.id in before and before[o.id] <= cutoff)
+    waiting = tuple(o for o in orphans if o not in due)
+    report = replace(report, orphaned_volumes=orphans, waiting=waiting)
+    if due:
+        print_table(out, "Deleting orphaned Heketi volumes", orphan_rows(due))
+        out.flush()
+        report = _delete_due(report, due, heketi=heketi, kube=kube, settings=settings)
+        for orphan in report.deleted:
+            ledger.seen.pop(orphan.id, None)
+        ledger.save(kube)
+    return report
+
+
+def _delete_due(
+    report: Report,
+    due: Sequence[OrphanVolume],
+    *,
+    heketi: HeketiClient,
+    kube: KubeReader,
+    settings: AuditSettings,
+) -> Report:
+    """Delete each due orphan after re-checking, with fresh reads, that it is still one."""
+    fresh = build_report(heketi.list_volumes(), kube.snapshot(), settings, now=time.time())
+    still = {o.id for o in fresh.orphaned_volumes}
+    deleted: list[OrphanVolume] = []
+    problems: list[str] = []
+    for orphan in due:
+        if orphan.id not in still:
+            log.info("orphan no longer orphaned; kept", volume_id=orphan.id, name=orphan.name)
+            continue
+        try:
+            heketi.delete_volume(orphan.id)
+        except HeketiNotFound:
+            pass
+        except HeketiError as exc:
+            problems.append(f"{orphan.name} ({orphan.id}): {exc}")
+            continue
+        log.info("deleted orphaned Heketi volume", volume_id=orphan.id, name=orphan.name)
+        deleted.append(orphan)
+    return replace(report, deleted=tuple(deleted), delete_errors=tuple(problems))
