@@ -138,6 +138,12 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         default=env_default("RESYNC", "10m"),
         help="re-examine every cached object this often (env RESYNC; default 10m)",
     )
+    add(
+        "--cache-sync-timeout",
+        default=env_default("CACHE_SYNC_TIMEOUT", "60s"),
+        help="exit non-zero when PVCs, PVs and StorageClasses cannot be listed within this "
+        "time (env CACHE_SYNC_TIMEOUT; default 60s)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -156,6 +162,7 @@ def build_config(args: argparse.Namespace) -> ControllerConfig:
         resync_seconds=parse_duration(args.resync),
         leader_election=election,
         metrics_address=parse_address(args.metrics_address),
+        sync_timeout_seconds=parse_duration(args.cache_sync_timeout),
     )
 
 

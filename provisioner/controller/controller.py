@@ -35,6 +35,8 @@ DEFAULT_WORKERS: Final = 8
 DEFAULT_RESYNC_SECONDS: Final = 600.0
 #: Longest wait on SIGTERM for workers to finish the claim they hold.
 DEFAULT_DRAIN_SECONDS: Final = 30.0
+#: A healthy API server lists 10,000 claims in seconds; a minute means it is unreachable.
+DEFAULT_SYNC_TIMEOUT_SECONDS: Final = 60.0
 
 Item = tuple[str, str]  # ("claim", "ns/name") or ("volume", "pv-name")
 CLAIM: Final = "claim"
@@ -54,6 +56,8 @@ class ControllerConfig:
     informer: InformerSettings = field(default_factory=InformerSettings)
     secret_ttl_seconds: float = DEFAULT_TTL_SECONDS
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    #: Give up (exit non-zero) when the caches are not filled within this time.
+    sync_timeout_seconds: float = DEFAULT_SYNC_TIMEOUT_SECONDS
     #: HeketiConfig fields applied to every Heketi server (timeouts, retry policy).
     heketi_settings: Mapping[str, Any] = field(default_factory=dict)
 
@@ -195,16 +199,18 @@ class Controller:
         return len(queue) if queue is not None else 0
 
     # -- lifecycle ---------------------------------------------------------------
-    def start(self, *, sync_timeout: float = 60.0) -> None:
+    def start(self) -> None:
         self._start_health()
         for informer in (self.classes, self.pvs, self.claims):
             informer.start()
-        deadline = time.monotonic() + sync_timeout
+        timeout = self.config.sync_timeout_seconds
+        deadline = time.monotonic() + timeout
         for informer in (self.classes, self.pvs, self.claims):
             if not informer.wait_synced(max(0.0, deadline - time.monotonic())):
                 raise errors.Unavailable(
-                    f"could not list {informer.name} within {sync_timeout:g}s; "
-                    "is the API server reachable and are the RBAC rules applied?"
+                    f"could not list {informer.name} within {timeout:g}s "
+                    f"({informer.last_error or 'no answer'}); is the API server reachable "
+                    "and are the RBAC rules applied?"
                 )
         log.info(
             "caches synced",

@@ -92,6 +92,8 @@ class Informer:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.relists = 0
+        #: The last list/watch failure (for a startup error message), "" if none.
+        self.last_error = ""
 
     # -- reads (any thread) -------------------------------------------------
     def get(self, key: str) -> Obj | None:
@@ -149,6 +151,7 @@ class Informer:
                 failures = self._back_off(failures, exc)
 
     def _back_off(self, failures: int, exc: Exception) -> int:
+        self.last_error = str(exc)
         delay = self._settings.reconnect_backoff.delay(failures)
         log.warning(
             "list/watch failed; retrying",

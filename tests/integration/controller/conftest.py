@@ -167,6 +167,7 @@ class Cluster:
             "informer": FAST_INFORMER,
             "heketi_settings": FAST_HEKETI,
             "drain_seconds": 5.0,
+            "sync_timeout_seconds": 10.0,
             "secret_ttl_seconds": 5.0,
         }
         settings.update(overrides)
@@ -191,7 +192,7 @@ class Cluster:
             identity=identity or f"test-{uuid.uuid4().hex[:6]}",
         )
         self.controllers.append(controller)
-        controller.start(sync_timeout=10)
+        controller.start()
         return controller
 
     def stop_controller(self, controller: Controller, *, release: bool = True) -> None:

@@ -1,0 +1,132 @@
+"""Deletion (Delete / Retain / class gone / Heketi 404 / failures) and expansion."""
+
+from typing import Any
+
+from provisioner import names
+from provisioner.heketi.client import HeketiClient, HeketiConfig
+from tests.integration.controller.conftest import (
+    APP_NS,
+    CLASS,
+    HEKETI_KEY,
+    Cluster,
+    wait_for,
+)
+
+
+def _provisioned(cluster: Cluster, name: str = "data") -> tuple[dict[str, Any], dict[str, Any]]:
+    cluster.claim(name)
+    pvc = cluster.wait_bound(name)
+    pv = cluster.pv_for(pvc)
+    assert pv is not None
+    return pvc, pv
+
+
+def _gone(cluster: Cluster, pv: dict[str, Any]) -> bool:
+    return cluster.kube.get("persistentvolumes", pv["metadata"]["name"]) is None
+
+
+def test_deleting_the_claim_deletes_the_volume_and_the_pv(running: Cluster) -> None:
+    _, pv = _provisioned(running)
+    running.delete_claim()
+    wait_for("the PV gone", lambda: _gone(running, pv))
+    assert running.heketi.volumes() == []
+
+
+def test_deletion_works_after_the_storage_class_is_gone(running: Cluster) -> None:
+    _, pv = _provisioned(running)
+    running.api_delete(f"/apis/storage.k8s.io/v1/storageclasses/{CLASS}")
+    wait_for("the class gone", lambda: running.kube.get("storageclasses", CLASS) is None)
+    running.delete_claim()
+    wait_for("the PV gone", lambda: _gone(running, pv))
+    assert running.heketi.volumes() == []
+
+
+def test_a_volume_heketi_already_lost_still_lets_the_pv_go(running: Cluster) -> None:
+    _, pv = _provisioned(running)
+    client = HeketiClient(HeketiConfig(url=running.heketi.url, key=HEKETI_KEY))
+    client.delete_volume(pv["spec"]["csi"]["volumeHandle"])
+    running.delete_claim()
+    wait_for("the PV gone", lambda: _gone(running, pv))
+
+
+def test_retain_keeps_the_pv_and_the_volume(cluster: Cluster) -> None:
+    cluster.storage_class(reclaimPolicy="Retain")
+    cluster.start_controller()
+    _, pv = _provisioned(cluster)
+    cluster.delete_claim()
+    wait_for(
+        "the PV released",
+        lambda: (
+            (cluster.kube.get("persistentvolumes", pv["metadata"]["name"]) or {})
+            .get("status", {})
+            .get("phase")
+            == "Released"
+        ),
+    )
+    cluster.claim("marker")  # one more full pass of the queue after the release
+    cluster.wait_bound("marker")
+    kept = cluster.kube.get("persistentvolumes", pv["metadata"]["name"])
+    assert kept is not None and kept["metadata"]["finalizers"] == [names.PV_FINALIZER]
+    assert len(cluster.heketi.volumes()) == 2
+
+
+def test_a_failed_delete_is_reported_on_the_pv_and_retried(running: Cluster) -> None:
+    _, pv = _provisioned(running)
+    running.heketi.fail_next(
+        "volume_delete", status=500, in_queue=True, message="volume is busy: bricks still mounted"
+    )
+    running.delete_claim()
+    event = running.wait_event("VolumeFailedDelete", name=pv["metadata"]["name"])
+    assert "volume is busy: bricks still mounted" in event["message"]
+    assert event["involvedObject"]["kind"] == "PersistentVolume"
+    wait_for("the PV gone", lambda: _gone(running, pv))
+    assert running.heketi.volumes() == []
+
+
+def _resize(cluster: Cluster, size: str, name: str = "data") -> None:
+    client = cluster.kube.api_client()
+    client.call_api(
+        "PATCH",
+        f"{cluster.kube.url}/api/v1/namespaces/{APP_NS}/persistentvolumeclaims/{name}",
+        {"Content-Type": "application/merge-patch+json"},
+        {"spec": {"resources": {"requests": {"storage": size}}}},
+    )
+
+
+def _claim_capacity(cluster: Cluster) -> str:
+    pvc = cluster.get_claim() or {}
+    return str(((pvc.get("status") or {}).get("capacity") or {}).get("storage", ""))
+
+
+def test_a_grown_claim_grows_the_volume_the_pv_and_the_claim_status(running: Cluster) -> None:
+    _, pv = _provisioned(running)
+    _resize(running, "5Gi")
+    wait_for("claim capacity 5Gi", lambda: _claim_capacity(running) == "5Gi")
+    [volume] = running.heketi.volumes()
+    assert volume["size"] == 5
+    grown = running.kube.get("persistentvolumes", pv["metadata"]["name"])
+    assert grown is not None and grown["spec"]["capacity"]["storage"] == "5Gi"
+    conditions = (running.get_claim() or {}).get("status", {}).get("conditions") or []
+    assert not [c for c in conditions if c.get("type") == "Resizing"]
+    running.wait_event("VolumeResizeSuccessful")
+
+
+def test_a_failed_expansion_is_reported_with_heketis_message_and_retried(running: Cluster) -> None:
+    _provisioned(running)
+    running.heketi.fail_next(
+        "volume_expand", status=500, in_queue=True, message="No space to expand the volume"
+    )
+    _resize(running, "4Gi")
+    event = running.wait_event("VolumeResizeFailed")
+    assert "No space to expand the volume" in event["message"]
+    wait_for("claim capacity 4Gi", lambda: _claim_capacity(running) == "4Gi")
+
+
+def test_expansion_a_class_does_not_allow_is_refused_with_an_event(cluster: Cluster) -> None:
+    cluster.storage_class(allowVolumeExpansion=False)
+    cluster.start_controller()
+    _provisioned(cluster)
+    _resize(cluster, "4Gi")
+    event = cluster.wait_event("VolumeResizeFailed")
+    assert "does not allow volume expansion" in event["message"]
+    assert cluster.heketi.volumes()[0]["size"] == 2
