@@ -5,6 +5,7 @@ Flags fall back to environment variables so a DaemonSet can set either.
 
 import argparse
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,7 @@ class Services:
     controller: csi_pb2_grpc.ControllerServicer | None = None
     mounter: SystemMounter | None = None
     records: recovery.StageRecords | None = None
+    locks: server.VolumeLocks | None = None
 
 
 def build_services(config: NodeCommandConfig) -> Services:
@@ -168,8 +170,28 @@ def build_services(config: NodeCommandConfig) -> Services:
     records = recovery.StageRecords(config.state_dir) if config.state_dir else None
     node = NodeService(config=config.node, mounter=mounter, locks=locks, records=records)
     return Services(
-        identity=identity, node=node, controller=controller, mounter=mounter, records=records
-    )
+        identity=identity, node=node, controller=controller, mounter=mounter, records=records,
+        locks=locks,
+    )  # fmt: skip
+
+
+def _start_mount_repair(services: Services) -> None:
+    """Repair mounts whose FUSE client died while the plugin was down, in the background
+    (a remount can take up to the mount timeout; kubelet must reach the socket meanwhile).
+    """
+    mounter, records = services.mounter, services.records
+    if mounter is None or records is None:
+        return
+
+    def repair() -> None:
+        try:
+            recovery.repair_stale_mounts(
+                mounter=mounter, records=records, all_mounts=mounter.mounts, locks=services.locks
+            )
+        except Exception as error:  # a bug must not pass silently in a thread
+            _log.error("start-up mount repair failed", exc_info=error)
+
+    threading.Thread(target=repair, name="mount-repair", daemon=True).start()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -180,10 +202,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"glusterfs-provisioner node: {error}", file=sys.stderr)
         return 2
     services = build_services(config)
-    if services.mounter is not None and services.records is not None:
-        recovery.repair_stale_mounts(
-            mounter=services.mounter, records=services.records, all_mounts=services.mounter.mounts
-        )
     try:
         grpc_server = server.serve(
             config.endpoint,
@@ -195,5 +213,6 @@ def run(args: argparse.Namespace) -> int:
         _log.error("cannot start the node plugin", error=str(error))
         return 1
     _log.info("node plugin started", node_id=config.node.node_id, driver=config.driver_name)
+    _start_mount_repair(services)
     server.run_until_signalled(grpc_server, endpoint=config.endpoint, grace=config.shutdown_grace)
     return 0

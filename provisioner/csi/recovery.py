@@ -38,6 +38,7 @@ from provisioner.csi.mounter import (
     Result,
     Runner,
 )
+from provisioner.csi.server import VolumeLocks
 
 _log = log.get_logger("csi.recovery")
 
@@ -122,9 +123,18 @@ class RepairOutcome:
 
 
 def repair_stale_mounts(
-    *, mounter: Mounter, records: StageRecords, all_mounts: Callable[[], list[MountInfo]]
+    *,
+    mounter: Mounter,
+    records: StageRecords,
+    all_mounts: Callable[[], list[MountInfo]],
+    locks: VolumeLocks | None = None,
 ) -> RepairOutcome:
-    """Remount every recorded staging path whose FUSE client died, re-bind its targets."""
+    """Remount every recorded staging path whose FUSE client died, re-bind its targets.
+
+    With `locks` (the Node service's), each volume is repaired under its lock; a volume
+    kubelet is working on right now is left to that call.
+    """
+    locks = locks if locks is not None else VolumeLocks()
     healthy: list[str] = []
     repaired: list[str] = []
     rebound: list[str] = []
@@ -140,7 +150,11 @@ def repair_stale_mounts(
             healthy.append(record.staging_path)
             continue
         try:
-            rebound += _repair_one(record, mounter=mounter, all_mounts=all_mounts)
+            with locks.hold(record.volume_id):
+                rebound += _repair_one(record, mounter=mounter, all_mounts=all_mounts)
+        except errors.Aborted:
+            _log.info("volume busy; left to kubelet's call", volume_id=record.volume_id)
+            continue
         except errors.ProvisionerError as error:
             failed.append(f"{record.staging_path}: {error}")
             _log.error("stale mount not repaired", volume_id=record.volume_id, error=str(error))

@@ -92,6 +92,14 @@ def _start_in_namespace(sandbox: Sandbox, tag: str) -> Plugin:
     return _start(sandbox, tag, wrapper=unshare)
 
 
+def _wait_for_log(plugin: Plugin, text: str) -> None:
+    """Wait for the plugin's background start-up repair to report (a line in its log)."""
+    deadline = time.monotonic() + DEADLINE
+    while text not in plugin.log():
+        assert time.monotonic() < deadline, f"no {text!r} in the plugin log:\n{plugin.log()}"
+        time.sleep(0.05)
+
+
 def _namespace_init(plugin: Plugin) -> int:
     """PID (in our namespace) of the plugin namespace's init: unshare's only child."""
     children = Path(f"/proc/{plugin.process.pid}/task/{plugin.process.pid}/children")
@@ -179,6 +187,7 @@ def test_published_path_reads_and_writes_after_the_plugin_namespace_is_killed(
 
     second = _start_in_namespace(sandbox, "second")  # no Node* call on this one
     try:
+        _wait_for_log(second, "stale mount check done")
         assert (paths.target / "before").read_text() == "written before the restart"
         (paths.target / "after").write_text("written after the restart")
         assert (paths.staging / "after").read_text() == "written after the restart"
@@ -249,6 +258,7 @@ def test_fuse_clients_outlive_a_killed_plugin_container_with_fuse_cgroup(
     (paths.target / "after").write_text("written with no plugin running")
     second = _start(sandbox, "c2", wrapper=in_container, extra=escape)
     try:
+        _wait_for_log(second, "stale mount check done")
         assert '"healthy": 1' in second.log()
     finally:
         _unpublish_and_unstage(second, paths)
