@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import builtins
 import json
+import os
 import signal
 import sys
 import threading
 from collections.abc import Iterable, Sequence
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +132,14 @@ class KubeTestServer:
         configuration = kubernetes.client.Configuration(host=self.url)
         return kubernetes.client.ApiClient(configuration)
 
+    def write_kubeconfig(self, path: str | os.PathLike[str]) -> Path:
+        """Write a kubeconfig for this server (for kubectl and `controller --kubeconfig`)."""
+        if not self.url:
+            raise RuntimeError("start the server before writing its kubeconfig")
+        target = Path(path)
+        target.write_text(json.dumps(kubeconfig(self.url), indent=2) + "\n")
+        return target
+
     # --- direct store access (as the API would do it) ---------------------------------------
 
     def create(self, obj: JSON) -> JSON:
@@ -218,6 +228,27 @@ class KubeTestServer:
         self._binder.release_volume(pv_name)
 
 
+def kubeconfig(url: str) -> JSON:
+    """A kubeconfig (JSON is valid YAML) with one context pointing at `url`, no credentials."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kube-test-server", "cluster": {"server": url}}],
+        "users": [{"name": "kube-test-server", "user": {}}],
+        "contexts": [
+            {
+                "name": "kube-test-server",
+                "context": {
+                    "cluster": "kube-test-server",
+                    "user": "kube-test-server",
+                    "namespace": "default",
+                },
+            }
+        ],
+        "current-context": "kube-test-server",
+    }
+
+
 def _copy(obj: JSON) -> JSON:
     copied: JSON = json.loads(json.dumps(obj))
     return copied
@@ -286,7 +317,24 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_BOOKMARK_INTERVAL,
         help="seconds between watch BOOKMARK events",
     )
+    parser.add_argument(
+        "--kubeconfig-out",
+        metavar="PATH",
+        help="write a kubeconfig for the server to PATH once it listens",
+    )
     return parser
+
+
+def _serve_until_signalled(server: KubeTestServer) -> None:
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    done.wait()
+    server.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -304,19 +352,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         url = server.start()
+        if args.kubeconfig_out:
+            server.write_kubeconfig(args.kubeconfig_out)
     except OSError as err:
-        print(f"cannot listen on {host}:{port}: {err.strerror or err}", file=sys.stderr)
+        server.stop()
+        print(
+            f"cannot start: {err.strerror or err}: {err.filename or f'{host}:{port}'}",
+            file=sys.stderr,
+        )
         return 1
     print(f"kube test server listening on {url}", flush=True)
-    done = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    done.wait()
-    server.stop()
+    _serve_until_signalled(server)
     return 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from kubernetes import client
+from kubernetes import client, config
 
 from provisioner.testing.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import pv_body, pvc_body, sc_body
@@ -74,18 +74,26 @@ def test_kubectl_reads_objects_as_yaml(server: KubeTestServer, tmp_path: Path) -
     assert out == "pv-data"
 
 
-def test_server_runs_as_a_process_until_terminated(tmp_path: Path) -> None:
+def test_server_runs_as_a_process_and_writes_a_kubeconfig(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
     process = subprocess.Popen(
-        [sys.executable, "-m", "provisioner.testing.kube_server", "--listen", "127.0.0.1:0"],
+        [
+            sys.executable,
+            "-m",
+            "provisioner.testing.kube_server",
+            "--listen",
+            "127.0.0.1:0",
+            "--kubeconfig-out",
+            str(kubeconfig),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert process.stdout is not None
         banner = process.stdout.readline()
-        url = banner.rsplit(" ", 1)[-1].strip()
-        assert url.startswith("http://127.0.0.1:")
-        api = client.ApiClient(client.Configuration(host=url))
+        assert banner.startswith("kube test server listening on http://127.0.0.1:")
+        api = config.new_client_from_config(config_file=str(kubeconfig))
         names = {n.metadata.name for n in client.CoreV1Api(api).list_namespace().items}
         assert "default" in names
     finally:
