@@ -207,7 +207,7 @@ def _controller_config() -> ControllerConfig:
     config = build_config(args)
     return dataclasses.replace(
         config, backoff=FAST_BACKOFF, informer=FAST_INFORMER, heketi_settings=FAST_HEKETI,
-        metrics_address=("127.0.0.1", _free_port()), drain_seconds=5.0,
+        metrics_address=("127.0.0.1", _free_port()), drain_seconds=5.0, sync_timeout_seconds=10.0,
     )  # fmt: skip
 
 
@@ -218,7 +218,7 @@ def observed() -> Iterator[tuple[list[tuple[str, str]], Controller]]:
         _seed(kube, heketi)
         driver = Driver(kube)
         controller = Controller(kube.api_client(), _controller_config(), identity="rbac-test")
-        controller.start(sync_timeout=10)
+        controller.start()
         try:
             _scenario(driver, heketi, controller)
         finally:
