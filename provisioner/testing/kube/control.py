@@ -2,6 +2,7 @@
 
 import re
 import threading
+from collections import deque
 from dataclasses import dataclass
 
 
@@ -64,10 +65,16 @@ class Faults:
             self._rules.clear()
 
 
+#: Records kept; long-running demo and benchmark servers must not grow without bound.
+REQUEST_LOG_LIMIT = 100_000
+
+
 class RequestLog:
-    def __init__(self) -> None:
+    """The most recent requests (up to REQUEST_LOG_LIMIT), oldest first; thread-safe."""
+
+    def __init__(self, limit: int = REQUEST_LOG_LIMIT) -> None:
         self._lock = threading.Lock()
-        self._records: list[RequestRecord] = []
+        self._records: deque[RequestRecord] = deque(maxlen=limit)
 
     def add(self, record: RequestRecord) -> None:
         with self._lock:

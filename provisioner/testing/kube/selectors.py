@@ -9,8 +9,8 @@ from provisioner.testing.kube.errors import bad_request
 
 JSON = dict[str, Any]
 
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_NAME_PART = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+NAME_PART = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -44,7 +44,7 @@ def _compare(value: str | None, op: str, bound: str) -> bool:
 
 def _check_key(key: str) -> None:
     prefix, _, name = key.rpartition("/")
-    ok = bool(_NAME_PART.match(name)) and len(name) <= 63
+    ok = bool(NAME_PART.match(name)) and len(name) <= 63
     if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
         ok = False
     if not ok:
@@ -56,7 +56,7 @@ def _check_key(key: str) -> None:
 
 
 def _check_value(value: str) -> None:
-    if len(value) > 63 or not _LABEL_VALUE.match(value):
+    if len(value) > 63 or not LABEL_VALUE.match(value):
         raise bad_request(
             f"unable to parse requirement: invalid label value: {value!r}: a valid label must "
             "be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "

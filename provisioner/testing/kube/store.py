@@ -22,6 +22,7 @@ from typing import Any
 
 from provisioner.testing.kube import errors, strategy
 from provisioner.testing.kube.errors import ApiError
+from provisioner.testing.kube.normalize import normalize
 from provisioner.testing.kube.resources import BY_GROUP_VERSION, ResourceType
 from provisioner.testing.kube.selectors import MATCH_ALL, Filter
 
@@ -257,6 +258,7 @@ class Store:
     ) -> Stored:
         with self._lock:
             meta = _prepare_meta(rt, namespace, obj)
+            normalize(rt.bucket, obj)
             self._check_namespace(rt, namespace, meta)
             strategy.prepare_create(rt, obj, self._create_context())
             strategy.validate_create(rt, obj)
@@ -334,6 +336,7 @@ class Store:
     ) -> JSON:
         new.setdefault("metadata", {})
         strategy.check_uid_unchanged(rt, new, old)
+        normalize(rt.bucket, new)
         new = strategy.prepare_update(rt, new, old, status=status)
         _keep_system_meta(rt, namespace, new, old)
         strategy.validate_update(rt, new, old)

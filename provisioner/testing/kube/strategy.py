@@ -10,10 +10,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from provisioner.testing.kube.errors import ApiError, invalid
+from provisioner.testing.kube.errors import invalid
 from provisioner.testing.kube.quantity import QuantityError, parse_quantity
 from provisioner.testing.kube.resources import ResourceType
-from provisioner.testing.kube.selectors import _LABEL_VALUE, _NAME_PART
+from provisioner.testing.kube.selectors import LABEL_VALUE, NAME_PART
 
 JSON = dict[str, Any]
 Cause = tuple[str, str, str]  # field, reason, message
@@ -87,7 +87,7 @@ def _label_causes(meta: JSON) -> list[Cause]:
         return [("metadata.labels", INVALID, "Invalid value: labels must be a map of strings")]
     for key, value in labels.items():
         name = key.rpartition("/")[2]
-        if not _NAME_PART.match(name) or len(name) > 63:
+        if not NAME_PART.match(name) or len(name) > 63:
             causes.append(
                 (
                     "metadata.labels",
@@ -96,7 +96,7 @@ def _label_causes(meta: JSON) -> list[Cause]:
                     "consist of alphanumeric characters, '-', '_' or '.'",
                 )
             )
-        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
+        if not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.match(value):
             causes.append(
                 (
                     "metadata.labels",
@@ -482,15 +482,3 @@ def check_uid_unchanged(rt: ResourceType, new: JSON, old: JSON) -> None:
             old["metadata"]["name"],
             [("metadata.uid", INVALID, f'Invalid value: "{uid}": field is immutable')],
         )
-
-
-__all__ = [
-    "DEFAULT_CLASS_ANNOTATION",
-    "ApiError",
-    "CreateContext",
-    "check_uid_unchanged",
-    "prepare_create",
-    "prepare_update",
-    "validate_create",
-    "validate_update",
-]

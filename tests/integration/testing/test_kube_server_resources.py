@@ -1,6 +1,9 @@
 """Point 1: core resources, namespaced and cluster-scoped paths, every verb, discovery."""
 
+import http.client
+import json
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from kubernetes import client
@@ -167,3 +170,32 @@ def test_discovery_lists_versions_groups_and_resources(api: Api) -> None:
     storage = api.storage.get_api_resources()
     assert storage.group_version == "storage.k8s.io/v1"
     assert "storageclasses" in {r.name for r in storage.resources}
+
+
+def test_timestamps_come_back_in_the_servers_format(api: Api) -> None:
+    ns = new_namespace(api)
+    lease = {
+        "metadata": {"name": "leader"},
+        "spec": {"holderIdentity": "me", "renewTime": "2026-01-01T01:00:00.5+01:00"},
+    }
+    api.coordination.create_namespaced_lease(ns, lease)
+    raw = api.coordination.read_namespaced_lease("leader", ns, _preload_content=False)
+    assert json.loads(raw.data)["spec"]["renewTime"] == "2026-01-01T00:00:00.500000Z"
+
+
+def test_undecodable_timestamp_is_a_bad_request(server: KubeTestServer, api: Api) -> None:
+    ns = new_namespace(api)
+    body = {"metadata": {"name": "e"}, "involvedObject": {}, "lastTimestamp": "yesterday"}
+    url = urlsplit(server.url)
+    conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=5)
+    conn.request(
+        "POST",
+        f"/api/v1/namespaces/{ns}/events",
+        body=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+    )
+    response = conn.getresponse()
+    status = json.loads(response.read())
+    conn.close()
+    assert (response.status, status["reason"]) == (400, "BadRequest")
+    assert 'parsing time "yesterday"' in status["message"]
