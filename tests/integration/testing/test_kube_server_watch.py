@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -230,3 +231,37 @@ def test_watch_whose_client_went_away_is_ended(server: KubeTestServer) -> None:
     while server.open_connections >= before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.open_connections < before
+
+
+def test_concurrent_writers_produce_one_ordered_stream(api: Api, ns: str) -> None:
+    writers, writes = 4, 25
+    for w in range(writers):
+        api.core.create_namespaced_persistent_volume_claim(ns, pvc_body(f"w{w}"))
+    start = api.core.list_namespaced_persistent_volume_claim(ns).metadata.resource_version
+
+    def write(index: int) -> None:
+        core = api_for_thread()
+        for n in range(writes):
+            core.patch_namespaced_persistent_volume_claim(
+                f"w{index}", ns, {"metadata": {"annotations": {"n": str(n)}}}
+            )
+
+    def api_for_thread() -> client.CoreV1Api:
+        return client.CoreV1Api(client.ApiClient(api.api_client.configuration))
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    events = watch_events(
+        api.core.list_namespaced_persistent_volume_claim,
+        ns,
+        resource_version=start,
+        count=writers * writes,
+    )
+    versions = [int(obj["metadata"]["resourceVersion"]) for _, obj in events]
+    assert len(events) == writers * writes
+    assert versions == sorted(versions)
+    last = {obj["metadata"]["name"]: obj["metadata"]["annotations"]["n"] for _, obj in events}
+    assert last == {f"w{w}": str(writes - 1) for w in range(writers)}
