@@ -15,7 +15,7 @@ from provisioner.controller.metrics import Metrics
 from provisioner.controller.objects import annotations
 from provisioner.controller.secrets import SecretKeys
 from provisioner.gids import GidAllocator
-from provisioner.heketi.client import HeketiConfig
+from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.storageclass import ProvisioningParams, parse_parameters
 from provisioner.volumes import VolumeService, heketi_config
 
@@ -109,6 +109,8 @@ class Context:
     metrics: Metrics
     gids: GidReservations
     leading: Callable[[], bool]
+    #: The Heketi client of a connection config (instrumented, shared per config).
+    heketi_clients: Callable[[HeketiConfig], HeketiClient]
     expectations: Expectations = field(default_factory=Expectations)
     #: HeketiConfig fields set for every Heketi server (timeouts, retry policy).
     heketi_settings: Mapping[str, Any] = field(default_factory=dict)

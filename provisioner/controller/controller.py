@@ -15,7 +15,7 @@ from provisioner import errors, names
 from provisioner.controller import objects as o
 from provisioner.controller.context import Context, Expectations, GidReservations, NotLeading
 from provisioner.controller.deletion import VolumeReconciler
-from provisioner.controller.events import EventRecorder
+from provisioner.controller.events import DEFAULT_PROGRESS_DELAY, EventRecorder
 from provisioner.controller.informer import Informer, InformerSettings, object_key
 from provisioner.controller.kube import KubeApi, KubeConflict, Obj, path_for
 from provisioner.controller.leader import LeaderElectionConfig, LeaderElector
@@ -56,6 +56,8 @@ class ControllerConfig:
     informer: InformerSettings = field(default_factory=InformerSettings)
     secret_ttl_seconds: float = DEFAULT_TTL_SECONDS
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    #: A "Provisioning" Event is sent only when the claim is not bound within this time.
+    progress_event_delay_seconds: float = DEFAULT_PROGRESS_DELAY
     #: Give up (exit non-zero) when the caches are not filled within this time.
     sync_timeout_seconds: float = DEFAULT_SYNC_TIMEOUT_SECONDS
     #: HeketiConfig fields applied to every Heketi server (timeouts, retry policy).
@@ -123,7 +125,9 @@ class Controller:
         self._stopping = threading.Event()
         self.lost_leadership = threading.Event()
         self._heketi = _HeketiClients(self.metrics)
-        self.events = EventRecorder(self.api, instance=self.identity)
+        self.events = EventRecorder(
+            self.api, instance=self.identity, progress_delay=config.progress_event_delay_seconds
+        )
         self.claims = self._informer("persistentvolumeclaims", _ClaimHandler(self))
         self.pvs = self._informer("persistentvolumes", _VolumeHandler(self))
         self.classes = Informer(
@@ -162,6 +166,7 @@ class Controller:
             metrics=self.metrics,
             gids=GidReservations(GidAllocator()),
             leading=self.is_leading,
+            heketi_clients=self._heketi,
             expectations=Expectations(),
             heketi_settings=dict(self.config.heketi_settings),
         )

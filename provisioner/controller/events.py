@@ -1,13 +1,19 @@
 """core/v1 Events on PVCs and PVs, aggregated and sent off the workers' path.
 
 `record()` never blocks a worker: events go to a bounded queue drained by one
-sender thread. A repeat of the same (object, type, reason, message) patches the
+sender thread. A *progress* Event (`progress()`, e.g. "Provisioning") is held back
+for a short delay and dropped when a later Event about the same object (e.g.
+"ProvisioningSucceeded") arrives first: a claim bound within the delay needs no
+progress report, which saves one API write per claim; a slow one still gets it.
+A repeat of the same (object, type, reason, message) patches the
 existing Event's `count` and `lastTimestamp` instead of creating another, like
 client-go's correlator; an Event the API already expired is created anew.
 Messages are user-facing: callers pass error texts that never carry a secret.
 """
 
 import datetime
+import heapq
+import itertools
 import queue
 import threading
 import time
@@ -35,6 +41,12 @@ AGGREGATION_ENTRIES: Final = 4096
 CLUSTER_EVENT_NAMESPACE: Final = "default"
 
 
+#: Wakes the sender thread to look at held progress Events.
+_WAKE: Final = object()
+#: How long a progress Event waits for the outcome before it is sent anyway.
+DEFAULT_PROGRESS_DELAY: Final = 2.0
+
+
 @dataclass(frozen=True)
 class _Pending:
     involved: Obj
@@ -42,6 +54,8 @@ class _Pending:
     type: str
     reason: str
     message: str
+    #: monotonic time before which a progress Event is held back (0: send now)
+    hold_until: float = 0.0
 
 
 def _timestamp() -> str:
@@ -63,26 +77,48 @@ def involved_object(obj: Obj) -> Obj:
     return ref
 
 
+def _pending(
+    obj: Obj, type_: str, reason: str, message: str, *, hold_until: float = 0.0
+) -> _Pending:
+    involved = involved_object(obj)
+    namespace = involved.get("namespace") or CLUSTER_EVENT_NAMESPACE
+    return _Pending(involved, namespace, type_, reason, message[:MAX_MESSAGE], hold_until)
+
+
 class EventRecorder:
     """Sends Events from a background thread; `flush()` waits until all are sent."""
 
-    def __init__(self, api: KubeApi, *, instance: str) -> None:
+    def __init__(
+        self, api: KubeApi, *, instance: str, progress_delay: float = DEFAULT_PROGRESS_DELAY
+    ) -> None:
         self._api = api
         self._instance = instance
-        self._queue: queue.Queue[_Pending | None] = queue.Queue(QUEUE_SIZE)
+        self._progress_delay = progress_delay
+        self._held: dict[str, _Pending] = {}
+        self._due: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+        self._held_lock = threading.Lock()
+        self._queue: queue.Queue[object] = queue.Queue(QUEUE_SIZE)
         self._seen: OrderedDict[tuple[str, str, str, str], tuple[str, str, int]] = OrderedDict()
         self._thread = threading.Thread(target=self._run, name="event-recorder", daemon=True)
         self._thread.start()
 
     def record(self, obj: Obj, *, type: str, reason: str, message: str) -> None:
-        """Queue an Event about `obj` (a PVC or PV dict)."""
-        involved = involved_object(obj)
-        namespace = involved.get("namespace") or CLUSTER_EVENT_NAMESPACE
-        pending = _Pending(involved, namespace, type, reason, message[:MAX_MESSAGE])
-        try:
-            self._queue.put_nowait(pending)
-        except queue.Full:
-            log.warning("event queue full; event dropped", reason=reason)
+        """Queue an Event about `obj` (a PVC or PV dict); it supersedes a held progress Event."""
+        pending = _pending(obj, type, reason, message)
+        with self._held_lock:
+            self._held.pop(str(pending.involved.get("uid")), None)
+        self._enqueue(pending)
+
+    def progress(self, obj: Obj, reason: str, message: str) -> None:
+        """A Normal progress Event, sent only if no other Event about `obj` follows soon."""
+        due = time.monotonic() + self._progress_delay
+        pending = _pending(obj, NORMAL, reason, message, hold_until=due)
+        uid = str(pending.involved.get("uid"))
+        with self._held_lock:
+            self._held[uid] = pending
+            heapq.heappush(self._due, (due, next(self._seq), uid))
+        self._enqueue(_WAKE)
 
     def normal(self, obj: Obj, reason: str, message: str) -> None:
         self.record(obj, type=NORMAL, reason=reason, message=message)
@@ -91,7 +127,7 @@ class EventRecorder:
         self.record(obj, type=WARNING, reason=reason, message=message)
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait (up to `timeout`) until every queued Event was sent."""
+        """Wait (up to `timeout`) until every queued Event was sent (held ones excepted)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._queue.unfinished_tasks == 0:
@@ -104,19 +140,50 @@ class EventRecorder:
         self._queue.put(None)
         self._thread.join(timeout)
 
+    def _enqueue(self, item: object) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            log.warning("event queue full; event dropped")
+
     def _run(self) -> None:
         while True:
-            pending = self._queue.get()
             try:
-                if pending is None:
+                item = self._queue.get(timeout=self._next_due_in())
+            except queue.Empty:
+                self._send_due()
+                continue
+            try:
+                if item is None:
                     return
-                self._send(pending)
-            except KubeError as exc:
-                log.warning(
-                    "could not record event", reason=pending and pending.reason, error=str(exc)
-                )
+                if isinstance(item, _Pending):
+                    self._send_logged(item)
+                self._send_due()
             finally:
                 self._queue.task_done()
+
+    def _next_due_in(self) -> float | None:
+        with self._held_lock:
+            return max(0.0, self._due[0][0] - time.monotonic()) if self._due else None
+
+    def _send_due(self) -> None:
+        """Send the held progress Events whose delay passed and that nothing superseded."""
+        while True:
+            with self._held_lock:
+                if not self._due or self._due[0][0] > time.monotonic():
+                    return
+                due, _, uid = heapq.heappop(self._due)
+                pending = self._held.get(uid)
+                if pending is None or pending.hold_until != due:
+                    continue
+                del self._held[uid]
+            self._send_logged(pending)
+
+    def _send_logged(self, pending: _Pending) -> None:
+        try:
+            self._send(pending)
+        except KubeError as exc:
+            log.warning("could not record event", reason=pending.reason, error=str(exc))
 
     def _send(self, pending: _Pending) -> None:
         key = (str(pending.involved.get("uid")), pending.type, pending.reason, pending.message)

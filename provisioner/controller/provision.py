@@ -31,11 +31,11 @@ from provisioner.controller.kube import (
     path_for,
 )
 from provisioner.heketi.client import HeketiConfig
-from provisioner.heketi.errors import HeketiAuthError
+from provisioner.heketi.errors import HeketiAuthError, HeketiNameInUse, HeketiOutcomeUnknown
 from provisioner.heketi.types import Volume
 from provisioner.log import get_logger
 from provisioner.storageclass import ProvisioningParams
-from provisioner.volumes import heketi_volume_name, size_gib
+from provisioner.volumes import create_request, heketi_volume_name, size_gib
 
 log = get_logger("provision")
 
@@ -144,8 +144,9 @@ class ClaimReconciler:
             return
         heketi = ctx.heketi_for_class(params)
         name = self._heketi_name(pvc, params)
+        fresh = names.PVC_FINALIZER not in o.finalizers(pvc)
         pvc = self._record_intent(pvc, params, name)
-        volume, gid = self._ensure_volume(pvc, heketi, params, name)
+        volume, gid = self._ensure_volume(pvc, heketi, params, name, fresh=fresh)
         pv = self._create_pv(pvc, storage_class, params, volume, gid)
         self._bind(pvc, pv)
         ctx.events.normal(
@@ -177,7 +178,7 @@ class ClaimReconciler:
             }
         }
         updated = self._patch_claim(pvc, patch)
-        self._ctx.events.normal(
+        self._ctx.events.progress(
             updated,
             PROVISIONING,
             f"External provisioner is provisioning volume for claim {o.claim_ref(pvc)}",
@@ -187,19 +188,25 @@ class ClaimReconciler:
         return updated
 
     def _ensure_volume(
-        self, pvc: Obj, heketi: HeketiConfig, params: ProvisioningParams, name: str
+        self,
+        pvc: Obj,
+        heketi: HeketiConfig,
+        params: ProvisioningParams,
+        name: str,
+        *,
+        fresh: bool,
     ) -> tuple[Volume, int]:
         ctx = self._ctx
         gid = ctx.gids.for_claim(o.uid(pvc), params)
+        size = size_gib(o.requested_bytes(pvc))
         ctx.guard()
         try:
-            volume = ctx.volumes.ensure_volume(
-                heketi=heketi,
-                name=name,
-                params=params,
-                gid=gid,
-                size_gib=size_gib(o.requested_bytes(pvc)),
-            )
+            if fresh:
+                volume = self._create_fresh(heketi, params, name, gid, size)
+            else:
+                volume = ctx.volumes.ensure_volume(
+                    heketi=heketi, name=name, params=params, gid=gid, size_gib=size
+                )
         except HeketiAuthError:
             if params.secret_namespace and params.secret_name:
                 ctx.secrets.invalidate(params.secret_namespace, params.secret_name)
@@ -207,6 +214,21 @@ class ClaimReconciler:
         gid = volume.gid or gid
         ctx.gids.settle(o.uid(pvc), gid)
         return volume, gid
+
+    def _create_fresh(
+        self, heketi: HeketiConfig, params: ProvisioningParams, name: str, gid: int, size: int
+    ) -> Volume:
+        """First attempt for a claim: the intent was recorded just now, so no earlier
+        attempt can have called Heketi, and the (whole-topology) lookup by name is
+        skipped. An unknown outcome falls back to the idempotent look-up-then-create."""
+        request = create_request(name=name, size_gib=size, params=params, gid=gid)
+        try:
+            return self._ctx.heketi_clients(heketi).create_volume(request)
+        except (HeketiOutcomeUnknown, HeketiNameInUse) as err:
+            log.info("create outcome unknown; looking the volume up", name=name, cause=str(err))
+            return self._ctx.volumes.ensure_volume(
+                heketi=heketi, name=name, params=params, gid=gid, size_gib=size
+            )
 
     def _create_pv(
         self, pvc: Obj, storage_class: Obj, params: ProvisioningParams, volume: Volume, gid: int

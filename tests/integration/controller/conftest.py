@@ -168,6 +168,7 @@ class Cluster:
             "heketi_settings": FAST_HEKETI,
             "drain_seconds": 5.0,
             "sync_timeout_seconds": 10.0,
+            "progress_event_delay_seconds": 0.2,
             "secret_ttl_seconds": 5.0,
         }
         settings.update(overrides)

@@ -114,9 +114,11 @@ def test_an_unreachable_api_server_exits_nonzero_with_a_message(tmp_path: Path) 
         "provisioner",
         "controller",
         "--kubeconfig",
-        str(_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:1")),
+        str(_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{_free_port()}")),
         "--metrics-address",
         "",
+        "--cache-sync-timeout",
+        "1s",
     ]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1
