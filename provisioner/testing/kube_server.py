@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from provisioner.testing.kube import resources
 from provisioner.testing.kube.binder import BinderError, PVBinder
-from provisioner.testing.kube.control import RequestRecord
+from provisioner.testing.kube.control import RequestLog, RequestRecord
 from provisioner.testing.kube.errors import ApiError
 from provisioner.testing.kube.handler import Handler, ServerState
 from provisioner.testing.kube.resources import ResourceType
@@ -46,6 +46,9 @@ DEFAULT_HISTORY = 10_000
 #: Seconds between BOOKMARK events on watches that allow them (the apiserver: ~1 min;
 #: short here so tests see them without waiting).
 DEFAULT_BOOKMARK_INTERVAL = 1.0
+#: Requests a long-running server process keeps in its log (in-process servers keep all,
+#: so tests and benchmarks can use positions in `requests` as marks).
+CLI_REQUEST_LOG_LIMIT = 100_000
 #: Listen backlog: benchmarks open many pooled connections at once.
 _BACKLOG = 128
 
@@ -68,10 +71,15 @@ class KubeTestServer:
         history: int = DEFAULT_HISTORY,
         binder: bool = False,
         bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL,
+        request_log_limit: int | None = None,
     ) -> None:
         self._host, self._port = host, port
         self._store = Store(history=history)
-        self._state = ServerState(store=self._store, bookmark_interval=bookmark_interval)
+        self._state = ServerState(
+            store=self._store,
+            bookmark_interval=bookmark_interval,
+            log=RequestLog(request_log_limit),
+        )
         self._binder = PVBinder(self._store)
         self._run_binder = binder
         self._httpd: _HTTPServer | None = None
@@ -318,6 +326,12 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between watch BOOKMARK events",
     )
     parser.add_argument(
+        "--request-log-limit",
+        type=int,
+        default=CLI_REQUEST_LOG_LIMIT,
+        help=f"requests kept in the log (default {CLI_REQUEST_LOG_LIMIT:,})",
+    )
+    parser.add_argument(
         "--kubeconfig-out",
         metavar="PATH",
         help="write a kubeconfig for the server to PATH once it listens",
@@ -339,8 +353,8 @@ def _serve_until_signalled(server: KubeTestServer) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.history < 1:
-        print("--history must be at least 1", file=sys.stderr)
+    if args.history < 1 or args.request_log_limit < 1:
+        print("--history and --request-log-limit must be at least 1", file=sys.stderr)
         return 2
     host, port = args.listen
     server = KubeTestServer(
@@ -349,6 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         history=args.history,
         binder=args.binder,
         bookmark_interval=args.bookmark_interval,
+        request_log_limit=args.request_log_limit,
     )
     try:
         url = server.start()

@@ -65,14 +65,10 @@ class Faults:
             self._rules.clear()
 
 
-#: Records kept; long-running demo and benchmark servers must not grow without bound.
-REQUEST_LOG_LIMIT = 100_000
-
-
 class RequestLog:
-    """The most recent requests (up to REQUEST_LOG_LIMIT), oldest first; thread-safe."""
+    """Answered requests, oldest first; with a limit only the most recent; thread-safe."""
 
-    def __init__(self, limit: int = REQUEST_LOG_LIMIT) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         self._lock = threading.Lock()
         self._records: deque[RequestRecord] = deque(maxlen=limit)
 
