@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from provisioner.testing.kube import events
 from provisioner.testing.kube.errors import invalid
 from provisioner.testing.kube.quantity import QuantityError, parse_quantity
 from provisioner.testing.kube.resources import ResourceType
@@ -389,7 +390,15 @@ def validate_create(rt: ResourceType, obj: JSON) -> None:
     meta = obj["metadata"]
     causes = _name_causes(rt, meta.get("name", "")) + _label_causes(meta)
     causes += _VALIDATE.get(rt.bucket, _no_causes)(obj)
+    causes += _event_causes(rt, obj)
     _raise(rt, obj, causes)
+
+
+def _event_causes(rt: ResourceType, obj: JSON) -> list[Cause]:
+    if rt.bucket != "events":
+        return []
+    namespace = obj["metadata"].get("namespace", "")
+    return events.validation_causes(obj, namespace, events_api=rt.group == "events.k8s.io")
 
 
 def prepare_update(rt: ResourceType, new: JSON, old: JSON, *, status: bool) -> JSON:
@@ -452,6 +461,7 @@ def validate_update(rt: ResourceType, new: JSON, old: JSON) -> None:
     causes = _label_causes(new["metadata"])
     causes += _finalizer_causes(new, old)
     causes += _VALIDATE_UPDATE.get(rt.bucket, _no_update_causes)(new, old)
+    causes += _event_causes(rt, new)
     _raise(rt, new, causes)
 
 

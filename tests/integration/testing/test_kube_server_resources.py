@@ -119,7 +119,7 @@ def test_core_and_events_group_events_share_one_store(api: Api) -> None:
     )
     new_event = {
         "metadata": {"name": "e2"},
-        "regarding": {"kind": "Pod", "name": "p"},
+        "regarding": {"kind": "Pod", "name": "p", "namespace": ns},
         "reason": "Started",
         "note": "hello",
         "type": "Normal",
@@ -199,3 +199,34 @@ def test_undecodable_timestamp_is_a_bad_request(server: KubeTestServer, api: Api
     conn.close()
     assert (response.status, status["reason"]) == (400, "BadRequest")
     assert 'parsing time "yesterday"' in status["message"]
+
+
+def test_event_about_a_cluster_scoped_object_lives_in_default(api: Api) -> None:
+    about_volume = {
+        "metadata": {"name": "pv-event"},
+        "reason": "VolumeDeleted",
+        "involvedObject": {"kind": "PersistentVolume", "name": "pv-1"},
+    }
+    assert api.core.create_namespaced_event("default", about_volume).metadata.name == "pv-event"
+    ns = new_namespace(api)
+    with pytest.raises(client.ApiException) as err:
+        api.core.create_namespaced_event(ns, about_volume)
+    assert status_of(err.value)["message"] == (
+        'Event "pv-event" is invalid: involvedObject.namespace: Invalid value: "": does not '
+        "match event.namespace"
+    )
+
+
+def test_new_style_event_needs_its_reporting_fields(api: Api) -> None:
+    ns = new_namespace(api)
+    event = {
+        "metadata": {"name": "e"},
+        "regarding": {"kind": "Pod", "name": "p", "namespace": ns},
+        "reason": "Started",
+        "type": "Normal",
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+    }
+    with pytest.raises(client.ApiException) as err:
+        api.events.create_namespaced_event(ns, event)
+    fields = [c["field"] for c in status_of(err.value)["details"]["causes"]]
+    assert fields == ["reportingController", "reportingInstance", "action"]
