@@ -2,17 +2,21 @@
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from provisioner import errors
-from provisioner.csi.mounter import Result
+from provisioner.csi.mounter import MountInfo, PathState, Result
 from provisioner.csi.recovery import (
     CgroupEscapeRunner,
+    RepairOutcome,
     StageRecord,
     StageRecords,
     check_cgroup_dir,
+    repair_stale_mounts,
 )
+from provisioner.csi.server import VolumeLocks
 
 
 def _record(staging: str) -> StageRecord:
@@ -68,3 +72,82 @@ def test_fuse_cgroup_outside_a_cgroup_v2_tree_is_refused_with_advice(tmp_path: P
     with pytest.raises(errors.InvalidArgument, match="not a cgroup v2 directory"):
         check_cgroup_dir(tmp_path / "fuse")
     assert not (tmp_path / "fuse").exists()
+
+
+class _FakeMounter:
+    """Mount table + per-path health; records what repair did."""
+
+    def __init__(self, mounts: dict[str, str], stale: set[str]) -> None:
+        self.table = [
+            MountInfo(i, 1, "/", point, ("rw",), "fuse.glusterfs", source, ())
+            for i, (point, source) in enumerate(mounts.items())
+        ]
+        self.stale = stale
+        self.calls: list[tuple[str, ...]] = []
+
+    def mount_at(self, path: Path) -> MountInfo | None:
+        found = [m for m in self.table if m.mount_point == str(path)]
+        return found[-1] if found else None
+
+    def path_state(self, path: Path) -> PathState:
+        return PathState.STALE if str(path) in self.stale else PathState.HEALTHY
+
+    def mount_gluster(self, source: Any, target: Path, **_: Any) -> None:
+        self.calls.append(("mount", source.device, str(target)))
+        self.table.append(MountInfo(99, 1, "/", str(target), ("rw",), "fuse.glusterfs",
+                                    source.device, ()))  # fmt: skip
+        self.stale.discard(str(target))
+
+    def bind_mount(self, source: Path, target: Path, *, read_only: bool) -> None:
+        self.calls.append(("bind", str(source), str(target)))
+
+    def unmount(self, target: Path) -> None:
+        self.calls.append(("umount", str(target)))
+        for mount in reversed(self.table):
+            if mount.mount_point == str(target):
+                self.table.remove(mount)
+                break
+
+    def mounts(self) -> list[MountInfo]:
+        return list(self.table)
+
+
+def _repair(tmp_path: Path, mounter: _FakeMounter, **kwargs: Any) -> RepairOutcome:
+    records = StageRecords(tmp_path)
+    for staging in ("/k/s1", "/k/s2"):
+        records.save(
+            StageRecord(
+                volume_id=staging[-2:], staging_path=staging, servers=("10.0.0.1",),
+                volume="vol", read_only=False, flags=(), log_file="/l/vol.log",
+            )
+        )  # fmt: skip
+    return repair_stale_mounts(
+        mounter=mounter, records=records, all_mounts=mounter.mounts, **kwargs
+    )
+
+
+def test_stale_staging_is_remounted_and_its_published_paths_rebound(tmp_path: Path) -> None:
+    device = "10.0.0.1:/vol"
+    mounter = _FakeMounter({"/k/s1": device, "/k/pod/mount": device}, {"/k/s1", "/k/pod/mount"})
+    outcome = _repair(tmp_path, mounter)
+    assert outcome.repaired == ("/k/s1",) and outcome.rebound == ("/k/pod/mount",)
+    assert outcome.forgotten == ("/k/s2",)  # not mounted at all (node rebooted): record dropped
+    assert mounter.calls == [
+        ("umount", "/k/pod/mount"), ("umount", "/k/s1"), ("mount", device, "/k/s1"),
+        ("bind", "/k/s1", "/k/pod/mount"),
+    ]  # fmt: skip
+    assert [r.staging_path for r in StageRecords(tmp_path).load_all()] == ["/k/s1"]
+
+
+def test_healthy_staging_is_left_alone(tmp_path: Path) -> None:
+    mounter = _FakeMounter({"/k/s1": "10.0.0.1:/vol", "/k/s2": "10.0.0.1:/vol"}, set())
+    outcome = _repair(tmp_path, mounter)
+    assert sorted(outcome.healthy) == ["/k/s1", "/k/s2"] and mounter.calls == []
+
+
+def test_a_volume_kubelet_is_working_on_is_left_to_that_call(tmp_path: Path) -> None:
+    mounter = _FakeMounter({"/k/s1": "10.0.0.1:/vol"}, {"/k/s1"})
+    locks = VolumeLocks()
+    with locks.hold("s1"):
+        outcome = _repair(tmp_path, mounter, locks=locks)
+    assert outcome.repaired == () and mounter.calls == []
