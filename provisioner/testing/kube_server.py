@@ -89,12 +89,18 @@ class KubeTestServer:
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> str:
-        """Listen and serve in a background thread; returns the base URL."""
+        """Listen and serve in a background thread; returns the base URL.
+
+        After `stop()`, starting again serves the same objects on the same port,
+        like an apiserver restarted on intact storage (open watches were ended).
+        """
         if self._httpd is not None:
             return self.url
         handler = type("BoundHandler", (Handler,), {"state": self._state})
+        self._store.reopen()
         self._httpd = _HTTPServer((self._host, self._port), handler)
         host, port = str(self._httpd.server_address[0]), int(self._httpd.server_address[1])
+        self._port = port
         self._state.address = f"{host}:{port}"
         self.url = f"http://{host}:{port}"
         self._thread = threading.Thread(

@@ -82,6 +82,7 @@ class PVBinder:
     # --- background loop -------------------------------------------------------------------
 
     def start(self) -> None:
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="kube-pv-binder", daemon=True)
         self._thread.start()
 

@@ -481,6 +481,11 @@ class Store:
                 self.closed = True
             self._changed.notify_all()
 
+    def reopen(self) -> None:
+        """Serve again after `wake_all(close=True)` (a restarted server)."""
+        with self._lock:
+            self.closed = False
+
     def snapshot(self, bucket: str, namespace: str | None) -> tuple[int, list[Stored]]:
         with self._lock:
             spaces = self._buckets.get(bucket, {})

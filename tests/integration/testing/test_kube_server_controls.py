@@ -164,3 +164,28 @@ def test_automatic_binder_names_the_provisioner_on_pending_claims() -> None:
             return "volume.kubernetes.io/storage-provisioner" in annotations
 
         _eventually(annotated, "the storage-provisioner annotation")
+
+
+def test_restart_keeps_objects_and_address_and_ends_watches(
+    api: Api, server: KubeTestServer
+) -> None:
+    api.core.create_namespaced_persistent_volume_claim("default", pvc_body("kept"))
+    url = server.url
+    outcome: list[BaseException | None] = []
+
+    def consume() -> None:
+        try:
+            list(watch.Watch().stream(api.core.list_namespace, timeout_seconds=30))
+            outcome.append(None)
+        except Exception as err:  # what the client raises is what we assert on
+            outcome.append(err)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    _eventually(lambda: server.count_requests(verb="watch") == 1, "the watch to start")
+    server.stop()
+    thread.join(timeout=5)
+    assert server.start() == url
+    assert api.core.read_namespaced_persistent_volume_claim("kept", "default").metadata.name
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], urllib3.exceptions.ProtocolError)
