@@ -114,18 +114,21 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     add(
         "--leader-election-lease-duration",
-        default=f"{DEFAULT_LEASE_DURATION:g}s",
-        help="how long a leader's lease is valid without renewal (default 15s)",
+        default=env_default("LEADER_ELECTION_LEASE_DURATION", f"{DEFAULT_LEASE_DURATION:g}s"),
+        help="how long a leader's lease is valid without renewal "
+        "(env LEADER_ELECTION_LEASE_DURATION; default 15s)",
     )
     add(
         "--leader-election-renew-deadline",
-        default=f"{DEFAULT_RENEW_DEADLINE:g}s",
-        help="a leader stops acting when it could not renew for this long (default 10s)",
+        default=env_default("LEADER_ELECTION_RENEW_DEADLINE", f"{DEFAULT_RENEW_DEADLINE:g}s"),
+        help="a leader stops acting when it could not renew for this long "
+        "(env LEADER_ELECTION_RENEW_DEADLINE; default 10s)",
     )
     add(
         "--leader-election-retry-period",
-        default=f"{DEFAULT_RETRY_PERIOD:g}s",
-        help="interval of lease renewals and acquisition attempts (default 2s)",
+        default=env_default("LEADER_ELECTION_RETRY_PERIOD", f"{DEFAULT_RETRY_PERIOD:g}s"),
+        help="interval of lease renewals and acquisition attempts "
+        "(env LEADER_ELECTION_RETRY_PERIOD; default 2s)",
     )
     add(
         "--metrics-address",

@@ -38,6 +38,9 @@ DEFAULT_DRAIN_SECONDS: Final = 30.0
 #: A healthy API server lists 10,000 claims in seconds; a minute means it is unreachable.
 DEFAULT_SYNC_TIMEOUT_SECONDS: Final = 60.0
 
+#: Retry delay after a 409: the object changed under us, nothing is wrong.
+CONFLICT_RETRY_SECONDS: Final = 0.05
+
 Item = tuple[str, str]  # ("claim", "ns/name") or ("volume", "pv-name")
 CLAIM: Final = "claim"
 VOLUME: Final = "volume"
@@ -343,10 +346,14 @@ class Controller:
             queue.forget(item)
         except NotLeading:
             return
+        except KubeConflict as err:
+            # someone else changed the object: no fault, no growing backoff (the watch
+            # event of that change usually re-queues the key even sooner)
+            queue.add_after(item, CONFLICT_RETRY_SECONDS)
+            log.debug("conflict; retrying", kind=kind, key=key, error=str(err))
         except (errors.ProvisionerError, ValueError) as err:
             delay = queue.add_rate_limited(item)
-            level = log.info if isinstance(err, KubeConflict) else log.warning
-            level(
+            log.warning(
                 "reconcile failed; will retry",
                 kind=kind,
                 key=key,

@@ -30,6 +30,16 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _settled(pvc: Obj, pv: Obj) -> bool:
+    """Fast path for the common case (no quantity parsing): request, PV capacity and
+    claim status all spell the same size."""
+    capacity = ((pv.get("spec") or {}).get("capacity") or {}).get("storage")
+    spec = pvc.get("spec") or {}
+    requested = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    status = ((pvc.get("status") or {}).get("capacity") or {}).get("storage")
+    return capacity is not None and requested == capacity and status in (capacity, None)
+
+
 class Expander:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
@@ -38,7 +48,7 @@ class Expander:
         pv = self._ctx.pvs.get(pv_name)
         if pv is None or not o.is_ours_pv(pv, self._ctx.driver):
             return
-        if o.pv_claim_uid(pv) != o.uid(pvc):
+        if o.pv_claim_uid(pv) != o.uid(pvc) or _settled(pvc, pv):
             return
         wanted = o.requested_bytes(pvc)
         if wanted > o.capacity_bytes(pv):

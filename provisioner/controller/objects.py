@@ -62,6 +62,37 @@ def remove_finalizer_ops(obj: Obj, finalizer: str) -> list[dict[str, Any]]:
     return [{"op": "test", "path": at, "value": finalizer}, {"op": "remove", "path": at}]
 
 
+def _pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def add_finalizer_ops(obj: Obj, finalizer: str, extra: Mapping[str, str]) -> list[dict[str, Any]]:
+    """JSON patch adding `finalizer` and the `extra` annotations. Preconditions: the
+    finalizer list is unchanged; only where a whole list or map must be created does
+    the patch fall back to the resourceVersion (which then also guards the rest)."""
+    current, present = finalizers(obj), annotations(obj)
+    ops: list[dict[str, Any]] = []
+    if not current or not present:
+        ops.append(
+            {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version(obj)}
+        )
+    if current:
+        ops += [
+            {"op": "test", "path": "/metadata/finalizers", "value": current},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer},
+        ]
+    else:
+        ops.append({"op": "add", "path": "/metadata/finalizers", "value": [finalizer]})
+    if present:
+        ops += [
+            {"op": "add", "path": f"/metadata/annotations/{_pointer(k)}", "value": v}
+            for k, v in extra.items()
+        ]
+    else:
+        ops.append({"op": "add", "path": "/metadata/annotations", "value": dict(extra)})
+    return ops
+
+
 def claim_ref(pvc: Obj) -> str:
     return f"{namespace(pvc)}/{name(pvc)}"
 

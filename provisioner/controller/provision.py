@@ -170,14 +170,13 @@ class ClaimReconciler:
         if names.PVC_FINALIZER in o.finalizers(pvc):
             return pvc
         self._ctx.guard()
-        patch = {
-            "metadata": {
-                "resourceVersion": o.resource_version(pvc),
-                "finalizers": [*o.finalizers(pvc), names.PVC_FINALIZER],
-                "annotations": o.heketi_annotations(params, heketi_name=heketi_name),
-            }
-        }
-        updated = self._patch_claim(pvc, patch)
+        ops = o.add_finalizer_ops(
+            pvc, names.PVC_FINALIZER, o.heketi_annotations(params, heketi_name=heketi_name)
+        )
+        try:
+            updated = self._json_patch_claim(pvc, ops)
+        except KubeInvalid as exc:  # a precondition failed: the claim changed meanwhile
+            raise KubeConflict(409, f"claim {o.claim_ref(pvc)} changed; retrying") from exc
         self._ctx.events.progress(
             updated,
             PROVISIONING,
@@ -292,10 +291,6 @@ class ClaimReconciler:
     def _json_patch_claim(self, pvc: Obj, ops: list[dict[str, Any]]) -> Obj:
         path = self._claim_path(pvc)
         return self._ctx.write_claim(pvc, lambda: self._ctx.api.json_patch(path, ops))
-
-    def _patch_claim(self, pvc: Obj, patch: dict[str, Any]) -> Obj:
-        path = self._claim_path(pvc)
-        return self._ctx.write_claim(pvc, lambda: self._ctx.api.merge_patch(path, patch))
 
     @staticmethod
     def _claim_path(pvc: Obj) -> str:
