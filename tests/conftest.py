@@ -28,7 +28,10 @@ def _gluster_unavailable_reason() -> str | None:
             return f"{tool} not installed (run scripts/ensure-gluster.sh as root)"
     probe = subprocess.run(
         ["gluster", "--mode=script", "--timeout=5", "volume", "list"],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     if probe.returncode != 0:
         return f"glusterd not answering: {probe.stderr.strip() or probe.stdout.strip()}"
