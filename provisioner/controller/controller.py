@@ -1,5 +1,6 @@
 """The controller: caches + work queue + workers + leader election + health."""
 
+import os
 import threading
 import time
 import uuid
@@ -76,7 +77,9 @@ class ControllerConfig:
 
 
 def default_identity() -> str:
-    return f"{gethostname()}_{uuid.uuid4().hex[:8]}"
+    """Unique per process: the pod (or host) name plus a random suffix, so a restarted
+    pod with the same name never mistakes its predecessor's lease for its own."""
+    return f"{os.environ.get('POD_NAME') or gethostname()}_{uuid.uuid4().hex[:8]}"
 
 
 class _HeketiClients:
