@@ -4,11 +4,12 @@ import http.client
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
 from kubernetes import client, watch
+from kubernetes.informer.informer import SharedInformer
 
 from provisioner.testing.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import (
@@ -265,3 +266,34 @@ def test_concurrent_writers_produce_one_ordered_stream(api: Api, ns: str) -> Non
     assert versions == sorted(versions)
     last = {obj["metadata"]["name"]: obj["metadata"]["annotations"]["n"] for _, obj in events}
     assert last == {f"w{w}": str(writes - 1) for w in range(writers)}
+
+
+def test_the_clients_shared_informer_follows_changes_and_relists_after_410(
+    api: Api, server: KubeTestServer, ns: str
+) -> None:
+    informer = SharedInformer(api.core.list_namespaced_persistent_volume_claim, namespace=ns)
+    errors: list[object] = []
+    informer.add_event_handler("ERROR", errors.append)
+    informer.start()
+    try:
+        api.core.create_namespaced_persistent_volume_claim(ns, pvc_body("a"))
+        _until(lambda: _cached(informer) == {"a"})
+        server.compact()
+        api.core.create_namespaced_persistent_volume_claim(ns, pvc_body("b"))
+        api.core.delete_namespaced_persistent_volume_claim("a", ns)
+        server.cut_watches()
+        _until(lambda: _cached(informer) == {"b"})
+    finally:
+        informer.stop()
+    assert errors  # the cut stream, and the 410 that forced the relist, were reported
+
+
+def _cached(informer: SharedInformer) -> set[str]:
+    return {o.metadata.name for o in informer.cache.list()}
+
+
+def _until(check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
