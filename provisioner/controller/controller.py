@@ -395,19 +395,18 @@ class _VolumeHandler:
         self._c = controller
 
     def on_add(self, obj: Obj) -> None:
-        if not o.is_ours_pv(obj, self._c.config.driver_name):
-            return
+        # every PV's GID counts as used, also those of other provisioners (e.g. the
+        # in-tree glusterfs plugin's PVs on the same Heketi): no two volumes share one
         gid = o.pv_gid(obj)
         if gid is not None:
             self._c.ctx.gids.gids.mark_used(gid)
-        self._c.enqueue((VOLUME, o.name(obj)))
+        if o.is_ours_pv(obj, self._c.config.driver_name):
+            self._c.enqueue((VOLUME, o.name(obj)))
 
     def on_update(self, old: Obj, new: Obj) -> None:
         self.on_add(new)
 
     def on_delete(self, obj: Obj) -> None:
-        if not o.is_ours_pv(obj, self._c.config.driver_name):
-            return
         gid = o.pv_gid(obj)
         if gid is not None:
             self._c.ctx.gids.gids.release(gid)

@@ -43,6 +43,7 @@ def _settled(pvc: Obj, pv: Obj) -> bool:
 class Expander:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
+        self._refused: set[tuple[str, int]] = set()
 
     def reconcile(self, pvc: Obj, pv_name: str) -> None:
         pv = self._ctx.pvs.get(pv_name)
@@ -74,8 +75,11 @@ class Expander:
                 if storage_class is not None
                 else f"StorageClass {class_name!r} no longer exists"
             )
-            ctx.events.warning(pvc, RESIZE_FAILED, f"cannot expand {o.name(pv)}: {why}")
-            ctx.metrics.operations.labels("expand", "rejected").inc()
+            refusal = (o.uid(pvc), o.requested_bytes(pvc))
+            if refusal not in self._refused:  # once per requested size, not per update
+                self._refused.add(refusal)
+                ctx.events.warning(pvc, RESIZE_FAILED, f"cannot expand {o.name(pv)}: {why}")
+                ctx.metrics.operations.labels("expand", "rejected").inc()
             return
         started = time.monotonic()
         try:
