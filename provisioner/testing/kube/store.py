@@ -574,6 +574,11 @@ def _prepare_meta(rt: ResourceType, namespace: str, obj: JSON) -> JSON:
         meta["namespace"] = namespace
     else:
         meta.pop("namespace", None)
+    if meta.get("resourceVersion"):
+        raise ApiError(
+            500,
+            "Internal error occurred: resourceVersion should not be set on objects to be created",
+        )
     for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
         meta.pop(field, None)
     meta["uid"] = str(uuid.uuid4())

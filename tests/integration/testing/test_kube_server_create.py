@@ -53,15 +53,24 @@ def test_create_sets_uid_timestamp_resource_version_and_generation(api: Api) -> 
     assert (created["kind"], created["apiVersion"]) == ("PersistentVolumeClaim", "v1")
 
 
-def test_client_supplied_server_fields_are_replaced(api: Api) -> None:
+def test_client_supplied_uid_and_timestamp_are_replaced(api: Api) -> None:
     ns = new_namespace(api)
     body = pvc_body("data")
-    body["metadata"].update(
-        {"uid": "mine", "resourceVersion": "42", "creationTimestamp": "2000-01-01T00:00:00Z"}
-    )
+    body["metadata"].update({"uid": "mine", "creationTimestamp": "2000-01-01T00:00:00Z"})
     created = api.core.create_namespaced_persistent_volume_claim(ns, body)
     assert created.metadata.uid != "mine"
     assert created.metadata.creation_timestamp.year > 2000
+
+
+def test_create_carrying_a_resource_version_fails_like_the_apiserver(api: Api) -> None:
+    ns = new_namespace(api)
+    body = pvc_body("data")
+    body["metadata"]["resourceVersion"] = "42"
+    with pytest.raises(client.ApiException) as err:
+        api.core.create_namespaced_persistent_volume_claim(ns, body)
+    status = status_of(err.value)
+    assert (status["code"], status["reason"]) == (500, "InternalError")
+    assert "resourceVersion should not be set on objects to be created" in status["message"]
 
 
 def test_generate_name_appends_five_random_characters(api: Api) -> None:
