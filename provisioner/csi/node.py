@@ -190,6 +190,11 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         self, request: csi_pb2.NodePublishVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodePublishVolumeResponse:
         volume_id = validation.volume_id(request.volume_id)
+        if not request.staging_target_path:  # the spec's code for this case, not INVALID_ARGUMENT
+            raise errors.FailedPrecondition(
+                "staging_target_path is required: this plugin has STAGE_UNSTAGE_VOLUME; "
+                "call NodeStageVolume first and pass its staging_target_path"
+            )
         staging = self._path(request.staging_target_path, "staging_target_path")
         target = self._path(request.target_path, "target_path")
         mount = validation.mount_capability(

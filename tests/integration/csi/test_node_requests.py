@@ -144,8 +144,10 @@ BAD_REQUESTS = [
                  "mount flags 'ro' and 'rw' contradict each other", id="stage-flags-ro-and-rw"),
     pytest.param("NodePublishVolume", {"target_path": ""}, INVALID, "target_path is required",
                  id="publish-no-target"),
-    pytest.param("NodePublishVolume", {"staging_target_path": ""}, INVALID,
-                 "staging_target_path is required", id="publish-no-staging-path"),
+    pytest.param("NodePublishVolume", {"staging_target_path": ""}, "FAILED_PRECONDITION",
+                 "staging_target_path is required: this plugin has STAGE_UNSTAGE_VOLUME; call "
+                 "NodeStageVolume first and pass its staging_target_path",
+                 id="publish-no-staging-path"),
     pytest.param("NodePublishVolume", {"volume_capability": BLOCK}, INVALID,
                  "volume_capability: block access is not supported; GlusterFS volumes are "
                  "filesystems (use access type mount / volumeMode: Filesystem)",
