@@ -274,8 +274,8 @@ class NodeService(csi_pb2_grpc.NodeServicer):
                 f"GlusterFS mount at {path} is stale (transport endpoint is not connected); "
                 "NodeStageVolume remounts it"
             )
-        if self._mounter.mount_at(path) is None:
-            return _abnormal(f"volume {volume_id} is not mounted at {path}")
+        if self._mounter.mount_at(path) is None:  # a bare directory: the volume is not there
+            raise errors.NotFound(f"volume {volume_id} is not mounted at volume_path {path}")
         return csi_pb2.NodeGetVolumeStatsResponse(
             usage=_usage(os.statvfs(path)),
             volume_condition=csi_pb2.VolumeCondition(

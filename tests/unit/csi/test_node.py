@@ -219,13 +219,14 @@ def test_a_call_for_a_busy_volume_is_aborted(
         stage(node, staging)
 
 
-def test_stats_of_an_existing_directory_that_is_not_mounted_is_abnormal(
+def test_stats_of_an_existing_directory_that_is_not_mounted_is_not_found(
     node: NodeService, staging: Path
 ) -> None:
     staging.mkdir()
     request = csi_pb2.NodeGetVolumeStatsRequest(volume_id="v1", volume_path=str(staging))
-    condition = node.NodeGetVolumeStats(request, None).volume_condition
-    assert condition.abnormal and condition.message == f"volume v1 is not mounted at {staging}"
+    with pytest.raises(errors.NotFound) as raised:
+        node.NodeGetVolumeStats(request, None)
+    assert str(raised.value) == f"volume v1 is not mounted at volume_path {staging}"
 
 
 @pytest.mark.parametrize(
