@@ -5,9 +5,11 @@ check → act → respond. Handlers raise `provisioner.errors.*`; the server's
 interceptor turns them into gRPC codes.
 """
 
+import contextlib
 import errno
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -128,12 +130,12 @@ class NodeService(csi_pb2_grpc.NodeServicer):
             if self._staged_already(volume_id, source, staging, read_only=read_only):
                 self._remember(record)
                 return csi_pb2.NodeStageVolumeResponse()
-            _make_dir(staging, field="staging_target_path")
             self._config.mount_log_dir.mkdir(parents=True, exist_ok=True)
-            self._mounter.mount_gluster(
-                source, staging, read_only=read_only, flags=mount.flags, log_file=log_file
-            )
-            self._expect_mounted(staging, source.device)
+            with _mount_point(staging, field="staging_target_path"):
+                self._mounter.mount_gluster(
+                    source, staging, read_only=read_only, flags=mount.flags, log_file=log_file
+                )
+                self._expect_mounted(staging, source.device)
             self._remember(record)
         _log.info("volume staged", volume_id=volume_id, source=source.device, read_only=read_only)
         return csi_pb2.NodeStageVolumeResponse()
@@ -207,9 +209,9 @@ class NodeService(csi_pb2_grpc.NodeServicer):
             read_only = request.readonly or mount.read_only_mode or staged.read_only
             if self._published_already(volume_id, staged, target, read_only=read_only):
                 return csi_pb2.NodePublishVolumeResponse()
-            _make_dir(target, field="target_path")
-            self._mounter.bind_mount(staging, target, read_only=read_only)
-            self._expect_mounted(target, staged.source)
+            with _mount_point(target, field="target_path"):
+                self._mounter.bind_mount(staging, target, read_only=read_only)
+                self._expect_mounted(target, staged.source)
         _log.info("volume published", volume_id=volume_id, read_only=read_only)
         return csi_pb2.NodePublishVolumeResponse()
 
@@ -325,15 +327,35 @@ def _usage(stats: os.statvfs_result) -> list[csi_pb2.VolumeUsage]:
     ]  # fmt: skip
 
 
-def _make_dir(path: Path, *, field: str) -> None:
+@contextlib.contextmanager
+def _mount_point(path: Path, *, field: str) -> Iterator[None]:
+    """The directory `path` for a mount, made if missing and removed again if the
+    mount fails (an existing directory, or one something is mounted on, stays)."""
+    created = _make_dir(path, field=field)
     try:
-        path.mkdir(mode=DIR_MODE, exist_ok=True)
+        yield
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):  # EBUSY/ENOTEMPTY: not ours to remove now
+                path.rmdir()
+        raise
+
+
+def _make_dir(path: Path, *, field: str) -> bool:
+    """Make the directory `path`; whether it was made by this call."""
+    try:
+        path.mkdir(mode=DIR_MODE)
+    except FileExistsError:
+        if not path.is_dir():
+            raise errors.FailedPrecondition(
+                f"{field} {path} exists and is not a directory"
+            ) from None
+        return False
     except FileNotFoundError as error:
         raise errors.FailedPrecondition(
             f"the parent directory of {field} {path} does not exist"
         ) from error
-    if not path.is_dir():
-        raise errors.FailedPrecondition(f"{field} {path} exists and is not a directory")
+    return True
 
 
 def _remove_dir(path: Path, *, field: str) -> None:

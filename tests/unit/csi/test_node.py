@@ -241,3 +241,37 @@ def test_stats_of_an_existing_directory_that_is_not_mounted_is_not_found(
 def test_invalid_node_configuration_is_refused(config: dict[str, object], message: str) -> None:
     with pytest.raises(errors.InvalidArgument, match=re.escape(message)):
         NodeConfig(**config)  # type: ignore[arg-type]
+
+
+def _refuse(*_args: object, **_kwargs: object) -> None:
+    raise errors.Internal("mount failed (exit 32): no such volume")
+
+
+def test_a_failed_publish_removes_the_target_directory_it_made(
+    node: NodeService, fake: FakeMounter, staging: Path, target: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    stage(node, staging)
+    monkeypatch.setattr(fake, "bind_mount", _refuse)
+    with pytest.raises(errors.Internal, match="no such volume"):
+        publish(node, staging, target)
+    assert not target.exists()
+
+
+def test_a_failed_stage_removes_the_staging_directory_it_made(
+    node: NodeService, fake: FakeMounter, staging: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fake, "mount_gluster", _refuse)
+    with pytest.raises(errors.Internal, match="no such volume"):
+        stage(node, staging)
+    assert not staging.exists()
+
+
+def test_a_failed_stage_keeps_a_staging_directory_that_was_already_there(
+    node: NodeService, fake: FakeMounter, staging: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staging.mkdir()  # kubelet creates the staging directory itself
+    monkeypatch.setattr(fake, "mount_gluster", _refuse)
+    with pytest.raises(errors.Internal, match="no such volume"):
+        stage(node, staging)
+    assert staging.is_dir()
