@@ -6,15 +6,13 @@ from collections.abc import Callable, Sequence
 import grpc
 from google.protobuf import wrappers_pb2
 
-from provisioner import __version__, errors, log
+from provisioner import __version__, errors
 from provisioner.csi import csi_pb2, csi_pb2_grpc
-
-_log = log.get_logger("csi.identity")
 
 #: CSI: domain-name notation, at most 63 characters, alphanumeric at both ends.
 _DRIVER_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$")
 
-#: A readiness check returns None when ready, else why not (shown in the log).
+#: A readiness check returns None when ready, else why not (the Probe error message).
 ReadinessCheck = Callable[[], str | None]
 
 _Service = csi_pb2.PluginCapability.Service
@@ -75,7 +73,9 @@ class IdentityService(csi_pb2_grpc.IdentityServicer):
     def Probe(
         self, request: csi_pb2.ProbeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.ProbeResponse:
+        """Ready, or FAILED_PRECONDITION naming each missing dependency (the CSI spec's
+        code for "missing required dependency"; `ready=false` means still starting)."""
         reasons = [reason for check in self._readiness_checks if (reason := check())]
         if reasons:
-            _log.warning("plugin not ready", reasons=reasons)
-        return csi_pb2.ProbeResponse(ready=wrappers_pb2.BoolValue(value=not reasons))
+            raise errors.FailedPrecondition("plugin not ready: " + "; ".join(reasons))
+        return csi_pb2.ProbeResponse(ready=wrappers_pb2.BoolValue(value=True))

@@ -38,12 +38,14 @@ def test_probe_is_ready_when_every_check_passes() -> None:
     assert response.HasField("ready") and response.ready.value is True
 
 
-def test_probe_is_not_ready_when_a_check_reports_a_reason() -> None:
+def test_probe_is_failed_precondition_naming_the_missing_dependency() -> None:
     identity = IdentityService(
         driver_name=DRIVER_NAME,
         readiness_checks=[lambda: None, lambda: "mount.glusterfs not found"],
     )
-    assert identity.Probe(csi_pb2.ProbeRequest(), None).ready.value is False
+    with pytest.raises(errors.FailedPrecondition) as raised:
+        identity.Probe(csi_pb2.ProbeRequest(), None)
+    assert str(raised.value) == "plugin not ready: mount.glusterfs not found"
 
 
 @pytest.mark.parametrize(
