@@ -13,11 +13,11 @@ and deliver the difference → on a dropped connection reconnect with backoff.
 
 import random
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from provisioner.controller.kube import KubeApi, KubeError, KubeGone, Obj, WatchStream
+from provisioner.controller.kube import KubeError, KubeGone, Obj
 from provisioner.controller.workqueue import BackoffPolicy
 from provisioner.log import get_logger
 
@@ -32,6 +32,22 @@ WATCH_READ_GRACE_SECONDS: Final = 30.0
 #: Reconnect backoff after a dropped watch or failed list: fast first, capped at 30 s.
 DEFAULT_RECONNECT_BACKOFF: Final = BackoffPolicy(base_seconds=0.2, cap_seconds=30.0, jitter=0.2)
 LAST_APPLIED: Final = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+class EventStream(Protocol):
+    """An open watch: iterate for events; `close()` ends it from any thread."""
+
+    def __iter__(self) -> Iterator[Obj]: ...
+    def close(self) -> None: ...
+
+
+class ListWatchApi(Protocol):
+    """What the informer needs of the API (KubeApi provides it)."""
+
+    def list(self, path: str, *, query: Sequence[tuple[str, str]] = ()) -> Obj: ...
+    def watch(
+        self, path: str, *, query: Sequence[tuple[str, str]], read_timeout: float
+    ) -> EventStream: ...
 
 
 class Handler(Protocol):
@@ -70,7 +86,7 @@ class Informer:
 
     def __init__(
         self,
-        api: KubeApi,
+        api: ListWatchApi,
         *,
         path: str,
         handler: Handler,
@@ -88,7 +104,7 @@ class Informer:
         self._version = ""
         self._synced = threading.Event()
         self._stop = threading.Event()
-        self._stream: WatchStream | None = None
+        self._stream: EventStream | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.relists = 0

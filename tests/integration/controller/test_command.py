@@ -123,3 +123,32 @@ def test_an_unreachable_api_server_exits_nonzero_with_a_message(tmp_path: Path) 
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1
     assert "could not list" in result.stderr + result.stdout
+
+
+def test_a_controller_killed_mid_create_leaves_one_volume_for_its_successor(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster.storage_class()
+    cluster.heketi.set_latency(1500)  # the create is still running when the process dies
+    argv = [sys.executable, "-m", "provisioner", "controller",
+            "--kubeconfig", str(_kubeconfig(tmp_path / "kubeconfig", cluster.kube.url)),
+            "--metrics-address", ""]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        cluster.claim()
+        wait_for(
+            "the Heketi create to start",
+            lambda: any(
+                r.method == "POST" and r.path == "/volumes" for r in cluster.heketi.requests
+            ),
+        )
+    finally:
+        process.kill()
+        process.wait(10)
+    cluster.heketi.set_latency(0)
+    cluster.start_controller()
+    pvc = cluster.wait_bound()
+    assert len(cluster.heketi.volumes()) == 1
+    assert [pv["metadata"]["name"] for pv in cluster.kube.list("persistentvolumes")] == [
+        f"pvc-{pvc['metadata']['uid']}"
+    ]
