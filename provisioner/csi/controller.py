@@ -143,7 +143,12 @@ def csi_volume(volume: Volume) -> csi_pb2.Volume:
 
 
 class _GidReservations:
-    """GIDs handed to creates still in flight, per Heketi URL (Heketi lists the rest)."""
+    """GIDs this process handed out, per Heketi URL (Heketi lists the others).
+
+    A GID stays reserved once its volume exists: a create that listed Heketi's
+    volumes before that volume appeared must still not pick it. Only a GID whose
+    create failed, or found an older volume instead, is given back.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -230,12 +235,15 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         if found is not None:
             return found
         gid = self._gids.reserve(heketi.url, (v.gid for v in existing), params)
+        volume: Volume | None = None
         try:
-            return self._volumes.ensure_volume(
+            volume = self._volumes.ensure_volume(
                 heketi=heketi, name=name, size_gib=wanted.gib, params=params, gid=gid
             )
+            return volume
         finally:
-            self._gids.release(heketi.url, gid)
+            if volume is None or volume.gid != gid:
+                self._gids.release(heketi.url, gid)
 
     # --- DeleteVolume -------------------------------------------------------------
 
