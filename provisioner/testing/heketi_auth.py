@@ -52,7 +52,7 @@ def check_request(
     now: float | None = None,
 ) -> AuthFailure | None:
     """None when the request may proceed, else the answer Heketi would give."""
-    header = authorization or ""
+    header = (authorization or "").strip(" \t")  # Go's textproto trims header values
     if not header:
         return AuthFailure(401, "Required authorization token not found")
     parts = header.split(" ")

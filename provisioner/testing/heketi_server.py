@@ -65,7 +65,12 @@ OP_KINDS = frozenset(
     }
 )
 _ASYNC_KINDS = frozenset({"volume_create", "volume_expand", "volume_delete"})
+#: Heketi's ErrConflict: the volume (or a brick of it) has a pending operation.
 _CONFLICT = "The target exists, contains other items, or is in use."
+#: Heketi's prefixes (app_volume.go) for errors of an operation's synchronous Build step.
+_CREATE_FAILED = "Failed to allocate new volume: "
+_EXPAND_FAILED = "Failed to allocate volume expansion: "
+_DELETE_FAILED = "Failed to set up volume delete: "
 _BUSY = "Server busy. Retry operation later."
 _MAX_BODY = 1 << 20
 
@@ -353,7 +358,7 @@ class HeketiTestServer:
     def handle(self, method: str, path: str, authorization: str | None, body: bytes) -> Response:
         if path == "/hello" and method == "GET":
             return Response(
-                200, b"Hello from Heketi", {"Content-Type": "text/plain; charset=utf-8"}
+                200, b"Hello from Heketi", {"Content-Type": "text/plain; charset=UTF-8"}
             )
         if self._auth:
             failure = check_request(
@@ -462,8 +467,17 @@ class HeketiTestServer:
             return Response.json(self._store.volume_json(volume))
 
     def _visible(self, volume_id: str) -> VolumeRecord:
+        """A complete volume: Heketi hides volumes being created or deleted from reads."""
+        volume = self._any_volume(volume_id)
+        if volume.state != "online":
+            raise RequestError(404, "Id not found")
+        return volume
+
+    def _any_volume(self, volume_id: str) -> VolumeRecord:
+        """Any volume record, also one with a pending operation (as Heketi's
+        expand and delete handlers look volumes up)."""
         volume = self._store.volumes.get(volume_id)
-        if volume is None or volume.state == "creating":
+        if volume is None:
             raise RequestError(404, "Id not found")
         return volume
 
@@ -491,7 +505,7 @@ class HeketiTestServer:
             try:
                 volume = self._store.allocate_volume(spec)
             except RequestError as exc:
-                raise RequestError(exc.status, f"Failed to allocate new volume: {exc}") from None
+                raise RequestError(exc.status, _CREATE_FAILED + exc.message) from None
             bricks = list(volume.bricks)
 
             def commit() -> _QueueEntry:
@@ -519,12 +533,12 @@ class HeketiTestServer:
             problem = "cannot be blank" if size == 0 else "must be no less than 1"
             raise RequestError(400, f"validation failed: expand_size: {problem}.")
         with self._lock:
-            volume = self._claim(volume_id)
+            volume = self._claim(volume_id, _EXPAND_FAILED)
             try:
                 bricks = self._store.allocate_expand(volume, size)
             except RequestError as exc:
                 volume.busy = False
-                raise RequestError(exc.status, f"Failed to allocate new volume: {exc}") from None
+                raise RequestError(exc.status, _EXPAND_FAILED + exc.message) from None
 
             def commit() -> _QueueEntry:
                 volume.bricks.extend(bricks)
@@ -550,14 +564,15 @@ class HeketiTestServer:
 
     def _volume_delete(self, volume_id: str, fault: _Fault | None) -> Response:
         with self._lock:
-            volume = self._claim(volume_id)
+            volume = self._claim(volume_id, _DELETE_FAILED)
+            volume.state = "deleting"  # hidden from reads, like Heketi's pending volumes
 
             def commit() -> _QueueEntry:
                 self._store.drop_volume(volume)
                 return _QueueEntry(True, 204)
 
             def rollback() -> None:
-                volume.busy = False
+                volume.state, volume.busy = "online", False
 
             return self._accept(
                 fault,
@@ -571,12 +586,19 @@ class HeketiTestServer:
                 ),
             )
 
-    def _claim(self, volume_id: str) -> VolumeRecord:
-        """The volume for a new operation: 404 unknown, 409 busy, 429 server full."""
-        volume = self._visible(volume_id)
+    def _claim(self, volume_id: str, failed: str) -> VolumeRecord:
+        """The volume for a new operation, in Heketi's order: 404 unknown, 429 server
+        full, then the Build step's 500 conflict when an operation on it is pending.
+
+        Heketi's delete refuses a volume or brick with a pending operation exactly
+        so. Its expand checks nothing and would start a second operation; this
+        server refuses that the same way instead of modelling concurrent brick
+        changes of one volume.
+        """
+        volume = self._any_volume(volume_id)
         self._check_capacity()
         if volume.busy:
-            raise RequestError(409, _CONFLICT)
+            raise RequestError(500, failed + _CONFLICT)
         volume.busy = True
         return volume
 

@@ -13,7 +13,7 @@ that fits nowhere fails with Heketi's "No space".
 import math
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 KIB_PER_GIB = 1024 * 1024
@@ -26,6 +26,7 @@ MAX_SNAPSHOT_FACTOR = 100
 _GO_MAX_INT32 = 2**31 - 1
 _VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 _DISPERSE_COMBINATIONS = {(2, 1), (4, 2), (8, 3), (8, 4)}
+_DURABILITY_TYPES = ("replicate", "disperse", "none")
 
 
 class RequestError(Exception):
@@ -87,7 +88,8 @@ class VolumeRecord:
     options: list[str]
     snapshot: dict[str, Any]
     bricks: list[Brick] = field(default_factory=list)
-    #: "creating" volumes are hidden (Heketi lists complete volumes only).
+    #: "creating" and "deleting" volumes are hidden: Heketi's reads show only
+    #: volumes without a pending operation on the volume itself.
     state: str = "creating"
     busy: bool = True  # an operation is running on it
 
@@ -139,45 +141,31 @@ class Store:
     # -- create ----------------------------------------------------------------
 
     def validate_create(self, body: Any) -> CreateSpec:
-        """Heketi's synchronous checks of a create request, in Heketi's order."""
-        if not isinstance(body, dict):
-            raise RequestError(422, "request unable to be parsed")
-        size, name = _int_field(body, "size"), body.get("name", "")
-        if not isinstance(name, str):
-            raise RequestError(422, "request unable to be parsed")
-        _check_struct(size, name)
-        gid = _int_field(body, "gid")
-        if gid < 0:
+        """Heketi's synchronous checks of a create request, in Heketi's order: JSON
+        decoding (any mistyped field: 422), struct validation, gid, durability type,
+        snapshot factor, replica / dispersion, requested clusters."""
+        spec = _decode_create(body)
+        _check_struct(spec.size, spec.name)
+        if spec.gid < 0:
             raise RequestError(400, "Bad group id less than zero")
-        if gid >= _GO_MAX_INT32:
+        if spec.gid >= _GO_MAX_INT32:
             raise RequestError(400, "Bad group id equal or greater than 2**32")
-        durability = _durability(body.get("durability"))
-        snapshot = _snapshot(body.get("snapshot"))
-        clusters = self._requested_clusters(body.get("clusters"))
-        options = body.get("glustervolumeoptions") or []
-        if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
-            raise RequestError(422, "request unable to be parsed")
-        return CreateSpec(
-            size=size,
-            name=name,
-            durability=durability,
-            gid=gid,
-            clusters=clusters,
-            options=tuple(options),
-            snapshot=snapshot,
+        if spec.durability["type"] not in _DURABILITY_TYPES:
+            raise RequestError(400, "Unknown durability type")
+        if spec.snapshot["enable"] and not 1 <= spec.snapshot["factor"] <= MAX_SNAPSHOT_FACTOR:
+            raise RequestError(400, "Invalid snapshot factor")
+        durability = _checked_durability(spec.durability)
+        return replace(
+            spec, durability=durability, clusters=self._requested_clusters(spec.clusters)
         )
 
-    def _requested_clusters(self, raw: Any) -> tuple[str, ...]:
-        if raw is None:
-            raw = []
-        if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
-            raise RequestError(422, "request unable to be parsed")
+    def _requested_clusters(self, requested: tuple[str, ...]) -> tuple[str, ...]:
         if not self.clusters:
             raise RequestError(400, "No clusters configured")
-        for cluster in raw:
+        for cluster in requested:
             if cluster not in self.clusters:
                 raise RequestError(400, f"Cluster id {cluster} not found")
-        return tuple(raw) or tuple(self.clusters)
+        return requested or tuple(self.clusters)
 
     def allocate_volume(self, spec: CreateSpec) -> VolumeRecord:
         """Reserve name and bricks (Heketi's Build step); the volume stays hidden."""
@@ -317,7 +305,7 @@ class Store:
         return [
             v
             for v in self.volumes.values()
-            if v.state != "creating" and (cluster is None or v.cluster == cluster)
+            if v.state == "online" and (cluster is None or v.cluster == cluster)
         ]
 
     def cluster_json(self, cluster: str) -> dict[str, Any]:
@@ -351,7 +339,7 @@ def _int_field(body: dict[str, Any], key: str) -> int:
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RequestError(422, "request unable to be parsed")
+        raise _unparsable()
     return value
 
 
@@ -369,39 +357,87 @@ def _check_struct(size: int, name: str) -> None:
         raise RequestError(400, f"validation failed: {text}.")
 
 
-def _durability(raw: Any) -> dict[str, Any]:
+def _decode_create(body: Any) -> CreateSpec:
+    """The body as Go's json decoder reads it into VolumeCreateRequest (422 on a type error)."""
+    if not isinstance(body, dict):
+        raise _unparsable()
+    name, clusters, options = (
+        _or(body.get(key), empty)
+        for key, empty in (("name", ""), ("clusters", []), ("glustervolumeoptions", []))
+    )
+    if not (isinstance(name, str) and _strings(clusters) and _strings(options)):
+        raise _unparsable()
+    return CreateSpec(
+        size=_int_field(body, "size"),
+        name=name,
+        durability=_decode_durability(body.get("durability")),
+        gid=_int_field(body, "gid"),
+        clusters=tuple(clusters),
+        options=tuple(options),
+        snapshot=_decode_snapshot(body.get("snapshot")),
+    )
+
+
+def _unparsable() -> RequestError:
+    return RequestError(422, "request unable to be parsed")
+
+
+def _or(value: Any, empty: Any) -> Any:
+    """JSON null decodes to Go's zero value."""
+    return empty if value is None else value
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _object(raw: Any) -> dict[str, Any]:
     if raw is None:
-        raw = {}
+        return {}
     if not isinstance(raw, dict):
-        raise RequestError(422, "request unable to be parsed")
-    kind = raw.get("type") or "none"
-    replica = _int_field(raw.get("replicate") or {}, "replica")
-    disperse = raw.get("disperse") or {}
-    data, redundancy = _int_field(disperse, "data"), _int_field(disperse, "redundancy")
+        raise _unparsable()
+    return raw
+
+
+def _decode_durability(raw: Any) -> dict[str, Any]:
+    durability = _object(raw)
+    kind = durability.get("type") or "none"  # Heketi reads "" as none
+    disperse = _object(durability.get("disperse"))
+    if not isinstance(kind, str):
+        raise _unparsable()
+    return {
+        "type": kind,
+        "replicate": {"replica": _int_field(_object(durability.get("replicate")), "replica")},
+        "disperse": {
+            "data": _int_field(disperse, "data"),
+            "redundancy": _int_field(disperse, "redundancy"),
+        },
+    }
+
+
+def _checked_durability(durability: dict[str, Any]) -> dict[str, Any]:
+    """Heketi's replica and dispersion checks; the durability as Heketi stores it."""
+    kind = durability["type"]
     if kind == "replicate":
+        replica = durability["replicate"]["replica"]
         if replica > 3:
             raise RequestError(400, "Invalid replica value")
         return {"type": kind, "replicate": {"replica": replica or DEFAULT_REPLICA}, "disperse": {}}
     if kind == "disperse":
+        data, redundancy = durability["disperse"]["data"], durability["disperse"]["redundancy"]
         if (data, redundancy) not in _DISPERSE_COMBINATIONS:
             raise RequestError(400, f"Invalid dispersion combination: {data}+{redundancy}")
         return {"type": kind, "replicate": {}, "disperse": {"data": data, "redundancy": redundancy}}
-    if kind == "none":
-        return {"type": kind, "replicate": {}, "disperse": {}}
-    raise RequestError(400, "Unknown durability type")
+    return {"type": kind, "replicate": {}, "disperse": {}}
 
 
-def _snapshot(raw: Any) -> dict[str, Any]:
-    if raw is None:
-        return {"enable": False, "factor": 0}
-    if not isinstance(raw, dict):
-        raise RequestError(422, "request unable to be parsed")
-    enable = bool(raw.get("enable", False))
-    factor = raw.get("factor", 0) or 0
-    if not isinstance(factor, int | float) or isinstance(factor, bool):
-        raise RequestError(422, "request unable to be parsed")
-    if enable and not 1 <= factor <= MAX_SNAPSHOT_FACTOR:
-        raise RequestError(400, "Invalid snapshot factor")
+def _decode_snapshot(raw: Any) -> dict[str, Any]:
+    snapshot = _object(raw)
+    enable, factor = _or(snapshot.get("enable"), False), _or(snapshot.get("factor"), 0)
+    if not isinstance(enable, bool) or isinstance(factor, bool):
+        raise _unparsable()
+    if not isinstance(factor, int | float):
+        raise _unparsable()
     return {"enable": enable, "factor": factor}
 
 

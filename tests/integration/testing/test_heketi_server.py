@@ -112,6 +112,14 @@ AUTH_CASES = [
         id="no-bearer-scheme",
     ),
     pytest.param(
+        "bearer ",
+        "GET",
+        "/clusters",
+        400,
+        "Authorization header format must be Bearer {token}",
+        id="bearer-without-token",
+    ),
+    pytest.param(
         "bearer not-a-jwt",
         "GET",
         "/clusters",
@@ -168,6 +176,7 @@ def test_wrong_key_wins_over_an_expired_token(server: HeketiTestServer) -> None:
 def test_hello_needs_no_token(server: HeketiTestServer) -> None:
     answer = call(server.url, "GET", "/hello", authorization=None)
     assert (answer.status_code, answer.text) == (200, "Hello from Heketi")
+    assert answer.headers["Content-Type"] == "text/plain; charset=UTF-8"
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
@@ -251,6 +260,28 @@ CREATE_CASES = [
         id="unknown-cluster",
     ),
     pytest.param({"size": "big"}, 422, "request unable to be parsed", id="size-not-a-number"),
+    pytest.param(
+        {"size": 0, "glustervolumeoptions": "performance.cache-size 1GB"},
+        422,
+        "request unable to be parsed",
+        id="mistyped-field-fails-decoding-before-validation",
+    ),
+    pytest.param(
+        {
+            "size": 1,
+            "durability": {"type": "replicate", "replicate": {"replica": 4}},
+            "snapshot": {"enable": True, "factor": 0.5},
+        },
+        400,
+        "Invalid snapshot factor",
+        id="snapshot-factor-checked-before-replica",
+    ),
+    pytest.param(
+        {"size": 1, "snapshot": {"enable": "yes", "factor": 2}},
+        422,
+        "request unable to be parsed",
+        id="snapshot-enable-not-a-boolean",
+    ),
     pytest.param(
         {"size": 1000}, 500, "Failed to allocate new volume: No space", id="larger-than-free-space"
     ),
@@ -435,16 +466,48 @@ def test_expand_adds_size_and_a_brick_set(server: HeketiTestServer) -> None:
 def test_expand_beyond_free_space_is_no_space(server: HeketiTestServer) -> None:
     volume_id = create(server, "capped", 50)
     answer = call(server.url, "POST", f"/volumes/{volume_id}/expand", body={"expand_size": 60})
-    assert answer.status_code == 500
-    assert answer.text.endswith("No space\n")
+    assert (answer.status_code, answer.text) == (
+        500,
+        "Failed to allocate volume expansion: No space\n",
+    )
 
 
-def test_second_operation_on_a_busy_volume_is_409(server: HeketiTestServer) -> None:
+CONFLICT = "The target exists, contains other items, or is in use."
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body", "message"),
+    [
+        ("DELETE", "", None, f"Failed to set up volume delete: {CONFLICT}"),
+        ("POST", "/expand", {"expand_size": 1}, f"Failed to allocate volume expansion: {CONFLICT}"),
+    ],
+    ids=["delete", "expand"],
+)
+def test_operation_on_a_volume_being_deleted_is_heketis_500_conflict(
+    server: HeketiTestServer, method: str, suffix: str, body: Any, message: str
+) -> None:
     volume_id = create(server, "busy")
     server.set_latency(2000)
     assert call(server.url, "DELETE", f"/volumes/{volume_id}").status_code == 202
-    again = call(server.url, "DELETE", f"/volumes/{volume_id}")
-    assert again.status_code == 409
+    again = call(server.url, method, f"/volumes/{volume_id}{suffix}", body=body)
+    assert (again.status_code, again.text) == (500, message + "\n")
+
+
+def test_volume_being_deleted_is_hidden_from_reads(server: HeketiTestServer) -> None:
+    volume_id = create(server, "leaving")
+    server.set_latency(2000)
+    assert call(server.url, "DELETE", f"/volumes/{volume_id}").status_code == 202
+    info = call(server.url, "GET", f"/volumes/{volume_id}")
+    assert (info.status_code, info.text) == (404, "Id not found\n")
+    assert call(server.url, "GET", "/volumes").json() == {"volumes": []}
+
+
+def test_failed_delete_shows_the_volume_again(server: HeketiTestServer) -> None:
+    volume_id = create(server, "stays")
+    server.fail_next("volume_delete", in_queue=True, message="Unable to delete volume stays")
+    location = call(server.url, "DELETE", f"/volumes/{volume_id}").headers["Location"]
+    assert wait_done(server.url, location).status_code == 500
+    assert call(server.url, "GET", f"/volumes/{volume_id}").status_code == 200
 
 
 def test_max_inflight_answers_429_server_busy() -> None:
