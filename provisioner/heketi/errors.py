@@ -40,7 +40,12 @@ class HeketiAuthError(HeketiError, errors.PermissionDenied):
 
 
 class HeketiConflict(HeketiError, errors.Aborted):
-    """409: another operation on the same volume is still running; retry later."""
+    """Another operation on the same volume is still running; retry later.
+
+    Heketi says so with a 500 carrying its ErrConflict text ("The target exists,
+    contains other items, or is in use."), e.g. for a delete resent while the
+    first delete runs; a 409 (a proxy, or the Heketi database volume) maps here too.
+    """
 
 
 class HeketiBusy(HeketiError, errors.Unavailable):

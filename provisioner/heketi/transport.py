@@ -48,6 +48,9 @@ _ALWAYS_RETRIED = frozenset({429, 503})
 #: Gateway answers after which the request may or may not have reached Heketi.
 _AMBIGUOUS_RETRIED = frozenset({502, 504})
 _NAME_IN_USE = re.compile(r"Volume name '[^']*' already in use")
+#: Heketi's ErrConflict text. Heketi answers it with 500 ("Failed to set up volume
+#: delete: ..."), not 409, when the volume or one of its bricks has a pending operation.
+_CONFLICT = "The target exists, contains other items, or is in use."
 _MAX_MESSAGE = 500
 
 
@@ -256,4 +259,6 @@ def failure_kind(text: str) -> type[HeketiError]:
         return HeketiNoSpace
     if _NAME_IN_USE.search(text):
         return HeketiNameInUse
+    if _CONFLICT in text:
+        return HeketiConflict
     return HeketiOperationFailed

@@ -10,6 +10,7 @@ from provisioner.heketi import (
     Durability,
     HeketiAuthError,
     HeketiClient,
+    HeketiConflict,
     HeketiError,
     HeketiInvalidRequest,
     HeketiNameInUse,
@@ -127,6 +128,22 @@ def test_delete_removes_the_volume(client: HeketiClient) -> None:
 def test_delete_of_an_unknown_volume_is_not_found(client: HeketiClient) -> None:
     with pytest.raises(HeketiNotFound):
         client.delete_volume("f" * 32)
+
+
+def test_delete_resent_while_the_first_runs_is_a_conflict(
+    server: HeketiTestServer, client: HeketiClient
+) -> None:
+    made = client.create_volume(request("pvc-twice"))
+    server.set_latency(1500)
+    first = threading.Thread(target=client.delete_volume, args=(made.id,))
+    first.start()
+    deadline = time.monotonic() + 5
+    while server.inflight() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(HeketiConflict, match="is in use"):
+        client.delete_volume(made.id)
+    first.join(timeout=10)
+    assert server.volumes() == []
 
 
 FAILURES: list[tuple[str, Callable[[HeketiClient], object], type[HeketiError], str]] = [

@@ -41,9 +41,29 @@ from provisioner.heketi.transport import Exchange, error_for
             HeketiNameInUse,
             errors.AlreadyExists,
         ),
+        (
+            500,
+            "Failed to set up volume delete: The target exists, contains other items, or is "
+            "in use.\n",
+            HeketiConflict,
+            errors.Aborted,
+        ),
         (500, "Unable to execute command on node1\n", HeketiOperationFailed, errors.Internal),
     ],
-    ids=["400", "422", "401", "403", "404", "409", "429", "503", "no-space", "name-in-use", "500"],
+    ids=[
+        "400",
+        "422",
+        "401",
+        "403",
+        "404",
+        "409",
+        "429",
+        "503",
+        "no-space",
+        "name-in-use",
+        "pending-operation-conflict",
+        "500",
+    ],
 )
 def test_status_maps_to_a_typed_error(
     status: int, text: str, kind: type[HeketiError], domain: type[errors.ProvisionerError]
