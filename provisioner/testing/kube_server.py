@@ -26,12 +26,13 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
-from provisioner.testing.kube import resources
+from provisioner.testing.kube import events, resources
 from provisioner.testing.kube.binder import BinderError, PVBinder
 from provisioner.testing.kube.control import RequestLog, RequestRecord
 from provisioner.testing.kube.errors import ApiError
 from provisioner.testing.kube.handler import Handler, ServerState
 from provisioner.testing.kube.resources import ResourceType
+from provisioner.testing.kube.schema import drop_unknown_fields
 from provisioner.testing.kube.store import Store
 
 if TYPE_CHECKING:
@@ -159,13 +160,14 @@ class KubeTestServer:
     def create(self, obj: JSON) -> JSON:
         """Create `obj` as a POST would (server-set fields filled); returns the stored object."""
         rt = _type_of(obj)
-        body = json.loads(json.dumps(obj))
+        body = _as_stored(rt, json.loads(json.dumps(obj)))
         stored = self._store.create(rt, _namespace_of(rt, body), body)
         return _copy(stored.obj)
 
     def seed(self, objs: Iterable[JSON]) -> None:
         """Create many objects quickly (one lock hold); they must not exist yet."""
-        self._store.seed(_type_of, (json.loads(json.dumps(o)) for o in objs))
+        copies = (json.loads(json.dumps(o)) for o in objs)
+        self._store.seed(_type_of, (_as_stored(_type_of(o), o) for o in copies))
 
     def get(self, kind_plural: str, name: str, namespace: str | None = None) -> JSON | None:
         rt = _plural(kind_plural)
@@ -261,6 +263,12 @@ def kubeconfig(url: str) -> JSON:
         ],
         "current-context": "kube-test-server",
     }
+
+
+def _as_stored(rt: ResourceType, obj: JSON) -> JSON:
+    """What a POST of `obj` would store: unknown fields dropped, Events in core/v1 shape."""
+    drop_unknown_fields(rt, obj, "Ignore")
+    return events.to_core(obj) if rt.group == "events.k8s.io" else obj
 
 
 def _copy(obj: JSON) -> JSON:

@@ -19,6 +19,7 @@ from provisioner.testing.kube import errors, events, patch, resources, tables
 from provisioner.testing.kube.control import Faults, RequestLog, RequestRecord
 from provisioner.testing.kube.errors import ApiError
 from provisioner.testing.kube.resources import ResourceType
+from provisioner.testing.kube.schema import drop_unknown_fields
 from provisioner.testing.kube.selectors import Filter, parse_filter
 from provisioner.testing.kube.store import DeleteOptions, ListResult, Store, Stored, dumps
 from provisioner.testing.kube.watch import WatchRequest, WatchStream
@@ -184,6 +185,7 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "kube-test-server"
     state: ServerState  # set on the subclass the server makes
+    _warnings: list[str]
     _pending: "_Pending | None" = None
 
     def setup(self) -> None:
@@ -220,6 +222,7 @@ class Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         split = urlsplit(self.path)
         path = split.path
+        self._warnings = []
         self._pending = _Pending("get", path, time.monotonic(), time.time(), split.query)
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         r = route(path)
@@ -314,6 +317,9 @@ class Handler(BaseHTTPRequestHandler):
             f"Cache-Control: no-cache, private\r\n"
             f"X-Kubernetes-Pf-Flowschema-Uid: \r\n"
         )
+        for warning in self._warnings:
+            head += f'Warning: 299 - "{_header_text(warning)}"\r\n'
+        self._warnings = []
         if self.close_connection:
             head += "Connection: close\r\n"
         self.wfile.write(head.encode() + b"\r\n" + body)
@@ -361,13 +367,18 @@ class Handler(BaseHTTPRequestHandler):
     def _create(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         if r.namespace is None and r.rt.namespaced:
             raise errors.method_not_allowed("POST", f"all-namespaces {r.rt.plural}")
-        obj = _incoming(r.rt, _json_body(body))
-        stored = self.state.store.create(r.rt, _ns(r), obj, dry_run=_dry_run(query))
+        obj = _json_body(body)
+        self._warnings += drop_unknown_fields(r.rt, obj, _field_validation(query))
+        stored = self.state.store.create(
+            r.rt, _ns(r), _incoming(r.rt, obj), dry_run=_dry_run(query)
+        )
         return 201, _encode(r.rt, stored)
 
     def _update(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         assert r.name is not None
-        obj = _incoming(r.rt, _json_body(body))
+        obj = _json_body(body)
+        self._warnings += drop_unknown_fields(r.rt, obj, _field_validation(query))
+        obj = _incoming(r.rt, obj)
         stored = self.state.store.update(
             r.rt, _ns(r), r.name, obj, status=r.subresource == "status", dry_run=_dry_run(query)
         )
@@ -375,7 +386,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def _patch(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         assert r.name is not None
-        change = _patcher(r.rt, self.headers.get("Content-Type", ""), body)
+        patched = _patcher(r.rt, self.headers.get("Content-Type", ""), body)
+        mode, stored_rt = _field_validation(query), resources.stored_type(r.rt)
+
+        def change(doc: JSON) -> JSON:
+            result = patched(doc)
+            if isinstance(result, dict):
+                self._warnings += drop_unknown_fields(stored_rt, result, mode)
+            return result
+
         stored = self.state.store.mutate(
             r.rt, _ns(r), r.name, change, status=r.subresource == "status", dry_run=_dry_run(query)
         )
@@ -500,6 +519,15 @@ _VERBS: dict[str, Verb] = {
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _field_validation(query: dict[str, str]) -> str:
+    return query.get("fieldValidation") or "Warn"
+
+
+def _header_text(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return "".join(c if " " <= c <= "~" else "?" for c in escaped)
 
 
 def _ns(r: Route) -> str:

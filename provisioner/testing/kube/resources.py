@@ -185,6 +185,11 @@ for _rt in RESOURCES:
 GROUPS: tuple[str, ...] = tuple(dict.fromkeys(rt.group for rt in RESOURCES if rt.group))
 
 
+def stored_type(rt: ResourceType) -> ResourceType:
+    """The type whose shape the store keeps for `rt` (core/v1 for events.k8s.io Events)."""
+    return BY_GROUP_VERSION[("", "v1")][rt.plural] if rt.store else rt
+
+
 def resource_type(plural: str) -> ResourceType:
     """The type served under `plural` (core group preferred); KeyError if unknown."""
     return BY_PLURAL[plural]

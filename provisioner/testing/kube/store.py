@@ -23,7 +23,7 @@ from typing import Any
 from provisioner.testing.kube import errors, strategy
 from provisioner.testing.kube.errors import ApiError
 from provisioner.testing.kube.normalize import normalize
-from provisioner.testing.kube.resources import BY_GROUP_VERSION, ResourceType
+from provisioner.testing.kube.resources import BY_GROUP_VERSION, ResourceType, stored_type
 from provisioner.testing.kube.selectors import MATCH_ALL, Filter
 
 JSON = dict[str, Any]
@@ -569,7 +569,8 @@ def _prepare_meta(rt: ResourceType, namespace: str, obj: JSON) -> JSON:
                 )
             ],
         )
-    obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
+    shape = stored_type(rt)
+    obj["kind"], obj["apiVersion"] = shape.kind, shape.api_version
     if rt.namespaced:
         meta["namespace"] = namespace
     else:
@@ -626,7 +627,8 @@ def _keep_system_meta(rt: ResourceType, namespace: str, new: JSON, old: JSON) ->
             meta[field] = old["metadata"][field]
         else:
             meta.pop(field, None)
-    new["kind"], new["apiVersion"] = rt.kind, rt.api_version
+    shape = stored_type(rt)
+    new["kind"], new["apiVersion"] = shape.kind, shape.api_version
 
 
 def _spec_changed(new: JSON, old: JSON) -> bool:

@@ -131,6 +131,7 @@ def test_core_and_events_group_events_share_one_store(api: Api) -> None:
     api.events.create_namespaced_event(ns, new_event)
     as_core = api.core.read_namespaced_event("e2", ns)
     assert (as_core.involved_object.name, as_core.message) == ("p", "hello")
+    assert (as_core.api_version, seen.api_version) == ("v1", "events.k8s.io/v1")
     assert len(api.core.list_namespaced_event(ns).items) == 2
 
 
@@ -230,3 +231,39 @@ def test_new_style_event_needs_its_reporting_fields(api: Api) -> None:
         api.events.create_namespaced_event(ns, event)
     fields = [c["field"] for c in status_of(err.value)["details"]["causes"]]
     assert fields == ["reportingController", "reportingInstance", "action"]
+
+
+def test_patch_with_unknown_field_drops_it_and_warns(server: KubeTestServer, api: Api) -> None:
+    ns = new_namespace(api)
+    api.core.create_namespaced_persistent_volume_claim(ns, pvc_body("data"))
+    status, headers, _ = _raw_patch(server, ns, "", {"spec": {"volumeNam": "typo"}})
+    assert status == 200
+    assert headers.get_all("Warning") == ['299 - "unknown field \\"spec.volumeNam\\""']
+    assert "volumeNam" not in server.get("persistentvolumeclaims", "data", ns)["spec"]
+
+
+def test_strict_field_validation_rejects_unknown_fields(server: KubeTestServer, api: Api) -> None:
+    ns = new_namespace(api)
+    api.core.create_namespaced_persistent_volume_claim(ns, pvc_body("data"))
+    status, _, body = _raw_patch(
+        server, ns, "?fieldValidation=Strict", {"metadata": {"finalizer": ["x"]}}
+    )
+    assert (status, body["reason"]) == (400, "BadRequest")
+    assert body["message"] == 'strict decoding error: unknown field "metadata.finalizer"'
+
+
+def _raw_patch(
+    server: KubeTestServer, ns: str, query: str, patch: dict[str, object]
+) -> tuple[int, http.client.HTTPMessage, dict[str, object]]:
+    url = urlsplit(server.url)
+    conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=5)
+    conn.request(
+        "PATCH",
+        f"/api/v1/namespaces/{ns}/persistentvolumeclaims/data{query}",
+        body=json.dumps(patch),
+        headers={"Content-Type": "application/strategic-merge-patch+json"},
+    )
+    response = conn.getresponse()
+    body = json.loads(response.read())
+    conn.close()
+    return response.status, response.headers, body
