@@ -15,8 +15,10 @@ jittered, and honours `Retry-After`.
 
 import email.utils
 import json
+import os
 import random
 import re
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -80,7 +82,7 @@ class Transport:
     def __init__(self, config: HeketiConfig, session: requests.Session) -> None:
         self._config = config
         self._session = session
-        self._verify: bool | str = config.ca_bundle or True
+        self._verify: bool | str = config.ca_bundle or system_trust_store()
 
     def request(
         self, method: str, path: str, *, body: Any = None, replay_safe: bool, deadline: float
@@ -177,6 +179,19 @@ class Transport:
         step = min(self._config.retry_cap, self._config.retry_base * 2.0 ** (attempt - 1))
         delay = step / 2 + random.uniform(0, step / 2)  # noqa: S311 - jitter, not crypto
         return max(delay, retry_after or 0.0)
+
+
+def system_trust_store() -> bool | str:
+    """The system's CA certificates for `verify`: OpenSSL's default file or directory
+    (which honour SSL_CERT_FILE / SSL_CERT_DIR). requests' own default is the bundle
+    of the `certifi` package, which ignores CAs the administrator added to the system.
+    True (that bundle) only where the system has no CA store at all."""
+    paths = ssl.get_default_verify_paths()
+    if paths.cafile:  # None unless the file exists
+        return paths.cafile
+    if paths.capath and os.path.isdir(paths.capath):
+        return paths.capath
+    return True
 
 
 def _classify(exc: requests.exceptions.RequestException) -> Exception:

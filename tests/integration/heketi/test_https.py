@@ -48,6 +48,14 @@ def test_https_heketi_is_used_when_its_certificate_chains_to_the_given_ca(
     client.delete_volume(volume.id)
 
 
+def test_without_a_ca_bundle_the_system_trust_store_verifies(
+    https_heketi: HeketiTestServer, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OpenSSL's system store, here pointed at the test CA; certifi would not know it.
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca_file))
+    _client(https_heketi.url, None).hello()
+
+
 def test_storage_class_restcafile_reaches_the_client_and_verifies(
     https_heketi: HeketiTestServer, pki: Pki
 ) -> None:
