@@ -62,6 +62,7 @@ def test_only_the_leader_provisions_and_a_successor_takes_over_after_a_crash(
     for i in range(3):
         cluster.wait_bound(f"a{i}")
     assert not second.is_leading()
+    wait_for("3 success events", lambda: len(cluster.events(reason="ProvisioningSucceeded")) == 3)
     assert {e["reportingInstance"] for e in cluster.events(reason="ProvisioningSucceeded")} == {
         "first"
     }
