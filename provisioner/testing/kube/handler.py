@@ -32,10 +32,13 @@ DEFAULT_WATCH_MIN_SECONDS = 1800
 MAX_BODY_BYTES = 3 * 1024 * 1024
 #: Watch lines are sent in chunks of at most this many bytes.
 CHUNK_BYTES = 64 * 1024
+#: Retry-After of 429 answers (the apiserver's priority-and-fairness default).
+RETRY_AFTER_SECONDS = 1
+#: The Kubernetes release whose API the pinned client (37.x, OpenAPI release-1.37) speaks.
 VERSION_INFO = {
     "major": "1",
-    "minor": "34",
-    "gitVersion": "v1.34.0+glusterfs-provisioner-test",
+    "minor": "37",
+    "gitVersion": "v1.37.0+glusterfs-provisioner-test",
     "gitCommit": "",
     "gitTreeState": "clean",
     "buildDate": "",
@@ -235,7 +238,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             if fault is not None:
-                raise ApiError(fault.status, f"injected fault: {fault.status} for {verb} {path}")
+                raise _injected(fault.status, verb, path)
             self._dispatch(method, verb, path, r, query, body)
         except ApiError as err:
             self._send_json(err.code, err.status())
@@ -317,6 +320,8 @@ class Handler(BaseHTTPRequestHandler):
             f"Cache-Control: no-cache, private\r\n"
             f"X-Kubernetes-Pf-Flowschema-Uid: \r\n"
         )
+        if code == 429:
+            head += f"Retry-After: {RETRY_AFTER_SECONDS}\r\n"
         for warning in self._warnings:
             head += f'Warning: 299 - "{_header_text(warning)}"\r\n'
         self._warnings = []
@@ -519,6 +524,11 @@ _VERBS: dict[str, Verb] = {
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _injected(status: int, verb: str, path: str) -> ApiError:
+    details = {"retryAfterSeconds": RETRY_AFTER_SECONDS} if status == 429 else None
+    return ApiError(status, f"injected fault: {status} for {verb} {path}", details=details)
 
 
 def _field_validation(query: dict[str, str]) -> str:

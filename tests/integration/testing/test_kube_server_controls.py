@@ -189,3 +189,12 @@ def test_restart_keeps_objects_and_address_and_ends_watches(
     assert api.core.read_namespaced_persistent_volume_claim("kept", "default").metadata.name
     assert len(outcome) == 1
     assert isinstance(outcome[0], urllib3.exceptions.ProtocolError)
+
+
+def test_injected_throttling_carries_retry_after(api: Api, server: KubeTestServer) -> None:
+    server.fail_next(verb="create", status=429)
+    with pytest.raises(client.ApiException) as err:
+        api.core.create_namespace({"metadata": {"name": "throttled"}})
+    assert err.value.headers["Retry-After"] == "1"
+    assert status_of(err.value)["details"] == {"retryAfterSeconds": 1}
+    assert status_of(err.value)["reason"] == "TooManyRequests"
