@@ -18,7 +18,7 @@ import grpc
 
 from provisioner import errors, log
 from provisioner.csi import csi_pb2, csi_pb2_grpc, validation
-from provisioner.csi.mounter import GlusterSource, Mounter, MountInfo, PathState
+from provisioner.csi.mounter import Mounter, MountInfo, PathState
 from provisioner.csi.recovery import StageRecord, StageRecords
 from provisioner.csi.server import VolumeLocks
 
@@ -127,7 +127,7 @@ class NodeService(csi_pb2_grpc.NodeServicer):
             volume=source.volume, read_only=read_only, flags=mount.flags, log_file=str(log_file),
         )  # fmt: skip
         with self._locks.hold(volume_id):
-            if self._staged_already(volume_id, source, staging, read_only=read_only):
+            if self._staged_already(record):
                 self._remember(record)
                 return csi_pb2.NodeStageVolumeResponse()
             self._config.mount_log_dir.mkdir(parents=True, exist_ok=True)
@@ -151,27 +151,33 @@ class NodeService(csi_pb2_grpc.NodeServicer):
                 "cannot write stage record", path=record.staging_path, error=error.strerror
             )
 
-    def _staged_already(
-        self, volume_id: str, source: GlusterSource, staging: Path, *, read_only: bool
-    ) -> bool:
-        existing = self._mounter.mount_at(staging)
+    def _staged_already(self, wanted: StageRecord) -> bool:
+        """Whether `wanted` is mounted already (ALREADY_EXISTS if in another way)."""
+        existing = self._live_mount(Path(wanted.staging_path), wanted.volume_id)
         if existing is None:
             return False
-        if self._mounter.path_state(staging) is PathState.STALE:
-            _log.warning("stale mount found; remounting", volume_id=volume_id, path=str(staging))
-            self._unmount_all(staging)
-            return False
-        if not source.matches(existing):
+        staging, read_only = wanted.staging_path, wanted.read_only
+        if not wanted.source.matches(existing):
             raise errors.AlreadyExists(
                 f"staging_target_path {staging} already has {existing.source} "
-                f"({existing.fs_type}) mounted; refusing to mount {source.device} there"
+                f"({existing.fs_type}) mounted; refusing to mount {wanted.source.device} there"
             )
         if existing.read_only != read_only:
             raise errors.AlreadyExists(
-                f"volume {volume_id} is already staged at {staging} {_mode(existing.read_only)}; "
-                f"unstage it before staging it {_mode(read_only)}"
+                f"volume {wanted.volume_id} is already staged at {staging} "
+                f"{_mode(existing.read_only)}; unstage it before staging it {_mode(read_only)}"
             )
+        self._check_same_flags(wanted)
         return True
+
+    def _check_same_flags(self, wanted: StageRecord) -> None:
+        """A repeat stage must ask for the mount flags the mount has (its stage record)."""
+        staged = self._records.load(wanted.staging_path) if self._records is not None else None
+        if staged is not None and set(staged.flags) != set(wanted.flags):
+            raise errors.AlreadyExists(
+                f"volume {wanted.volume_id} is already staged at {wanted.staging_path} with "
+                "other mount flags; unstage it before staging it with different mountOptions"
+            )
 
     def NodeUnstageVolume(
         self, request: csi_pb2.NodeUnstageVolumeRequest, context: grpc.ServicerContext
@@ -231,12 +237,9 @@ class NodeService(csi_pb2_grpc.NodeServicer):
     def _published_already(
         self, volume_id: str, staged: MountInfo, target: Path, *, read_only: bool
     ) -> bool:
-        existing = self._mounter.mount_at(target)
+        """Whether the staged volume is bound at `target` already (ALREADY_EXISTS if not so)."""
+        existing = self._live_mount(target, volume_id)
         if existing is None:
-            return False
-        if self._mounter.path_state(target) is PathState.STALE:
-            _log.warning("stale bind mount found; rebinding", volume_id=volume_id)
-            self._unmount_all(target)
             return False
         if (existing.source, existing.fs_type) != (staged.source, staged.fs_type):
             raise errors.AlreadyExists(
@@ -289,6 +292,15 @@ class NodeService(csi_pb2_grpc.NodeServicer):
 
     def _path(self, value: str, field: str) -> Path:
         return validation.node_path(value, field=field, kubelet_dir=self._config.kubelet_dir)
+
+    def _live_mount(self, path: Path, volume_id: str) -> MountInfo | None:
+        """The mount at `path`; a stale one (its FUSE client died) is unmounted: None."""
+        existing = self._mounter.mount_at(path)
+        if existing is None or self._mounter.path_state(path) is not PathState.STALE:
+            return existing
+        _log.warning("stale mount found; mounting again", volume_id=volume_id, path=str(path))
+        self._unmount_all(path)
+        return None
 
     def _unmount_all(self, path: Path) -> None:
         for _ in range(MAX_STACKED_MOUNTS):

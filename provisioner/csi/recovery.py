@@ -85,6 +85,18 @@ class StageRecords:
     def remove(self, staging_path: str) -> None:
         self._file(staging_path).unlink(missing_ok=True)
 
+    def load(self, staging_path: str) -> StageRecord | None:
+        """The record of `staging_path`, or None when there is none (or it is unreadable)."""
+        path = self._file(staging_path)
+        try:
+            record = _parse_record(path)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            _log.warning("unreadable stage record ignored", file=str(path), error=str(error))
+            return None
+        return record if record.staging_path == staging_path else None
+
     def load_all(self) -> list[StageRecord]:
         """Every readable record; unreadable files are logged and skipped."""
         if not self.directory.is_dir():

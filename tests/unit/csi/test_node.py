@@ -10,6 +10,7 @@ from provisioner import errors
 from provisioner.csi import csi_pb2
 from provisioner.csi.mounter import GlusterSource, MountInfo, PathState
 from provisioner.csi.node import NodeConfig, NodeService
+from provisioner.csi.recovery import StageRecords
 from provisioner.csi.server import VolumeLocks
 
 Mode = csi_pb2.VolumeCapability.AccessMode.Mode
@@ -93,11 +94,16 @@ def target(tmp_path: Path) -> Path:
     return path
 
 
-def stage(node: NodeService, staging: Path, *, mode: int = Mode.MULTI_NODE_MULTI_WRITER) -> None:
+def stage(
+    node: NodeService, staging: Path, *, mode: int = Mode.MULTI_NODE_MULTI_WRITER,
+    flags: Sequence[str] = (),
+) -> None:  # fmt: skip
+    cap = capability(mode)
+    cap.mount.mount_flags.extend(flags)
     node.NodeStageVolume(
         csi_pb2.NodeStageVolumeRequest(
-            volume_id="v1", staging_target_path=str(staging),
-            volume_capability=capability(mode), volume_context=CONTEXT,
+            volume_id="v1", staging_target_path=str(staging), volume_capability=cap,
+            volume_context=CONTEXT,
         ),
         None,
     )  # fmt: skip
@@ -275,3 +281,29 @@ def test_a_failed_stage_keeps_a_staging_directory_that_was_already_there(
     with pytest.raises(errors.Internal, match="no such volume"):
         stage(node, staging)
     assert staging.is_dir()
+
+
+@pytest.fixture
+def recording_node(tmp_path: Path, fake: FakeMounter) -> NodeService:
+    config = NodeConfig(node_id="n1", kubelet_dir=tmp_path, mount_log_dir=tmp_path / "logs")
+    records = StageRecords(tmp_path / "state")
+    return NodeService(config=config, mounter=fake, records=records)
+
+
+def test_restaging_with_the_same_flags_in_another_order_is_ok(
+    recording_node: NodeService, fake: FakeMounter, staging: Path
+) -> None:
+    stage(recording_node, staging, flags=("noatime", "acl"))
+    stage(recording_node, staging, flags=("acl", "noatime"))
+    assert fake.calls == [f"mount g1:/vol_1 {staging}"]
+
+
+def test_restaging_with_other_mount_flags_is_already_exists_and_keeps_the_record(
+    recording_node: NodeService, fake: FakeMounter, staging: Path, tmp_path: Path
+) -> None:
+    stage(recording_node, staging, flags=("noatime",))
+    with pytest.raises(errors.AlreadyExists, match="with other mount flags; unstage it"):
+        stage(recording_node, staging, flags=("noexec",))
+    record = StageRecords(tmp_path / "state").load(str(staging))
+    assert record is not None and record.flags == ("noatime",)
+    assert fake.calls == [f"mount g1:/vol_1 {staging}"]

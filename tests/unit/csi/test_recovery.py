@@ -41,6 +41,20 @@ def test_unreadable_records_are_skipped_not_fatal(tmp_path: Path) -> None:
     assert [r.staging_path for r in records.load_all()] == ["/var/lib/kubelet/a"]
 
 
+def test_one_record_is_loaded_by_its_staging_path(tmp_path: Path) -> None:
+    records = StageRecords(tmp_path)
+    records.save(_record("/var/lib/kubelet/a"))
+    assert records.load("/var/lib/kubelet/a") == _record("/var/lib/kubelet/a")
+    assert records.load("/var/lib/kubelet/b") is None
+
+
+def test_an_unreadable_record_loads_as_none(tmp_path: Path) -> None:
+    records = StageRecords(tmp_path)
+    records.save(_record("/var/lib/kubelet/a"))
+    next(tmp_path.glob("*.json")).write_text("{not json")
+    assert records.load("/var/lib/kubelet/a") is None
+
+
 def test_missing_state_directory_means_no_records(tmp_path: Path) -> None:
     assert StageRecords(tmp_path / "absent").load_all() == []
 
