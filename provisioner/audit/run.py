@@ -6,7 +6,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Final, TextIO
 
-from provisioner.audit.findings import AuditSettings, OrphanVolume, Report, build_report
+from provisioner.audit.findings import (
+    AuditSettings,
+    ClusterState,
+    OrphanVolume,
+    Report,
+    build_report,
+)
 from provisioner.audit.ledger import (
     DEFAULT_STATE_CONFIGMAP,
     KubeReader,
@@ -17,6 +23,7 @@ from provisioner.audit.ledger import (
 from provisioner.audit.output import orphan_rows, print_table
 from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.errors import HeketiError, HeketiNotFound
+from provisioner.heketi.types import Volume
 from provisioner.log import get_logger
 
 log = get_logger("audit")
@@ -31,6 +38,15 @@ class DeletePolicy:
     older_than_seconds: float
     ledger_namespace: str
     ledger_name: str = DEFAULT_STATE_CONFIGMAP
+
+
+def _read(heketi: HeketiClient, kube: KubeReader) -> tuple[list[Volume], ClusterState]:
+    """Heketi first, then Kubernetes. The provisioner creates a claim's volume only
+    after the claim exists, so every volume listed here has its claim (or its PV) in
+    the later Kubernetes read; read the other way round, a claim created between the
+    two reads would make its new volume look orphaned."""
+    volumes = heketi.list_volumes()
+    return volumes, kube.snapshot()
 
 
 def _with_first_seen(report: Report, ledger: OrphanLedger) -> Report:
@@ -52,8 +68,7 @@ def run_audit(
     out: TextIO = sys.stdout,
 ) -> Report:
     """Audit once; with `delete`, record sightings and delete orphans old enough."""
-    state = kube.snapshot()
-    report = build_report(heketi.list_volumes(), state, settings, now=now())
+    report = build_report(*_read(heketi, kube), settings, now=now())
     if delete is None:
         if ledger_namespace:
             ledger = OrphanLedger(ledger_namespace, DEFAULT_STATE_CONFIGMAP, settings.heketi_url)
@@ -88,7 +103,7 @@ def _delete_due(
     settings: AuditSettings,
 ) -> Report:
     """Delete each due orphan after re-checking, with fresh reads, that it is still one."""
-    fresh = build_report(heketi.list_volumes(), kube.snapshot(), settings, now=time.time())
+    fresh = build_report(*_read(heketi, kube), settings, now=time.time())
     still = {o.id for o in fresh.orphaned_volumes}
     deleted: list[OrphanVolume] = []
     problems: list[str] = []

@@ -12,6 +12,9 @@ import pytest
 
 from provisioner import cli, names
 from provisioner.audit import command, ledger
+from provisioner.audit.findings import AuditSettings, ClusterState
+from provisioner.audit.run import run_audit
+from provisioner.controller.kube import KubeApi
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from provisioner.testing.heketi_server import HeketiTestServer
@@ -324,3 +327,30 @@ def test_wrong_heketi_key_is_a_clear_error_without_the_key(
     assert code == command.EXIT_BACKEND
     assert "HeketiAuthError" in captured.err
     assert "wrong-sentinel-key-0xDEAD" not in captured.err + captured.out
+
+
+class _ClaimCreatedDuringTheRead(ledger.KubeReader):
+    """Kubernetes reads while a provisioner works: right after this read, a new claim
+    and then its Heketi volume appear (the order the provisioner creates them in)."""
+
+    def __init__(self, world: Planted) -> None:
+        super().__init__(KubeApi(world.kube.api_client()))
+        self._world = world
+        self.volume_id = ""
+
+    def snapshot(self) -> ClusterState:
+        state = super().snapshot()
+        if not self.volume_id:
+            claim = self._world.kube.create(_pvc("racing"))
+            self.volume_id = _create(self._world.client, f"pvc-{claim['metadata']['uid']}")
+        return state
+
+
+def test_volume_of_a_claim_created_during_the_audit_is_not_an_orphan(planted: Planted) -> None:
+    reader = _ClaimCreatedDuringTheRead(planted)
+    settings = AuditSettings(
+        driver_name=DRIVER, heketi_url=planted.heketi.url, pending_after_seconds=3600
+    )
+    report = run_audit(heketi=planted.client, kube=reader, settings=settings)
+    assert reader.volume_id
+    assert [o.id for o in report.orphaned_volumes] == [planted.orphan]
