@@ -2,11 +2,14 @@
 
 Retry rules (see README "Heketi compatibility"):
 
-* 429, 503 and "could not connect" failures are retried for every request:
-  Heketi did nothing with the request.
-* 502, 504, read timeouts and connections dropped mid-answer are retried only
-  for replay-safe requests (GET, DELETE). For a create or expand the request
-  may have taken effect, so `HeketiOutcomeUnknown` is raised instead.
+* 429 and "could not connect" failures are retried for every request: Heketi
+  did nothing with the request (its throttle answers 429 before any work).
+* 502, 503, 504, read timeouts and connections dropped mid-answer are retried
+  only for replay-safe requests (GET, DELETE). Heketi itself never answers
+  502-504; a proxy in front of it does, and some (Envoy's "upstream reset
+  before headers") answer 503 after forwarding the request. For a create or
+  expand the request may have taken effect (a resent expand would grow the
+  volume twice), so `HeketiOutcomeUnknown` is raised instead.
 * 401/403 and every other answer are returned to the caller at once.
 
 Attempts are capped by count and by time; each wait is exponential, capped and
@@ -46,9 +49,9 @@ from provisioner.log import get_logger
 _log = get_logger("heketi")
 
 #: Answers that mean "Heketi did not act on this request; try again".
-_ALWAYS_RETRIED = frozenset({429, 503})
+_ALWAYS_RETRIED = frozenset({429})
 #: Gateway answers after which the request may or may not have reached Heketi.
-_AMBIGUOUS_RETRIED = frozenset({502, 504})
+_AMBIGUOUS_RETRIED = frozenset({502, 503, 504})
 _NAME_IN_USE = re.compile(r"Volume name '[^']*' already in use")
 #: Heketi's ErrConflict text. Heketi answers it with 500 ("Failed to set up volume
 #: delete: ..."), not 409, when the volume or one of its bricks has a pending operation.

@@ -104,7 +104,7 @@ def test_429_until_the_attempts_run_out_is_busy(server: HeketiTestServer) -> Non
     assert server.count_status(429) == 3
 
 
-@pytest.mark.parametrize("status", [502, 504])
+@pytest.mark.parametrize("status", [502, 503, 504])
 def test_gateway_error_on_a_create_is_not_resent(
     server: HeketiTestServer, client: HeketiClient, status: int
 ) -> None:
@@ -112,6 +112,16 @@ def test_gateway_error_on_a_create_is_not_resent(
     with pytest.raises(HeketiOutcomeUnknown, match="may have taken effect"):
         client.create_volume(request("pvc-gateway"))
     assert server.count_status(status) == 1
+
+
+def test_503_on_an_expand_is_not_resent_so_the_volume_never_grows_twice(
+    server: HeketiTestServer, client: HeketiClient
+) -> None:
+    made = client.create_volume(request("pvc-grow-once"))
+    server.fail_next("volume_expand", status=503, message="upstream reset before headers")
+    with pytest.raises(HeketiOutcomeUnknown, match="may have taken effect"):
+        client.expand_volume(made.id, add_gib=1)
+    assert (server.count_status(503), client.get_volume(made.id).size_gib) == (1, 1)
 
 
 def test_gateway_error_on_a_read_is_retried(server: HeketiTestServer, client: HeketiClient) -> None:
