@@ -620,7 +620,8 @@ class HeketiTestServer:
         return Response(202, headers={"Location": f"/queue/{op.queue_id}"})
 
     def _run(self, op: _Operation) -> None:
-        error: str | None = None
+        """Run one accepted operation; it commits only if `execute` returned normally."""
+        error: str | None = "operation did not run to its end"
         try:
             if self._latency and self._stopping.wait(self._latency):
                 error = "Heketi test server stopped"
@@ -628,7 +629,8 @@ class HeketiTestServer:
                 error = op.fail_message
             else:
                 op.execute()
-        except (heketi_gluster.GlusterCommandError, OSError, TimeoutError) as exc:
+                error = None
+        except Exception as exc:  # any failure (a CLI timeout too) rolls back, never commits
             error = str(exc) or type(exc).__name__
         finally:
             self._finish(op, error)

@@ -1,11 +1,13 @@
 """The Heketi test server answers like Heketi v10.4 (status, headers, plain-text bodies)."""
 
+import os
 import re
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -616,3 +618,21 @@ def test_command_line_refuses_to_start_without_a_key() -> None:
 def test_auth_without_an_admin_key_is_refused_at_construction() -> None:
     with pytest.raises(ValueError, match="admin_key"):
         HeketiTestServer(admin_key=None)
+
+
+def test_gluster_mode_rolls_back_whatever_way_the_gluster_cli_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A gluster CLI that fails with bytes that are not UTF-8: the failure is not a
+    # GlusterCommandError, and must still end the operation in failure, not success.
+    fake = tmp_path / "bin" / "gluster"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nprintf '\\377 broken' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    bricks = tmp_path / "bricks"
+    with HeketiTestServer(admin_key=ADMIN_KEY, mode="gluster", bricks_dir=str(bricks)) as srv:
+        answer = call(srv.url, "POST", "/volumes", body={"size": 1, "name": "never"})
+        assert answer.status_code == 202
+        assert wait_done(srv.url, answer.headers["Location"]).status_code == 500
+        assert srv.volumes() == []
