@@ -226,6 +226,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         controller.start()
         clean = run_until_stopped(controller, stop)
+    except errors.InvalidArgument as exc:
+        controller.stop()
+        print(f"glusterfs-provisioner controller: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except errors.ProvisionerError as exc:
         log.error("controller failed", error=str(exc))
         controller.stop()

@@ -244,9 +244,13 @@ class Controller:
         ):
             self.metrics.cached.labels(name).set_function(_length_of(informer))
         if self.config.metrics_address is not None:
-            self._health = HealthServer(
-                self.config.metrics_address, metrics=self.metrics, ready=self.ready
-            )
+            host, port = self.config.metrics_address
+            try:
+                self._health = HealthServer((host, port), metrics=self.metrics, ready=self.ready)
+            except OSError as exc:
+                raise errors.InvalidArgument(
+                    f"cannot serve metrics on {host}:{port} (--metrics-address): {exc}"
+                ) from exc
             self._health.start()
 
     def _retrying(self) -> int:

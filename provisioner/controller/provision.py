@@ -301,6 +301,19 @@ class ClaimReconciler:
     # -- claims deleted mid-provisioning -------------------------------------------
     def _abandon(self, pvc: Obj) -> None:
         """Delete what an unfinished provisioning made (unless its PV will), then let go."""
+        try:
+            self._abandon_unguarded(pvc)
+        except (NotLeading, KubeConflict):
+            raise
+        except errors.ProvisionerError as err:
+            self._ctx.events.warning(
+                pvc,
+                "VolumeFailedDelete",
+                f"the claim is being deleted; deleting its unfinished volume failed: {err}",
+            )
+            raise
+
+    def _abandon_unguarded(self, pvc: Obj) -> None:
         ctx = self._ctx
         if self._pv_of(pvc) is None:
             heketi = ctx.heketi_for_object(pvc, class_name=o.claim_class(pvc))

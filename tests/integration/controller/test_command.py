@@ -152,3 +152,16 @@ def test_a_controller_killed_mid_create_leaves_one_volume_for_its_successor(
     assert [pv["metadata"]["name"] for pv in cluster.kube.list("persistentvolumes")] == [
         f"pvc-{pvc['metadata']['uid']}"
     ]
+
+
+def test_a_metrics_address_in_use_exits_2_naming_the_flag(cluster: Cluster, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = [sys.executable, "-m", "provisioner", "controller",
+                "--kubeconfig", str(_kubeconfig(tmp_path / "kubeconfig", cluster.kube.url)),
+                "--metrics-address", f"127.0.0.1:{port}"]  # fmt: skip
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert f"cannot serve metrics on 127.0.0.1:{port} (--metrics-address)" in result.stderr
