@@ -54,8 +54,11 @@ class NameIndex:
         )
 
     def replace(self, volumes: list[Volume], *, listed_at: float) -> None:
-        """Install a listing whose request started at `listed_at` (monotonic)."""
+        """Install a listing whose request started at `listed_at` (monotonic); a
+        listing older than the installed one (a slower concurrent request) is dropped."""
         with self._lock:
+            if self._listed_at is not None and listed_at < self._listed_at:
+                return
             by_name = {v.name: v for v in volumes}
             for name, (when, volume) in list(self._recent.items()):
                 if when < listed_at:
@@ -65,8 +68,7 @@ class NameIndex:
                 else:
                     by_name[name] = volume
             self._by_name = by_name
-            if self._listed_at is None or listed_at >= self._listed_at:
-                self._listed_at = listed_at
+            self._listed_at = listed_at
 
     def put(self, volume: Volume) -> None:
         with self._lock:

@@ -63,3 +63,11 @@ def test_zero_ttl_is_never_fresh() -> None:
     index = NameIndex(0)
     index.replace([], listed_at=time.monotonic())
     assert not index.lookup("a").fresh
+
+
+def test_a_slower_older_listing_does_not_replace_a_newer_one() -> None:
+    index = NameIndex(60)
+    older = time.monotonic()
+    index.replace([volume("a", "1")], listed_at=older + 1)
+    index.replace([], listed_at=older)
+    assert index.lookup("a").volume == volume("a", "1")
