@@ -140,7 +140,8 @@ class ClaimReconciler:
         assert params is not None  # the class is ours: _our_class checked its provisioner
         existing = ctx.pvs.get(o.pv_name_for(pvc))
         if existing is not None and o.pv_claim_uid(existing) == o.uid(pvc):
-            self._bind(pvc, existing)
+            self._bind(pvc, existing)  # an earlier attempt got as far as the PV
+            ctx.events.normal(pvc, SUCCEEDED, f"Successfully provisioned volume {o.name(existing)}")
             return
         heketi = ctx.heketi_for_class(params)
         name = self._heketi_name(pvc, params)
