@@ -27,6 +27,10 @@ COARSE_POLL = 0.1
 FINE_POLL = 0.02
 
 
+#: Verbs that change state in the Kubernetes API.
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
 class BenchError(Exception):
     """A benchmark could not run or a server misbehaved."""
 
@@ -107,6 +111,17 @@ class KubeOps:
     def op_status_counts(self, *, since: int) -> dict[str, int]:
         records = self.server.requests[since:]
         return {str(k): v for k, v in Counter(r.status for r in records).items()}
+
+    def op_refused_writes(self, *, since: int) -> dict[str, int]:
+        """`"<verb> <resource> <status>"` → writes after `since` that got a 4xx/5xx."""
+        records = self.server.requests[since:]
+        return dict(
+            Counter(
+                f"{r.verb} {resource_of(r.path)} {r.status}"
+                for r in records
+                if r.verb in WRITE_VERBS and r.status >= 400
+            )
+        )
 
 
 class HeketiOps:

@@ -17,6 +17,8 @@ CLASS_NAME = "glusterfs"
 ADMIN_KEY = "bench-admin-key"
 #: Size of every benchmark claim.
 CLAIM_SIZE = "1Gi"
+#: Finalizer the API server's admission puts on every claim in a default cluster.
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
 #: First GID of the seeded volumes (the in-tree plugin's default gidMin).
 GID_MIN = 2000
 
@@ -72,7 +74,9 @@ def claim(*, name: str, ns: str, volume_name: str | None = None) -> dict[str, An
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name, "namespace": ns},
+        # As the API server's admission (StorageObjectInUseProtection, on by default)
+        # leaves every new claim.
+        "metadata": {"name": name, "namespace": ns, "finalizers": [PVC_PROTECTION]},
         "spec": spec,
     }
 

@@ -16,10 +16,8 @@ from typing import Any
 
 from bench import objects, procs
 from bench.controller import Controller
-from bench.hosts import BenchError, Host
+from bench.hosts import WRITE_VERBS, BenchError, Host
 
-#: Verbs that change state in the Kubernetes API.
-WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 #: Leader election renews its Lease on a timer, not per claim: counted apart.
 LEASE_RESOURCES = frozenset({"leases"})
 #: A wave has settled when the controller sent no request for this many seconds.
@@ -127,6 +125,7 @@ def measure_wave(
         "cpu_ms_per_pvc": round(1000 * (after.cpu_seconds - before.cpu_seconds) / claims, 2),
         "rss_mb_after": round(procs.rss_mb(controller.pid), 1),
         "api_statuses": kube.call("status_counts", since=kube_mark),
+        "api_refused_writes": kube.call("refused_writes", since=kube_mark),
     }
     result.update(_per_claim(kube.call("request_counts", since=kube_mark), claims))
     return result
