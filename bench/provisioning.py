@@ -96,13 +96,7 @@ def measure_wave(
     with profiled(controller.pid, profile):
         before = procs.usage(controller.pid)
         started = time.monotonic()
-        for batch_start in range(0, claims, CREATE_BATCH):
-            count = min(CREATE_BATCH, claims - batch_start)
-            batch = [
-                objects.claim(name=f"claim-{i:05d}", ns=namespace)
-                for i in range(batch_start, batch_start + count)
-            ]
-            kube.call("create", objs=batch)
+        _create_claims(kube, namespace=namespace, claims=claims)
         bound = _wait_bound(kube, namespace=namespace, claims=claims, timeout=timeout)
         seconds = time.monotonic() - started
         settle_seconds = _settle(kube, since=kube_mark)
@@ -112,23 +106,45 @@ def measure_wave(
             f"only {bound} of {claims} claims in {namespace} bound within {timeout:.0f} s; "
             f"controller log tail:\n{controller.log_tail()}"
         )
-    heketi_statuses = heketi.call("status_counts", since=heketi_mark)
+    cpu = after.cpu_seconds - before.cpu_seconds
     result: dict[str, Any] = {
         "claims": claims,
         "seconds": round(seconds, 3),
         "settle_seconds": round(settle_seconds, 2),
         "claims_per_second": round(claims / seconds, 1),
-        "http_429": int(heketi_statuses.get("429", 0)),
-        "heketi_requests_by_status": heketi_statuses,
-        "heketi_requests": heketi.call("request_counts", since=heketi_mark),
-        "cpu_seconds": round(after.cpu_seconds - before.cpu_seconds, 3),
-        "cpu_ms_per_pvc": round(1000 * (after.cpu_seconds - before.cpu_seconds) / claims, 2),
+        "cpu_seconds": round(cpu, 3),
+        "cpu_ms_per_pvc": round(1000 * cpu / claims, 2),
         "rss_mb_after": round(procs.rss_mb(controller.pid), 1),
-        "api_statuses": kube.call("status_counts", since=kube_mark),
-        "api_refused_writes": kube.call("refused_writes", since=kube_mark),
     }
-    result.update(_per_claim(kube.call("request_counts", since=kube_mark), claims))
+    result.update(_heketi_figures(heketi, since=heketi_mark))
+    result.update(_api_figures(kube, since=kube_mark, claims=claims))
     return result
+
+
+def _create_claims(kube: Host, *, namespace: str, claims: int) -> None:
+    for batch_start in range(0, claims, CREATE_BATCH):
+        count = min(CREATE_BATCH, claims - batch_start)
+        batch = [
+            objects.claim(name=f"claim-{i:05d}", ns=namespace)
+            for i in range(batch_start, batch_start + count)
+        ]
+        kube.call("create", objs=batch)
+
+
+def _heketi_figures(heketi: Host, *, since: int) -> dict[str, Any]:
+    statuses: dict[str, int] = heketi.call("status_counts", since=since)
+    return {
+        "http_429": int(statuses.get("429", 0)),
+        "heketi_requests_by_status": statuses,
+        "heketi_requests": heketi.call("request_counts", since=since),
+    }
+
+
+def _api_figures(kube: Host, *, since: int, claims: int) -> dict[str, Any]:
+    figures = _per_claim(kube.call("request_counts", since=since), claims)
+    figures["api_statuses"] = kube.call("status_counts", since=since)
+    figures["api_refused_writes"] = kube.call("refused_writes", since=since)
+    return figures
 
 
 def _claim_requests(kube: Host, since: int) -> int:
