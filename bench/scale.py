@@ -87,46 +87,57 @@ def run(
     controller_args: tuple[str, ...] = (),
     profile_dir: Path | None = None,
 ) -> dict[str, Any]:
+    """Seed the pairs, start the controller: start-up, idle and 100 more claims."""
     with (
         Host("heketi", **heketi_options(latency_ms=LATENCY_MS)) as heketi,
         Host("kube", binder=True) as kube,
     ):
         kube.call("create", objs=objects.base_objects(heketi_url=heketi.url))
-        seed_seconds = seed_pairs(kube, count=pairs, heketi_url=heketi.url)
+        result: dict[str, Any] = {"pairs": pairs}
+        result["seed_seconds"] = round(seed_pairs(kube, count=pairs, heketi_url=heketi.url), 2)
         mark = kube.call("request_mark")
         with Controller(
             workdir=workdir, kube_url=kube.url, name="scale", extra_args=controller_args
         ) as controller:
-            healthy, ready = controller.wait_ready()
-            rss_at_ready = procs.rss_mb(controller.pid)
-            drained = controller.wait_drained()
-            result: dict[str, Any] = {
-                "pairs": pairs,
-                "seed_seconds": round(seed_seconds, 2),
-                "healthz_seconds": round(healthy, 3),
-                "ready_seconds": round(ready, 3),
-                "rss_mb_at_ready": round(rss_at_ready, 1),
-                "initial_pass_seconds": round(drained, 2),
-                "startup_cpu_seconds": round(procs.cpu_seconds(controller.pid), 2),
-                "rss_mb": round(procs.rss_mb(controller.pid), 1),
-                "startup_api_requests": kube.call("request_counts", since=mark),
-            }
+            result.update(_startup(kube, controller, since=mark))
             with profiled(controller.pid, profile_dir / "scale_idle.txt" if profile_dir else None):
                 result.update(_idle(kube, controller, seconds=idle_seconds))
-            wave = measure_wave(
-                kube=kube, heketi=heketi, controller=controller,
-                namespace="scale-new", claims=NEW_CLAIMS, timeout=WAVE_TIMEOUT,
+            result["provision"] = _more_claims(
+                kube, heketi, controller,
                 profile=profile_dir / "scale_provision.txt" if profile_dir else None,
             )  # fmt: skip
-            ideal = ideal_seconds(claims=NEW_CLAIMS, inflight=INFLIGHT, latency_ms=LATENCY_MS)
-            wave.update(
-                heketi_latency_ms=LATENCY_MS,
-                ideal_seconds=ideal,
-                ratio=round(wave["seconds"] / ideal, 3),
-            )
-            result["provision"] = wave
             result["rss_mb_end"] = round(procs.rss_mb(controller.pid), 1)
     return result
+
+
+def _startup(kube: Host, controller: Controller, *, since: int) -> dict[str, Any]:
+    """Readiness, then the initial pass over every cached object; memory after both."""
+    healthy, ready = controller.wait_ready()
+    rss_at_ready = procs.rss_mb(controller.pid)
+    drained = controller.wait_drained()
+    return {
+        "healthz_seconds": round(healthy, 3),
+        "ready_seconds": round(ready, 3),
+        "rss_mb_at_ready": round(rss_at_ready, 1),
+        "initial_pass_seconds": round(drained, 2),
+        "startup_cpu_seconds": round(procs.cpu_seconds(controller.pid), 2),
+        "rss_mb": round(procs.rss_mb(controller.pid), 1),
+        "startup_api_requests": kube.call("request_counts", since=since),
+    }
+
+
+def _more_claims(
+    kube: Host, heketi: Host, controller: Controller, *, profile: Path | None
+) -> dict[str, Any]:
+    wave = measure_wave(
+        kube=kube, heketi=heketi, controller=controller,
+        namespace="scale-new", claims=NEW_CLAIMS, timeout=WAVE_TIMEOUT, profile=profile,
+    )  # fmt: skip
+    ideal = ideal_seconds(claims=NEW_CLAIMS, inflight=INFLIGHT, latency_ms=LATENCY_MS)
+    wave.update(
+        heketi_latency_ms=LATENCY_MS, ideal_seconds=ideal, ratio=round(wave["seconds"] / ideal, 3)
+    )
+    return wave
 
 
 def _idle(kube: Host, controller: Controller, *, seconds: float) -> dict[str, Any]:
