@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from provisioner.log import get_logger
 from provisioner.testing.kube import errors, events, patch, resources, tables
 from provisioner.testing.kube.control import Faults, RequestLog, RequestRecord
 from provisioner.testing.kube.errors import ApiError
@@ -46,6 +47,8 @@ VERSION_INFO = {
     "compiler": "python",
     "platform": "linux/amd64",
 }
+_REASON_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+_log = get_logger("kube-test-server")
 _GO_TRUE = {"1", "t", "T", "true", "TRUE", "True"}
 _GO_FALSE = {"0", "f", "F", "false", "FALSE", "False"}
 
@@ -245,6 +248,7 @@ class Handler(BaseHTTPRequestHandler):
         except (ConnectionError, TimeoutError):
             self.close_connection = True
         except Exception as err:  # a bug of ours: answer like the apiserver does, keep serving
+            _log.exception("request failed", method=method, path=path)
             self._send_json(500, errors.ApiError(500, f"internal error: {err!r}").status())
         finally:
             self._record(0)
@@ -312,7 +316,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, code: int, body: bytes, content_type: str = "application/json") -> int:
         self._record(code)
-        reason = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Unknown"
+        reason = _REASON_PHRASES.get(code, "Unknown")
         head = (
             f"HTTP/1.1 {code} {reason}\r\n"
             f"Content-Type: {content_type}\r\n"
@@ -465,6 +469,11 @@ class Handler(BaseHTTPRequestHandler):
             self.state.watch_connections.add(self.connection)
         try:
             self._stream(stream, first)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception:  # a bug of ours mid-stream: end the stream the way a crash would
+            _log.exception("watch failed", path=urlsplit(self.path).path)
+            self._drop()
         finally:
             with self.state.lock:
                 self.state.watch_connections.discard(self.connection)

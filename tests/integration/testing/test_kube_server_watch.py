@@ -271,7 +271,11 @@ def test_concurrent_writers_produce_one_ordered_stream(api: Api, ns: str) -> Non
 def test_the_clients_shared_informer_follows_changes_and_relists_after_410(
     api: Api, server: KubeTestServer, ns: str
 ) -> None:
-    informer = SharedInformer(api.core.list_namespaced_persistent_volume_claim, namespace=ns)
+    # resync_period bounds each watch (timeoutSeconds): SharedInformer.stop() joins its
+    # thread without a timeout and can miss a watch that is just being opened.
+    informer = SharedInformer(
+        api.core.list_namespaced_persistent_volume_claim, namespace=ns, resync_period=2
+    )
     errors: list[object] = []
     informer.add_event_handler("ERROR", errors.append)
     informer.start()
