@@ -100,6 +100,29 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         default=env_default("WORKERS", "8"),
         help="claims/volumes reconciled in parallel (env WORKERS; default 8)",
     )
+    _add_election_flags(parser)
+    add(
+        "--metrics-address",
+        default=env_default("METRICS_ADDRESS", ":8080"),
+        help="serve /metrics, /healthz, /readyz here (env METRICS_ADDRESS; default :8080; "
+        "empty disables)",
+    )
+    add(
+        "--resync",
+        default=env_default("RESYNC", "10m"),
+        help="re-examine every cached object this often (env RESYNC; default 10m)",
+    )
+    add(
+        "--cache-sync-timeout",
+        default=env_default("CACHE_SYNC_TIMEOUT", "60s"),
+        help="exit non-zero when PVCs, PVs and StorageClasses cannot be listed within this "
+        "time (env CACHE_SYNC_TIMEOUT; default 60s)",
+    )
+    parser.set_defaults(run=run)
+
+
+def _add_election_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
     add(
         "--leader-elect",
         nargs="?",
@@ -130,24 +153,6 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="interval of lease renewals and acquisition attempts "
         "(env LEADER_ELECTION_RETRY_PERIOD; default 2s)",
     )
-    add(
-        "--metrics-address",
-        default=env_default("METRICS_ADDRESS", ":8080"),
-        help="serve /metrics, /healthz, /readyz here (env METRICS_ADDRESS; default :8080; "
-        "empty disables)",
-    )
-    add(
-        "--resync",
-        default=env_default("RESYNC", "10m"),
-        help="re-examine every cached object this often (env RESYNC; default 10m)",
-    )
-    add(
-        "--cache-sync-timeout",
-        default=env_default("CACHE_SYNC_TIMEOUT", "60s"),
-        help="exit non-zero when PVCs, PVs and StorageClasses cannot be listed within this "
-        "time (env CACHE_SYNC_TIMEOUT; default 60s)",
-    )
-    parser.set_defaults(run=run)
 
 
 def build_config(args: argparse.Namespace) -> ControllerConfig:
