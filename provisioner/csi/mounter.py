@@ -11,11 +11,11 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 from provisioner import errors, log
 
@@ -34,6 +34,7 @@ MOUNTINFO: Final = Path("/proc/self/mountinfo")
 GLUSTER_FSTYPE: Final = "fuse.glusterfs"
 
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,12 @@ def bind_mount_argvs(source: Path, target: Path, *, read_only: bool) -> list[lis
     return argvs
 
 
+def unmount_argv(target: Path) -> list[str]:
+    """`umount --no-canonicalize target`: umount(8) otherwise stats the path first, which
+    blocks on a hung FUSE client; our paths are absolute and normalised already."""
+    return ["umount", "--no-canonicalize", str(target)]
+
+
 class SystemMounter:
     """The real Mounter: mount(8)/umount(8) through a Runner, the kernel's mountinfo."""
 
@@ -217,7 +224,9 @@ class SystemMounter:
         )
 
     def mount_at(self, path: Path) -> MountInfo | None:
-        wanted = {str(path), os.path.realpath(path)}
+        # Resolve the parent only: a stat of the mount point itself would block
+        # for as long as a hung (not dead) FUSE client does not answer.
+        wanted = {str(path), os.path.join(os.path.realpath(path.parent), path.name)}
         found = [mount for mount in self.mounts() if mount.mount_point in wanted]
         return found[-1] if found else None
 
@@ -249,7 +258,7 @@ class SystemMounter:
             raise
 
     def unmount(self, target: Path) -> None:
-        self._check(["umount", str(target)], timeout=UMOUNT_TIMEOUT, what=f"unmounting {target}")
+        self._check(unmount_argv(target), timeout=UMOUNT_TIMEOUT, what=f"unmounting {target}")
 
     def _check(self, argv: list[str], *, timeout: float, what: str) -> None:
         result = self._run(argv, timeout=timeout)
@@ -258,24 +267,43 @@ class SystemMounter:
         _log.debug("command ok", command=argv[0], target=argv[-1])
 
 
-def stat_with_timeout(path: Path, *, timeout: float) -> PathState:
-    """Stat `path` in a helper thread so a hung FUSE mount cannot hang the caller."""
-    outcome: list[PathState | OSError] = []
+def answer_within(call: Callable[[], _T], *, timeout: float, name: str) -> _T | None:
+    """`call()` run in a helper thread; None if it has not returned within `timeout`.
 
-    def probe() -> None:
+    A stat or statfs of a FUSE mount whose client hangs (alive, not answering)
+    blocks for ever; the helper thread is then left behind, never the caller.
+    """
+    outcome: list[tuple[_T | None, BaseException | None]] = []
+
+    def run() -> None:
         try:
-            outcome.append(_stat_state(path))
-        except OSError as error:
-            outcome.append(error)
+            outcome.append((call(), None))
+        except BaseException as error:  # handed to the caller below
+            outcome.append((None, error))
 
-    worker = threading.Thread(target=probe, name=f"stat {path}", daemon=True)
+    worker = threading.Thread(target=run, name=name, daemon=True)
     worker.start()
     worker.join(timeout)
     if not outcome:
-        return PathState.STALE  # no answer within the timeout: a hung FUSE client
-    if isinstance(outcome[0], OSError):
-        raise errors.Internal(f"cannot stat {path}: {outcome[0].strerror}") from outcome[0]
-    return outcome[0]
+        return None
+    value, error = outcome[0]
+    if error is not None:
+        raise error
+    return value
+
+
+def stat_with_timeout(path: Path, *, timeout: float) -> PathState:
+    """Stat `path` without ever blocking on a hung FUSE client (no answer: STALE)."""
+    try:
+        state = answer_within(lambda: _stat_state(path), timeout=timeout, name=f"stat {path}")
+    except OSError as error:
+        raise errors.Internal(f"cannot stat {path}: {error.strerror}") from error
+    return PathState.STALE if state is None else state
+
+
+def statvfs_with_timeout(path: Path, *, timeout: float) -> os.statvfs_result | None:
+    """statvfs(2) of `path`, or None when its filesystem does not answer within `timeout`."""
+    return answer_within(lambda: os.statvfs(path), timeout=timeout, name=f"statvfs {path}")
 
 
 def _stat_state(path: Path) -> PathState:

@@ -18,7 +18,13 @@ import grpc
 
 from provisioner import errors, log
 from provisioner.csi import csi_pb2, csi_pb2_grpc, validation
-from provisioner.csi.mounter import Mounter, MountInfo, PathState
+from provisioner.csi.mounter import (
+    STAT_TIMEOUT,
+    Mounter,
+    MountInfo,
+    PathState,
+    statvfs_with_timeout,
+)
 from provisioner.csi.recovery import StageRecord, StageRecords
 from provisioner.csi.server import VolumeLocks
 
@@ -274,15 +280,16 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         state = self._mounter.path_state(path)
         if state is PathState.MISSING:
             raise errors.NotFound(f"volume_path {path} does not exist")
-        if state is PathState.STALE:
-            return _abnormal(
-                f"GlusterFS mount at {path} is stale (transport endpoint is not connected); "
-                "NodeStageVolume remounts it"
-            )
         if self._mounter.mount_at(path) is None:  # a bare directory: the volume is not there
             raise errors.NotFound(f"volume {volume_id} is not mounted at volume_path {path}")
+        stats = None if state is PathState.STALE else _statvfs(path)
+        if stats is None:
+            return _abnormal(
+                f"GlusterFS mount at {path} is stale (its client is gone or does not answer); "
+                "NodeStageVolume remounts it"
+            )
         return csi_pb2.NodeGetVolumeStatsResponse(
-            usage=_usage(os.statvfs(path)),
+            usage=_usage(stats),
             volume_condition=csi_pb2.VolumeCondition(
                 abnormal=False, message="mounted and responding"
             ),
@@ -322,6 +329,16 @@ def _abnormal(message: str) -> csi_pb2.NodeGetVolumeStatsResponse:
     return csi_pb2.NodeGetVolumeStatsResponse(
         volume_condition=csi_pb2.VolumeCondition(abnormal=True, message=message)
     )
+
+
+def _statvfs(path: Path) -> os.statvfs_result | None:
+    """Usage of the filesystem at `path`; None when its FUSE client is gone or hangs."""
+    try:
+        return statvfs_with_timeout(path, timeout=STAT_TIMEOUT)
+    except OSError as error:
+        if error.errno in (errno.ENOTCONN, errno.ECONNABORTED):
+            return None
+        raise errors.Internal(f"cannot statvfs {path}: {error.strerror}") from error
 
 
 def _usage(stats: os.statvfs_result) -> list[csi_pb2.VolumeUsage]:

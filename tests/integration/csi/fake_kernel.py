@@ -66,7 +66,7 @@ class FakeKernel:
                 return self._bind(source, target)
             case ("mount", "-o", "remount,bind,ro", target):
                 return self._remount_ro(target)
-            case ("umount", target):
+            case ("umount", "--no-canonicalize", target):
                 return self._umount(target)
         return "command not allowed"
 

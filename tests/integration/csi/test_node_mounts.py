@@ -1,5 +1,6 @@
 """Real GlusterFS mounts through the node plugin, called over gRPC as kubelet calls it."""
 
+import contextlib
 import errno
 import os
 import signal
@@ -302,4 +303,41 @@ def test_the_fuse_client_exits_after_unstage(kubelet: Kubelet) -> None:
     kubelet.stage()
     assert len(fuse_client_pids(kubelet.staging)) == 1
     kubelet.unstage()
+    _wait_for(lambda: fuse_client_pids(kubelet.staging) == [])
+
+
+@contextlib.contextmanager
+def fuse_client_hung(mount_point: Path) -> Iterator[None]:
+    """The volume's FUSE client stopped: alive, but no stat or statfs there answers."""
+    pids = fuse_client_pids(mount_point)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+@pytest.mark.parametrize("volume", ["single"], indirect=True)
+def test_stats_of_a_hung_fuse_client_answer_abnormal_instead_of_blocking(kubelet: Kubelet) -> None:
+    kubelet.stage()
+    target = kubelet.publish("pod-a")
+    with fuse_client_hung(kubelet.staging):
+        for path in (kubelet.staging, target):
+            condition = kubelet.stats(path).volume_condition
+            assert condition.abnormal and "does not answer" in condition.message
+    kubelet.unpublish(target)
+    kubelet.unstage()
+
+
+@pytest.mark.parametrize("volume", ["single"], indirect=True)
+def test_unpublish_and_unstage_finish_while_the_fuse_client_hangs(kubelet: Kubelet) -> None:
+    kubelet.stage()
+    target = kubelet.publish("pod-a")
+    with fuse_client_hung(kubelet.staging):
+        kubelet.unpublish(target)
+        kubelet.unstage()
+    assert mounts_at(target) == [] and mounts_at(kubelet.staging) == []
+    assert not target.exists() and not kubelet.staging.exists()
     _wait_for(lambda: fuse_client_pids(kubelet.staging) == [])

@@ -1,5 +1,7 @@
 """The mounter's command lines, mountinfo parsing and runner, with a fake runner."""
 
+import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -93,13 +95,13 @@ def test_a_failed_read_only_remount_removes_the_writable_bind() -> None:
     runner = FakeRunner(failures={"remount": failed("mount: permission denied")})
     with pytest.raises(errors.Internal, match=r"making .* read-only failed"):
         SystemMounter(runner=runner).bind_mount(STAGING, TARGET, read_only=True)
-    assert runner.argvs[-1] == ["umount", str(TARGET)]
+    assert runner.argvs[-1] == ["umount", "--no-canonicalize", str(TARGET)]
 
 
-def test_unmount_runs_plain_umount_with_its_timeout() -> None:
+def test_unmount_runs_umount_without_canonicalising_the_path_with_its_timeout() -> None:
     runner = FakeRunner()
     SystemMounter(runner=runner).unmount(TARGET)
-    assert runner.calls == [(["umount", str(TARGET)], mounter.UMOUNT_TIMEOUT)]
+    assert runner.calls == [(["umount", "--no-canonicalize", str(TARGET)], mounter.UMOUNT_TIMEOUT)]
 
 
 def test_a_failing_command_raises_internal_with_its_own_explanation() -> None:
@@ -160,6 +162,16 @@ def test_mount_at_returns_the_topmost_of_stacked_mounts(tmp_path: Path) -> None:
     assert SystemMounter(mountinfo=table).mount_at(Path("/k/none")) is None
 
 
+def test_mount_at_finds_a_mount_reached_through_a_symlinked_parent(tmp_path: Path) -> None:
+    real = tmp_path / "data" / "kubelet"
+    real.mkdir(parents=True)
+    (tmp_path / "kubelet").symlink_to(real)  # e.g. /var/lib/kubelet -> /data/kubelet
+    table = tmp_path / "mountinfo"
+    table.write_text(f"51 1 0:2 / {real}/t rw - fuse.glusterfs g1:/v rw\n")
+    found = SystemMounter(mountinfo=table).mount_at(tmp_path / "kubelet" / "t")
+    assert found is not None and found.mount_id == 51
+
+
 def test_the_real_mountinfo_of_this_process_parses() -> None:
     entries = SystemMounter().mounts()
     assert any(entry.mount_point == "/" for entry in entries)
@@ -206,3 +218,17 @@ def test_the_subprocess_runner_returns_exit_code_and_output_without_a_shell() ->
     result = mounter.SubprocessRunner()(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=5)
     assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
     assert result.output() == "err"
+
+
+def test_a_call_that_does_not_answer_in_time_gives_none_not_a_blocked_caller() -> None:
+    release = threading.Event()
+    try:
+        assert mounter.answer_within(release.wait, timeout=0.05, name="blocked") is None
+    finally:
+        release.set()
+
+
+def test_a_call_that_answers_in_time_gives_its_value_or_raises_its_error() -> None:
+    assert mounter.answer_within(lambda: 42, timeout=5, name="quick") == 42
+    with pytest.raises(FileNotFoundError):
+        mounter.answer_within(lambda: os.statvfs("/no/such/path"), timeout=5, name="missing")
