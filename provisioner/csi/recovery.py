@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Final
 
 from provisioner import errors, log
+from provisioner.csi import validation
 from provisioner.csi.mounter import (
     GLUSTER_FSTYPE,
     GlusterSource,
@@ -114,7 +115,7 @@ def _parse_record(path: Path) -> StageRecord:
     if path.stat().st_size > MAX_RECORD_BYTES:
         raise ValueError("record too large")
     raw = json.loads(path.read_text(encoding="utf-8"))
-    return StageRecord(
+    record = StageRecord(
         volume_id=str(raw["volume_id"]),
         staging_path=str(raw["staging_path"]),
         servers=tuple(str(s) for s in raw["servers"]),
@@ -123,6 +124,29 @@ def _parse_record(path: Path) -> StageRecord:
         flags=tuple(str(f) for f in raw["flags"]),
         log_file=str(raw["log_file"]),
     )
+    _check_record(record)
+    return record
+
+
+def _check_record(record: StageRecord) -> None:
+    """A record's values reach mount(8) at repair: they must pass the request rules again."""
+    try:
+        if not record.servers:
+            raise errors.InvalidArgument("no servers")
+        for server in record.servers:
+            validation.host(server)
+        validation.gluster_volume_name(record.volume)
+        if validation.mount_flags(record.flags) != record.flags:
+            raise errors.InvalidArgument("mount flags not in their checked form")
+    except errors.InvalidArgument as error:
+        raise ValueError(f"invalid record: {error}") from error
+    for text in (record.staging_path, record.log_file):
+        if (
+            not text.startswith("/")
+            or os.path.normpath(text) != text
+            or any(c in text for c in ",=")
+        ):
+            raise ValueError(f"invalid record: path {text!r}")
 
 
 @dataclass(frozen=True)

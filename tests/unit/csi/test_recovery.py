@@ -1,5 +1,6 @@
 """Stage records and the cgroup-escaping runner (the restart tests use real mounts)."""
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,31 @@ def test_an_unreadable_record_loads_as_none(tmp_path: Path) -> None:
     records = StageRecords(tmp_path)
     records.save(_record("/var/lib/kubelet/a"))
     next(tmp_path.glob("*.json")).write_text("{not json")
+    assert records.load("/var/lib/kubelet/a") is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("servers", ["10.0.0.1,log-file=/etc/cron.d/x"]),
+        ("servers", []),
+        ("volume", "../etc"),
+        ("flags", ["suid"]),
+        ("staging_path", "/var/lib/kubelet/../../etc"),
+        ("log_file", "/var/log/x.log,acl"),
+    ],
+    ids=["server-smuggles-option", "no-servers", "volume-path", "flag-not-allowed",
+         "staging-not-normalised", "log-file-with-comma"],
+)  # fmt: skip
+def test_a_tampered_record_is_never_used_for_a_mount(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    records = StageRecords(tmp_path)
+    records.save(_record("/var/lib/kubelet/a"))
+    (file,) = tmp_path.glob("*.json")
+    raw = json.loads(file.read_text())
+    file.write_text(json.dumps({**raw, field: value}))
+    assert records.load_all() == []
     assert records.load("/var/lib/kubelet/a") is None
 
 
