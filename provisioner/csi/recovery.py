@@ -24,7 +24,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Final
 
@@ -171,36 +171,41 @@ def repair_stale_mounts(
     kubelet is working on right now is left to that call.
     """
     locks = locks if locks is not None else VolumeLocks()
-    healthy: list[str] = []
-    repaired: list[str] = []
-    rebound: list[str] = []
-    forgotten: list[str] = []
-    failed: list[str] = []
+    found: dict[str, list[str]] = {field.name: [] for field in fields(RepairOutcome)}
     for record in records.load_all():
         staging = Path(record.staging_path)
         if mounter.mount_at(staging) is None:
             records.remove(record.staging_path)
-            forgotten.append(record.staging_path)
-            continue
-        if mounter.path_state(staging) is PathState.HEALTHY:
-            healthy.append(record.staging_path)
-            continue
-        try:
-            with locks.hold(record.volume_id):
-                rebound += _repair_one(record, mounter=mounter, all_mounts=all_mounts)
-        except errors.Aborted:
-            _log.info("volume busy; left to kubelet's call", volume_id=record.volume_id)
-            continue
-        except errors.ProvisionerError as error:
-            failed.append(f"{record.staging_path}: {error}")
-            _log.error("stale mount not repaired", volume_id=record.volume_id, error=str(error))
-            continue
-        repaired.append(record.staging_path)
-    outcome = RepairOutcome(
-        tuple(healthy), tuple(repaired), tuple(rebound), tuple(forgotten), tuple(failed)
-    )
-    _log.info("stale mount check done", **{k: len(v) for k, v in asdict(outcome).items()})
+            found["forgotten"].append(record.staging_path)
+        elif mounter.path_state(staging) is PathState.HEALTHY:
+            found["healthy"].append(record.staging_path)
+        else:
+            _repair_locked(record, mounter=mounter, all_mounts=all_mounts, locks=locks, found=found)
+    outcome = RepairOutcome(**{name: tuple(paths) for name, paths in found.items()})
+    _log.info("stale mount check done", **{k: len(v) for k, v in found.items()})
     return outcome
+
+
+def _repair_locked(
+    record: StageRecord,
+    *,
+    mounter: Mounter,
+    all_mounts: Callable[[], list[MountInfo]],
+    locks: VolumeLocks,
+    found: dict[str, list[str]],
+) -> None:
+    """Repair one stale staging path under its volume's lock; note the outcome in `found`."""
+    try:
+        with locks.hold(record.volume_id):
+            found["rebound"] += _repair_one(record, mounter=mounter, all_mounts=all_mounts)
+    except errors.Aborted:
+        _log.info("volume busy; left to kubelet's call", volume_id=record.volume_id)
+        return
+    except errors.ProvisionerError as error:
+        found["failed"].append(f"{record.staging_path}: {error}")
+        _log.error("stale mount not repaired", volume_id=record.volume_id, error=str(error))
+        return
+    found["repaired"].append(record.staging_path)
 
 
 def _dead_binds(record: StageRecord, mounter: Mounter, mounts: list[MountInfo]) -> list[MountInfo]:
