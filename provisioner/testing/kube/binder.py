@@ -215,11 +215,11 @@ class PVBinder:
             self._annotate_claim(claim, {ANN_BIND_COMPLETED: "yes"})
         self._bind_volume(volume, claim.obj)
         pv_spec = volume.obj.get("spec") or {}
-        status = {
-            "phase": "Bound",
-            "accessModes": pv_spec.get("accessModes", []),
-            "capacity": pv_spec.get("capacity", {}),
-        }
+        status: JSON = {"phase": "Bound", "accessModes": pv_spec.get("accessModes", [])}
+        if (claim.obj.get("status") or {}).get("phase") != "Bound":
+            # capacity only when the claim becomes Bound (pv_controller updateClaimStatus):
+            # after that, status.capacity belongs to the resizer
+            status["capacity"] = pv_spec.get("capacity", {})
         self._set_claim_status(meta["namespace"], meta["name"], status)
 
     def _bind_volume(self, volume: Stored, claim: JSON) -> None:

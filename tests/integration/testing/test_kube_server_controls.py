@@ -122,6 +122,19 @@ def test_bind_claim_plays_the_binder(api: Api, server: KubeTestServer) -> None:
     assert api.core.read_persistent_volume("pv-a").status.phase == "Released"
 
 
+def test_the_binder_leaves_the_capacity_of_a_bound_claim_to_the_resizer(
+    api: Api, server: KubeTestServer
+) -> None:
+    ns = new_namespace(api)
+    api.core.create_namespaced_persistent_volume_claim(ns, pvc_body("a", volume_name="pv-a"))
+    api.core.create_persistent_volume(pv_body("pv-a", size="3Gi", claim=(ns, "a")))
+    server.bind_claim(ns, "a")
+    api.core.patch_persistent_volume("pv-a", {"spec": {"capacity": {"storage": "5Gi"}}})
+    server.bind_claim(ns, "a")  # as kube-controller-manager: capacity set on becoming Bound only
+    claim = api.core.read_namespaced_persistent_volume_claim("a", ns)
+    assert (claim.status.phase, claim.status.capacity) == ("Bound", {"storage": "3Gi"})
+
+
 def test_bind_claim_without_a_volume_is_refused(api: Api, server: KubeTestServer) -> None:
     api.core.create_namespaced_persistent_volume_claim("default", pvc_body("a"))
     with pytest.raises(BinderError, match="names no existing volume"):
