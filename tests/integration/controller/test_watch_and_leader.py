@@ -100,8 +100,10 @@ def test_a_leader_that_cannot_renew_stops_acting(cluster: Cluster) -> None:
     leader = _electing(cluster, "only")
     wait_for("leading", leader.is_leading)
     cluster.kube.fail_next(verb="get", path_regex="/leases/", count=10_000, status=503)
+    # is_leading() turns False first (acting stops at once), the lost-leadership
+    # callback follows on the election thread: wait for it, do not race it
     wait_for("stepped down", lambda: not leader.is_leading(), timeout=5.0)
-    assert leader.lost_leadership.is_set()
+    wait_for("lost leadership reported", leader.lost_leadership.is_set, timeout=5.0)
     cluster.claim()
     cluster.claim("second")
     wait_for("claims seen", lambda: len(leader.claims) == 2)
