@@ -326,8 +326,19 @@ def test_stats_of_a_hung_fuse_client_answer_abnormal_instead_of_blocking(kubelet
     with fuse_client_hung(kubelet.staging):  # kubelet asks about the published path
         condition = kubelet.stats(target).volume_condition
         assert condition.abnormal and "does not answer" in condition.message
-    kubelet.unpublish(target)
+    # The stat left waiting on the stopped client pins the mount until the client
+    # answers it; until then unpublish fails "target is busy" and kubelet retries.
+    _wait_for(lambda: _succeeds(kubelet.unpublish, target))
     kubelet.unstage()
+
+
+def _succeeds(call: Callable[[Path], None], path: Path) -> bool:
+    try:
+        call(path)
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.INTERNAL and "busy" in (error.details() or "")
+        return False
+    return True
 
 
 @pytest.mark.parametrize("volume", ["single"], indirect=True)
