@@ -37,7 +37,26 @@ def _settled(pvc: Obj, pv: Obj) -> bool:
     spec = pvc.get("spec") or {}
     requested = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
     status = ((pvc.get("status") or {}).get("capacity") or {}).get("storage")
-    return capacity is not None and requested == capacity and status in (capacity, None)
+    return (
+        capacity is not None
+        and requested == capacity
+        and status in (capacity, None)
+        and not _resizing(pvc)
+    )
+
+
+def _resizing(pvc: Obj) -> bool:
+    """The claim still carries a condition of the resize flow."""
+    conditions = (pvc.get("status") or {}).get("conditions") or []
+    return any(c.get("type") in RESIZE_CONDITIONS for c in conditions)
+
+
+def _pv_cache_behind(pvc: Obj, pv: Obj) -> bool:
+    """The claim's status shows more than the cached PV: status.capacity is only ever
+    copied from the PV (by the binder, or by us after the PV grew), so the PV's watch
+    event has not arrived yet. Acting on it would expand what already grew and set a
+    `Resizing` condition after the resize finished."""
+    return o.capacity_bytes(pvc, status=True) > o.capacity_bytes(pv)
 
 
 class Expander:
@@ -49,12 +68,12 @@ class Expander:
         pv = self._ctx.pvs.get(pv_name)
         if pv is None or not o.is_ours_pv(pv, self._ctx.driver):
             return
-        if o.pv_claim_uid(pv) != o.uid(pvc) or _settled(pvc, pv):
+        if o.pv_claim_uid(pv) != o.uid(pvc) or _settled(pvc, pv) or _pv_cache_behind(pvc, pv):
             return
         wanted = o.requested_bytes(pvc)
         if wanted > o.capacity_bytes(pv):
             self._expand_observed(pvc, pv, wanted)
-        elif self._status_behind(pvc, pv):
+        elif self._status_behind(pvc, pv) or _resizing(pvc):
             self._finish(pvc, o.capacity_bytes(pv), pv)
 
     @staticmethod

@@ -3,6 +3,7 @@
 from typing import Any
 
 from provisioner import names
+from provisioner.controller.controller import Controller
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from tests.integration.controller.conftest import (
     APP_NS,
@@ -109,6 +110,51 @@ def test_a_grown_claim_grows_the_volume_the_pv_and_the_claim_status(running: Clu
     conditions = (running.get_claim() or {}).get("status", {}).get("conditions") or []
     assert not [c for c in conditions if c.get("type") == "Resizing"]
     running.wait_event("VolumeResizeSuccessful")
+
+
+def _expansions(controller: Controller) -> float:
+    value = controller.metrics.registry.get_sample_value(
+        "glusterfs_provisioner_operations_total", {"operation": "expand", "result": "success"}
+    )
+    return value or 0.0
+
+
+def test_a_lagging_pv_watch_does_not_restart_a_finished_resize(cluster: Cluster) -> None:
+    cluster.storage_class(allowVolumeExpansion=True)
+    controller = cluster.start_controller(workers=1)
+    _, pv = _provisioned(cluster)
+    name = pv["metadata"]["name"]
+    wait_for(
+        "the cached PV bound",
+        lambda: ((controller.pvs.get(name) or {}).get("status") or {}).get("phase") == "Bound",
+    )
+    controller.pvs.stop()  # the PV watch lags: the cache keeps showing 2Gi
+    _resize(cluster, "5Gi")
+    wait_for("the expansion done", lambda: _expansions(controller) == 1)
+    assert _claim_capacity(cluster) == "5Gi"
+    # one worker: the claim's events from the resize are handled before the marker's
+    cluster.claim("marker")
+    cluster.wait_bound("marker")
+    conditions = (cluster.get_claim() or {}).get("status", {}).get("conditions") or []
+    assert not [c for c in conditions if c.get("type") == "Resizing"]
+    assert sorted(v["size"] for v in cluster.heketi.volumes()) == [2, 5]
+
+
+def test_a_resizing_condition_left_on_a_settled_claim_is_cleared(running: Cluster) -> None:
+    _provisioned(running)
+    client = running.kube.api_client()
+    stuck = {"type": "Resizing", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    client.call_api(
+        "PATCH",
+        f"{running.kube.url}/api/v1/namespaces/{APP_NS}/persistentvolumeclaims/data/status",
+        {"Content-Type": "application/merge-patch+json"},
+        {"status": {"conditions": [stuck]}},
+    )
+    wait_for(
+        "the Resizing condition cleared",
+        lambda: not ((running.get_claim() or {}).get("status") or {}).get("conditions"),
+    )
+    assert _claim_capacity(running) == "2Gi"
 
 
 def test_a_failed_expansion_is_reported_with_heketis_message_and_retried(running: Cluster) -> None:
