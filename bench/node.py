@@ -42,6 +42,8 @@ class NodePlugin:
         self.socket = workdir / "csi.sock"
         self.kubelet_dir = workdir / "kubelet"
         self.log_path = workdir / "node.log"
+        #: GlusterFS client logs stay in the work dir, not in /var/log/glusterfs/csi.
+        self.mount_logs = workdir / "mount-logs"
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -52,6 +54,7 @@ class NodePlugin:
             sys.executable, "-m", "provisioner", "--log-format", "json", "node",
             "--endpoint", f"unix://{self.socket}", "--node-id", "bench-node",
             "--kubelet-dir", str(self.kubelet_dir),
+            "--mount-log-dir", str(self.mount_logs),
         ]  # fmt: skip
         self._process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
 
