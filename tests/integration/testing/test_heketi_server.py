@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,11 @@ def now() -> int:
 
 # -- authentication -------------------------------------------------------------
 
+# Each case builds its header when the test runs: tokens made at collection time
+# would age (iat, exp) while the rest of the suite runs.
 AUTH_CASES = [
     pytest.param(
-        None,
+        lambda: None,
         "GET",
         "/clusters",
         401,
@@ -55,7 +57,7 @@ AUTH_CASES = [
         id="no-authorization-header",
     ),
     pytest.param(
-        f"bearer {token('GET', '/clusters', key='wrong-key-0123456789abcdef0123456')}",
+        lambda: f"bearer {token('GET', '/clusters', key='wrong-key-0123456789abcdef0123456')}",
         "GET",
         "/clusters",
         401,
@@ -63,10 +65,15 @@ AUTH_CASES = [
         id="wrong-key",
     ),
     pytest.param(
-        "user", "GET", "/clusters", 401, "Administrator access required", id="user-role-on-clusters"
+        lambda: "user",
+        "GET",
+        "/clusters",
+        401,
+        "Administrator access required",
+        id="user-role-on-clusters",
     ),
     pytest.param(
-        "user",
+        lambda: "user",
         "GET",
         "/volumes/",
         401,
@@ -74,7 +81,7 @@ AUTH_CASES = [
         id="user-role-on-volumes-with-trailing-slash",
     ),
     pytest.param(
-        f"bearer {token('GET', '/volumes')}",
+        lambda: f"bearer {token('GET', '/volumes')}",
         "GET",
         "/clusters",
         401,
@@ -82,7 +89,7 @@ AUTH_CASES = [
         id="wrong-qsh",
     ),
     pytest.param(
-        f"bearer {token('GET', '/clusters', iat=now() + 200)}",
+        lambda: f"bearer {token('GET', '/clusters', iat=now() + 200)}",
         "GET",
         "/clusters",
         401,
@@ -90,7 +97,7 @@ AUTH_CASES = [
         id="iat-beyond-leeway",
     ),
     pytest.param(
-        f"bearer {token('GET', '/clusters', iss='root')}",
+        lambda: f"bearer {token('GET', '/clusters', iss='root')}",
         "GET",
         "/clusters",
         401,
@@ -98,7 +105,7 @@ AUTH_CASES = [
         id="unknown-issuer",
     ),
     pytest.param(
-        f"bearer {token('GET', '/clusters', iss=None)}",
+        lambda: f"bearer {token('GET', '/clusters', iss=None)}",
         "GET",
         "/clusters",
         401,
@@ -106,7 +113,7 @@ AUTH_CASES = [
         id="no-issuer",
     ),
     pytest.param(
-        token("GET", "/clusters"),
+        lambda: token("GET", "/clusters"),
         "GET",
         "/clusters",
         400,
@@ -114,7 +121,7 @@ AUTH_CASES = [
         id="no-bearer-scheme",
     ),
     pytest.param(
-        "bearer ",
+        lambda: "bearer ",
         "GET",
         "/clusters",
         400,
@@ -122,7 +129,7 @@ AUTH_CASES = [
         id="bearer-without-token",
     ),
     pytest.param(
-        "bearer not-a-jwt",
+        lambda: "bearer not-a-jwt",
         "GET",
         "/clusters",
         401,
@@ -135,13 +142,13 @@ AUTH_CASES = [
 @pytest.mark.parametrize(("authorization", "method", "path", "status", "message"), AUTH_CASES)
 def test_auth_failures_answer_with_heketis_status_and_wording(
     server: HeketiTestServer,
-    authorization: str | None,
+    authorization: Callable[[], str | None],
     method: str,
     path: str,
     status: int,
     message: str,
 ) -> None:
-    answer = call(server.url, method, path, authorization=authorization)
+    answer = call(server.url, method, path, authorization=authorization())
     assert (answer.status_code, answer.text) == (status, message + "\n")
     assert answer.headers["Content-Type"] == "text/plain; charset=utf-8"
 
