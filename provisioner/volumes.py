@@ -11,14 +11,25 @@ the process (the PVC controller's workers and concurrent CSI calls may overlap).
 import hashlib
 import math
 import re
+import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from provisioner import errors, names
 from provisioner.heketi.client import client_for
 from provisioner.heketi.config import HeketiConfig
-from provisioner.heketi.errors import HeketiNameInUse, HeketiNotFound, HeketiOutcomeUnknown
+from provisioner.heketi.errors import (
+    HeketiAuthError,
+    HeketiBusy,
+    HeketiError,
+    HeketiNameInUse,
+    HeketiNotFound,
+    HeketiOutcomeUnknown,
+    HeketiUnavailable,
+)
 from provisioner.heketi.types import Volume, VolumeCreateRequest
 from provisioner.locks import KeyedLocks
 from provisioner.log import get_logger
@@ -54,6 +65,7 @@ class HeketiApi(Protocol):
     def list_volumes(self) -> list[Volume]: ...
     def free_space_gib(self, clusters: Sequence[str] = ()) -> int: ...
     def expand_volume(self, volume_id: str, *, add_gib: int) -> Volume: ...
+    def poll_expand(self, queue_path: str) -> Volume | None: ...
     def delete_volume(self, volume_id: str) -> None: ...
 
 
@@ -63,6 +75,20 @@ class VolumeNotFound(errors.NotFound):
 
 class VolumeCreationInProgress(errors.Aborted):
     """Heketi is still creating a volume of this name (another attempt's operation)."""
+
+
+class ExpansionInProgress(errors.Aborted):
+    """An earlier expand of this volume, whose outcome we lost, may still be running."""
+
+
+@dataclass(frozen=True)
+class _UnsettledExpand:
+    """An expand that ended in HeketiOutcomeUnknown with the size not yet grown."""
+
+    #: Heketi's queue entry (the expand was accepted), or None (its answer was lost).
+    queue_path: str | None
+    #: Without a queue entry: no new expand before this time (one operation deadline).
+    not_before: float
 
 
 def size_gib(request_bytes: int) -> int:
@@ -160,9 +186,17 @@ def create_request(
 class VolumeService:
     """Idempotent volume operations against any number of Heketi servers."""
 
-    def __init__(self, *, clients: Callable[[HeketiConfig], HeketiApi] = client_for) -> None:
+    def __init__(
+        self,
+        *,
+        clients: Callable[[HeketiConfig], HeketiApi] = client_for,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._clients = clients
+        self._clock = clock
         self._locks = KeyedLocks()
+        self._unsettled_lock = threading.Lock()
+        self._unsettled: dict[tuple[str, str], _UnsettledExpand] = {}
 
     def _hold(self, heketi: HeketiConfig, what: str, key: str) -> AbstractContextManager[None]:
         return self._locks.held(
@@ -244,20 +278,72 @@ class VolumeService:
             log.info("volume deleted", heketi=heketi.url, volume_id=volume_id)
 
     def expand_volume(self, *, heketi: HeketiConfig, volume_id: str, size_gib: int) -> Volume:
-        """Grow the volume to at least `size_gib`; no call when it already has that size."""
+        """Grow the volume to at least `size_gib`; no call when it already has that size.
+
+        Heketi accepts a second expand while a first one runs and grows the size only
+        when one finishes, so after an expand with an unknown outcome no new expand is
+        sent until that one is known to have ended (its queue entry says so, or, when
+        even its acceptance is unknown, one operation deadline has passed):
+        `ExpansionInProgress` until then.
+        """
         client = self._clients(heketi)
         with self._hold(heketi, "id", volume_id):
+            self._settle_earlier_expand(client, heketi, volume_id)
             volume = self.get_volume(heketi=heketi, volume_id=volume_id)
             if volume.size_gib >= size_gib:
                 return volume
             try:
                 volume = client.expand_volume(volume_id, add_gib=size_gib - volume.size_gib)
-            except HeketiOutcomeUnknown:
+            except HeketiOutcomeUnknown as err:
                 volume = self.get_volume(heketi=heketi, volume_id=volume_id)
                 if volume.size_gib < size_gib:
+                    self._remember_unsettled(heketi, volume_id, err)
                     raise
             log.info("volume expanded", volume_id=volume_id, size_gib=volume.size_gib)
             return volume
+
+    def _remember_unsettled(
+        self, heketi: HeketiConfig, volume_id: str, err: HeketiOutcomeUnknown
+    ) -> None:
+        unsettled = _UnsettledExpand(err.queue_path, self._clock() + heketi.operation_deadline)
+        with self._unsettled_lock:
+            self._unsettled[(heketi.url, volume_id)] = unsettled
+
+    def _settle_earlier_expand(
+        self, client: HeketiApi, heketi: HeketiConfig, volume_id: str
+    ) -> None:
+        """Return once no earlier expand of ours can still be running; else raise."""
+        key = (heketi.url, volume_id)
+        with self._unsettled_lock:
+            unsettled = self._unsettled.get(key)
+        if unsettled is None:
+            return
+        if unsettled.queue_path is None:
+            if self._clock() < unsettled.not_before:
+                raise ExpansionInProgress(
+                    f"an earlier expand of volume {volume_id} lost its answer and may still be "
+                    "running in Heketi; not expanding again before one operation deadline "
+                    f"({heketi.operation_deadline:g} s) has passed"
+                )
+        elif not self._ended(client, unsettled.queue_path):
+            raise ExpansionInProgress(
+                f"Heketi is still running an earlier expand of volume {volume_id}; "
+                "retrying once it has finished"
+            )
+        with self._unsettled_lock:
+            self._unsettled.pop(key, None)
+
+    @staticmethod
+    def _ended(client: HeketiApi, queue_path: str) -> bool:
+        """Whether the expand at `queue_path` ended (either way); errors that leave it
+        unknown (Heketi unreachable, busy, refusing our key) propagate."""
+        try:
+            return client.poll_expand(queue_path) is not None
+        except (HeketiUnavailable, HeketiBusy, HeketiAuthError):
+            raise
+        except HeketiError as err:  # failed (rolled back), or forgotten: the size is final
+            log.info("earlier expand ended", queue_path=queue_path, outcome=str(err))
+            return True
 
     @staticmethod
     def _exists(client: HeketiApi, volume_id: str) -> bool:

@@ -15,7 +15,10 @@ What callers can rely on (the provisioning core builds its idempotency on it):
   reserves the name at once but lists the volume only when complete).
   Any other error means no volume was created (Heketi rolls back failures).
 * `expand_volume` raises `HeketiOutcomeUnknown` in the same cases; re-read the
-  volume's size before expanding again. It is never resent automatically.
+  volume's size before expanding again. It is never resent automatically. Heketi
+  accepts a second expand while the first runs and updates the size only at the
+  end, so when the error carries a `queue_path` (the expand was accepted), ask
+  `poll_expand` how it ended before expanding again.
 * `delete_volume` may be resent after a lost answer; the resend then reports
   `HeketiNotFound` (gone: success for the caller) or `HeketiConflict` (the
   first delete is still running).
@@ -185,6 +188,18 @@ class HeketiClient:
         location = self._run("POST", path, body={"expand_size": add_gib}, replay_safe=False)
         return self._volume_at(location, "expand")
 
+    def poll_expand(self, queue_path: str) -> Volume | None:
+        """One look at an expand whose wait ended in `HeketiOutcomeUnknown(queue_path=…)`:
+        None while Heketi still runs it, the grown volume once it finished; raises the
+        operation's failure, or `HeketiOutcomeUnknown` without a queue path when Heketi
+        no longer knows the entry (then the size Heketi reports is final)."""
+        operation = "volume expand"
+        deadline = time.monotonic() + self._config.retry_budget
+        answer = self._transport.request("GET", queue_path, replay_safe=True, deadline=deadline)
+        if answer.status == 200:
+            return None
+        return self._volume_at(self._finished(answer, queue_path, operation), "expand")
+
     def delete_volume(self, volume_id: str) -> None:
         """Delete and wait; `HeketiNotFound` when the volume does not exist."""
         try:
@@ -278,6 +293,7 @@ class HeketiClient:
                     f"Heketi did not finish {operation} within "
                     f"{self._config.operation_deadline:g} s",
                     operation=operation,
+                    queue_path=queue_path,
                 )
             time.sleep(min(interval, remaining))
             interval = min(interval * self._config.poll_factor, self._config.poll_max)
@@ -291,7 +307,9 @@ class HeketiClient:
             return self._transport.request("GET", queue_path, replay_safe=True, deadline=deadline)
         except (HeketiUnavailable, HeketiBusy) as exc:
             raise HeketiOutcomeUnknown(
-                f"lost track of {operation} while it ran: {exc}", operation=operation
+                f"lost track of {operation} while it ran: {exc}",
+                operation=operation,
+                queue_path=queue_path,
             ) from None
 
     def _finished(self, answer: Exchange, queue_path: str, operation: str) -> str | None:

@@ -71,4 +71,19 @@ class HeketiOutcomeUnknown(HeketiError, errors.DeadlineExceeded):
     when the queue entry vanished (404: read already, or Heketi restarted), or
     when the operation deadline passed while polling. Resolve by looking the
     volume up by name (create) or by id (expand/delete).
+
+    `queue_path` is Heketi's queue entry of an operation that was accepted and may
+    still be running (None when the request's answer was lost, or Heketi no longer
+    knows the entry): `HeketiClient.poll_expand` tells how that operation ended.
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        operation: str = "",
+        queue_path: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, operation=operation)
+        self.queue_path = queue_path

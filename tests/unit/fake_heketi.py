@@ -5,7 +5,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from provisioner.heketi.errors import HeketiError, HeketiNameInUse, HeketiNotFound
+from provisioner.heketi.errors import (
+    HeketiError,
+    HeketiNameInUse,
+    HeketiNotFound,
+    HeketiOutcomeUnknown,
+)
 from provisioner.heketi.types import Durability, Volume, VolumeCreateRequest
 
 T = TypeVar("T")
@@ -28,6 +33,13 @@ class FakeHeketi:
     #: Names Heketi is "still creating": hidden from reads, refused to creates.
     pending_names: set[str] = field(default_factory=set)
     free_gib: int = 100
+    #: Expands Heketi accepted and still runs: queue path → (volume id, GiB to add).
+    running_expands: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: Expands that finished and whose queue entry was not read yet: queue path → volume id.
+    finished_expands: dict[str, str] = field(default_factory=dict)
+    #: For the next expand: None = normal; True/False = it is accepted and still runs when
+    #: the caller gives up, with (True) or without (False) its queue path known.
+    stall_next_expand: bool | None = None
     _ids: "itertools.count[int]" = field(default_factory=lambda: itertools.count(1))
 
     def fail_next(self, method: str, error: HeketiError, *, after_effect: bool = False) -> None:
@@ -93,12 +105,41 @@ class FakeHeketi:
         return self._act("free_space_gib", tuple(clusters), lambda: self.free_gib)
 
     def expand_volume(self, volume_id: str, *, add_gib: int) -> Volume:
+        if self.stall_next_expand is not None:
+            answered, self.stall_next_expand = self.stall_next_expand, None
+            self.calls.append(("expand_volume", (volume_id, add_gib)))
+            path = f"/queue/{next(self._ids):032x}"
+            self.running_expands[path] = (volume_id, add_gib)
+            raise HeketiOutcomeUnknown(
+                "Heketi did not finish the expand in time", queue_path=path if answered else None
+            )
+
         def expand() -> Volume:
             volume = self.volumes[volume_id]
             self.volumes[volume_id] = replace(volume, size_gib=volume.size_gib + add_gib)
             return self.volumes[volume_id]
 
         return self._act("expand_volume", (volume_id, add_gib), expand)
+
+    def finish_expands(self) -> None:
+        """The running expands end: each grows its volume (as Heketi, a second expand
+        accepted while the first ran grows it again)."""
+        for path, (volume_id, add_gib) in self.running_expands.items():
+            volume = self.volumes[volume_id]
+            self.volumes[volume_id] = replace(volume, size_gib=volume.size_gib + add_gib)
+            self.finished_expands[path] = volume_id
+        self.running_expands.clear()
+
+    def poll_expand(self, queue_path: str) -> Volume | None:
+        def poll() -> Volume | None:
+            if queue_path in self.running_expands:
+                return None
+            volume_id = self.finished_expands.pop(queue_path, None)
+            if volume_id is None:
+                raise HeketiOutcomeUnknown("queue entry unknown", status=404)
+            return self.volumes[volume_id]
+
+        return self._act("poll_expand", queue_path, poll)
 
     def delete_volume(self, volume_id: str) -> None:
         def delete() -> None:

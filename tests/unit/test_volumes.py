@@ -15,6 +15,7 @@ from provisioner.heketi.types import Durability, Volume, VolumeCreateRequest
 from provisioner.storageclass import ProvisioningParams, parse_parameters
 from provisioner.volumes import (
     GIB,
+    ExpansionInProgress,
     VolumeService,
     csi_volume_name,
     heketi_config,
@@ -429,6 +430,59 @@ def test_expand_with_unknown_outcome_and_old_size_reraises(
     heketi.fail_next("expand_volume", HeketiOutcomeUnknown("deadline passed"))
     with pytest.raises(HeketiOutcomeUnknown):
         service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=3)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_expand_still_running_past_the_deadline_is_waited_for_not_repeated(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    volume = heketi.add("a", size_gib=2)
+    heketi.stall_next_expand = True  # accepted; still running when the client gives up
+    with pytest.raises(HeketiOutcomeUnknown):
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5)
+    with pytest.raises(ExpansionInProgress, match="still running an earlier expand"):
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5)
+    heketi.finish_expands()
+    assert service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5).size_gib == 5
+    assert heketi.count("expand_volume") == 1
+    assert heketi.volumes[volume.id].size_gib == 5
+
+
+def test_an_earlier_expand_that_failed_lets_the_next_one_run(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    volume = heketi.add("a", size_gib=2)
+    heketi.stall_next_expand = True
+    with pytest.raises(HeketiOutcomeUnknown):
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5)
+    heketi.running_expands.clear()  # it failed: Heketi rolled it back and forgot it
+    assert service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5).size_gib == 5
+    assert heketi.count("expand_volume") == 2
+
+
+def test_an_expand_whose_answer_was_lost_blocks_a_new_one_for_an_operation_deadline(
+    heketi: FakeHeketi,
+) -> None:
+    clock = Clock()
+    service = VolumeService(clients=lambda config: heketi, clock=clock)
+    volume = heketi.add("a", size_gib=2)
+    heketi.stall_next_expand = False  # accepted, but the answer (and its queue path) lost
+    with pytest.raises(HeketiOutcomeUnknown):
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5)
+    clock.now += HEKETI.operation_deadline - 1
+    with pytest.raises(ExpansionInProgress, match="lost its answer"):
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5)
+    heketi.finish_expands()
+    clock.now += 1
+    assert service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5).size_gib == 5
+    assert heketi.count("expand_volume") == 1
 
 
 def test_expand_of_an_unknown_volume_is_not_found(service: VolumeService) -> None:

@@ -148,3 +148,23 @@ def test_operation_deadline_while_polling_is_outcome_unknown() -> None:
         heketi = HeketiClient(fast_config(srv.url, operation_deadline=0.3))
         with pytest.raises(HeketiOutcomeUnknown, match="did not finish"):
             heketi.create_volume(request("pvc-slow"))
+
+
+def test_an_expand_past_the_deadline_can_be_followed_to_its_end_without_resending() -> None:
+    with HeketiTestServer(admin_key=ADMIN_KEY) as srv:
+        heketi = HeketiClient(fast_config(srv.url, operation_deadline=0.3))
+        made = heketi.create_volume(request("pvc-slow-expand"))
+        srv.set_latency(1500)
+        with pytest.raises(HeketiOutcomeUnknown, match="did not finish") as caught:
+            heketi.expand_volume(made.id, add_gib=2)
+        queue_path = caught.value.queue_path
+        assert queue_path is not None and queue_path.startswith("/queue/")
+        deadline = time.monotonic() + 15.0
+        grown = heketi.poll_expand(queue_path)
+        while grown is None:  # Heketi still runs it
+            assert time.monotonic() < deadline, "the expand never finished"
+            time.sleep(0.05)
+            grown = heketi.poll_expand(queue_path)
+        assert grown.size_gib == made.size_gib + 2
+        expands = [r for r in srv.requests if r.path.endswith("/expand")]
+        assert len(expands) == 1
