@@ -130,6 +130,28 @@ def test_gids_in_use_by_existing_pvs_are_not_handed_out_again(cluster: Cluster) 
     assert gids == {"3000", "3001"}
 
 
+def test_the_gid_of_a_deleted_pv_is_handed_out_again(cluster: Cluster) -> None:
+    cluster.storage_class(
+        parameters={
+            "resturl": cluster.heketi.url,
+            "restuser": "admin",
+            "secretNamespace": SYSTEM_NS,
+            "secretName": SECRET,
+            "gidMin": "3000",
+            "gidMax": "3000",
+        }
+    )
+    cluster.start_controller()
+    cluster.claim("first")
+    first = cluster.pv_for(cluster.wait_bound("first"))
+    assert first is not None and first["metadata"]["annotations"][names.ANN_GID] == "3000"
+    cluster.delete_claim("first")
+    wait_for("the PV gone", lambda: cluster.kube.list("persistentvolumes") == [])
+    cluster.claim("second")  # the range holds one GID: only a freed one lets it bind
+    second = cluster.pv_for(cluster.wait_bound("second"))
+    assert second is not None and second["metadata"]["annotations"][names.ANN_GID] == "3000"
+
+
 def test_a_claim_of_another_provisioner_is_left_alone(running: Cluster) -> None:
     running.kube.create(
         {
