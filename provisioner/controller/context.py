@@ -66,7 +66,8 @@ class Expectations:
 
 
 class GidReservations:
-    """GIDs handed to claims whose PV does not exist yet, reused on retries."""
+    """GIDs of claims whose PV does not exist yet (reserved, or their volume's), reused
+    on retries; freed when such a claim is given up, handed over to the PV once it exists."""
 
     def __init__(self, gids: GidAllocator) -> None:
         self.gids = gids
@@ -82,14 +83,22 @@ class GidReservations:
             return gid
 
     def settle(self, claim_uid: str, actual: int) -> None:
-        """The volume exists with GID `actual`: keep that one, free a different reservation."""
+        """The volume exists with GID `actual`: the claim holds that one from now on (a
+        retry gets it again, `cancel` frees it); a different reservation is freed."""
         with self._lock:
-            reserved = self._by_claim.pop(claim_uid, None)
-        self.gids.mark_used(actual)
+            reserved = self._by_claim.get(claim_uid)
+            self._by_claim[claim_uid] = actual
+            self.gids.mark_used(actual)
         if reserved is not None and reserved != actual:
             self.gids.release(reserved)
 
+    def hand_over(self, claim_uid: str) -> None:
+        """The claim's PV exists and holds its GID now (freed when the PV goes)."""
+        with self._lock:
+            self._by_claim.pop(claim_uid, None)
+
     def cancel(self, claim_uid: str) -> None:
+        """The claim was given up and its volume deleted: free its GID."""
         with self._lock:
             reserved = self._by_claim.pop(claim_uid, None)
         if reserved is not None:

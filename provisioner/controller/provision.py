@@ -140,6 +140,7 @@ class ClaimReconciler:
         assert params is not None  # the class is ours: _our_class checked its provisioner
         existing = ctx.pvs.get(o.pv_name_for(pvc))
         if existing is not None and o.pv_claim_uid(existing) == o.uid(pvc):
+            ctx.gids.hand_over(o.uid(pvc))
             self._bind(pvc, existing)  # an earlier attempt got as far as the PV
             ctx.events.normal(pvc, SUCCEEDED, f"Successfully provisioned volume {o.name(existing)}")
             return
@@ -149,6 +150,7 @@ class ClaimReconciler:
         pvc = self._record_intent(pvc, params, name)
         volume, gid = self._ensure_volume(pvc, heketi, params, name, fresh=fresh)
         pv = self._create_pv(pvc, storage_class, params, volume, gid)
+        ctx.gids.hand_over(o.uid(pvc))
         self._bind(pvc, pv)
         ctx.events.normal(
             pvc,
@@ -315,21 +317,27 @@ class ClaimReconciler:
             raise
 
     def _abandon_unguarded(self, pvc: Obj) -> None:
-        ctx = self._ctx
-        if self._pv_of(pvc) is None:
-            heketi = ctx.heketi_for_object(pvc, class_name=o.claim_class(pvc))
-            name = o.annotations(pvc).get(names.ANN_HEKETI_VOLUME_NAME, "")
-            volume = ctx.volumes.find_volume(heketi=heketi, name=name) if name else None
-            if volume is not None:
-                ctx.guard()
-                ctx.volumes.delete_volume(heketi=heketi, volume_id=volume.id)
-                log.info(
-                    "deleted the volume of a claim deleted mid-provisioning",
-                    pvc=o.claim_ref(pvc),
-                    volume_id=volume.id,
-                )
-        ctx.gids.cancel(o.uid(pvc))
+        if self._pv_of(pvc) is not None:
+            self._ctx.gids.hand_over(o.uid(pvc))  # the PV deletes the volume, frees the GID
+        else:
+            self._delete_unfinished_volume(pvc)
+            self._ctx.gids.cancel(o.uid(pvc))
         self._drop_intent(pvc)
+
+    def _delete_unfinished_volume(self, pvc: Obj) -> None:
+        ctx = self._ctx
+        heketi = ctx.heketi_for_object(pvc, class_name=o.claim_class(pvc))
+        name = o.annotations(pvc).get(names.ANN_HEKETI_VOLUME_NAME, "")
+        volume = ctx.volumes.find_volume(heketi=heketi, name=name) if name else None
+        if volume is None:
+            return
+        ctx.guard()
+        ctx.volumes.delete_volume(heketi=heketi, volume_id=volume.id)
+        log.info(
+            "deleted the volume of a claim deleted mid-provisioning",
+            pvc=o.claim_ref(pvc),
+            volume_id=volume.id,
+        )
 
     def _pv_of(self, pvc: Obj) -> Obj | None:
         """Our PV for this claim; asks the API when the cache has none (rare path)."""

@@ -142,6 +142,27 @@ def test_a_claim_deleted_while_the_controller_was_down_leaves_no_volume(cluster:
     wait_for("no PV", lambda: cluster.kube.list("persistentvolumes") == [])
 
 
+def test_the_gid_of_a_claim_deleted_mid_provisioning_is_freed(cluster: Cluster) -> None:
+    cluster.storage_class(
+        parameters={
+            "resturl": cluster.heketi.url,
+            "restuser": "admin",
+            "secretNamespace": "storage",
+            "secretName": "heketi",
+            "gidMin": "3000",
+            "gidMax": "3000",
+        }
+    )
+    cluster.start_controller()
+    _deleting_claim_mid_provisioning(cluster)  # PV creation keeps failing: no PV ever
+    wait_for("the claim gone", lambda: cluster.get_claim() is None)
+    assert cluster.heketi.volumes() == [] and cluster.kube.list("persistentvolumes") == []
+    cluster.kube.clear_faults()
+    cluster.claim("second")  # the range holds one GID: only a freed one lets it bind
+    pv = cluster.pv_for(cluster.wait_bound("second"))
+    assert pv is not None and pv["metadata"]["annotations"][names.ANN_GID] == "3000"
+
+
 def test_a_missing_secret_is_reported_and_retried(cluster: Cluster) -> None:
     cluster.storage_class(
         parameters={

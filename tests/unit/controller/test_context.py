@@ -71,3 +71,32 @@ def test_a_cancelled_claim_frees_its_gid() -> None:
     reserved = reservations.for_claim("uid-1", PARAMS)
     reservations.cancel("uid-1")
     assert not gids.is_used(reserved)
+
+
+def test_a_retry_after_the_volume_exists_gets_the_volumes_gid_even_in_a_full_range() -> None:
+    gids = GidAllocator()
+    reservations = GidReservations(gids)
+    reservations.for_claim("uid-1", PARAMS)
+    reservations.settle("uid-1", 3007)
+    for gid in range(3000, 3011):
+        gids.mark_used(gid)  # every other GID of the range went to other claims
+    assert reservations.for_claim("uid-1", PARAMS) == 3007
+
+
+def test_a_claim_given_up_after_its_volume_was_made_frees_the_volumes_gid() -> None:
+    gids = GidAllocator()
+    reservations = GidReservations(gids)
+    reservations.for_claim("uid-1", PARAMS)
+    reservations.settle("uid-1", 3007)
+    reservations.cancel("uid-1")
+    assert not gids.is_used(3007)
+
+
+def test_a_gid_handed_over_to_its_pv_stays_used() -> None:
+    gids = GidAllocator()
+    reservations = GidReservations(gids)
+    gid = reservations.for_claim("uid-1", PARAMS)
+    reservations.settle("uid-1", gid)
+    reservations.hand_over("uid-1")
+    reservations.cancel("uid-1")  # a late give-up no longer frees what the PV holds
+    assert gids.is_used(gid)
