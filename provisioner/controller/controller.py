@@ -409,6 +409,11 @@ class _VolumeHandler:
 
     def on_update(self, old: Obj, new: Obj) -> None:
         self.on_add(new)
+        if _storage(old) != _storage(new) and o.is_ours_pv(new, self._c.config.driver_name):
+            # a claim whose status ran ahead of this PV's cached copy waits for it
+            ref = (new.get("spec") or {}).get("claimRef") or {}
+            if ref.get("namespace") and ref.get("name"):
+                self._c.enqueue((CLAIM, f"{ref['namespace']}/{ref['name']}"))
 
     def on_delete(self, obj: Obj) -> None:
         gid = o.pv_gid(obj)
@@ -429,6 +434,10 @@ class _ClassHandler:
 
     def on_delete(self, obj: Obj) -> None:
         return
+
+
+def _storage(pv: Obj) -> object:
+    return ((pv.get("spec") or {}).get("capacity") or {}).get("storage")
 
 
 def _length_of(informer: Informer) -> Callable[[], float]:

@@ -140,6 +140,28 @@ def test_a_lagging_pv_watch_does_not_restart_a_finished_resize(cluster: Cluster)
     assert sorted(v["size"] for v in cluster.heketi.volumes()) == [2, 5]
 
 
+def test_a_claim_grown_again_while_the_pv_watch_lags_grows_once_the_pv_event_arrives(
+    running: Cluster,
+) -> None:
+    controller = running.controllers[0]
+    _, pv = _provisioned(running)
+    name = pv["metadata"]["name"]
+    wait_for(
+        "the cached PV bound",
+        lambda: ((controller.pvs.get(name) or {}).get("status") or {}).get("phase") == "Bound",
+    )
+    running.kube.fail_next(
+        verb="watch", path_regex=r"^/api/v1/persistentvolumes$", count=100_000, status=503
+    )
+    running.kube.cut_watches()  # the PV watch cannot come back: its cache keeps 2Gi
+    _resize(running, "5Gi")
+    wait_for("claim capacity 5Gi", lambda: _claim_capacity(running) == "5Gi")
+    _resize(running, "8Gi")  # seen while the cached PV still shows 2Gi: wait for the PV
+    running.kube.clear_faults()
+    wait_for("claim capacity 8Gi", lambda: _claim_capacity(running) == "8Gi")
+    assert [v["size"] for v in running.heketi.volumes()] == [8]
+
+
 def test_a_resizing_condition_left_on_a_settled_claim_is_cleared(running: Cluster) -> None:
     _provisioned(running)
     client = running.kube.api_client()
