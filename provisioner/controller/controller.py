@@ -401,9 +401,7 @@ class _VolumeHandler:
     def on_add(self, obj: Obj) -> None:
         # every PV's GID counts as used, also those of other provisioners (e.g. the
         # in-tree glusterfs plugin's PVs on the same Heketi): no two volumes share one
-        gid = o.pv_gid(obj)
-        if gid is not None:
-            self._c.ctx.gids.gids.mark_used(gid)
+        self._c.ctx.gids.observe_pv(obj)
         if o.is_ours_pv(obj, self._c.config.driver_name):
             self._c.enqueue((VOLUME, o.name(obj)))
 
@@ -416,9 +414,7 @@ class _VolumeHandler:
                 self._c.enqueue((CLAIM, f"{ref['namespace']}/{ref['name']}"))
 
     def on_delete(self, obj: Obj) -> None:
-        gid = o.pv_gid(obj)
-        if gid is not None:
-            self._c.ctx.gids.gids.release(gid)
+        self._c.ctx.gids.pv_deleted(obj)
 
 
 class _ClassHandler:

@@ -140,7 +140,7 @@ class ClaimReconciler:
         assert params is not None  # the class is ours: _our_class checked its provisioner
         existing = ctx.pvs.get(o.pv_name_for(pvc))
         if existing is not None and o.pv_claim_uid(existing) == o.uid(pvc):
-            ctx.gids.hand_over(o.uid(pvc))
+            ctx.gids.hand_over(o.uid(pvc), existing)
             self._bind(pvc, existing)  # an earlier attempt got as far as the PV
             ctx.events.normal(pvc, SUCCEEDED, f"Successfully provisioned volume {o.name(existing)}")
             return
@@ -150,7 +150,7 @@ class ClaimReconciler:
         pvc = self._record_intent(pvc, params, name)
         volume, gid = self._ensure_volume(pvc, heketi, params, name, fresh=fresh)
         pv = self._create_pv(pvc, storage_class, params, volume, gid)
-        ctx.gids.hand_over(o.uid(pvc))
+        ctx.gids.hand_over(o.uid(pvc), pv)
         self._bind(pvc, pv)
         ctx.events.normal(
             pvc,
@@ -317,8 +317,9 @@ class ClaimReconciler:
             raise
 
     def _abandon_unguarded(self, pvc: Obj) -> None:
-        if self._pv_of(pvc) is not None:
-            self._ctx.gids.hand_over(o.uid(pvc))  # the PV deletes the volume, frees the GID
+        pv = self._pv_of(pvc)
+        if pv is not None:
+            self._ctx.gids.hand_over(o.uid(pvc), pv)  # the PV deletes the volume, frees the GID
         else:
             self._delete_unfinished_volume(pvc)
             self._ctx.gids.cancel(o.uid(pvc))

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from provisioner import names
+from provisioner.controller.controller import Controller
 from tests.integration.controller.conftest import (
     APP_NS,
     CLASS,
@@ -150,6 +151,79 @@ def test_the_gid_of_a_deleted_pv_is_handed_out_again(cluster: Cluster) -> None:
     cluster.claim("second")  # the range holds one GID: only a freed one lets it bind
     second = cluster.pv_for(cluster.wait_bound("second"))
     assert second is not None and second["metadata"]["annotations"][names.ANN_GID] == "3000"
+
+
+def _one_gid_class(cluster: Cluster, gid: int = 3000) -> None:
+    cluster.storage_class(
+        parameters={
+            "resturl": cluster.heketi.url,
+            "restuser": "admin",
+            "secretNamespace": SYSTEM_NS,
+            "secretName": SECRET,
+            "gidMin": str(gid),
+            "gidMax": str(gid),
+        }
+    )
+
+
+def _in_tree_pv(cluster: Cluster, name: str, *, gid: int, policy: str) -> None:
+    """A PV of the in-tree glusterfs plugin (or any other provisioner) carrying a GID."""
+    cluster.kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {
+                "name": name,
+                "annotations": {
+                    names.ANN_GID: str(gid),
+                    names.ANN_PROVISIONED_BY: "kubernetes.io/glusterfs",
+                },
+            },
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteMany"],
+                "persistentVolumeReclaimPolicy": policy,
+                "storageClassName": "legacy",
+                "glusterfs": {"endpoints": "glusterfs-cluster", "path": f"vol_{name}"},
+            },
+        }
+    )
+
+
+def _delete_pv_and_wait_unseen(cluster: Cluster, controller: Controller, name: str) -> None:
+    cluster.api_delete(f"/api/v1/persistentvolumes/{name}")
+    wait_for(f"the controller to see {name} gone", lambda: controller.pvs.get(name) is None)
+
+
+def _exhausted(cluster: Cluster, claim: str) -> bool:
+    return any(
+        "every GID from 3000 to 3000 is in use" in event["message"]
+        for event in cluster.events(reason="ProvisioningFailed", name=claim)
+    )
+
+
+def test_a_gid_two_pvs_share_stays_in_use_when_one_of_them_is_deleted(cluster: Cluster) -> None:
+    _one_gid_class(cluster)
+    _in_tree_pv(cluster, "in-tree-a", gid=3000, policy="Delete")
+    _in_tree_pv(cluster, "in-tree-b", gid=3000, policy="Delete")
+    controller = cluster.start_controller()
+    _delete_pv_and_wait_unseen(cluster, controller, "in-tree-a")
+    cluster.claim()
+    wait_for("the range reported exhausted", lambda: _exhausted(cluster, "data"))
+    assert cluster.heketi.volumes() == []  # in-tree-b still holds the only GID
+    _delete_pv_and_wait_unseen(cluster, controller, "in-tree-b")
+    pv = cluster.pv_for(cluster.wait_bound())
+    assert pv is not None and pv["metadata"]["annotations"][names.ANN_GID] == "3000"
+
+
+def test_the_gid_of_a_deleted_pv_whose_volume_is_retained_stays_in_use(cluster: Cluster) -> None:
+    _one_gid_class(cluster)
+    _in_tree_pv(cluster, "kept", gid=3000, policy="Retain")
+    controller = cluster.start_controller()
+    _delete_pv_and_wait_unseen(cluster, controller, "kept")  # the volume itself remains
+    cluster.claim()
+    wait_for("the range reported exhausted", lambda: _exhausted(cluster, "data"))
+    assert cluster.heketi.volumes() == []
 
 
 def test_a_claim_of_another_provisioner_is_left_alone(running: Cluster) -> None:

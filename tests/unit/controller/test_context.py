@@ -1,5 +1,10 @@
 """Bookkeeping shared by the reconcilers: cache expectations and GID reservations."""
 
+from typing import Any
+
+import pytest
+
+from provisioner import names
 from provisioner.controller.context import EXPECTATION_TTL_SECONDS, Expectations, GidReservations
 from provisioner.gids import GidAllocator
 from provisioner.storageclass import parse_parameters
@@ -97,6 +102,73 @@ def test_a_gid_handed_over_to_its_pv_stays_used() -> None:
     reservations = GidReservations(gids)
     gid = reservations.for_claim("uid-1", PARAMS)
     reservations.settle("uid-1", gid)
-    reservations.hand_over("uid-1")
+    reservations.hand_over("uid-1", _pv("pvc-uid-1", gid))
     reservations.cancel("uid-1")  # a late give-up no longer frees what the PV holds
     assert gids.is_used(gid)
+
+
+def _pv(name: str, gid: int | None, *, policy: str = "Delete") -> dict[str, Any]:
+    annotations = {names.ANN_GID: str(gid)} if gid is not None else {}
+    return {
+        "metadata": {"name": name, "uid": f"uid-of-{name}", "annotations": annotations},
+        "spec": {"persistentVolumeReclaimPolicy": policy},
+    }
+
+
+def test_a_gid_two_pvs_share_stays_used_until_both_are_gone() -> None:
+    gids = GidAllocator()
+    reservations = GidReservations(gids)
+    ours, in_tree = _pv("pvc-1", 3000), _pv("in-tree", 3000)
+    reservations.observe_pv(ours)
+    reservations.observe_pv(in_tree)
+    reservations.pv_deleted(ours)
+    assert gids.is_used(3000)
+    reservations.pv_deleted(in_tree)
+    assert not gids.is_used(3000)
+
+
+def test_a_pv_seen_again_is_counted_once() -> None:
+    gids = GidAllocator()
+    reservations = GidReservations(gids)
+    pv = _pv("pvc-1", 3000)
+    for _ in range(3):
+        reservations.observe_pv(pv)  # add, then updates
+    reservations.pv_deleted(pv)
+    assert not gids.is_used(3000)
+
+
+def test_a_pv_whose_gid_changes_frees_the_old_one() -> None:
+    gids = GidAllocator()
+    reservations = GidReservations(gids)
+    reservations.observe_pv(_pv("static", 3000))
+    reservations.observe_pv(_pv("static", 3001))
+    assert not gids.is_used(3000) and gids.is_used(3001)
+    reservations.observe_pv(_pv("static", None))
+    assert not gids.is_used(3001)
+
+
+@pytest.mark.parametrize(
+    ("policy", "still_used"),
+    [("Delete", False), ("Retain", True), ("Recycle", True)],
+    ids=["delete-frees", "retain-keeps", "recycle-keeps"],
+)
+def test_a_deleted_pv_frees_its_gid_only_when_its_volume_went_with_it(
+    policy: str, still_used: bool
+) -> None:
+    gids = GidAllocator()
+    reservations = GidReservations(gids)
+    pv = _pv("pvc-1", 3000, policy=policy)
+    reservations.observe_pv(pv)
+    reservations.pv_deleted(pv)
+    assert gids.is_used(3000) is still_used
+
+
+def test_a_claim_handing_its_gid_to_a_pv_another_pv_shares_keeps_it_used() -> None:
+    gids = GidAllocator()
+    reservations = GidReservations(gids)
+    reservations.observe_pv(_pv("in-tree", 3005))
+    reservations.settle("uid-1", 3005)  # its volume was made with that GID
+    reservations.hand_over("uid-1", _pv("pvc-uid-1", 3005))
+    reservations.pv_deleted(_pv("in-tree", 3005))
+    assert gids.is_used(3005)
+    assert reservations.for_claim("uid-2", PARAMS) != 3005
