@@ -30,6 +30,11 @@ ANN_SECRET_NAME: Final = f"{DOMAIN}/secret-name"
 ANN_HEKETI_VOLUME_NAME: Final = f"{DOMAIN}/heketi-volume-name"
 ANN_HEKETI_CA: Final = f"{DOMAIN}/heketi-ca"
 
+#: PVC annotation written with PVC_FINALIZER (the intent, before Heketi is called):
+#: the GID chosen for the claim's volume, so a restarted controller neither hands it
+#: to another claim nor picks a different one on retry.
+ANN_CLAIM_GID: Final = f"{DOMAIN}/gid"
+
 #: Well-known Kubernetes annotations we read or write.
 ANN_PROVISIONED_BY: Final = "pv.kubernetes.io/provisioned-by"
 ANN_GID: Final = "pv.beta.kubernetes.io/gid"
