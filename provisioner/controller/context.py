@@ -12,7 +12,14 @@ from provisioner.controller.events import EventRecorder
 from provisioner.controller.informer import Informer
 from provisioner.controller.kube import KubeApi, Obj
 from provisioner.controller.metrics import Metrics
-from provisioner.controller.objects import annotations, pv_gid, reclaim_policy
+from provisioner.controller.objects import (
+    annotations,
+    claim_gid,
+    finalizers,
+    pv_gid,
+    reclaim_policy,
+    uid,
+)
 from provisioner.controller.secrets import SecretKeys
 from provisioner.gids import GidAllocator
 from provisioner.heketi.client import HeketiClient, HeketiConfig
@@ -158,7 +165,13 @@ class GidReservations:
     def __init__(self, gids: GidAllocator) -> None:
         self.ledger = GidLedger(gids)
 
-    def for_claim(self, claim_uid: str, params: ProvisioningParams) -> int:
+    def for_claim(
+        self, claim_uid: str, params: ProvisioningParams, *, recorded: int | None = None
+    ) -> int:
+        """The claim's GID: the one it holds (its volume's, or reserved earlier), else
+        the one `recorded` with its intent, else a free one of the class's range."""
+        if recorded is not None:
+            return self.ledger.hold(_claim(claim_uid), recorded, replace=False)
         return self.ledger.allocate(
             _claim(claim_uid), gid_min=params.gid_min, gid_max=params.gid_max
         )
@@ -176,6 +189,21 @@ class GidReservations:
     def cancel(self, claim_uid: str) -> None:
         """The claim was given up and its volume deleted: free its GID."""
         self.ledger.drop(_claim(claim_uid))
+
+    def observe_claim(self, pvc: Obj) -> None:
+        """A claim as it is now. One carrying our intent holds the GID recorded with it
+        (at start, before any worker runs, this rebuilds what the PVs do not show:
+        the GIDs of volumes Heketi may have made for claims that have no PV yet); once
+        bound without our finalizer, its PV holds the GID instead."""
+        if names.PVC_FINALIZER in finalizers(pvc):
+            gid = claim_gid(pvc)
+            if gid is not None:
+                self.ledger.hold(_claim(uid(pvc)), gid, replace=False)
+        elif (pvc.get("spec") or {}).get("volumeName"):
+            self.ledger.drop(_claim(uid(pvc)))
+
+    def claim_deleted(self, pvc: Obj) -> None:
+        self.ledger.drop(_claim(uid(pvc)))
 
     def observe_pv(self, pv: Obj) -> None:
         """A PV as it is now: it holds the GID it carries (or none)."""

@@ -385,6 +385,7 @@ class _ClaimHandler:
         self._c = controller
 
     def on_add(self, obj: Obj) -> None:
+        self._c.ctx.gids.observe_claim(obj)
         self._c.enqueue((CLAIM, object_key(obj)))
 
     def on_update(self, old: Obj, new: Obj) -> None:
@@ -392,6 +393,7 @@ class _ClaimHandler:
 
     def on_delete(self, obj: Obj) -> None:
         self._c.ctx.expectations.forget(object_key(obj))
+        self._c.ctx.gids.claim_deleted(obj)
 
 
 class _VolumeHandler:

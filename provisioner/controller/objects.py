@@ -170,7 +170,16 @@ def pv_claim_uid(pv: Obj) -> str:
 
 
 def pv_gid(pv: Obj) -> int | None:
-    raw = annotations(pv).get(names.ANN_GID)
+    return _int_annotation(pv, names.ANN_GID)
+
+
+def claim_gid(pvc: Obj) -> int | None:
+    """The GID recorded with our provisioning intent on a claim, if any."""
+    return _int_annotation(pvc, names.ANN_CLAIM_GID)
+
+
+def _int_annotation(obj: Obj, key: str) -> int | None:
+    raw = annotations(obj).get(key)
     try:
         return int(raw) if raw else None
     except ValueError:

@@ -4,7 +4,8 @@ Order of writes for one claim (each step idempotent, so a crash anywhere and a
 restart converge on exactly one volume and one PV):
 
 1. PVC: our finalizer + where the volume will live (Heketi URL, user, Secret, the
-   deterministic volume name) — the intent, recorded *before* Heketi is called;
+   deterministic volume name) and its GID — the intent, recorded *before* Heketi is
+   called (a restart rebuilds the GID allocator from PVs and from these claims);
 2. Heketi: look the name up, create if absent (VolumeService.ensure_volume);
 3. PV `pvc-<uid>` pre-bound to the claim (AlreadyExists for our own PV = done);
 4. PVC: `spec.volumeName` set and our finalizer removed in one patch (the PV's
@@ -147,8 +148,12 @@ class ClaimReconciler:
         heketi = ctx.heketi_for_class(params)
         name = self._heketi_name(pvc, params)
         fresh = names.PVC_FINALIZER not in o.finalizers(pvc)
-        pvc = self._record_intent(pvc, params, name)
-        volume, gid = self._ensure_volume(pvc, heketi, params, name, fresh=fresh)
+        # a claim with our intent recorded keeps the GID recorded with it (also across a
+        # restart: a volume Heketi may have made already carries it)
+        recorded = None if fresh else o.claim_gid(pvc)
+        gid = ctx.gids.for_claim(o.uid(pvc), params, recorded=recorded)
+        pvc = self._record_intent(pvc, params, name, gid)
+        volume, gid = self._ensure_volume(pvc, heketi, params, name, gid, fresh=fresh)
         pv = self._create_pv(pvc, storage_class, params, volume, gid)
         ctx.gids.hand_over(o.uid(pvc), pv)
         self._bind(pvc, pv)
@@ -169,13 +174,15 @@ class ClaimReconciler:
             prefix=params.volume_name_prefix,
         )
 
-    def _record_intent(self, pvc: Obj, params: ProvisioningParams, heketi_name: str) -> Obj:
+    def _record_intent(
+        self, pvc: Obj, params: ProvisioningParams, heketi_name: str, gid: int
+    ) -> Obj:
         if names.PVC_FINALIZER in o.finalizers(pvc):
             return pvc
         self._ctx.guard()
-        ops = o.add_finalizer_ops(
-            pvc, names.PVC_FINALIZER, o.heketi_annotations(params, heketi_name=heketi_name)
-        )
+        intent = o.heketi_annotations(params, heketi_name=heketi_name)
+        intent[names.ANN_CLAIM_GID] = str(gid)
+        ops = o.add_finalizer_ops(pvc, names.PVC_FINALIZER, intent)
         try:
             updated = self._json_patch_claim(pvc, ops)
         except KubeInvalid as exc:  # a precondition failed: the claim changed meanwhile
@@ -195,11 +202,11 @@ class ClaimReconciler:
         heketi: HeketiConfig,
         params: ProvisioningParams,
         name: str,
+        gid: int,
         *,
         fresh: bool,
     ) -> tuple[Volume, int]:
         ctx = self._ctx
-        gid = ctx.gids.for_claim(o.uid(pvc), params)
         size = size_gib(o.requested_bytes(pvc))
         ctx.guard()
         try:

@@ -5,12 +5,20 @@ point (made by failing exactly the next step), then a fresh controller — new
 caches, new GID allocator, no memory of the first — must converge.
 """
 
+import base64
 from typing import Any
 
 import pytest
 
 from provisioner import names
-from tests.integration.controller.conftest import APP_NS, Cluster, wait_for
+from tests.integration.controller.conftest import (
+    APP_NS,
+    HEKETI_KEY,
+    SECRET,
+    SYSTEM_NS,
+    Cluster,
+    wait_for,
+)
 
 PV_CREATE = r"^/api/v1/persistentvolumes$"
 CLAIM_PATCH = rf"^/api/v1/namespaces/{APP_NS}/persistentvolumeclaims/data$"
@@ -161,6 +169,57 @@ def test_the_gid_of_a_claim_deleted_mid_provisioning_is_freed(cluster: Cluster) 
     cluster.claim("second")  # the range holds one GID: only a freed one lets it bind
     pv = cluster.pv_for(cluster.wait_bound("second"))
     assert pv is not None and pv["metadata"]["annotations"][names.ANN_GID] == "3000"
+
+
+def _gid_class(cluster: Cluster, name: str, *, secret: str) -> None:
+    cluster.storage_class(
+        name,
+        parameters={
+            "resturl": cluster.heketi.url,
+            "restuser": "admin",
+            "secretNamespace": SYSTEM_NS,
+            "secretName": secret,
+            "gidMin": "5000",
+            "gidMax": "5001",
+        },
+    )
+
+
+def test_a_restart_after_a_crash_once_heketi_made_the_volume_hands_its_gid_to_no_other_claim(
+    cluster: Cluster,
+) -> None:
+    cluster.kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/glusterfs",
+            "metadata": {"name": "heketi-first", "namespace": SYSTEM_NS},
+            "data": {"key": base64.b64encode(HEKETI_KEY.encode()).decode()},
+        }
+    )
+    _gid_class(cluster, "first", secret="heketi-first")
+    _gid_class(cluster, "second", secret=SECRET)
+    first = cluster.start_controller()
+    cluster.kube.fail_next(verb="create", path_regex=PV_CREATE, count=1000, status=500)
+    cluster.claim("first", storage_class="first")
+    wait_for("the first claim's volume", lambda: cluster.heketi.volumes())
+    cluster.stop_controller(first, release=False)  # crash: volume made, no PV
+    cluster.kube.clear_faults()
+    # the restarted controller cannot retry the first claim (its Secret cannot be read)
+    # until the second claim got a GID: only a durable record of the first claim's GID
+    # keeps it from being handed out again
+    cluster.kube.fail_next(verb="get", path_regex=r"/secrets/heketi-first$", count=1000)
+    cluster.start_controller()
+    cluster.claim("second", storage_class="second")
+    cluster.wait_bound("second")
+    cluster.kube.clear_faults()
+    cluster.wait_bound("first")
+    pv_gids = sorted(
+        pv["metadata"]["annotations"][names.ANN_GID]
+        for pv in cluster.kube.list("persistentvolumes")
+    )
+    assert pv_gids == ["5000", "5001"]
+    assert sorted(v["gid"] for v in cluster.heketi.volumes()) == [5000, 5001]
 
 
 def test_a_missing_secret_is_reported_and_retried(cluster: Cluster) -> None:

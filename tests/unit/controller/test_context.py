@@ -172,3 +172,52 @@ def test_a_claim_handing_its_gid_to_a_pv_another_pv_shares_keeps_it_used() -> No
     reservations.pv_deleted(_pv("in-tree", 3005))
     assert gids.is_used(3005)
     assert reservations.for_claim("uid-2", PARAMS) != 3005
+
+
+def _claim(uid: str, *, gid: int | None, finalizer: bool, bound: bool = False) -> dict[str, Any]:
+    annotations = {names.ANN_CLAIM_GID: str(gid)} if gid is not None else {}
+    finalizers = [names.PVC_FINALIZER] if finalizer else []
+    return {
+        "metadata": {"uid": uid, "annotations": annotations, "finalizers": finalizers},
+        "spec": {"volumeName": f"pvc-{uid}"} if bound else {},
+    }
+
+
+def test_a_claim_carrying_our_intent_holds_its_recorded_gid() -> None:
+    gids = GidAllocator()
+    reservations = GidReservations(gids)
+    reservations.observe_claim(_claim("uid-1", gid=3000, finalizer=True))
+    assert gids.is_used(3000)
+    assert reservations.for_claim("uid-2", PARAMS) == 3001
+
+
+def test_a_retry_gets_the_gid_recorded_with_the_intent() -> None:
+    reservations = GidReservations(GidAllocator())
+    assert reservations.for_claim("uid-1", PARAMS, recorded=3009) == 3009
+    assert reservations.for_claim("uid-1", PARAMS, recorded=3009) == 3009
+
+
+def test_a_gid_annotation_without_our_finalizer_is_not_trusted() -> None:
+    gids = GidAllocator()
+    reservations = GidReservations(gids)
+    reservations.observe_claim(
+        _claim("copied", gid=3000, finalizer=False)
+    )  # e.g. a copied manifest
+    assert not gids.is_used(3000)
+
+
+def test_a_claim_bound_without_our_finalizer_leaves_the_gid_to_its_pv() -> None:
+    gids = GidAllocator()
+    reservations = GidReservations(gids)
+    reservations.observe_claim(_claim("uid-1", gid=3000, finalizer=True))
+    reservations.observe_claim(_claim("uid-1", gid=3000, finalizer=False, bound=True))
+    assert not gids.is_used(3000)
+
+
+def test_a_deleted_claim_frees_its_recorded_gid() -> None:
+    gids = GidAllocator()
+    reservations = GidReservations(gids)
+    claim = _claim("uid-1", gid=3000, finalizer=True)
+    reservations.observe_claim(claim)
+    reservations.claim_deleted(claim)
+    assert not gids.is_used(3000)
