@@ -144,7 +144,7 @@ class Controller:
             settings=config.informer,
         )
         self.ctx = self._context()
-        self._claims_reconciler = ClaimReconciler(self.ctx)
+        self.claim_reconciler = ClaimReconciler(self.ctx)
         self._volumes_reconciler = VolumeReconciler(self.ctx)
         self.elector = self._elector()
         self._health: HealthServer | None = None
@@ -375,7 +375,7 @@ class Controller:
 
     def _reconcile(self, kind: str, key: str) -> None:
         if kind == CLAIM:
-            self._claims_reconciler.reconcile(key)
+            self.claim_reconciler.reconcile(key)
         else:
             self._volumes_reconciler.reconcile(key)
 
@@ -394,6 +394,7 @@ class _ClaimHandler:
     def on_delete(self, obj: Obj) -> None:
         self._c.ctx.expectations.forget(object_key(obj))
         self._c.ctx.gids.claim_deleted(obj)
+        self._c.claim_reconciler.forget(obj)
 
 
 class _VolumeHandler:

@@ -6,7 +6,9 @@ crash between the two) only gets its status finished.
 """
 
 import datetime
+import threading
 import time
+from collections import OrderedDict
 from typing import Any, Final
 
 from provisioner import errors
@@ -24,6 +26,40 @@ RESIZE_DONE: Final = "VolumeResizeSuccessful"
 RESIZE_FAILED: Final = "VolumeResizeFailed"
 #: Conditions the resize flow owns; cleared when the new size is in place.
 RESIZE_CONDITIONS: Final = frozenset({"Resizing", "FileSystemResizePending"})
+#: Claims whose refused expansion was reported; beyond this the oldest are forgotten
+#: (such a claim gets its Event once more at its next update).
+REFUSALS_REMEMBERED: Final = 10_000
+
+
+class Refusals:
+    """Per claim, the requested size whose refusal was reported: one Event per claim
+    and size, not one per update or resync. A claim's entry goes when the claim is
+    deleted, when its expansion is no longer refused (allowed, or nothing to grow),
+    or, the oldest first, beyond `limit` entries."""
+
+    def __init__(self, limit: int = REFUSALS_REMEMBERED) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._sizes: OrderedDict[str, int] = OrderedDict()
+
+    def first(self, claim_uid: str, size: int) -> bool:
+        """Whether this refusal is new (and remember it)."""
+        with self._lock:
+            if self._sizes.get(claim_uid) == size:
+                return False
+            self._sizes[claim_uid] = size
+            self._sizes.move_to_end(claim_uid)
+            while len(self._sizes) > self._limit:
+                self._sizes.popitem(last=False)
+            return True
+
+    def forget(self, claim_uid: str) -> None:
+        with self._lock:
+            self._sizes.pop(claim_uid, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sizes)
 
 
 def _now() -> str:
@@ -62,18 +98,23 @@ def _pv_cache_behind(pvc: Obj, pv: Obj) -> bool:
 class Expander:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        self._refused: set[tuple[str, int]] = set()
+        self.refusals = Refusals()
 
     def reconcile(self, pvc: Obj, pv_name: str) -> None:
         pv = self._ctx.pvs.get(pv_name)
         if pv is None or not o.is_ours_pv(pv, self._ctx.driver):
             return
-        if o.pv_claim_uid(pv) != o.uid(pvc) or _settled(pvc, pv) or _pv_cache_behind(pvc, pv):
+        if o.pv_claim_uid(pv) != o.uid(pvc) or _pv_cache_behind(pvc, pv):
+            return
+        if _settled(pvc, pv):
+            self.refusals.forget(o.uid(pvc))
             return
         wanted = o.requested_bytes(pvc)
         if wanted > o.capacity_bytes(pv):
             self._expand_observed(pvc, pv, wanted)
-        elif self._status_behind(pvc, pv) or _resizing(pvc):
+            return
+        self.refusals.forget(o.uid(pvc))
+        if self._status_behind(pvc, pv) or _resizing(pvc):
             self._finish(pvc, o.capacity_bytes(pv), pv)
 
     @staticmethod
@@ -94,12 +135,11 @@ class Expander:
                 if storage_class is not None
                 else f"StorageClass {class_name!r} no longer exists"
             )
-            refusal = (o.uid(pvc), o.requested_bytes(pvc))
-            if refusal not in self._refused:  # once per requested size, not per update
-                self._refused.add(refusal)
+            if self.refusals.first(o.uid(pvc), o.requested_bytes(pvc)):
                 ctx.events.warning(pvc, RESIZE_FAILED, f"cannot expand {o.name(pv)}: {why}")
                 ctx.metrics.operations.labels("expand", "rejected").inc()
             return
+        self.refusals.forget(o.uid(pvc))
         started = time.monotonic()
         try:
             self._expand(pvc, pv, wanted, class_name)

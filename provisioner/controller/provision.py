@@ -57,8 +57,13 @@ class ClaimRejected(errors.InvalidArgument):
 class ClaimReconciler:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        self._expander = Expander(ctx)
+        self.expander = Expander(ctx)
         self._rejected: OrderedDict[str, str] = OrderedDict()
+
+    def forget(self, pvc: Obj) -> None:
+        """The claim is gone: drop what was remembered about it."""
+        self._rejected.pop(o.uid(pvc), None)
+        self.expander.refusals.forget(o.uid(pvc))
 
     def reconcile(self, key: str) -> None:
         ctx = self._ctx
@@ -73,7 +78,7 @@ class ClaimReconciler:
         if volume_name:
             if names.PVC_FINALIZER in o.finalizers(pvc):
                 self._drop_intent(pvc)
-            self._expander.reconcile(pvc, str(volume_name))
+            self.expander.reconcile(pvc, str(volume_name))
             return
         storage_class = self._our_class(pvc)
         if storage_class is None or self._waits_for_consumer(pvc, storage_class):

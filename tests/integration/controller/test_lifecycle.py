@@ -94,6 +94,53 @@ def _resize(cluster: Cluster, size: str, name: str = "data") -> None:
     )
 
 
+def _refusals_reported(cluster: Cluster) -> int:
+    """How often a refusal was reported (repeats of one Event raise its count)."""
+    return sum(
+        int(e.get("count") or 1)
+        for e in cluster.events(reason="VolumeResizeFailed")
+        if "does not allow volume expansion" in e["message"]
+    )
+
+
+def test_a_refused_claim_is_remembered_once_and_forgotten_when_deleted(cluster: Cluster) -> None:
+    cluster.storage_class(allowVolumeExpansion=False)
+    controller = cluster.start_controller()
+    _provisioned(cluster)
+    remembered = controller.claim_reconciler.expander.refusals
+    _resize(cluster, "3Gi")
+    wait_for("the first refusal", lambda: _refusals_reported(cluster) == 1)
+    _resize(cluster, "4Gi")  # a new size: reported again, still one entry for the claim
+    wait_for("the second refusal", lambda: _refusals_reported(cluster) == 2)
+    assert len(remembered) == 1
+    cluster.delete_claim()
+    wait_for("the refusal forgotten", lambda: len(remembered) == 0)
+
+
+def test_a_refused_claim_is_forgotten_once_its_class_allows_the_expansion(
+    cluster: Cluster,
+) -> None:
+    cluster.storage_class(allowVolumeExpansion=False)
+    controller = cluster.start_controller()
+    _provisioned(cluster)
+    _resize(cluster, "3Gi")
+    wait_for("the refusal", lambda: _refusals_reported(cluster))
+    client = cluster.kube.api_client()
+    client.call_api(
+        "PATCH",
+        f"{cluster.kube.url}/apis/storage.k8s.io/v1/storageclasses/{CLASS}",
+        {"Content-Type": "application/merge-patch+json"},
+        {"allowVolumeExpansion": True},
+    )
+    wait_for(
+        "the class change seen",
+        lambda: (controller.classes.get(CLASS) or {}).get("allowVolumeExpansion"),
+    )
+    _resize(cluster, "4Gi")
+    wait_for("claim capacity 4Gi", lambda: _claim_capacity(cluster) == "4Gi")
+    assert len(controller.claim_reconciler.expander.refusals) == 0
+
+
 def _claim_capacity(cluster: Cluster) -> str:
     pvc = cluster.get_claim() or {}
     return str(((pvc.get("status") or {}).get("capacity") or {}).get("storage", ""))
