@@ -35,6 +35,12 @@ ANN_HEKETI_CA: Final = f"{DOMAIN}/heketi-ca"
 #: to another claim nor picks a different one on retry.
 ANN_CLAIM_GID: Final = f"{DOMAIN}/gid"
 
+#: PV annotation while an expand of its volume may be running in Heketi (JSON: target
+#: size, when it was sent or its outcome lost, Heketi's queue entry if known, and which
+#: controller sent it); written before the expand is sent, removed with the capacity
+#: update. A restarted controller sends no second expand until that one has ended.
+ANN_EXPAND_IN_FLIGHT: Final = f"{DOMAIN}/expand-in-flight"
+
 #: Well-known Kubernetes annotations we read or write.
 ANN_PROVISIONED_BY: Final = "pv.kubernetes.io/provisioned-by"
 ANN_GID: Final = "pv.beta.kubernetes.io/gid"
