@@ -91,6 +91,17 @@ class _UnsettledExpand:
     not_before: float
 
 
+@dataclass(frozen=True)
+class EarlierExpand:
+    """An expand of a volume that another process (a predecessor of the caller) sent
+    and whose end it did not see, as the caller recorded it durably."""
+
+    #: Heketi's queue entry of that expand, when it was known.
+    queue_path: str | None
+    #: Seconds since it was sent (or since its outcome was lost).
+    age_seconds: float
+
+
 def size_gib(request_bytes: int) -> int:
     """Bytes → whole GiB, rounded up, at least 1 (Heketi sizes volumes in GiB)."""
     if request_bytes < 0:
@@ -277,30 +288,62 @@ class VolumeService:
                     raise
             log.info("volume deleted", heketi=heketi.url, volume_id=volume_id)
 
-    def expand_volume(self, *, heketi: HeketiConfig, volume_id: str, size_gib: int) -> Volume:
+    def expand_volume(
+        self,
+        *,
+        heketi: HeketiConfig,
+        volume_id: str,
+        size_gib: int,
+        earlier: EarlierExpand | None = None,
+        before_send: Callable[[Volume], None] | None = None,
+    ) -> Volume:
         """Grow the volume to at least `size_gib`; no call when it already has that size.
 
         Heketi accepts a second expand while a first one runs and grows the size only
         when one finishes, so after an expand with an unknown outcome no new expand is
         sent until that one is known to have ended (its queue entry says so, or, when
         even its acceptance is unknown, one operation deadline has passed):
-        `ExpansionInProgress` until then.
+        `ExpansionInProgress` until then. `earlier`: such an expand of a predecessor
+        process, treated alike. `before_send` runs right before the expand is sent
+        (with the volume as it is), e.g. to record durably that one may be running.
         """
         client = self._clients(heketi)
         with self._hold(heketi, "id", volume_id):
-            self._settle_earlier_expand(client, heketi, volume_id)
+            if earlier is not None:
+                self._adopt(heketi, volume_id, earlier)
             volume = self.get_volume(heketi=heketi, volume_id=volume_id)
             if volume.size_gib >= size_gib:
                 return volume
+            if self._settle_earlier_expand(client, heketi, volume_id):
+                volume = self.get_volume(heketi=heketi, volume_id=volume_id)
+                if volume.size_gib >= size_gib:
+                    return volume
+            if before_send is not None:
+                before_send(volume)
             try:
                 volume = client.expand_volume(volume_id, add_gib=size_gib - volume.size_gib)
             except HeketiOutcomeUnknown as err:
-                volume = self.get_volume(heketi=heketi, volume_id=volume_id)
+                volume = self._after_unknown_expand(heketi, volume_id, err)
                 if volume.size_gib < size_gib:
-                    self._remember_unsettled(heketi, volume_id, err)
                     raise
+                self._forget_unsettled(heketi, volume_id)  # it grew: that expand ended
             log.info("volume expanded", volume_id=volume_id, size_gib=volume.size_gib)
             return volume
+
+    def _after_unknown_expand(
+        self, heketi: HeketiConfig, volume_id: str, err: HeketiOutcomeUnknown
+    ) -> Volume:
+        """Remember the expand as unsettled, then re-read the size; a failed re-read
+        leaves the outcome unknown (the original error, not the read's)."""
+        self._remember_unsettled(heketi, volume_id, err)
+        try:
+            return self.get_volume(heketi=heketi, volume_id=volume_id)
+        except errors.ProvisionerError as read_error:
+            raise err from read_error
+
+    def _forget_unsettled(self, heketi: HeketiConfig, volume_id: str) -> None:
+        with self._unsettled_lock:
+            self._unsettled.pop((heketi.url, volume_id), None)
 
     def _remember_unsettled(
         self, heketi: HeketiConfig, volume_id: str, err: HeketiOutcomeUnknown
@@ -309,15 +352,23 @@ class VolumeService:
         with self._unsettled_lock:
             self._unsettled[(heketi.url, volume_id)] = unsettled
 
+    def _adopt(self, heketi: HeketiConfig, volume_id: str, earlier: EarlierExpand) -> None:
+        """Remember a predecessor's unsettled expand (unless this process knows better)."""
+        wait = max(0.0, heketi.operation_deadline - max(0.0, earlier.age_seconds))
+        unsettled = _UnsettledExpand(earlier.queue_path, self._clock() + wait)
+        with self._unsettled_lock:
+            self._unsettled.setdefault((heketi.url, volume_id), unsettled)
+
     def _settle_earlier_expand(
         self, client: HeketiApi, heketi: HeketiConfig, volume_id: str
-    ) -> None:
-        """Return once no earlier expand of ours can still be running; else raise."""
+    ) -> bool:
+        """Return once no earlier expand of ours can still be running (True if there was
+        one: the size may have changed since it was read); else raise."""
         key = (heketi.url, volume_id)
         with self._unsettled_lock:
             unsettled = self._unsettled.get(key)
         if unsettled is None:
-            return
+            return False
         if unsettled.queue_path is None:
             if self._clock() < unsettled.not_before:
                 raise ExpansionInProgress(
@@ -332,6 +383,7 @@ class VolumeService:
             )
         with self._unsettled_lock:
             self._unsettled.pop(key, None)
+        return True
 
     @staticmethod
     def _ended(client: HeketiApi, queue_path: str) -> bool:

@@ -241,6 +241,8 @@ class Context:
     expectations: Expectations = field(default_factory=Expectations)
     #: HeketiConfig fields set for every Heketi server (timeouts, retry policy).
     heketi_settings: Mapping[str, Any] = field(default_factory=dict)
+    #: This process (unique per start): marks the records it leaves on objects.
+    identity: str = "controller"
 
     def guard(self) -> None:
         """Raise NotLeading unless this instance may act now (checked before each write)."""

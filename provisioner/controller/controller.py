@@ -175,6 +175,7 @@ class Controller:
             heketi_clients=self._heketi,
             expectations=Expectations(),
             heketi_settings=dict(self.config.heketi_settings),
+            identity=self.identity,
         )
 
     def _elector(self) -> LeaderElector | None:

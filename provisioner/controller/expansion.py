@@ -6,18 +6,21 @@ crash between the two) only gets its status finished.
 """
 
 import datetime
+import json
 import threading
 import time
 from collections import OrderedDict
 from typing import Any, Final
 
-from provisioner import errors
+from provisioner import errors, names
 from provisioner.controller import objects as o
 from provisioner.controller.context import Context, NotLeading
 from provisioner.controller.kube import KubeConflict, Obj, path_for
 from provisioner.controller.quantity import gib_quantity
+from provisioner.heketi.errors import HeketiOutcomeUnknown
+from provisioner.heketi.types import Volume
 from provisioner.log import get_logger
-from provisioner.volumes import size_gib
+from provisioner.volumes import EarlierExpand, ExpansionInProgress, size_gib
 
 log = get_logger("expansion")
 
@@ -64,6 +67,36 @@ class Refusals:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def in_flight_record(*, size: int, by: str, queue_path: str | None = None) -> str:
+    """The ANN_EXPAND_IN_FLIGHT value: an expand to `size` GiB sent (or its outcome
+    lost) now by controller `by`, with Heketi's queue entry when known."""
+    since = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+    record: dict[str, Any] = {"sizeGiB": size, "since": since.replace("+00:00", "Z"), "by": by}
+    if queue_path:
+        record["queue"] = queue_path
+    return json.dumps(record, separators=(",", ":"), sort_keys=True)
+
+
+def earlier_expand(pv: Obj, *, identity: str) -> EarlierExpand | None:
+    """What the PV records of an expand another controller process may still be
+    running; None when nothing is recorded, or this process recorded it (its own
+    memory is exact), or the record is unreadable (logged)."""
+    raw = o.annotations(pv).get(names.ANN_EXPAND_IN_FLIGHT)
+    if not raw:
+        return None
+    try:
+        record = json.loads(raw)
+        since = datetime.datetime.fromisoformat(str(record["since"]).replace("Z", "+00:00"))
+        by, queue = str(record.get("by", "")), record.get("queue")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        log.warning("unreadable expand record ignored", pv=o.name(pv), value=raw[:200])
+        return None
+    if by == identity:
+        return None
+    age = (datetime.datetime.now(datetime.UTC) - since).total_seconds()
+    return EarlierExpand(queue_path=str(queue) if queue else None, age_seconds=age)
 
 
 def _settled(pvc: Obj, pv: Obj) -> bool:
@@ -160,20 +193,65 @@ class Expander:
             pvc, [{"type": RESIZING, "status": "True", "lastTransitionTime": _now()}]
         )
         ctx.events.normal(pvc, RESIZING, f"External resizer is resizing volume {o.name(pv)}")
-        heketi = ctx.heketi_for_object(pv, class_name=class_name)
-        volume = ctx.volumes.expand_volume(
-            heketi=heketi, volume_id=o.volume_handle(pv), size_gib=target
-        )
+        volume, pv = self._expand_volume(pv, target, class_name)
         ctx.guard()
         ctx.api.merge_patch(
             path_for(plural="persistentvolumes", name=o.name(pv)),
             {
-                "metadata": {"resourceVersion": o.resource_version(pv)},
+                "metadata": {
+                    "resourceVersion": o.resource_version(pv),
+                    "annotations": {names.ANN_EXPAND_IN_FLIGHT: None},
+                },
                 "spec": {"capacity": {"storage": gib_quantity(volume.size_gib)}},
             },
         )
         self._finish(pvc, volume.size_gib << 30, pv)
         log.info("expanded", pvc=o.claim_ref(pvc), pv=o.name(pv), size_gib=volume.size_gib)
+
+    def _expand_volume(self, pv: Obj, target: int, class_name: str) -> tuple[Volume, Obj]:
+        """Heketi expand, recorded on the PV before it is sent (so a restarted controller
+        sends no second one while it may run); returns the volume and the PV as now."""
+        ctx = self._ctx
+        latest: list[Obj] = []
+
+        def record(_: Volume) -> None:
+            latest.append(
+                self._record_in_flight(pv, in_flight_record(size=target, by=ctx.identity))
+            )
+
+        try:
+            volume = ctx.volumes.expand_volume(
+                heketi=ctx.heketi_for_object(pv, class_name=class_name),
+                volume_id=o.volume_handle(pv),
+                size_gib=target,
+                earlier=earlier_expand(pv, identity=ctx.identity),
+                before_send=record,
+            )
+        except HeketiOutcomeUnknown as err:  # may still run: keep its queue entry durable
+            if latest:
+                value = in_flight_record(size=target, by=ctx.identity, queue_path=err.queue_path)
+                self._record_in_flight(pv, value, best_effort=True)
+            raise
+        except ExpansionInProgress:
+            raise
+        except errors.ProvisionerError:
+            # sent, and Heketi answered (refused, or the operation failed): nothing runs
+            if latest:
+                self._record_in_flight(pv, None, best_effort=True)
+            raise
+        return volume, (latest[-1] if latest else pv)
+
+    def _record_in_flight(self, pv: Obj, value: str | None, *, best_effort: bool = False) -> Obj:
+        patch = {"metadata": {"annotations": {names.ANN_EXPAND_IN_FLIGHT: value}}}
+        path = path_for(plural="persistentvolumes", name=o.name(pv))
+        try:
+            self._ctx.guard()
+            return self._ctx.api.merge_patch(path, patch)
+        except errors.ProvisionerError as err:
+            if not best_effort:
+                raise
+            log.warning("could not update the expand record", pv=o.name(pv), error=str(err))
+            return pv
 
     def _finish(self, pvc: Obj, size_bytes: int, pv: Obj) -> None:
         self._ctx.guard()

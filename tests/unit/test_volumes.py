@@ -15,6 +15,7 @@ from provisioner.heketi.types import Durability, Volume, VolumeCreateRequest
 from provisioner.storageclass import ProvisioningParams, parse_parameters
 from provisioner.volumes import (
     GIB,
+    EarlierExpand,
     ExpansionInProgress,
     VolumeService,
     csi_volume_name,
@@ -482,6 +483,97 @@ def test_an_expand_whose_answer_was_lost_blocks_a_new_one_for_an_operation_deadl
     heketi.finish_expands()
     clock.now += 1
     assert service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5).size_gib == 5
+    assert heketi.count("expand_volume") == 1
+
+
+def _stalled_expand_of_a_predecessor(heketi: FakeHeketi, volume: Volume) -> str:
+    """An expand another VolumeService (a crashed process) sent: Heketi still runs it."""
+    predecessor = VolumeService(clients=lambda config: heketi)
+    heketi.stall_next_expand = True
+    with pytest.raises(HeketiOutcomeUnknown) as caught:
+        predecessor.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5)
+    assert caught.value.queue_path is not None
+    return caught.value.queue_path
+
+
+def test_a_predecessors_expand_still_running_is_waited_for_not_repeated(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    volume = heketi.add("a", size_gib=2)
+    queue = _stalled_expand_of_a_predecessor(heketi, volume)
+    earlier = EarlierExpand(queue_path=queue, age_seconds=0.0)
+    with pytest.raises(ExpansionInProgress, match="still running an earlier expand"):
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5, earlier=earlier)
+    heketi.finish_expands()
+    grown = service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5, earlier=earlier)
+    assert grown.size_gib == 5
+    assert heketi.count("expand_volume") == 1
+
+
+@pytest.mark.parametrize(
+    ("age", "blocked"),
+    [(0.0, True), (HEKETI.operation_deadline - 1, True), (HEKETI.operation_deadline, False)],
+    ids=["just-sent", "within-the-deadline", "deadline-passed"],
+)
+def test_a_predecessors_expand_without_a_queue_entry_blocks_until_its_deadline(
+    service: VolumeService, heketi: FakeHeketi, age: float, blocked: bool
+) -> None:
+    volume = heketi.add("a", size_gib=2)
+    earlier = EarlierExpand(queue_path=None, age_seconds=age)
+    if blocked:
+        with pytest.raises(ExpansionInProgress):
+            service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5, earlier=earlier)
+        assert heketi.count("expand_volume") == 0
+    else:
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5, earlier=earlier)
+        assert heketi.count("expand_volume") == 1
+
+
+def test_a_predecessors_expand_that_already_grew_the_volume_needs_no_wait(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    volume = heketi.add("a", size_gib=5)
+    earlier = EarlierExpand(queue_path=None, age_seconds=0.0)
+    grown = service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5, earlier=earlier)
+    assert grown.size_gib == 5 and heketi.count("expand_volume") == 0
+
+
+def test_before_send_runs_only_when_an_expand_is_sent(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    volume = heketi.add("a", size_gib=2)
+    sent: list[int] = []
+    for _ in range(2):
+        service.expand_volume(
+            heketi=HEKETI,
+            volume_id=volume.id,
+            size_gib=4,
+            before_send=lambda v: sent.append(v.size_gib),
+        )
+    assert sent == [2]
+
+
+class _RereadFails(FakeHeketi):
+    """Heketi becomes unreachable right after an expand whose answer was lost."""
+
+    reread_failed = False
+
+    def get_volume(self, volume_id: str) -> Volume:
+        if self.count("expand_volume") and not self.reread_failed:
+            self.reread_failed = True
+            raise HeketiUnavailable("connection refused")
+        return super().get_volume(volume_id)
+
+
+def test_an_expand_whose_size_cannot_be_reread_stays_unknown_and_unsettled() -> None:
+    heketi = _RereadFails()
+    service = VolumeService(clients=lambda config: heketi)
+    volume = heketi.add("a", size_gib=2)
+    heketi.stall_next_expand = False  # accepted, answer lost
+    with pytest.raises(HeketiOutcomeUnknown):
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5)
+    with pytest.raises(ExpansionInProgress):
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5)
     assert heketi.count("expand_volume") == 1
 
 

@@ -8,6 +8,7 @@ from provisioner.heketi.client import HeketiClient, HeketiConfig
 from tests.integration.controller.conftest import (
     APP_NS,
     CLASS,
+    FAST_HEKETI,
     HEKETI_KEY,
     Cluster,
     wait_for,
@@ -139,6 +140,33 @@ def test_a_refused_claim_is_forgotten_once_its_class_allows_the_expansion(
     _resize(cluster, "4Gi")
     wait_for("claim capacity 4Gi", lambda: _claim_capacity(cluster) == "4Gi")
     assert len(controller.claim_reconciler.expander.refusals) == 0
+
+
+def _expands_sent(cluster: Cluster) -> int:
+    return sum(
+        1 for r in cluster.heketi.requests if r.method == "POST" and r.path.endswith("/expand")
+    )
+
+
+def test_a_restart_while_an_expand_runs_sends_no_second_expand(cluster: Cluster) -> None:
+    cluster.storage_class(allowVolumeExpansion=True)
+    first = cluster.start_controller(drain_seconds=0.1)
+    _, pv = _provisioned(cluster)
+    cluster.heketi.set_latency(2500)  # the expand runs while the controller is replaced
+    _resize(cluster, "4Gi")
+    wait_for("the expand sent", lambda: _expands_sent(cluster) == 1)
+    recorded = cluster.kube.get("persistentvolumes", pv["metadata"]["name"]) or {}
+    assert names.ANN_EXPAND_IN_FLIGHT in recorded["metadata"].get("annotations", {})
+    cluster.stop_controller(first, release=False)  # crash: its worker is still waiting
+    # Heketi (unlike this test server, which refuses it) would run a second expand
+    # sent now and grow the volume twice
+    cluster.start_controller(heketi_settings={**FAST_HEKETI, "operation_deadline": 4.0})
+    wait_for("claim capacity 4Gi", lambda: _claim_capacity(cluster) == "4Gi", timeout=20)
+    assert _expands_sent(cluster) == 1
+    assert [v["size"] for v in cluster.heketi.volumes()] == [4]
+    settled = cluster.kube.get("persistentvolumes", pv["metadata"]["name"]) or {}
+    assert settled["spec"]["capacity"]["storage"] == "4Gi"
+    assert names.ANN_EXPAND_IN_FLIGHT not in settled["metadata"].get("annotations", {})
 
 
 def _claim_capacity(cluster: Cluster) -> str:
