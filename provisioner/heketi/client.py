@@ -50,6 +50,7 @@ from provisioner.heketi.errors import (
     HeketiUnavailable,
 )
 from provisioner.heketi.name_index import NameIndex
+from provisioner.heketi.pacing import pace_for
 from provisioner.heketi.transport import Exchange, Transport, error_for, failure_kind
 from provisioner.heketi.types import Volume, VolumeCreateRequest
 from provisioner.log import get_logger
@@ -285,7 +286,10 @@ class HeketiClient:
             self._limit.release()
 
     def _poll(self, queue_path: str, deadline: float, operation: str) -> str | None:
-        interval = self._config.poll_initial
+        pace = pace_for(self._config.base_url, initial=self._config.poll_initial)
+        accepted = time.monotonic()
+        interval = pace.first_wait()
+        polls = 0
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -296,10 +300,17 @@ class HeketiClient:
                     queue_path=queue_path,
                 )
             time.sleep(min(interval, remaining))
-            interval = min(interval * self._config.poll_factor, self._config.poll_max)
             answer = self._poll_once(queue_path, deadline, operation)
+            polls += 1
             if answer.status == 200:
+                interval = pace.next_wait(
+                    interval,
+                    after_first=polls == 1,
+                    factor=self._config.poll_factor,
+                    cap=self._config.poll_max,
+                )
                 continue
+            pace.record(time.monotonic() - accepted, done_at_first_poll=polls == 1)
             return self._finished(answer, queue_path, operation)
 
     def _poll_once(self, queue_path: str, deadline: float, operation: str) -> Exchange:

@@ -27,7 +27,8 @@ DEFAULT_RETRY_BASE = 0.5
 DEFAULT_RETRY_CAP = 10.0
 #: Total time one request may spend retrying, whatever the attempt count.
 DEFAULT_RETRY_BUDGET = 60.0
-#: First queue poll interval; Heketi finishes small operations in about a second.
+#: First queue poll interval until the client has seen how long this Heketi's
+#: operations take (see pacing.py); then the first poll comes at that estimate.
 DEFAULT_POLL_INITIAL = 0.1
 #: Poll interval growth factor and ceiling (keeps a long create cheap to watch).
 DEFAULT_POLL_FACTOR = 1.5
