@@ -29,7 +29,7 @@ DRAIN_TIMEOUT = 120.0
 #: Seconds between looks at the queue depth gauges on /metrics.
 DRAIN_POLL = 0.2
 #: Worker count, the documented default of `--workers`.
-WORKERS = 8
+WORKERS = 16
 #: Run as deploy/ runs it: with leader election on a Lease (renewed every 2 s).
 LEADER_ELECTION_ARGS = ("--leader-elect", "--leader-election-namespace", SYSTEM_NAMESPACE)
 

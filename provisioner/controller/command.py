@@ -34,6 +34,13 @@ _TRUE: Final = {"1", "true", "yes", "on"}
 _FALSE: Final = {"0", "false", "no", "off", ""}
 
 
+#: Twice Heketi's default max_inflight_operations (8): a worker holds a Heketi slot
+#: only while its operation runs and spends the rest of a claim on API writes, so with
+#: as many workers as slots Heketi idles between operations (bench: 1.23x vs 1.12x ideal).
+#: Heketi itself stays protected by the client's per-URL limit of 8 operations.
+DEFAULT_WORKERS = 16
+
+
 def parse_duration(text: str) -> float:
     """Go-style duration ("15s", "10m", "1h30m", "500ms") or plain seconds → seconds."""
     value = text.strip()
@@ -97,8 +104,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     add(
         "--workers",
-        default=env_default("WORKERS", "8"),
-        help="claims/volumes reconciled in parallel (env WORKERS; default 8)",
+        default=env_default("WORKERS", str(DEFAULT_WORKERS)),
+        help=f"claims/volumes reconciled in parallel (env WORKERS; default {DEFAULT_WORKERS})",
     )
     _add_election_flags(parser)
     add(

@@ -62,7 +62,7 @@ def _args(*argv: str) -> object:
 
 def test_defaults_build_a_config_without_leader_election() -> None:
     config = command.build_config(_args())  # type: ignore[arg-type]
-    assert (config.workers, config.resync_seconds, config.leader_election) == (8, 600.0, None)
+    assert (config.workers, config.resync_seconds, config.leader_election) == (16, 600.0, None)
     assert config.metrics_address == ("0.0.0.0", 8080)
 
 
