@@ -2,7 +2,10 @@
 
 Each step is idempotent: Heketi is not called when the volume already has the
 size, the PV is patched only when smaller, and a claim whose PV already grew (a
-crash between the two) only gets its status finished.
+crash between the two) only gets its status finished. An expand is recorded on the
+PV (names.ANN_EXPAND_IN_FLIGHT) before it is sent and the record is removed with the
+capacity update, so a restarted controller sends no second expand while Heketi may
+still run the first (Heketi would accept it and grow the volume twice).
 """
 
 import datetime
