@@ -45,6 +45,12 @@ def _get(url: str) -> tuple[int, str]:
         return 0, ""
 
 
+def _counted(base: str, sample: str) -> str | None:
+    """The /metrics text once it holds `sample`."""
+    status, metrics = _get(f"{base}/metrics")
+    return metrics if status == 200 and sample in metrics else None
+
+
 def test_the_command_serves_probes_and_metrics_and_releases_the_lease_on_sigterm(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -87,12 +93,12 @@ def test_the_command_serves_probes_and_metrics_and_releases_the_lease_on_sigterm
         assert _get(f"{base}/healthz")[0] == 200
         cluster.claim()
         cluster.wait_bound()
-        status, metrics = _get(f"{base}/metrics")
-        assert status == 200
-        assert (
+        # the success is counted once the reconcile returns, just after the bind the
+        # test sees: wait for it rather than race it
+        success = (
             'glusterfs_provisioner_operations_total{operation="provision",result="success"} 1.0'
-            in metrics
         )
+        metrics = wait_for("the success counted", lambda: _counted(base, success))
         assert "glusterfs_provisioner_leader 1.0" in metrics
         assert 'glusterfs_provisioner_heketi_responses_total{method="POST",status="202"}' in metrics
         process.send_signal(signal.SIGTERM)
