@@ -111,7 +111,7 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _number(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.2f}".rstrip("0").rstrip(".") if value < 100 else f"{value:.0f}"
+        return f"{value:.3f}".rstrip("0").rstrip(".") if value < 100 else f"{value:.0f}"
     return str(value)
 
 
