@@ -77,7 +77,11 @@ def _limit_for(config: HeketiConfig) -> threading.BoundedSemaphore:
 
 
 class HeketiClient:
-    """Talks to one Heketi server. Thread-safe; share one per config (`client_for`)."""
+    """Talks to one Heketi server. Thread-safe; share one per config (`client_for`).
+
+    A `session` given here sees every request through its `send`; its proxy and CA
+    settings are resolved once, now, and its `trust_env` is switched off (`transport`).
+    """
 
     def __init__(self, config: HeketiConfig, *, session: requests.Session | None = None) -> None:
         self._config = config
@@ -352,7 +356,7 @@ def _new_session(config: HeketiConfig) -> requests.Session:
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    session.trust_env = False  # no proxy/netrc surprises: the Heketi URL is explicit
+    session.trust_env = False  # no proxy/netrc/CA variables: the Heketi URL is explicit
     return session
 
 

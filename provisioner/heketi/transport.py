@@ -14,6 +14,17 @@ Retry rules (see README "Heketi compatibility"):
 
 Attempts are capped by count and by time; each wait is exponential, capped and
 jittered, and honours `Retry-After`.
+
+Per-request cost: every Heketi request goes through `requests.Session.send`
+(so a session subclass such as the controller's metrics session sees each one),
+but not through `Session.request`, which merges session and environment
+settings and prepares the URL, headers and body anew for every call. What
+those steps would compute is resolved once per client: the session's proxies
+and CA settings (`merge_environment_settings`, which honours HTTP(S)_PROXY,
+NO_PROXY and REQUESTS_CA_BUNDLE only on a session that trusts the environment;
+ours do not), the normalised base URL and the session's default headers, and
+the prepared signing key. The session's `trust_env` is then switched off so
+nothing re-reads the environment (or ~/.netrc) per request.
 """
 
 import email.utils
@@ -26,10 +37,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import jwt
 import requests
 import urllib3.exceptions
+from requests.cookies import RequestsCookieJar
+from requests.structures import CaseInsensitiveDict
+from requests.utils import requote_uri
 
-from provisioner.heketi.auth import make_token
+from provisioner.heketi.auth import TokenSigner
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import (
     HeketiAuthError,
@@ -85,7 +100,11 @@ class Transport:
     def __init__(self, config: HeketiConfig, session: requests.Session) -> None:
         self._config = config
         self._session = session
-        self._verify: bool | str = config.ca_bundle or system_trust_store()
+        self._signer = _signer(config)
+        self._root = _normalised_root(config.base_url)
+        self._headers = _default_headers(session)
+        self._settings = _send_settings(config, session)
+        self._timeout = (config.connect_timeout, config.request_timeout)
 
     def request(
         self, method: str, path: str, *, body: Any = None, replay_safe: bool, deadline: float
@@ -141,24 +160,14 @@ class Transport:
         return error_for(answer, operation), _retry_after(answer), None
 
     def _send(self, method: str, path: str, body: Any) -> Exchange:
-        headers = {"Accept": "application/json"}
-        if self._config.sends_token:
-            assert self._config.key is not None
-            token = make_token(
-                user=self._config.user, key=self._config.key, method=method, path=path
-            )
-            headers["Authorization"] = f"bearer {token}"
         try:
-            response = self._session.request(
-                method,
-                self._config.base_url + path,
-                json=body,
-                headers=headers,
-                timeout=(self._config.connect_timeout, self._config.request_timeout),
+            response = self._session.send(
+                self._prepare(method, path, body),
+                timeout=self._timeout,
                 allow_redirects=False,
-                verify=self._verify,
+                **self._settings,
             )
-            text = response.text
+            content = response.content
         except requests.exceptions.SSLError as exc:
             raise HeketiUnavailable(
                 f"TLS connection to Heketi at {self._config.base_url} failed "
@@ -173,7 +182,32 @@ class Transport:
                 f"{self._config.ca_bundle!r} does not exist or cannot be read",
                 operation=f"{method} {path}",
             ) from None
+        # Heketi (Go) answers UTF-8; decoding here skips requests' charset guessing.
+        text = content.decode(response.encoding or "utf-8", errors="replace")
         return Exchange(response.status_code, dict(response.headers), text)
+
+    def _prepare(self, method: str, path: str, body: Any) -> requests.PreparedRequest:
+        """What `Request.prepare` would build for this call, from the parts fixed per client."""
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.url = self._root + requote_uri(path)
+        headers = self._headers.copy()
+        if self._signer is not None:
+            headers["Authorization"] = f"bearer {self._signer.token(method, path)}"
+        if body is not None:
+            data = json.dumps(body, allow_nan=False).encode()
+            headers["Content-Type"] = "application/json"
+            headers["Content-Length"] = str(len(data))
+            prepared.body = data
+        elif method not in ("GET", "HEAD"):
+            headers["Content-Length"] = "0"
+        prepared.headers = headers
+        # A copy of the session's jar, as `Session.prepare_request` makes: Heketi sets no
+        # cookies, but a load balancer in front of it may (and redirects update the copy).
+        jar = RequestsCookieJar()
+        jar.update(self._session.cookies)
+        prepared.prepare_cookies(jar)
+        return prepared
 
     def _unreachable(self, exc: Exception) -> str:
         return f"cannot reach Heketi at {self._config.base_url}: {exc}"
@@ -195,6 +229,52 @@ def system_trust_store() -> bool | str:
     if paths.capath and os.path.isdir(paths.capath):
         return paths.capath
     return True
+
+
+def _signer(config: HeketiConfig) -> TokenSigner | None:
+    if not config.sends_token:
+        return None
+    assert config.key is not None
+    try:
+        return TokenSigner(user=config.user, key=config.key)
+    except jwt.InvalidKeyError:
+        raise HeketiInvalidRequest(
+            "the Heketi key is a PEM or SSH public key or certificate; Heketi signs with a "
+            "shared secret (its jwt admin/user key)"
+        ) from None
+
+
+def _normalised_root(base_url: str) -> str:
+    """The base URL as `PreparedRequest.prepare_url` writes it (host lower-cased,
+    IDNA-encoded), without the trailing slash: request paths are appended to it."""
+    probe = requests.PreparedRequest()
+    probe.prepare_url(base_url + "/", None)
+    assert probe.url is not None
+    return probe.url.rstrip("/")
+
+
+def _default_headers(session: requests.Session) -> CaseInsensitiveDict[str]:
+    """The session's default headers (User-Agent, Accept-Encoding, Connection) with
+    Heketi's Accept, as `Session.request` would merge them."""
+    headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+    for name, value in session.headers.items():
+        headers[name] = value if isinstance(value, str) else value.decode("latin-1")
+    headers["Accept"] = "application/json"
+    return headers
+
+
+def _send_settings(config: HeketiConfig, session: requests.Session) -> dict[str, Any]:
+    """Proxies, TLS verification and client certificate for every request, resolved
+    once: `Session.request` would redo this (reading the environment when the session
+    trusts it) for each call. The environment is read here at most, then never again."""
+    verify: bool | str = True
+    if config.base_url.startswith("https:"):  # plain HTTP never reads a CA file
+        verify = config.ca_bundle or system_trust_store()
+    settings = session.merge_environment_settings(
+        config.base_url, {}, session.stream, verify, session.cert
+    )
+    session.trust_env = False
+    return dict(settings)
 
 
 def _classify(exc: requests.exceptions.RequestException) -> Exception:
