@@ -209,8 +209,13 @@ class NodeService(csi_pb2_grpc.NodeServicer):
                 "staging_target_path is required: this plugin has STAGE_UNSTAGE_VOLUME; "
                 "call NodeStageVolume first and pass its staging_target_path"
             )
-        staging = self._path(request.staging_target_path, "staging_target_path")
-        target = self._path(request.target_path, "target_path")
+        staging, target = validation.node_paths(
+            [
+                ("staging_target_path", request.staging_target_path),
+                ("target_path", request.target_path),
+            ],
+            kubelet_dir=self._config.kubelet_dir,
+        )
         mount = validation.mount_capability(
             request.volume_capability, present=request.HasField("volume_capability")
         )

@@ -11,7 +11,7 @@ import ipaddress
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -115,6 +115,23 @@ def volume_id(value: str) -> str:
 
 def node_path(value: str, *, field: str, kubelet_dir: Path) -> Path:
     """An absolute, normalised path strictly inside `kubelet_dir`."""
+    return node_paths([(field, value)], kubelet_dir=kubelet_dir)[0]
+
+
+def node_paths(fields: Sequence[tuple[str, str]], *, kubelet_dir: Path) -> list[Path]:
+    """Each `(field, value)` checked as `node_path` does, in order; the parents of all
+    of them are resolved in one helper thread (a request's paths share one timeout)."""
+    paths = [
+        _node_path_syntax(value, field=field, kubelet_dir=kubelet_dir) for field, value in fields
+    ]
+    _check_no_symlink_escapes(
+        [(field, path) for (field, _), path in zip(fields, paths, strict=True)],
+        kubelet_dir=kubelet_dir,
+    )
+    return paths
+
+
+def _node_path_syntax(value: str, *, field: str, kubelet_dir: Path) -> Path:
     required(value, field)
     if "\x00" in value or len(value.encode()) > MAX_PATH_BYTES:
         raise errors.InvalidArgument(f"{field} is not a valid path")
@@ -132,40 +149,49 @@ def node_path(value: str, *, field: str, kubelet_dir: Path) -> Path:
         raise errors.InvalidArgument(
             f"{field} {value!r} must be inside the kubelet directory {kubelet_dir}"
         )
-    _check_no_symlink_escape(path, field=field, kubelet_dir=kubelet_dir)
     return path
 
 
-def _check_no_symlink_escape(path: Path, *, field: str, kubelet_dir: Path) -> None:
+def _check_no_symlink_escapes(paths: Sequence[tuple[str, Path]], *, kubelet_dir: Path) -> None:
     """mkdir and mount(8) follow symlinks: none may lead out of the kubelet directory.
 
-    The path itself may be a mount point whose FUSE client hangs, so it is never
+    A path itself may be a mount point whose FUSE client hangs, so it is never
     stat'ed: its parent is resolved (under a timeout), and the directory entry of
     the last component tells whether it is a symlink.
     """
-    parent = _realpath_with_timeout(path.parent, field=field)
+    parents = _realpaths_with_timeout(paths)
     root = Path(os.path.realpath(kubelet_dir))
-    if parent != root and root not in parent.parents:
-        raise errors.InvalidArgument(
-            f"{field} {str(path)!r} resolves through a symlink to {str(parent / path.name)!r}, "
-            f"outside the kubelet directory {kubelet_dir}"
-        )
-    if _is_symlink_entry(parent, path.name):
-        raise errors.InvalidArgument(f"{field} {str(path)!r} is a symlink; it must be a directory")
+    for (field, path), parent in zip(paths, parents, strict=True):
+        if parent != root and root not in parent.parents:
+            raise errors.InvalidArgument(
+                f"{field} {str(path)!r} resolves through a symlink to "
+                f"{str(parent / path.name)!r}, outside the kubelet directory {kubelet_dir}"
+            )
+        if _is_symlink_entry(parent, path.name):
+            raise errors.InvalidArgument(
+                f"{field} {str(path)!r} is a symlink; it must be a directory"
+            )
 
 
-def _realpath_with_timeout(path: Path, *, field: str) -> Path:
+def _realpaths_with_timeout(paths: Sequence[tuple[str, Path]]) -> list[Path]:
+    """The resolved parents of `paths`, in order, from one helper thread: a parent on a
+    hung mount blocks that thread (left behind), never the caller beyond RESOLVE_TIMEOUT."""
     resolved: list[str] = []
-    worker = threading.Thread(
-        target=lambda: resolved.append(os.path.realpath(path)), name="realpath", daemon=True
-    )
+
+    def resolve_all() -> None:
+        for _, path in paths:
+            resolved.append(os.path.realpath(path.parent))
+
+    worker = threading.Thread(target=resolve_all, name="realpath", daemon=True)
     worker.start()
     worker.join(RESOLVE_TIMEOUT)
-    if not resolved:
+    done = list(resolved)  # the thread may still append after the timeout
+    if len(done) < len(paths):
+        field, path = paths[len(done)]
         raise errors.InvalidArgument(
-            f"the parent directory of {field} {str(path)!r} does not answer (a hung mount?)"
+            f"the parent directory of {field} {str(path.parent)!r} does not answer (a hung mount?)"
         )
-    return Path(resolved[0])
+    return [Path(parent) for parent in done]
 
 
 def _is_symlink_entry(directory: Path, name: str) -> bool:
