@@ -1,14 +1,11 @@
 """Point 4: optimistic concurrency and the Status objects of errors."""
 
-from collections.abc import Iterator
-
 import pytest
 from kubernetes import client
 
 from provisioner.testing.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import (
     Api,
-    api_for,
     new_namespace,
     pvc_body,
     status_of,
@@ -18,17 +15,6 @@ STALE = (
     'Operation cannot be fulfilled on persistentvolumeclaims "data": the object has been '
     "modified; please apply your changes to the latest version and try again"
 )
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[KubeTestServer]:
-    with KubeTestServer() as kube:
-        yield kube
-
-
-@pytest.fixture(scope="module")
-def api(server: KubeTestServer) -> Api:
-    return api_for(server)
 
 
 @pytest.fixture

@@ -2,15 +2,12 @@
 
 import base64
 import re
-from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
 
-from provisioner.testing.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import (
     Api,
-    api_for,
     new_namespace,
     pv_body,
     pvc_body,
@@ -20,17 +17,6 @@ from tests.integration.testing.kube_support import (
 )
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[KubeTestServer]:
-    with KubeTestServer() as kube:
-        yield kube
-
-
-@pytest.fixture(scope="module")
-def api(server: KubeTestServer) -> Api:
-    return api_for(server)
 
 
 def _raw_create(api: Api, ns: str, body: dict[str, object]) -> dict[str, object]:

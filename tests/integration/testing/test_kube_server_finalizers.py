@@ -1,35 +1,14 @@
 """Point 7: deletion with finalizers, delete preconditions, namespace deletion."""
 
-from collections.abc import Iterator
-
 import pytest
 from kubernetes import client
 
-from provisioner.testing.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import (
     Api,
-    api_for,
-    new_namespace,
     pvc_body,
     status_of,
     watch_events,
 )
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[KubeTestServer]:
-    with KubeTestServer() as kube:
-        yield kube
-
-
-@pytest.fixture(scope="module")
-def api(server: KubeTestServer) -> Api:
-    return api_for(server)
-
-
-@pytest.fixture
-def ns(api: Api) -> str:
-    return new_namespace(api)
 
 
 def _claim_with_finalizer(api: Api, ns: str) -> str:

@@ -1,14 +1,10 @@
 """Point 5: JSON patch, JSON merge patch and strategic merge patch."""
 
-from collections.abc import Iterator
-
 import pytest
 from kubernetes import client
 
-from provisioner.testing.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import (
     Api,
-    api_for,
     new_namespace,
     pvc_body,
     status_of,
@@ -16,17 +12,6 @@ from tests.integration.testing.kube_support import (
 
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[KubeTestServer]:
-    with KubeTestServer() as kube:
-        yield kube
-
-
-@pytest.fixture(scope="module")
-def api(server: KubeTestServer) -> Api:
-    return api_for(server)
 
 
 @pytest.fixture

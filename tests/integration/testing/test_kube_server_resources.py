@@ -2,7 +2,6 @@
 
 import http.client
 import json
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,7 +10,6 @@ from kubernetes import client
 from provisioner.testing.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import (
     Api,
-    api_for,
     new_namespace,
     pv_body,
     pvc_body,
@@ -19,17 +17,6 @@ from tests.integration.testing.kube_support import (
     status_of,
     unique,
 )
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[KubeTestServer]:
-    with KubeTestServer() as kube:
-        yield kube
-
-
-@pytest.fixture(scope="module")
-def api(server: KubeTestServer) -> Api:
-    return api_for(server)
 
 
 def test_claim_goes_through_create_get_list_replace_patch_delete(api: Api) -> None:

@@ -1,7 +1,5 @@
 """Point 9: label selectors, field selectors, limit/continue paging."""
 
-from collections.abc import Iterator
-
 import pytest
 from kubernetes import client
 
@@ -14,12 +12,6 @@ LABELS = {
     "plain": {"app": "web"},
     "bare": {},
 }
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[KubeTestServer]:
-    with KubeTestServer() as kube:
-        yield kube
 
 
 @pytest.fixture(scope="module")

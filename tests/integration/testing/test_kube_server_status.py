@@ -1,29 +1,12 @@
 """Point 6: the status subresource of claims and volumes."""
 
-from collections.abc import Iterator
-
-import pytest
-
-from provisioner.testing.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import (
     Api,
-    api_for,
     new_namespace,
     pv_body,
     pvc_body,
     unique,
 )
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[KubeTestServer]:
-    with KubeTestServer() as kube:
-        yield kube
-
-
-@pytest.fixture(scope="module")
-def api(server: KubeTestServer) -> Api:
-    return api_for(server)
 
 
 def test_main_resource_update_ignores_status(api: Api) -> None:

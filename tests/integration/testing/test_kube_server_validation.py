@@ -1,15 +1,13 @@
 """Point 8: validation a provisioner relies on (PVC immutability, bad selectors)."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from provisioner.testing.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import (
     Api,
-    api_for,
     new_namespace,
     pv_body,
     pvc_body,
@@ -22,17 +20,6 @@ IMMUTABLE = (
     "spec: Forbidden: spec is immutable after creation except resources.requests and "
     "volumeAttributesClassName for bound claims"
 )
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[KubeTestServer]:
-    with KubeTestServer() as kube:
-        yield kube
-
-
-@pytest.fixture(scope="module")
-def api(server: KubeTestServer) -> Api:
-    return api_for(server)
 
 
 def _claim(api: Api, *, bound: bool, volume_name: str | None = None) -> str:

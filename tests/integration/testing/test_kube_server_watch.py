@@ -15,7 +15,6 @@ from provisioner.testing.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import (
     Api,
     api_for,
-    new_namespace,
     pvc_body,
     watch_events,
 )
@@ -25,16 +24,6 @@ from tests.integration.testing.kube_support import (
 def server() -> Iterator[KubeTestServer]:
     with KubeTestServer(bookmark_interval=0.2) as kube:
         yield kube
-
-
-@pytest.fixture(scope="module")
-def api(server: KubeTestServer) -> Api:
-    return api_for(server)
-
-
-@pytest.fixture
-def ns(api: Api) -> str:
-    return new_namespace(api)
 
 
 def _names(events: list[tuple[str, dict[str, object]]]) -> list[tuple[str, object]]:
