@@ -15,9 +15,10 @@ from provisioner.heketi.errors import (
     HeketiOutcomeUnknown,
     HeketiUnavailable,
 )
-from provisioner.heketi.types import Durability, Volume, VolumeCreateRequest
+from provisioner.heketi.types import Cluster, Durability, Volume, VolumeCreateRequest
 
 __all__ = [
+    "Cluster",
     "Durability",
     "HeketiAuthError",
     "HeketiBusy",

@@ -52,7 +52,7 @@ from provisioner.heketi.errors import (
 from provisioner.heketi.name_index import NameIndex
 from provisioner.heketi.pacing import pace_for
 from provisioner.heketi.transport import Exchange, Transport, error_for, failure_kind
-from provisioner.heketi.types import Volume, VolumeCreateRequest
+from provisioner.heketi.types import Cluster, Volume, VolumeCreateRequest
 from provisioner.log import get_logger
 
 __all__ = ["HeketiClient", "HeketiConfig", "client_for"]
@@ -102,6 +102,14 @@ class HeketiClient:
 
     def list_clusters(self) -> list[str]:
         return [str(c) for c in self._get("/clusters")["clusters"]]
+
+    def cluster_info(self, cluster_id: str) -> Cluster:
+        """The cluster's nodes and volumes; `HeketiNotFound` when Heketi does not know it."""
+        raw = self._get(f"/clusters/{_checked_id(cluster_id, what='cluster')}")
+        try:
+            return Cluster.from_json(raw)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise HeketiOperationFailed(f"Heketi returned a malformed cluster: {exc!r}") from None
 
     def free_space_gib(self, clusters: Sequence[str] = ()) -> int:
         """Free space of online devices (whole GiB) in `clusters` (all when empty).
@@ -366,10 +374,10 @@ def _online(items: Any) -> Iterator[Mapping[str, Any]]:
             yield item
 
 
-def _checked_id(volume_id: str) -> str:
-    if not _ID_RE.match(volume_id):
-        raise HeketiInvalidRequest(f"{volume_id!r} is not a valid Heketi volume id")
-    return volume_id
+def _checked_id(heketi_id: str, *, what: str = "volume") -> str:
+    if not _ID_RE.match(heketi_id):
+        raise HeketiInvalidRequest(f"{heketi_id!r} is not a valid Heketi {what} id")
+    return heketi_id
 
 
 def _path_of(location: str | None) -> str | None:

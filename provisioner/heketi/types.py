@@ -47,6 +47,28 @@ class Durability:
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """A Heketi cluster (`GET /clusters/{id}`): its nodes and complete volumes."""
+
+    id: str
+    nodes: tuple[str, ...]
+    volumes: tuple[str, ...]
+    file: bool  # may hold file (GlusterFS) volumes
+    block: bool  # may hold block-hosting volumes
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> "Cluster":
+        """Parse Heketi's cluster info JSON; raises KeyError/TypeError if malformed."""
+        return cls(
+            id=str(raw["id"]),
+            nodes=tuple(str(n) for n in raw.get("nodes") or ()),
+            volumes=tuple(str(v) for v in raw.get("volumes") or ()),
+            file=bool(raw.get("file", True)),
+            block=bool(raw.get("block", False)),
+        )
+
+
+@dataclass(frozen=True)
 class Volume:
     """A Heketi volume as the provisioner needs it."""
 

@@ -58,6 +58,30 @@ def test_list_clusters_names_the_servers_cluster(
     assert client.create_volume(request("in-cluster")).cluster == cluster
 
 
+def test_cluster_info_lists_its_nodes_and_complete_volumes(client: HeketiClient) -> None:
+    (cluster_id,) = client.list_clusters()
+    volume = client.create_volume(request("listed-in-cluster"))
+    cluster = client.cluster_info(cluster_id)
+    assert cluster.id == cluster_id
+    assert len(cluster.nodes) == 3
+    assert volume.id in cluster.volumes
+    assert cluster.file
+
+
+def test_cluster_info_of_an_unknown_cluster_is_not_found(client: HeketiClient) -> None:
+    with pytest.raises(HeketiNotFound):
+        client.cluster_info("0" * 32)
+
+
+def test_cluster_info_refuses_a_malformed_id_without_asking_heketi(
+    client: HeketiClient, server: HeketiTestServer
+) -> None:
+    before = len(server.requests)
+    with pytest.raises(HeketiInvalidRequest, match="not a valid Heketi cluster id"):
+        client.cluster_info("../volumes")
+    assert len(server.requests) == before
+
+
 def test_free_space_shrinks_by_the_raw_size_of_a_volume(client: HeketiClient) -> None:
     before = client.free_space_gib()
     client.create_volume(request("space", 5))
