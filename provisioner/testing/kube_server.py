@@ -353,7 +353,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve_until_signalled(server: KubeTestServer) -> None:
+def _stop_signal() -> threading.Event:
+    """An event set by SIGTERM or SIGINT, its handlers installed before anything is announced.
+
+    The banner tells callers the server is ready, which includes being ready to stop cleanly
+    on SIGTERM: a handler installed after it leaves a window where SIGTERM kills the process.
+    """
     done = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -361,8 +366,7 @@ def _serve_until_signalled(server: KubeTestServer) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    done.wait()
-    server.stop()
+    return done
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -379,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bookmark_interval=args.bookmark_interval,
         request_log_limit=args.request_log_limit,
     )
+    stop_requested = _stop_signal()
     try:
         url = server.start()
         if args.kubeconfig_out:
@@ -391,7 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     print(f"kube test server listening on {url}", flush=True)
-    _serve_until_signalled(server)
+    stop_requested.wait()
+    server.stop()
     return 0
 
 
