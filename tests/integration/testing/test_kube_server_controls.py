@@ -42,6 +42,28 @@ def _eventually(check: Callable[[], bool], what: str) -> None:
         time.sleep(0.02)
 
 
+def _start_namespace_watch(
+    api: Api, server: KubeTestServer
+) -> tuple[threading.Thread, list[BaseException | None]]:
+    """A thread consuming a namespace watch, started once the server sees the watch.
+
+    The list gets one entry when the stream ends: None, or what the client raised.
+    """
+    outcome: list[BaseException | None] = []
+
+    def consume() -> None:
+        try:
+            list(watch.Watch().stream(api.core.list_namespace, timeout_seconds=30))
+            outcome.append(None)
+        except Exception as err:  # what the client raises is what we assert on
+            outcome.append(err)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    _eventually(lambda: server.count_requests(verb="watch") == 1, "the watch to start")
+    return thread, outcome
+
+
 def test_request_log_records_verb_path_status_and_duration(
     api: Api, server: KubeTestServer
 ) -> None:
@@ -90,18 +112,7 @@ def test_dropped_request_closes_the_connection_without_effect(
 
 
 def test_cut_watches_breaks_open_streams(api: Api, server: KubeTestServer) -> None:
-    outcome: list[BaseException | None] = []
-
-    def consume() -> None:
-        try:
-            list(watch.Watch().stream(api.core.list_namespace, timeout_seconds=30))
-            outcome.append(None)
-        except Exception as err:  # what the client raises is what we assert on
-            outcome.append(err)
-
-    thread = threading.Thread(target=consume)
-    thread.start()
-    _eventually(lambda: server.count_requests(verb="watch") == 1, "the watch to start")
+    thread, outcome = _start_namespace_watch(api, server)
     server.cut_watches()
     thread.join(timeout=5)
     assert len(outcome) == 1
@@ -184,18 +195,7 @@ def test_restart_keeps_objects_and_address_and_ends_watches(
 ) -> None:
     api.core.create_namespaced_persistent_volume_claim("default", pvc_body("kept"))
     url = server.url
-    outcome: list[BaseException | None] = []
-
-    def consume() -> None:
-        try:
-            list(watch.Watch().stream(api.core.list_namespace, timeout_seconds=30))
-            outcome.append(None)
-        except Exception as err:  # what the client raises is what we assert on
-            outcome.append(err)
-
-    thread = threading.Thread(target=consume)
-    thread.start()
-    _eventually(lambda: server.count_requests(verb="watch") == 1, "the watch to start")
+    thread, outcome = _start_namespace_watch(api, server)
     server.stop()
     thread.join(timeout=5)
     assert server.start() == url
