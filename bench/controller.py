@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,9 @@ from typing import IO
 
 from bench.hosts import BenchError
 from bench.objects import SYSTEM_NAMESPACE
+from bench.procs import stop_process
+from provisioner.testing.kube_server import kubeconfig
+from provisioner.testing.net import free_port
 
 #: Seconds the controller may take to become ready (the target is 10 at 10,000 pairs).
 READY_TIMEOUT = 120.0
@@ -34,23 +36,9 @@ WORKERS = 16
 LEADER_ELECTION_ARGS = ("--leader-elect", "--leader-election-namespace", SYSTEM_NAMESPACE)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def write_kubeconfig(path: Path, *, server: str) -> Path:
     """A kubeconfig pointing at the Kubernetes API test server (plain HTTP, no auth)."""
-    path.write_text(
-        "apiVersion: v1\nkind: Config\n"
-        f"clusters:\n- name: bench\n  cluster:\n    server: {server}\n"
-        "users:\n- name: bench\n  user: {}\n"
-        "contexts:\n- name: bench\n  context:\n    cluster: bench\n    user: bench\n"
-        "current-context: bench\n"
-    )
+    path.write_text(json.dumps(kubeconfig(server)))
     return path
 
 
@@ -156,13 +144,7 @@ class Controller:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop_process(process, timeout=STOP_TIMEOUT)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -108,10 +108,6 @@ class GidLedger:
         with self._lock:
             self._unset(holder)
 
-    def held_by(self, holder: Holder) -> int | None:
-        with self._lock:
-            return self._holders.get(holder)
-
     def allocate(self, holder: Holder, *, gid_min: int, gid_max: int) -> int:
         """The GID `holder` holds, else a free one of the range, now held by it."""
         with self._lock:
@@ -122,10 +118,6 @@ class GidLedger:
             self._holders[holder] = gid
             self._counts[gid] = self._counts.get(gid, 0) + 1
             return gid
-
-    def holders_of(self, gid: int) -> int:
-        with self._lock:
-            return self._counts.get(gid, 0)
 
     def _unset(self, holder: Holder) -> None:
         gid = self._holders.pop(holder, None)

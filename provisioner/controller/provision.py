@@ -50,10 +50,6 @@ SUCCEEDED: Final = "ProvisioningSucceeded"
 FAILED: Final = "ProvisioningFailed"
 
 
-class ClaimRejected(errors.InvalidArgument):
-    """The claim asks for something this provisioner never provides."""
-
-
 class ClaimReconciler:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx

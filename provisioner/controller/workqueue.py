@@ -148,11 +148,6 @@ class WorkQueue(Generic[K]):
             self._shutting_down = True
             self._cond.notify_all()
 
-    @property
-    def shutting_down(self) -> bool:
-        with self._cond:
-            return self._shutting_down
-
     def __len__(self) -> int:
         """Keys ready to be handed out now (the queue depth)."""
         with self._cond:
@@ -162,11 +157,6 @@ class WorkQueue(Generic[K]):
         """Keys waiting for their backoff delay to pass."""
         with self._cond:
             return len(self._waiting)
-
-    def processing(self) -> int:
-        """Keys currently held by workers."""
-        with self._cond:
-            return len(self._processing)
 
     def _add_locked(self, key: K) -> None:
         if self._shutting_down or key in self._dirty:

@@ -20,7 +20,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ import yaml
 
 from provisioner import names
 from provisioner.csi import csi_pb2, csi_pb2_grpc
+from provisioner.testing.kube_server import kubeconfig
+from provisioner.testing.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "deploy" / "examples"
@@ -83,13 +84,6 @@ def say(message: str) -> None:
 
 def detail(message: str) -> None:
     print(f"    {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for(what: str, check: Callable[[], Any], *, deadline_s: float = STEP_DEADLINE_S) -> Any:
@@ -302,7 +296,7 @@ def step_start(demo: Demo) -> None:
     key_file = demo.workdir / "heketi-admin.key"
     key_file.write_text(demo.heketi_key)
     key_file.chmod(0o600)
-    kubeconfig = write_kubeconfig(demo)
+    kubeconfig_path = write_kubeconfig(demo)
     py = sys.executable
     start_process(
         demo,
@@ -344,7 +338,7 @@ def step_start(demo: Demo) -> None:
             "provisioner",
             "controller",
             "--kubeconfig",
-            str(kubeconfig),
+            str(kubeconfig_path),
             "--metrics-address",
             f"127.0.0.1:{metrics_port}",
         ],
@@ -373,16 +367,8 @@ def step_start(demo: Demo) -> None:
 
 
 def write_kubeconfig(demo: Demo) -> Path:
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": "demo",
-        "clusters": [{"name": "demo", "cluster": {"server": demo.kube_url}}],
-        "users": [{"name": "demo", "user": {}}],
-        "contexts": [{"name": "demo", "context": {"cluster": "demo", "user": "demo"}}],
-    }
     path = demo.workdir / "kubeconfig"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(json.dumps(kubeconfig(demo.kube_url)))
     return path
 
 
