@@ -9,10 +9,13 @@ works on the same objects with or without kubectl.
 
 import copy
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[3]
@@ -117,3 +120,24 @@ def object_id(obj: Obj) -> str:
     namespace = obj["metadata"].get("namespace")
     prefix = f"{namespace}/" if namespace else ""
     return f"{obj['kind']}/{prefix}{obj['metadata']['name']}"
+
+
+#: Seconds `kubectl kustomize` may take.
+KUBECTL_TIMEOUT_S = 30
+
+
+def kustomize_render(directory: Path) -> list[Obj]:
+    """The objects `kubectl kustomize DIRECTORY` renders; skips where kubectl is absent
+    (the other deploy/ tests read the files directly)."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed; the other deploy/ tests read the files directly")
+    result = subprocess.run(
+        [kubectl, "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=KUBECTL_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]

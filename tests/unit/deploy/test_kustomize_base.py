@@ -1,11 +1,7 @@
 """The kustomize base in deploy/: renders, validates, and hangs together."""
 
-import shutil
-import subprocess
-
 import kubernetes_validate
 import pytest
-import yaml
 
 from provisioner.names import DRIVER_NAME
 from tests.unit.deploy.manifests import (
@@ -17,6 +13,7 @@ from tests.unit.deploy.manifests import (
     find,
     flag_value,
     kustomization,
+    kustomize_render,
     load_yaml_documents,
     object_id,
     pod_containers,
@@ -24,7 +21,6 @@ from tests.unit.deploy.manifests import (
 )
 
 NAMESPACE = "glusterfs-provisioner"
-KUBECTL_TIMEOUT_S = 30
 #: Validated against the first Kubernetes release without the in-tree glusterfs
 #: plugin (the clusters that need this project) and the newest schema shipped.
 KUBERNETES_VERSIONS = ("1.26", "1.37")
@@ -49,18 +45,7 @@ def _daemonset() -> Obj:
 
 
 def test_kubectl_kustomize_renders_the_base_files_with_the_declared_label_and_image() -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed; the other deploy/ tests read the files directly")
-    result = subprocess.run(
-        [kubectl, "kustomize", str(DEPLOY)],
-        capture_output=True,
-        text=True,
-        timeout=KUBECTL_TIMEOUT_S,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    rendered = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    rendered = kustomize_render(DEPLOY)
     by_id = {object_id(obj): obj for obj in rendered}
     assert len(by_id) == len(rendered), "two rendered objects share kind, namespace and name"
     assert by_id == {object_id(obj): obj for obj in BASE}

@@ -2,8 +2,6 @@
 runs `node --controller-service` next to external-provisioner and external-resizer."""
 
 import copy
-import shutil
-import subprocess
 from typing import Any
 
 import kubernetes_validate
@@ -24,6 +22,7 @@ from tests.unit.deploy.manifests import (
     expand_env,
     find,
     flag_value,
+    kustomize_render,
     load_yaml_documents,
     object_id,
     pod_containers,
@@ -33,7 +32,6 @@ from tests.unit.deploy.manifests import (
 OVERLAY = DEPLOY / "overlays" / "sidecars"
 NAMESPACE = "glusterfs-provisioner"
 KUBERNETES_VERSIONS = ("1.26", "1.37")
-KUBECTL_TIMEOUT_S = 30
 SOCKET = "/csi/csi.sock"
 CONTROLLER = "glusterfs-provisioner-csi-controller"
 
@@ -78,18 +76,7 @@ PLUGIN = container(DEPLOYMENT, "glusterfs-plugin")
 
 
 def test_kubectl_kustomize_renders_exactly_these_objects() -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed; the other tests read the files directly")
-    result = subprocess.run(
-        [kubectl, "kustomize", str(OVERLAY)],
-        capture_output=True,
-        text=True,
-        timeout=KUBECTL_TIMEOUT_S,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    rendered = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    rendered = kustomize_render(OVERLAY)
     assert {object_id(o): o for o in rendered} == {object_id(o): o for o in OBJECTS}
 
 
