@@ -3,14 +3,15 @@
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from provisioner import errors, names
 from provisioner.controller.events import EventRecorder
 from provisioner.controller.informer import Informer
-from provisioner.controller.kube import KubeApi, Obj
+from provisioner.controller.kube import KubeApi, KubeConflict, Obj
 from provisioner.controller.metrics import Metrics
 from provisioner.controller.objects import (
     annotations,
@@ -240,6 +241,25 @@ class Context:
         """Raise NotLeading unless this instance may act now (checked before each write)."""
         if not self.leading():
             raise NotLeading("not the leader")
+
+    @contextmanager
+    def observed(
+        self, operation: str, *, involved: Obj, reason: str, failure: Callable[[Exception], str]
+    ) -> Iterator[None]:
+        """Count and time one `operation`; a domain error becomes a Warning Event
+        `reason` on `involved` with the message `failure(err)` and is re-raised.
+        Losing the lease and write conflicts are retries, not failures."""
+        started = time.monotonic()
+        try:
+            yield
+        except (NotLeading, KubeConflict):
+            raise
+        except errors.ProvisionerError as err:
+            self.metrics.operations.labels(operation, "failure").inc()
+            self.events.warning(involved, reason, failure(err))
+            raise
+        self.metrics.operations.labels(operation, "success").inc()
+        self.metrics.duration.labels(operation).observe(time.monotonic() - started)
 
     def write_claim(self, before: Obj, write: Callable[[], Obj]) -> Obj:
         """Run `write` (a change of claim `before`) and remember that neither `before`

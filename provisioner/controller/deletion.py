@@ -7,13 +7,12 @@ concurrent change) → delete the PV (404 = gone). `Retain` keeps everything; wh
 a user deletes a retained PV our finalizer is removed and the volume kept.
 """
 
-import time
 from typing import Final
 
-from provisioner import errors, names
+from provisioner import names
 from provisioner.controller import objects as o
-from provisioner.controller.context import Context, NotLeading
-from provisioner.controller.kube import KubeConflict, KubeNotFound, Obj, path_for
+from provisioner.controller.context import Context
+from provisioner.controller.kube import KubeNotFound, Obj, path_for
 from provisioner.heketi.errors import HeketiAuthError
 from provisioner.log import get_logger
 
@@ -47,21 +46,17 @@ class VolumeReconciler:
         return pvc is not None and o.uid(pvc) == ref.get("uid")
 
     def _delete_observed(self, pv: Obj, *, has_finalizer: bool) -> None:
-        ctx = self._ctx
-        started = time.monotonic()
-        try:
+        with self._ctx.observed(
+            "delete",
+            involved=pv,
+            reason=FAILED_DELETE,
+            failure=lambda err: f"deleting the Heketi volume failed: {err}",
+        ):
+            current = pv
             if has_finalizer:
                 self._delete_backing(pv)
-                pv = self._remove_finalizer(pv)
-            self._delete_pv(pv)
-        except (NotLeading, KubeConflict):
-            raise
-        except errors.ProvisionerError as err:
-            ctx.metrics.operations.labels("delete", "failure").inc()
-            ctx.events.warning(pv, FAILED_DELETE, f"deleting the Heketi volume failed: {err}")
-            raise
-        ctx.metrics.operations.labels("delete", "success").inc()
-        ctx.metrics.duration.labels("delete").observe(time.monotonic() - started)
+                current = self._remove_finalizer(pv)
+            self._delete_pv(current)
 
     def _delete_backing(self, pv: Obj) -> None:
         ctx = self._ctx

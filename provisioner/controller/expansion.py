@@ -11,14 +11,13 @@ still run the first (Heketi would accept it and grow the volume twice).
 import datetime
 import json
 import threading
-import time
 from collections import OrderedDict
 from typing import Any, Final
 
 from provisioner import errors, names
 from provisioner.controller import objects as o
-from provisioner.controller.context import Context, NotLeading
-from provisioner.controller.kube import KubeConflict, Obj, path_for
+from provisioner.controller.context import Context
+from provisioner.controller.kube import Obj, path_for
 from provisioner.controller.quantity import gib_quantity
 from provisioner.heketi.errors import HeketiOutcomeUnknown
 from provisioner.heketi.types import Volume
@@ -176,17 +175,14 @@ class Expander:
                 ctx.metrics.operations.labels("expand", "rejected").inc()
             return
         self.refusals.forget(o.uid(pvc))
-        started = time.monotonic()
-        try:
+        pv_name = o.name(pv)
+        with ctx.observed(
+            "expand",
+            involved=pvc,
+            reason=RESIZE_FAILED,
+            failure=lambda err: f"expanding volume {pv_name} failed: {err}",
+        ):
             self._expand(pvc, pv, wanted, class_name)
-        except (NotLeading, KubeConflict):
-            raise
-        except errors.ProvisionerError as err:
-            ctx.metrics.operations.labels("expand", "failure").inc()
-            ctx.events.warning(pvc, RESIZE_FAILED, f"expanding volume {o.name(pv)} failed: {err}")
-            raise
-        ctx.metrics.operations.labels("expand", "success").inc()
-        ctx.metrics.duration.labels("expand").observe(time.monotonic() - started)
 
     def _expand(self, pvc: Obj, pv: Obj, wanted: int, class_name: str) -> None:
         ctx = self._ctx

@@ -15,7 +15,6 @@ A claim deleted before step 4 keeps our finalizer: we delete the Heketi volume
 found under the recorded name (unless the PV exists to do so) and let it go.
 """
 
-import time
 from collections import OrderedDict
 from typing import Any, Final
 
@@ -121,20 +120,16 @@ class ClaimReconciler:
 
     # -- provisioning -------------------------------------------------------------
     def _provision_observed(self, pvc: Obj, storage_class: Obj) -> None:
-        started = time.monotonic()
-        try:
+        class_name = o.name(storage_class)
+        with self._ctx.observed(
+            "provision",
+            involved=pvc,
+            reason=FAILED,
+            failure=lambda err: (
+                f"failed to provision a volume with StorageClass {class_name!r}: {err}"
+            ),
+        ):
             self._provision(pvc, storage_class)
-        except (NotLeading, KubeConflict):
-            raise
-        except errors.ProvisionerError as err:
-            self._ctx.metrics.operations.labels("provision", "failure").inc()
-            message = (
-                f"failed to provision a volume with StorageClass {o.name(storage_class)!r}: {err}"
-            )
-            self._ctx.events.warning(pvc, FAILED, message)
-            raise
-        self._ctx.metrics.operations.labels("provision", "success").inc()
-        self._ctx.metrics.duration.labels("provision").observe(time.monotonic() - started)
 
     def _provision(self, pvc: Obj, storage_class: Obj) -> None:
         ctx = self._ctx
