@@ -48,10 +48,6 @@ class ResourceType:
     def bucket(self) -> str:
         return self.store or self.plural
 
-    @property
-    def group_version_prefix(self) -> str:
-        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-
 
 _META_LISTS = (("metadata.finalizers", ""), ("metadata.ownerReferences", "uid"))
 

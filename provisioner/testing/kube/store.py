@@ -16,7 +16,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -491,13 +491,6 @@ class Store:
             spaces = self._buckets.get(bucket, {})
             keys = self._keys(bucket, namespace)
             return self._rv, [spaces[ns][name] for ns, name in keys]
-
-    def iter_all(self) -> Iterator[tuple[str, Stored]]:
-        with self._lock:
-            items = [
-                (b, s) for b, sp in self._buckets.items() for n in sp.values() for s in n.values()
-            ]
-        yield from items
 
 
 # --- helpers ---------------------------------------------------------------------------------
