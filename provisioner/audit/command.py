@@ -17,6 +17,7 @@ from provisioner.audit.run import MIN_OLDER_THAN_SECONDS, DeletePolicy, run_audi
 from provisioner.cli import env_default
 from provisioner.controller.kube import KubeApi
 from provisioner.heketi.client import HeketiClient, HeketiConfig
+from provisioner.heketi.config import shown_url
 
 #: Default --pending-after: a healthy claim binds within seconds; five minutes is "stuck".
 DEFAULT_PENDING_AFTER: Final = "5m"
@@ -178,7 +179,7 @@ def config_from_args(args: argparse.Namespace) -> AuditCommandConfig:
         raise errors.InvalidArgument("--heketi-url (or env HEKETI_URL) is required")
     if not re.match(r"^https?://[^/\s]+", args.heketi_url):
         raise errors.InvalidArgument(
-            f"--heketi-url {args.heketi_url!r} must start with http:// or https://"
+            f"--heketi-url {shown_url(args.heketi_url)!r} must start with http:// or https://"
         )
     secret = None
     if args.heketi_secret:

@@ -99,14 +99,28 @@ class HeketiConfig:
         return self.auth_enabled and self.key is not None
 
 
+def shown_url(url: str) -> str:
+    """`url` as an error message may show it: everything between the scheme and the
+    last `@` (a `user:password@`, even one with unescaped `/` or `:`) becomes `***`."""
+    if "@" not in url:
+        return url
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
+
+
 def _check_url(url: str) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise HeketiInvalidRequest(f"Heketi URL {shown_url(url)!r} is malformed: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HeketiInvalidRequest(
-            f"Heketi URL {url!r} must look like http://host:port or https://host:port"
+            f"Heketi URL {shown_url(url)!r} must look like http://host:port or https://host:port"
         )
     if parts.path.strip("/") or parts.query or parts.fragment or parts.username:
         raise HeketiInvalidRequest(
-            f"Heketi URL {url!r} must not have a path, query or credentials: "
+            f"Heketi URL {shown_url(url)!r} must not have a path, query or credentials: "
             "Heketi signs the request path, so it must be served at the root"
         )

@@ -262,6 +262,13 @@ def _args(*argv: str) -> argparse.Namespace:
     return parser.parse_args(["audit", *argv])
 
 
+def test_a_refused_heketi_url_never_shows_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HEKETI_URL", raising=False)
+    with pytest.raises(errors.InvalidArgument, match="http:// or https://") as refused:
+        command.config_from_args(_args("--heketi-url", "ftp://admin:s3cret@heketi:8080"))
+    assert "s3cret" not in str(refused.value)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

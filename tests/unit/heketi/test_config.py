@@ -13,6 +13,7 @@ from provisioner.heketi import HeketiConfig
         ({"url": "ftp://heketi:8080"}, "must look like http://host:port"),
         ({"url": "http://heketi:8080/api"}, "must not have a path"),
         ({"url": "http://u:p@heketi:8080"}, "must not have a path, query or credentials"),
+        ({"url": "http://[heketi:8080"}, "is malformed"),
         ({"user": ""}, "user must not be empty"),
         ({"request_timeout": 0}, "request_timeout must be a positive number"),
         ({"operation_deadline": float("inf")}, "operation_deadline must be a positive number"),
@@ -24,6 +25,7 @@ from provisioner.heketi import HeketiConfig
         "wrong-scheme",
         "path",
         "credentials",
+        "unclosed-ipv6-bracket",
         "empty-user",
         "zero-timeout",
         "infinite-deadline",
@@ -39,6 +41,24 @@ def test_invalid_settings_are_refused(changes: dict[str, object], message: str) 
 
 def test_trailing_slash_is_accepted_and_dropped() -> None:
     assert HeketiConfig(url="https://heketi:8080/").base_url == "https://heketi:8080"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://admin:s3cret@heketi:8080",
+        "ftp://admin:s3cret@heketi:8080",
+        "admin:s3cret@heketi:8080",
+        "http://admin:s3/cret@heketi:8080",
+        "http://admin:s3cret@heketi:8080]",
+    ],
+    ids=["http", "wrong-scheme", "no-scheme", "slash-in-password", "malformed"],
+)
+def test_a_refused_url_never_shows_its_password(url: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        HeketiConfig(url=url)
+    assert "s3" not in str(refused.value)
+    assert "***@heketi:8080" in str(refused.value)
 
 
 def test_repr_never_shows_the_key() -> None:
