@@ -117,7 +117,7 @@ class GidLedger:
                 return current
             gid = self._allocator.allocate(gid_min=gid_min, gid_max=gid_max)
             self._holders[holder] = gid
-            self._counts[gid] = self._counts.get(gid, 0) + 1
+            self._count(gid, +1)
             return gid
 
     def _unset(self, holder: Holder) -> None:
