@@ -265,25 +265,44 @@ class Handler(BaseHTTPRequestHandler):
             )
 
     def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            raise ApiError(
-                413, "Request entity too large: limit is 3145728", reason="RequestEntityTooLarge"
-            )
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             return self._read_chunked()
+        text = self.headers.get("Content-Length") or "0"
+        if not text.isdigit():
+            self.close_connection = True
+            raise errors.bad_request(f"invalid Content-Length header {text!r}")
+        length = int(text)
+        self._check_body_size(length)
         return self.rfile.read(length) if length else b""
 
     def _read_chunked(self) -> bytes:
         parts: list[bytes] = []
+        total = 0
         while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            size = self._chunk_size(self.rfile.readline())
             if size == 0:
                 self.rfile.readline()
                 return b"".join(parts)
+            total += size
+            self._check_body_size(total)
             parts.append(self.rfile.read(size))
             self.rfile.readline()
+
+    def _chunk_size(self, line: bytes) -> int:
+        try:
+            return int(line.split(b";")[0].strip() or b"0", 16)
+        except ValueError:
+            self.close_connection = True
+            raise errors.bad_request("malformed chunked request body") from None
+
+    def _check_body_size(self, length: int) -> None:
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise ApiError(
+                413,
+                f"Request entity too large: limit is {MAX_BODY_BYTES}",
+                reason="RequestEntityTooLarge",
+            )
 
     def _drop(self) -> None:
         self.close_connection = True

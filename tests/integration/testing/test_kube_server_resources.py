@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import socket
 from urllib.parse import urlsplit
 
 import pytest
@@ -9,6 +10,7 @@ from kubernetes import client
 
 from provisioner.testing.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import (
+    JSON,
     Api,
     new_namespace,
     pv_body,
@@ -254,3 +256,49 @@ def _raw_patch(
     body = json.loads(response.read())
     conn.close()
     return response.status, response.headers, body
+
+
+def _raw_claim_post(server: KubeTestServer, ns: str, head: str, body: bytes) -> JSON:
+    """The Status answered to a claim POST sent as raw HTTP with `head` as extra headers."""
+    url = urlsplit(server.url)
+    with socket.create_connection((url.hostname or "", url.port or 80), timeout=5) as sock:
+        sock.sendall(
+            f"POST /api/v1/namespaces/{ns}/persistentvolumeclaims HTTP/1.1\r\n"
+            f"Host: {url.netloc}\r\nContent-Type: application/json\r\n{head}\r\n".encode()
+            + body
+        )
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        status: JSON = json.loads(response.read())
+    return status
+
+
+@pytest.mark.parametrize(
+    ("head", "body", "code", "reason"),
+    [
+        pytest.param(
+            "Transfer-Encoding: chunked\r\n",
+            b"".join(b"%x\r\n%s\r\n" % (2**20, b" " * 2**20) for _ in range(4)) + b"0\r\n\r\n",
+            413,
+            "RequestEntityTooLarge",
+            id="chunked-body-over-the-limit",
+        ),
+        pytest.param(
+            "Transfer-Encoding: chunked\r\n",
+            b"zz\r\n{}\r\n0\r\n\r\n",
+            400,
+            "BadRequest",
+            id="malformed-chunk-size",
+        ),
+        pytest.param(
+            "Content-Length: ten\r\n", b"", 400, "BadRequest", id="non-numeric-content-length"
+        ),
+    ],
+)
+def test_bad_request_bodies_get_a_status_not_an_internal_error(
+    api: Api, server: KubeTestServer, head: str, body: bytes, code: int, reason: str
+) -> None:
+    ns = new_namespace(api)
+    status = _raw_claim_post(server, ns, head, body)
+    assert (status["code"], status["reason"]) == (code, reason)
+    assert api.core.list_namespaced_persistent_volume_claim(ns).items == []
