@@ -315,15 +315,22 @@ def find_gid_collisions(
     return sorted(found, key=lambda c: c.gid)
 
 
+def orphans_of(
+    volumes: Iterable[Volume], state: ClusterState, settings: AuditSettings
+) -> list[OrphanVolume]:
+    """`find_orphans` with the name prefixes of the driver's classes and the settings."""
+    prefixes = class_prefixes(state.storage_classes, driver_name=settings.driver_name)
+    prefixes.update(settings.extra_prefixes)
+    return find_orphans(volumes, state, prefixes=prefixes)
+
+
 def build_report(
     volumes: Sequence[Volume], state: ClusterState, settings: AuditSettings, *, now: float
 ) -> Report:
     """Every finding of one audit run (pure)."""
-    prefixes = class_prefixes(state.storage_classes, driver_name=settings.driver_name)
-    prefixes.update(settings.extra_prefixes)
     return Report(
         heketi_url=settings.heketi_url,
-        orphaned_volumes=tuple(find_orphans(volumes, state, prefixes=prefixes)),
+        orphaned_volumes=tuple(orphans_of(volumes, state, settings)),
         missing_volumes=tuple(find_missing(volumes, state, settings)),
         pending_claims=tuple(find_pending(state, settings, now=now)),
         gid_collisions=tuple(find_gid_collisions(volumes, state, settings)),

@@ -12,6 +12,7 @@ from provisioner.audit.findings import (
     OrphanVolume,
     Report,
     build_report,
+    orphans_of,
 )
 from provisioner.audit.ledger import (
     DEFAULT_STATE_CONFIGMAP,
@@ -103,8 +104,7 @@ def _delete_due(
     settings: AuditSettings,
 ) -> Report:
     """Delete each due orphan after re-checking, with fresh reads, that it is still one."""
-    fresh = build_report(*_read(heketi, kube), settings, now=time.time())
-    still = {o.id for o in fresh.orphaned_volumes}
+    still = {o.id for o in orphans_of(*_read(heketi, kube), settings)}
     deleted: list[OrphanVolume] = []
     problems: list[str] = []
     for orphan in due:
