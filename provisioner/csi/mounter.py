@@ -32,6 +32,8 @@ STAT_TIMEOUT: Final = 5.0
 MOUNTINFO: Final = Path("/proc/self/mountinfo")
 #: Filesystem type of a GlusterFS FUSE mount (and of bind mounts of one).
 GLUSTER_FSTYPE: Final = "fuse.glusterfs"
+#: Mounts stacked on one path that `unmount_all` peels off before giving up.
+MAX_STACKED_MOUNTS: Final = 8
 
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 _T = TypeVar("_T")
@@ -265,6 +267,15 @@ class SystemMounter:
         if result.returncode != 0:
             raise errors.Internal(f"{what} failed (exit {result.returncode}): {result.output()}")
         _log.debug("command ok", command=argv[0], target=argv[-1])
+
+
+def unmount_all(mounter: Mounter, path: Path) -> None:
+    """Unmount everything mounted at `path` (Internal after MAX_STACKED_MOUNTS tries)."""
+    for _ in range(MAX_STACKED_MOUNTS):
+        if mounter.mount_at(path) is None:
+            return
+        mounter.unmount(path)
+    raise errors.Internal(f"{path} still has mounts after {MAX_STACKED_MOUNTS} unmounts")
 
 
 def answer_within(call: Callable[[], _T], *, timeout: float, name: str) -> _T | None:

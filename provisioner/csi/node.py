@@ -24,6 +24,7 @@ from provisioner.csi.mounter import (
     MountInfo,
     PathState,
     statvfs_with_timeout,
+    unmount_all,
 )
 from provisioner.csi.recovery import StageRecord, StageRecords
 from provisioner.csi.server import VolumeLocks
@@ -34,8 +35,6 @@ _log = log.get_logger("csi.node")
 DEFAULT_KUBELET_DIR: Final = Path("/var/lib/kubelet")
 #: Default directory for the per-volume GlusterFS client logs (log-file=).
 DEFAULT_MOUNT_LOG_DIR: Final = Path("/var/log/glusterfs/csi")
-#: Mounts stacked on one path that unstage/unpublish will peel off before giving up.
-MAX_STACKED_MOUNTS: Final = 8
 #: Directories we create for staging and targets: root and the group only.
 DIR_MODE: Final = 0o750
 
@@ -191,7 +190,7 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         volume_id = validation.volume_id(request.volume_id)
         staging = self._path(request.staging_target_path, "staging_target_path")
         with self._locks.hold(volume_id):
-            self._unmount_all(staging)
+            unmount_all(self._mounter, staging)
             if self._records is not None:
                 self._records.remove(str(staging))
             _remove_dir(staging, field="staging_target_path")
@@ -270,7 +269,7 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         volume_id = validation.volume_id(request.volume_id)
         target = self._path(request.target_path, "target_path")
         with self._locks.hold(volume_id):
-            self._unmount_all(target)
+            unmount_all(self._mounter, target)
             _remove_dir(target, field="target_path")
         _log.info("volume unpublished", volume_id=volume_id)
         return csi_pb2.NodeUnpublishVolumeResponse()
@@ -311,15 +310,8 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         if existing is None or self._mounter.path_state(path) is not PathState.STALE:
             return existing
         _log.warning("stale mount found; mounting again", volume_id=volume_id, path=str(path))
-        self._unmount_all(path)
+        unmount_all(self._mounter, path)
         return None
-
-    def _unmount_all(self, path: Path) -> None:
-        for _ in range(MAX_STACKED_MOUNTS):
-            if self._mounter.mount_at(path) is None:
-                return
-            self._mounter.unmount(path)
-        raise errors.Internal(f"{path} still has mounts after {MAX_STACKED_MOUNTS} unmounts")
 
     def _expect_mounted(self, path: Path, source: str) -> None:
         if self._mounter.mount_at(path) is None:

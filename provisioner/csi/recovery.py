@@ -38,6 +38,7 @@ from provisioner.csi.mounter import (
     PathState,
     Result,
     Runner,
+    unmount_all,
 )
 from provisioner.csi.server import VolumeLocks
 
@@ -231,8 +232,7 @@ def _repair_one(
     )  # fmt: skip
     for bind in binds:
         mounter.unmount(Path(bind.mount_point))
-    while mounter.mount_at(staging) is not None:
-        mounter.unmount(staging)
+    unmount_all(mounter, staging)
     mounter.mount_gluster(
         record.source, staging, read_only=record.read_only, flags=record.flags,
         log_file=Path(record.log_file),

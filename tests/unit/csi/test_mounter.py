@@ -232,3 +232,23 @@ def test_a_call_that_answers_in_time_gives_its_value_or_raises_its_error() -> No
     assert mounter.answer_within(lambda: 42, timeout=5, name="quick") == 42
     with pytest.raises(FileNotFoundError):
         mounter.answer_within(lambda: os.statvfs("/no/such/path"), timeout=5, name="missing")
+
+
+class _StuckMounter:
+    """A path whose mount never goes away, however often it is unmounted."""
+
+    def __init__(self) -> None:
+        self.unmounts = 0
+
+    def mount_at(self, path: Path) -> MountInfo:
+        return MountInfo(1, 1, "/", str(path), ("rw",), "fuse.glusterfs", "g1:/v", ("rw",))
+
+    def unmount(self, target: Path) -> None:
+        self.unmounts += 1
+
+
+def test_unmount_all_gives_up_with_internal_when_a_mount_never_goes_away() -> None:
+    stuck = _StuckMounter()
+    with pytest.raises(errors.Internal, match="still has mounts after 8 unmounts"):
+        mounter.unmount_all(stuck, Path("/k/t"))  # type: ignore[arg-type]
+    assert stuck.unmounts == mounter.MAX_STACKED_MOUNTS
