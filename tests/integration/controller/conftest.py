@@ -60,19 +60,21 @@ class Cluster:
     controllers: list[Controller] = field(default_factory=list)
 
     # -- objects -------------------------------------------------------------------
+    def class_parameters(self, **overrides: str) -> dict[str, str]:
+        """Parameters of a class served by this Heketi with the key in the Secret,
+        plus (or replacing) `overrides`."""
+        return {
+            "resturl": self.heketi.url,
+            "restuser": "admin",
+            "secretNamespace": SYSTEM_NS,
+            "secretName": SECRET,
+            **overrides,
+        }
+
     def storage_class(
         self, name: str = CLASS, *, parameters: dict[str, str] | None = None, **fields: Any
     ) -> dict[str, Any]:
-        params = (
-            parameters
-            if parameters is not None
-            else {
-                "resturl": self.heketi.url,
-                "restuser": "admin",
-                "secretNamespace": SYSTEM_NS,
-                "secretName": SECRET,
-            }
-        )
+        params = parameters if parameters is not None else self.class_parameters()
         body = {
             "apiVersion": "storage.k8s.io/v1",
             "kind": "StorageClass",

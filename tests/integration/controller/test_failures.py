@@ -151,16 +151,7 @@ def test_a_claim_deleted_while_the_controller_was_down_leaves_no_volume(cluster:
 
 
 def test_the_gid_of_a_claim_deleted_mid_provisioning_is_freed(cluster: Cluster) -> None:
-    cluster.storage_class(
-        parameters={
-            "resturl": cluster.heketi.url,
-            "restuser": "admin",
-            "secretNamespace": "storage",
-            "secretName": "heketi",
-            "gidMin": "3000",
-            "gidMax": "3000",
-        }
-    )
+    cluster.storage_class(parameters=cluster.class_parameters(gidMin="3000", gidMax="3000"))
     cluster.start_controller()
     _deleting_claim_mid_provisioning(cluster)  # PV creation keeps failing: no PV ever
     wait_for("the claim gone", lambda: cluster.get_claim() is None)
@@ -174,14 +165,7 @@ def test_the_gid_of_a_claim_deleted_mid_provisioning_is_freed(cluster: Cluster) 
 def _gid_class(cluster: Cluster, name: str, *, secret: str) -> None:
     cluster.storage_class(
         name,
-        parameters={
-            "resturl": cluster.heketi.url,
-            "restuser": "admin",
-            "secretNamespace": SYSTEM_NS,
-            "secretName": secret,
-            "gidMin": "5000",
-            "gidMax": "5001",
-        },
+        parameters=cluster.class_parameters(secretName=secret, gidMin="5000", gidMax="5001"),
     )
 
 
@@ -223,14 +207,7 @@ def test_a_restart_after_a_crash_once_heketi_made_the_volume_hands_its_gid_to_no
 
 
 def test_a_missing_secret_is_reported_and_retried(cluster: Cluster) -> None:
-    cluster.storage_class(
-        parameters={
-            "resturl": cluster.heketi.url,
-            "restuser": "admin",
-            "secretNamespace": "storage",
-            "secretName": "absent",
-        }
-    )
+    cluster.storage_class(parameters=cluster.class_parameters(secretName="absent"))
     cluster.start_controller()
     cluster.claim()
     event = cluster.wait_event("ProvisioningFailed")
@@ -250,14 +227,7 @@ def test_a_wrong_key_reports_heketis_refusal_without_the_key(cluster: Cluster) -
             "data": {"key": base64.b64encode(b"not-the-key").decode()},
         }
     )
-    cluster.storage_class(
-        parameters={
-            "resturl": cluster.heketi.url,
-            "restuser": "admin",
-            "secretNamespace": "storage",
-            "secretName": "wrong",
-        }
-    )
+    cluster.storage_class(parameters=cluster.class_parameters(secretName="wrong"))
     cluster.start_controller()
     cluster.claim()
     event = cluster.wait_event("ProvisioningFailed")

@@ -92,15 +92,7 @@ def test_reclaim_policy_and_mount_options_come_from_the_class(cluster: Cluster) 
 
 
 def test_volumenameprefix_names_the_heketi_volume_after_the_claim(cluster: Cluster) -> None:
-    cluster.storage_class(
-        parameters={
-            "resturl": cluster.heketi.url,
-            "restuser": "admin",
-            "secretNamespace": SYSTEM_NS,
-            "secretName": SECRET,
-            "volumenameprefix": "k8s",
-        }
-    )
+    cluster.storage_class(parameters=cluster.class_parameters(volumenameprefix="k8s"))
     cluster.start_controller()
     uid = cluster.claim()["metadata"]["uid"]
     cluster.wait_bound()
@@ -108,16 +100,7 @@ def test_volumenameprefix_names_the_heketi_volume_after_the_claim(cluster: Clust
 
 
 def test_gids_in_use_by_existing_pvs_are_not_handed_out_again(cluster: Cluster) -> None:
-    cluster.storage_class(
-        parameters={
-            "resturl": cluster.heketi.url,
-            "restuser": "admin",
-            "secretNamespace": SYSTEM_NS,
-            "secretName": SECRET,
-            "gidMin": "3000",
-            "gidMax": "3001",
-        }
-    )
+    cluster.storage_class(parameters=cluster.class_parameters(gidMin="3000", gidMax="3001"))
     controller = cluster.start_controller()
     cluster.claim("first")
     first = cluster.pv_for(cluster.wait_bound("first"))
@@ -132,16 +115,7 @@ def test_gids_in_use_by_existing_pvs_are_not_handed_out_again(cluster: Cluster) 
 
 
 def test_the_gid_of_a_deleted_pv_is_handed_out_again(cluster: Cluster) -> None:
-    cluster.storage_class(
-        parameters={
-            "resturl": cluster.heketi.url,
-            "restuser": "admin",
-            "secretNamespace": SYSTEM_NS,
-            "secretName": SECRET,
-            "gidMin": "3000",
-            "gidMax": "3000",
-        }
-    )
+    cluster.storage_class(parameters=cluster.class_parameters(gidMin="3000", gidMax="3000"))
     cluster.start_controller()
     cluster.claim("first")
     first = cluster.pv_for(cluster.wait_bound("first"))
@@ -154,16 +128,7 @@ def test_the_gid_of_a_deleted_pv_is_handed_out_again(cluster: Cluster) -> None:
 
 
 def _one_gid_class(cluster: Cluster, gid: int = 3000) -> None:
-    cluster.storage_class(
-        parameters={
-            "resturl": cluster.heketi.url,
-            "restuser": "admin",
-            "secretNamespace": SYSTEM_NS,
-            "secretName": SECRET,
-            "gidMin": str(gid),
-            "gidMax": str(gid),
-        }
-    )
+    cluster.storage_class(parameters=cluster.class_parameters(gidMin=str(gid), gidMax=str(gid)))
 
 
 def _in_tree_pv(cluster: Cluster, name: str, *, gid: int, policy: str) -> None:
