@@ -159,15 +159,12 @@ class KubeTestServer:
 
     def create(self, obj: JSON) -> JSON:
         """Create `obj` as a POST would (server-set fields filled); returns the stored object."""
-        rt = _type_of(obj)
-        body = _as_stored(rt, json.loads(json.dumps(obj)))
-        stored = self._store.create(rt, _namespace_of(rt, body), body)
+        stored = self._store.create(*_store_entry(obj))
         return _copy(stored.obj)
 
     def seed(self, objs: Iterable[JSON]) -> None:
         """Create many objects quickly (one lock hold); they must not exist yet."""
-        copies = (json.loads(json.dumps(o)) for o in objs)
-        self._store.seed(_type_of, (_as_stored(_type_of(o), o) for o in copies))
+        self._store.seed(_store_entry(o) for o in objs)
 
     def get(self, kind_plural: str, name: str, namespace: str | None = None) -> JSON | None:
         rt = _plural(kind_plural)
@@ -265,10 +262,15 @@ def kubeconfig(url: str) -> JSON:
     }
 
 
-def _as_stored(rt: ResourceType, obj: JSON) -> JSON:
-    """What a POST of `obj` would store: unknown fields dropped, Events in core/v1 shape."""
-    drop_unknown_fields(rt, obj, "Ignore")
-    return events.to_core(obj) if rt.group == "events.k8s.io" else obj
+def _store_entry(obj: JSON) -> tuple[ResourceType, str, JSON]:
+    """Type, namespace and a copy of `obj` as a POST would store it: unknown fields dropped,
+    Events in core/v1 shape."""
+    rt = _type_of(obj)
+    body = _copy(obj)
+    drop_unknown_fields(rt, body, "Ignore")
+    if rt.group == "events.k8s.io":
+        body = events.to_core(body)
+    return rt, _namespace_of(rt, body), body
 
 
 def _copy(obj: JSON) -> JSON:

@@ -440,18 +440,11 @@ class Store:
 
     # --- bulk and history ------------------------------------------------------------------
 
-    def seed(self, rt_of: Callable[[JSON], ResourceType], objs: Iterable[JSON]) -> int:
-        """Create many objects under one lock hold; returns how many."""
-        count = 0
+    def seed(self, entries: Iterable[tuple[ResourceType, str, JSON]]) -> None:
+        """Create many (type, namespace, object) entries under one lock hold."""
         with self._lock:
-            for obj in objs:
-                rt = rt_of(obj)
-                namespace = obj.get("metadata", {}).get("namespace") or (
-                    "default" if rt.namespaced else ""
-                )
+            for rt, namespace, obj in entries:
                 self.create(rt, namespace, obj)
-                count += 1
-        return count
 
     def compact(self) -> None:
         """Forget all history: every resourceVersion before now is too old."""
