@@ -101,7 +101,7 @@ class HeketiClient:
         self._get("/hello", expect_json=False)
 
     def list_clusters(self) -> list[str]:
-        return [str(c) for c in self._get("/clusters")["clusters"]]
+        return self._ids("/clusters", "clusters")
 
     def cluster_info(self, cluster_id: str) -> Cluster:
         """The cluster's nodes and volumes; `HeketiNotFound` when Heketi does not know it."""
@@ -131,7 +131,7 @@ class HeketiClient:
         return self._parse_volume(self._get(f"/volumes/{_checked_id(volume_id)}"))
 
     def list_volume_ids(self) -> list[str]:
-        return [str(v) for v in self._get("/volumes")["volumes"]]
+        return self._ids("/volumes", "volumes")
 
     def list_volumes(self) -> list[Volume]:
         """Every complete volume, in one request (`GET /topology`)."""
@@ -246,6 +246,14 @@ class HeketiClient:
             raise HeketiOperationFailed(
                 f"Heketi answered GET {path} with invalid JSON", status=200
             ) from None
+
+    def _ids(self, path: str, field: str) -> list[str]:
+        ids = self._get(path)
+        if not isinstance(ids, dict) or not isinstance(ids.get(field), list):
+            raise HeketiOperationFailed(
+                f"Heketi answered GET {path} without a list of {field}", status=200
+            )
+        return [str(i) for i in ids[field]]
 
     def _topology(self) -> list[Mapping[str, Any]]:
         clusters: list[Mapping[str, Any]] = self._get("/topology").get("clusters") or []

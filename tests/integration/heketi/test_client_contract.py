@@ -82,6 +82,25 @@ def test_cluster_info_refuses_a_malformed_id_without_asking_heketi(
     assert len(server.requests) == before
 
 
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        ("cluster_list", "{}"),
+        ("cluster_list", '{"clusters": null}'),
+        ("volume_list", "[]"),
+        ("volume_list", '{"volumes": "abc"}'),
+    ],
+    ids=["clusters-missing", "clusters-null", "volumes-not-an-object", "volumes-a-string"],
+)
+def test_an_id_listing_without_its_list_is_a_clear_failure(
+    client: HeketiClient, server: HeketiTestServer, kind: str, body: str
+) -> None:
+    server.fail_next(kind, status=200, message=body)
+    listing = client.list_clusters if kind == "cluster_list" else client.list_volume_ids
+    with pytest.raises(HeketiOperationFailed, match="without a list of"):
+        listing()
+
+
 def test_free_space_shrinks_by_the_raw_size_of_a_volume(client: HeketiClient) -> None:
     before = client.free_space_gib()
     client.create_volume(request("space", 5))
