@@ -217,7 +217,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         )
         split = split_parameters(request.parameters)
         secrets = dict(request.secrets)
-        params = parse_parameters(with_url(split.parameters, volume_url(secrets, self._defaults)))
+        params = self._class_params(split, secrets)
         for warning in params.warnings:
             _log.warning("storage class parameter warning", name=name, warning=warning)
         heketi = heketi_for_class(params, secrets, self._defaults)
@@ -244,6 +244,12 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         finally:
             if volume is None or volume.gid != gid:
                 self._gids.release(heketi.url, gid)
+
+    def _class_params(
+        self, split: ClassParameters, secrets: Mapping[str, str]
+    ) -> ProvisioningParams:
+        """The class's parameters; `resturl` defaults to the URL the volume lives on."""
+        return parse_parameters(with_url(split.parameters, volume_url(secrets, self._defaults)))
 
     # --- DeleteVolume -------------------------------------------------------------
 
@@ -299,11 +305,8 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
     def _parameters_mismatch(
         self, parameters: Mapping[str, str], secrets: Mapping[str, str], volume: Volume
     ) -> str | None:
-        split = split_parameters(parameters)
         try:
-            params = parse_parameters(
-                with_url(split.parameters, volume_url(secrets, self._defaults))
-            )
+            params = self._class_params(split_parameters(parameters), secrets)
         except errors.InvalidArgument as err:
             return str(err)
         if not same_durability(params.durability, volume.durability):
