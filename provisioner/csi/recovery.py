@@ -31,7 +31,6 @@ from typing import Final
 from provisioner import errors, log
 from provisioner.csi import validation
 from provisioner.csi.mounter import (
-    GLUSTER_FSTYPE,
     GlusterSource,
     Mounter,
     MountInfo,
@@ -214,9 +213,8 @@ def _dead_binds(record: StageRecord, mounter: Mounter, mounts: list[MountInfo]) 
     return [
         m
         for m in mounts
-        if m.fs_type == GLUSTER_FSTYPE
-        and m.mount_point != record.staging_path
-        and record.source.matches(m)
+        if m.mount_point != record.staging_path
+        and record.source.matches(m)  # a Gluster mount of this volume
         and mounter.path_state(Path(m.mount_point)) is PathState.STALE
     ]
 
