@@ -17,6 +17,7 @@ import argparse
 import builtins
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -198,8 +199,6 @@ class KubeTestServer:
 
     def count_requests(self, *, verb: str | None = None, path_regex: str = "") -> int:
         """How many logged requests have this verb and a path matching `path_regex`."""
-        import re
-
         pattern = re.compile(path_regex)
         return sum(
             1 for r in self.requests if (verb is None or r.verb == verb) and pattern.search(r.path)

@@ -1,10 +1,11 @@
 """Object builders and client bundles for the Kubernetes API test server's contract tests."""
 
 import itertools
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client
+from kubernetes import client, watch
 
 from provisioner.names import DRIVER_NAME
 from provisioner.testing.kube_server import KubeTestServer
@@ -112,8 +113,6 @@ def sc_body(name: str, *, default: bool = False, parameters: dict[str, str] | No
 
 def status_of(err: client.ApiException) -> JSON:
     """The Status object the server answered with."""
-    import json
-
     body: JSON = json.loads(err.body)
     return body
 
@@ -130,8 +129,6 @@ def watch_events(
 
     Returns early with fewer events when the server ends the watch after `timeout` seconds.
     """
-    from kubernetes import watch
-
     seen: list[tuple[str, JSON]] = []
     stream = watch.Watch()
     for event in stream.stream(

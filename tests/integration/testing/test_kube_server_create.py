@@ -1,6 +1,7 @@
 """Point 2: fields the server sets on create, generateName, defaults, missing namespaces."""
 
 import base64
+import json
 import re
 
 import pytest
@@ -21,8 +22,6 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 def _raw_create(api: Api, ns: str, body: dict[str, object]) -> dict[str, object]:
     response = api.core.create_namespaced_persistent_volume_claim(ns, body, _preload_content=False)
-    import json
-
     created: dict[str, object] = json.loads(response.data)
     return created
 
