@@ -62,6 +62,8 @@ _KIB_PER_GIB = 1024 * 1024
 #: Heketi ids are 32 hex digits; anything path-safe is accepted, nothing else.
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
+_MALFORMED_TOPOLOGY = "Heketi answered GET /topology with a malformed topology"
+
 _limits: dict[str, threading.BoundedSemaphore] = {}
 _limits_lock = threading.Lock()
 
@@ -118,12 +120,15 @@ class HeketiClient:
         """
         wanted = set(clusters)
         free_kib = 0
-        for cluster in self._topology():
-            if wanted and cluster.get("id") not in wanted:
-                continue
-            for node in _online(cluster.get("nodes")):
-                for device in _online(node.get("devices")):
-                    free_kib += int(device.get("storage", {}).get("free", 0))
+        try:
+            for cluster in self._topology():
+                if wanted and cluster.get("id") not in wanted:
+                    continue
+                for node in _online(cluster.get("nodes")):
+                    for device in _online(node.get("devices")):
+                        free_kib += int(device.get("storage", {}).get("free", 0))
+        except (AttributeError, TypeError, ValueError):
+            raise HeketiOperationFailed(_MALFORMED_TOPOLOGY, status=200) from None
         return free_kib // _KIB_PER_GIB
 
     def get_volume(self, volume_id: str) -> Volume:
@@ -256,7 +261,10 @@ class HeketiClient:
         return [str(i) for i in ids[field]]
 
     def _topology(self) -> list[Mapping[str, Any]]:
-        clusters: list[Mapping[str, Any]] = self._get("/topology").get("clusters") or []
+        topology = self._get("/topology")
+        clusters = (topology.get("clusters") or []) if isinstance(topology, dict) else None
+        if not isinstance(clusters, list) or not all(isinstance(c, dict) for c in clusters):
+            raise HeketiOperationFailed(_MALFORMED_TOPOLOGY, status=200)
         return clusters
 
     def _parse_volume(self, raw: Any) -> Volume:

@@ -101,6 +101,33 @@ def test_an_id_listing_without_its_list_is_a_clear_failure(
         listing()
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[]",
+        '{"clusters": {"id": "c"}}',
+        '{"clusters": ["c"]}',
+        '{"clusters": [{"nodes": [{"devices": [{"storage": null}]}]}]}',
+        '{"clusters": [{"nodes": [{"devices": [{"storage": {"free": "lots"}}]}]}]}',
+    ],
+    ids=["not-an-object", "clusters-an-object", "cluster-a-string", "storage-null", "free-text"],
+)
+def test_free_space_of_a_malformed_topology_is_a_clear_failure(
+    client: HeketiClient, server: HeketiTestServer, body: str
+) -> None:
+    server.fail_next("topology", status=200, message=body)
+    with pytest.raises(HeketiOperationFailed, match="malformed topology"):
+        client.free_space_gib()
+
+
+def test_listing_volumes_of_a_malformed_topology_is_a_clear_failure(
+    client: HeketiClient, server: HeketiTestServer
+) -> None:
+    server.fail_next("topology", status=200, message='{"clusters": ["c"]}')
+    with pytest.raises(HeketiOperationFailed, match="malformed topology"):
+        client.list_volumes()
+
+
 def test_free_space_shrinks_by_the_raw_size_of_a_volume(client: HeketiClient) -> None:
     before = client.free_space_gib()
     client.create_volume(request("space", 5))
