@@ -249,7 +249,9 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except Exception as err:  # a bug of ours: answer like the apiserver does, keep serving
             _log.exception("request failed", method=method, path=path)
-            self._send_json(500, errors.ApiError(500, f"internal error: {err!r}").status())
+            # Only the type: the exception's text may quote the body (a Secret's data).
+            message = f"internal error: {type(err).__name__} (see the server log)"
+            self._send_json(500, errors.ApiError(500, message).status())
         finally:
             self._record(0)
 
