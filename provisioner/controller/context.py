@@ -4,7 +4,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -24,6 +24,7 @@ from provisioner.controller.objects import (
 from provisioner.controller.secrets import SecretKeys
 from provisioner.gids import GidAllocator
 from provisioner.heketi.client import HeketiClient, HeketiConfig
+from provisioner.heketi.errors import HeketiAuthError
 from provisioner.storageclass import ProvisioningParams, parse_parameters
 from provisioner.volumes import VolumeService, heketi_config
 
@@ -286,6 +287,24 @@ class Context:
         if params.rest_auth_enabled and params.secret_namespace and params.secret_name:
             key = self.secrets.key(params.secret_namespace, params.secret_name)
         return self._tuned(heketi_config(params, key=key))
+
+    @contextmanager
+    def rereading_key_if_refused(self, namespace: str | None, name: str | None) -> Iterator[None]:
+        """Heketi refused the key from Secret namespace/name: forget the cached copy, so the
+        retry reads the Secret afresh (a rotated key is used at once, not after the TTL)."""
+        try:
+            yield
+        except HeketiAuthError:
+            if namespace and name:
+                self.secrets.invalidate(namespace, name)
+            raise
+
+    def rereading_object_key_if_refused(self, obj: Obj) -> "AbstractContextManager[None]":
+        """`rereading_key_if_refused` for the Secret recorded on a PV/PVC."""
+        ann = annotations(obj)
+        return self.rereading_key_if_refused(
+            ann.get(names.ANN_SECRET_NAMESPACE), ann.get(names.ANN_SECRET_NAME)
+        )
 
     def heketi_for_object(self, obj: Obj, *, class_name: str) -> HeketiConfig:
         """Connection settings recorded on a PV/PVC, usable when the class is gone."""

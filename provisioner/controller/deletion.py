@@ -13,7 +13,6 @@ from provisioner import names
 from provisioner.controller import objects as o
 from provisioner.controller.context import Context
 from provisioner.controller.kube import KubeNotFound, Obj, path_for
-from provisioner.heketi.errors import HeketiAuthError
 from provisioner.log import get_logger
 
 log = get_logger("deletion")
@@ -63,13 +62,8 @@ class VolumeReconciler:
         class_name = str((pv.get("spec") or {}).get("storageClassName") or "")
         heketi = ctx.heketi_for_object(pv, class_name=class_name)
         ctx.guard()
-        try:
+        with ctx.rereading_object_key_if_refused(pv):
             ctx.volumes.delete_volume(heketi=heketi, volume_id=o.volume_handle(pv))
-        except HeketiAuthError:
-            ann = o.annotations(pv)
-            if ann.get(names.ANN_SECRET_NAMESPACE) and ann.get(names.ANN_SECRET_NAME):
-                ctx.secrets.invalidate(ann[names.ANN_SECRET_NAMESPACE], ann[names.ANN_SECRET_NAME])
-            raise
         log.info("deleted backing volume", pv=o.name(pv), volume_id=o.volume_handle(pv))
 
     def _remove_finalizer(self, pv: Obj) -> Obj:

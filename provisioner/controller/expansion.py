@@ -219,13 +219,14 @@ class Expander:
             )
 
         try:
-            volume = ctx.volumes.expand_volume(
-                heketi=ctx.heketi_for_object(pv, class_name=class_name),
-                volume_id=o.volume_handle(pv),
-                size_gib=target,
-                earlier=earlier_expand(pv, identity=ctx.identity),
-                before_send=record,
-            )
+            with ctx.rereading_object_key_if_refused(pv):
+                volume = ctx.volumes.expand_volume(
+                    heketi=ctx.heketi_for_object(pv, class_name=class_name),
+                    volume_id=o.volume_handle(pv),
+                    size_gib=target,
+                    earlier=earlier_expand(pv, identity=ctx.identity),
+                    before_send=record,
+                )
         except HeketiOutcomeUnknown as err:  # may still run: keep its queue entry durable
             if latest:
                 value = in_flight_record(size=target, by=ctx.identity, queue_path=err.queue_path)

@@ -31,7 +31,7 @@ from provisioner.controller.kube import (
     path_for,
 )
 from provisioner.heketi.client import HeketiConfig
-from provisioner.heketi.errors import HeketiAuthError, HeketiNameInUse, HeketiOutcomeUnknown
+from provisioner.heketi.errors import HeketiNameInUse, HeketiOutcomeUnknown
 from provisioner.heketi.types import Volume
 from provisioner.log import get_logger
 from provisioner.storageclass import ProvisioningParams
@@ -205,17 +205,13 @@ class ClaimReconciler:
         ctx = self._ctx
         size = size_gib(o.requested_bytes(pvc))
         ctx.guard()
-        try:
+        with ctx.rereading_key_if_refused(params.secret_namespace, params.secret_name):
             if fresh:
                 volume = self._create_fresh(heketi, params, name, gid, size)
             else:
                 volume = ctx.volumes.ensure_volume(
                     heketi=heketi, name=name, params=params, gid=gid, size_gib=size
                 )
-        except HeketiAuthError:
-            if params.secret_namespace and params.secret_name:
-                ctx.secrets.invalidate(params.secret_namespace, params.secret_name)
-            raise
         gid = volume.gid or gid
         ctx.gids.settle(o.uid(pvc), gid)
         return volume, gid

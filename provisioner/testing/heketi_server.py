@@ -270,6 +270,10 @@ class HeketiTestServer:
 
     # -- test controls ---------------------------------------------------------------
 
+    def set_admin_key(self, key: str) -> None:
+        """Key rotation: Heketi restarted with a new `jwt.admin.key` (volumes kept)."""
+        self._admin_key = key
+
     def set_latency(self, ms: int) -> None:
         """How long each async operation runs before it completes."""
         self._latency = ms / 1000

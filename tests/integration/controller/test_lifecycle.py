@@ -1,5 +1,6 @@
 """Deletion (Delete / Retain / class gone / Heketi 404 / failures) and expansion."""
 
+import base64
 from typing import Any
 
 from provisioner import names
@@ -10,6 +11,8 @@ from tests.integration.controller.conftest import (
     CLASS,
     FAST_HEKETI,
     HEKETI_KEY,
+    SECRET,
+    SYSTEM_NS,
     Cluster,
     wait_for,
 )
@@ -185,6 +188,39 @@ def test_a_grown_claim_grows_the_volume_the_pv_and_the_claim_status(running: Clu
     conditions = (running.get_claim() or {}).get("status", {}).get("conditions") or []
     assert not [c for c in conditions if c.get("type") == "Resizing"]
     running.wait_event("VolumeResizeSuccessful")
+
+
+def _rotate_heketi_key(cluster: Cluster, key: str) -> None:
+    """Heketi restarted with a new admin key, and the admin updates the Secret."""
+    cluster.heketi.set_admin_key(key)
+    cluster.kube.api_client().call_api(
+        "PATCH",
+        f"{cluster.kube.url}/api/v1/namespaces/{SYSTEM_NS}/secrets/{SECRET}",
+        {"Content-Type": "application/merge-patch+json"},
+        {"data": {"key": base64.b64encode(key.encode()).decode()}},
+    )
+
+
+def test_an_expansion_after_a_key_rotation_rereads_the_secret_at_once(cluster: Cluster) -> None:
+    cluster.storage_class(allowVolumeExpansion=True)
+    # A Secret cache far longer than the test: only re-reading on refusal can succeed.
+    cluster.start_controller(secret_ttl_seconds=3600.0)
+    _provisioned(cluster)
+    _rotate_heketi_key(cluster, "rotated-admin-key")
+    _resize(cluster, "5Gi")
+    wait_for("claim capacity 5Gi", lambda: _claim_capacity(cluster) == "5Gi")
+    [volume] = cluster.heketi.volumes()
+    assert volume["size"] == 5
+
+
+def test_a_deletion_after_a_key_rotation_rereads_the_secret_at_once(cluster: Cluster) -> None:
+    cluster.storage_class()
+    cluster.start_controller(secret_ttl_seconds=3600.0)
+    _, pv = _provisioned(cluster)
+    _rotate_heketi_key(cluster, "rotated-admin-key")
+    cluster.delete_claim()
+    wait_for("the PV gone", lambda: _gone(cluster, pv))
+    assert cluster.heketi.volumes() == []
 
 
 def _expansions(controller: Controller) -> float:
