@@ -10,7 +10,6 @@ failure is `errors.InvalidArgument` with a message naming the field.
 import ipaddress
 import os
 import re
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Final
 
 from provisioner import errors
 from provisioner.csi import csi_pb2
-from provisioner.csi.mounter import GlusterSource
+from provisioner.csi.mounter import GlusterSource, answer_within
 from provisioner.names import CTX_SERVERS, CTX_VOLUME
 
 #: CSI's general limit for string fields such as volume_id.
@@ -176,22 +175,20 @@ def _check_no_symlink_escapes(paths: Sequence[tuple[str, Path]], *, kubelet_dir:
 def _realpaths_with_timeout(paths: Sequence[tuple[str, Path]]) -> list[Path]:
     """The resolved parents of `paths`, in order, from one helper thread: a parent on a
     hung mount blocks that thread (left behind), never the caller beyond RESOLVE_TIMEOUT."""
-    resolved: list[str] = []
+    resolved: list[Path] = []
 
-    def resolve_all() -> None:
+    def resolve_all() -> list[Path]:
         for _, path in paths:
-            resolved.append(os.path.realpath(path.parent))
+            resolved.append(Path(os.path.realpath(path.parent)))
+        return resolved
 
-    worker = threading.Thread(target=resolve_all, name="realpath", daemon=True)
-    worker.start()
-    worker.join(RESOLVE_TIMEOUT)
-    done = list(resolved)  # the thread may still append after the timeout
-    if len(done) < len(paths):
-        field, path = paths[len(done)]
+    done = answer_within(resolve_all, timeout=RESOLVE_TIMEOUT, name="realpath")
+    if done is None:
+        field, path = paths[min(len(resolved), len(paths) - 1)]  # the one it is stuck on
         raise errors.InvalidArgument(
             f"the parent directory of {field} {str(path.parent)!r} does not answer (a hung mount?)"
         )
-    return [Path(parent) for parent in done]
+    return done
 
 
 def _is_symlink_entry(directory: Path, name: str) -> bool:

@@ -1,5 +1,7 @@
 """`validation.node_paths`: several request paths checked together, the failing one named."""
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,29 @@ def test_the_failing_path_is_named(
     with pytest.raises(errors.InvalidArgument, match=message) as caught:
         validation.node_paths(fields, kubelet_dir=kubelet)
     assert str(caught.value).startswith(field) or f" {field} " in str(caught.value)
+
+
+def test_a_parent_that_does_not_answer_is_named_and_the_call_returns(
+    kubelet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hung_parent = str(kubelet / "pods" / "real")
+    release = threading.Event()
+    real_realpath = os.path.realpath
+
+    def realpath(path: "os.PathLike[str] | str") -> str:
+        if os.fspath(path) == hung_parent:
+            release.wait(10)  # a stat on a hung FUSE mount
+        return real_realpath(path)
+
+    monkeypatch.setattr(validation, "RESOLVE_TIMEOUT", 0.05)
+    monkeypatch.setattr(validation.os.path, "realpath", realpath)
+    fields = [
+        ("staging_target_path", f"{kubelet}/plugins/vol/g"),
+        ("target_path", f"{hung_parent}/m"),
+    ]
+    try:
+        with pytest.raises(errors.InvalidArgument, match="does not answer") as caught:
+            validation.node_paths(fields, kubelet_dir=kubelet)
+    finally:
+        release.set()
+    assert f"target_path '{hung_parent}'" in str(caught.value)
