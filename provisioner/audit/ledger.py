@@ -60,11 +60,11 @@ class KubeReader:
         """The Heketi key of a `kubernetes.io/glusterfs` Secret, as the controller reads it."""
         return SecretKeys(self._api).key(namespace, name)
 
-    def put(self, path: str, collection: str, obj: dict[str, Any]) -> None:
+    def put(self, path: str, collection: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace (when `obj` has a resourceVersion) or create; the stored object."""
         if _meta(obj).get("resourceVersion"):
-            self._api.update(path, obj)
-        else:
-            self._api.create(collection, obj)
+            return self._api.update(path, obj)
+        return self._api.create(collection, obj)
 
 
 # ---------------------------------------------------------------------------- ledger
@@ -111,8 +111,7 @@ class OrphanLedger:
         obj["metadata"] = meta
         obj["data"] = {STATE_KEY: json.dumps(self._doc, sort_keys=True)}
         collection = f"/api/v1/namespaces/{self.namespace}/configmaps"
-        kube.put(self._path, collection, obj)
-        self._configmap = kube.get(self._path)
+        self._configmap = kube.put(self._path, collection, obj)
 
 
 def record_sightings(
