@@ -93,13 +93,14 @@ class OrphanLedger:
         raw = ((self._configmap or {}).get("data") or {}).get(STATE_KEY, "{}")
         try:
             self._doc = json.loads(raw)
-        except json.JSONDecodeError as exc:
+            entries = self._doc.get(self.heketi_url.rstrip("/"), {})
+            self.seen = {str(vid): float(ts) for vid, ts in entries.items()}
+        except (ValueError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
             raise errors.FailedPrecondition(
-                f"ConfigMap {self.namespace}/{self.name} key {STATE_KEY} is not JSON ({exc}); "
+                f"ConfigMap {self.namespace}/{self.name} key {STATE_KEY} is not JSON of "
+                f"{{heketi url: {{volume id: epoch seconds}}}} ({exc}); "
                 "delete the ConfigMap to start the orphan clock again"
             ) from exc
-        entries = self._doc.get(self.heketi_url.rstrip("/"), {})
-        self.seen = {vid: float(ts) for vid, ts in entries.items()}
 
     def save(self, kube: KubeReader) -> None:
         self._doc[self.heketi_url.rstrip("/")] = self.seen

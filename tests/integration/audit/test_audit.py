@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import cli, names
+from provisioner import cli, errors, names
 from provisioner.audit import command, ledger
 from provisioner.audit.findings import AuditSettings, ClusterState
 from provisioner.audit.run import run_audit
@@ -206,6 +206,27 @@ def test_first_delete_run_only_records_sightings(planted: Planted) -> None:
     state = planted.kube.get("configmaps", ledger.DEFAULT_STATE_CONFIGMAP, "team")
     assert state is not None and planted.orphan in state["data"][ledger.STATE_KEY]
     assert {v["id"] for v in planted.heketi.volumes()} >= {planted.orphan}
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ["{not json", "[]", '{"URL": []}', '{"URL": {"v": "yesterday"}}'],
+    ids=["not-json", "a-list", "url-entry-a-list", "time-not-a-number"],
+)
+def test_a_corrupt_ledger_is_a_clear_failure_that_deletes_nothing(
+    planted: Planted, stored: str
+) -> None:
+    planted.kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": ledger.DEFAULT_STATE_CONFIGMAP, "namespace": "team"},
+            "data": {ledger.STATE_KEY: stored.replace("URL", planted.heketi.url)},
+        }
+    )
+    with pytest.raises(errors.FailedPrecondition, match="delete the ConfigMap"):
+        _execute(planted, "--delete-orphans", "--older-than", "1h", now=time.time() + 7200)
+    assert planted.orphan in {v["id"] for v in planted.heketi.volumes()}
 
 
 def test_orphan_seen_long_enough_ago_is_printed_then_deleted(planted: Planted) -> None:
