@@ -81,8 +81,33 @@ def _model(group: str, kind: str) -> Model | None:
     return Model(cls) if cls is not None else None
 
 
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    names: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return names.get(type(value), "value")
+
+
+def _check_shape(value: Any, node: Node, path: str) -> None:
+    """A structured field holding the wrong JSON type is a decode error, as in the apiserver."""
+    wanted = dict if isinstance(node, Model | MapOf) else list if isinstance(node, ListOf) else None
+    if wanted is None or value is None or isinstance(value, wanted):
+        return
+    expected = "an array" if wanted is list else "an object"
+    raise bad_request(
+        f"cannot decode the object: {path.rstrip('.') or 'the body'}: "
+        f"expected {expected}, got {_json_type(value)}"
+    )
+
+
 def prune(value: Any, node: Node, path: str, unknown: list[str]) -> None:
-    """Remove (in place) what `node` does not describe; record each removed path."""
+    """Remove (in place) what `node` does not describe; record each removed path.
+
+    Raises a 400 ApiError where a structured field holds the wrong JSON type.
+    """
+    _check_shape(value, node, path)
     if isinstance(node, Model) and isinstance(value, dict):
         known = fields_of(node.cls)
         for key in list(value):

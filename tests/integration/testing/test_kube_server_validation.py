@@ -1,12 +1,17 @@
 """Point 8: validation a provisioner relies on (PVC immutability, bad selectors)."""
 
+import http.client
+import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from kubernetes import client
 
+from provisioner.testing.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import (
+    JSON,
     Api,
     new_namespace,
     pv_body,
@@ -195,3 +200,71 @@ def test_quantities_come_back_in_canonical_form(api: Api, size: str, canonical: 
     ns = new_namespace(api)
     created = api.core.create_namespaced_persistent_volume_claim(ns, pvc_body("data", size=size))
     assert created.spec.resources.requests == {"storage": canonical}
+
+
+def _post(server: KubeTestServer, path: str, body: dict[str, Any]) -> JSON:
+    """The Status answered to a raw POST (the client's own models refuse these bodies)."""
+    url = urlsplit(server.url)
+    conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=5)
+    try:
+        conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        status: JSON = json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+    return status
+
+
+def _refused_patch(api: Api, ns: str, patch: dict[str, Any]) -> JSON:
+    api.core.create_namespaced_persistent_volume_claim(ns, pvc_body("data"))
+    with pytest.raises(client.ApiException) as err:
+        api.core.patch_namespaced_persistent_volume_claim("data", ns, patch)
+    return status_of(err.value)
+
+
+@pytest.mark.parametrize(
+    ("resource", "body", "message"),
+    [
+        pytest.param(
+            "persistentvolumeclaims",
+            {"metadata": {"name": "data"}, "spec": 5},
+            "spec: expected an object, got number",
+            id="claim-spec-number",
+        ),
+        pytest.param(
+            "secrets",
+            {"metadata": {"name": "key"}, "data": []},
+            "data: expected an object, got array",
+            id="secret-data-array",
+        ),
+    ],
+)
+def test_created_field_of_the_wrong_json_type_is_a_bad_request(
+    api: Api, server: KubeTestServer, resource: str, body: dict[str, Any], message: str
+) -> None:
+    ns = new_namespace(api)
+    status = _post(server, f"/api/v1/namespaces/{ns}/{resource}", body)
+    assert (status["code"], status["reason"]) == (400, "BadRequest")
+    assert status["message"] == f"cannot decode the object: {message}"
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        pytest.param(
+            {"spec": {"accessModes": "ReadWriteOnce"}},
+            "spec.accessModes: expected an array, got string",
+            id="access-modes-string",
+        ),
+        pytest.param(
+            {"metadata": {"finalizers": "x"}},
+            "metadata.finalizers: expected an array, got string",
+            id="finalizers-string",
+        ),
+    ],
+)
+def test_patched_field_of_the_wrong_json_type_is_a_bad_request(
+    api: Api, patch: dict[str, Any], message: str
+) -> None:
+    status = _refused_patch(api, new_namespace(api), patch)
+    assert (status["code"], status["reason"]) == (400, "BadRequest")
+    assert status["message"] == f"cannot decode the object: {message}"
