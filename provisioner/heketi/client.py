@@ -64,17 +64,19 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 _MALFORMED_TOPOLOGY = "Heketi answered GET /topology with a malformed topology"
 
-_limits: dict[str, threading.BoundedSemaphore] = {}
+_limits: dict[tuple[str, int], threading.BoundedSemaphore] = {}
 _limits_lock = threading.Lock()
 
 
 def _limit_for(config: HeketiConfig) -> threading.BoundedSemaphore:
-    """The process-wide operation limit of one Heketi URL (sized by its first user)."""
+    """The process-wide operation limit of one Heketi URL, shared by every client of that
+    URL configured with the same `max_inflight` (a client asking for another limit gets
+    its own, rather than silently inheriting whichever size came first)."""
+    key = (config.base_url, config.max_inflight)
     with _limits_lock:
-        limit = _limits.get(config.base_url)
+        limit = _limits.get(key)
         if limit is None:
-            limit = threading.BoundedSemaphore(config.max_inflight)
-            _limits[config.base_url] = limit
+            limit = _limits[key] = threading.BoundedSemaphore(config.max_inflight)
         return limit
 
 

@@ -50,6 +50,15 @@ def test_clients_of_one_url_share_the_concurrency_limit() -> None:
         assert srv.count_status(429) == 0
 
 
+def test_a_client_with_a_smaller_limit_keeps_it_after_a_larger_one_used_the_url() -> None:
+    with HeketiTestServer(admin_key=ADMIN_KEY, max_inflight=50, latency_ms=30) as srv:
+        HeketiClient(fast_config(srv.url, max_inflight=8)).create_volume(request("pvc-first"))
+        small = HeketiClient(fast_config(srv.url, max_inflight=2))
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda i: small.create_volume(request(f"pvc-small-{i}")), range(8)))
+        assert srv.peak_inflight() <= 2
+
+
 def test_five_second_outage_while_an_operation_runs_is_ridden_out() -> None:
     with HeketiTestServer(admin_key=ADMIN_KEY, latency_ms=200) as srv:
         heketi = HeketiClient(fast_config(srv.url, retry_cap=1.0, retry_attempts=30))
