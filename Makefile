@@ -31,13 +31,13 @@ fuzz: $(STAMP) ## hostile-input property tests of every CSI RPC with many exampl
 	HOSTILE_EXAMPLES=$(HOSTILE_EXAMPLES) $(PY) -m pytest -q --timeout=3600 tests/integration/csi/test_hostile_input.py
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on our code
-	$(VENV)/bin/ruff check provisioner tests bench
-	$(VENV)/bin/ruff format --check provisioner tests bench
+	$(VENV)/bin/ruff check provisioner testbed tests bench
+	$(VENV)/bin/ruff format --check provisioner testbed tests bench
 	$(VENV)/bin/mypy
 
 demo: $(STAMP) ## the whole journey on this machine (root): claim → Heketi → Gluster → mount → expand → delete
 	bash scripts/ensure-gluster.sh
-	$(PY) -m provisioner.testing.demo
+	$(PY) -m testbed.demo
 
 bench: $(STAMP) ## benchmarks (burst, scale, node; ~3 min): a table, and bench/results.json
 	bash scripts/ensure-gluster.sh

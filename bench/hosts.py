@@ -55,7 +55,7 @@ class KubeOps:
     """Commands run next to the Kubernetes API test server."""
 
     def __init__(self, options: dict[str, Any]) -> None:
-        from provisioner.testing.kube_server import KubeTestServer
+        from testbed.kube_server import KubeTestServer
 
         self.server = KubeTestServer(**options)
 
@@ -128,7 +128,7 @@ class HeketiOps:
     """Commands run next to the Heketi test server."""
 
     def __init__(self, options: dict[str, Any]) -> None:
-        from provisioner.testing.heketi_server import HeketiTestServer
+        from testbed.heketi_server import HeketiTestServer
 
         self.server = HeketiTestServer(**options)
 

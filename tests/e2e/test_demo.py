@@ -27,7 +27,7 @@ def _demo_mounts() -> list[str]:
 def test_demo_runs_every_step_and_leaves_nothing_behind(gluster_host: GlusterHost) -> None:
     volumes_before = _gluster_volumes()
     result = subprocess.run(
-        [sys.executable, "-m", "provisioner.testing.demo"],
+        [sys.executable, "-m", "testbed.demo"],
         capture_output=True,
         text=True,
         timeout=240,

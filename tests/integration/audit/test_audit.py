@@ -17,8 +17,8 @@ from provisioner.audit.run import run_audit
 from provisioner.controller.kube import KubeApi
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.types import Durability, VolumeCreateRequest
-from provisioner.testing.heketi_server import HeketiTestServer
-from provisioner.testing.kube_server import KubeTestServer
+from testbed.heketi_server import HeketiTestServer
+from testbed.kube_server import KubeTestServer
 
 KEY = "audit-admin-key"
 DRIVER = names.DRIVER_NAME

@@ -19,8 +19,8 @@ from provisioner.controller.controller import Controller, ControllerConfig
 from provisioner.controller.informer import InformerSettings
 from provisioner.controller.leader import LeaderElectionConfig
 from provisioner.controller.workqueue import BackoffPolicy
-from provisioner.testing.heketi_server import HeketiTestServer
-from provisioner.testing.kube_server import KubeTestServer
+from testbed.heketi_server import HeketiTestServer
+from testbed.kube_server import KubeTestServer
 
 T = TypeVar("T")
 

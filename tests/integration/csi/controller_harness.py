@@ -22,8 +22,8 @@ from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.csi.identity import IdentityService
 from provisioner.heketi.client import HeketiClient, client_for
 from provisioner.heketi.config import HeketiConfig
-from provisioner.testing.heketi_server import HeketiTestServer
 from provisioner.volumes import VolumeService
+from testbed.heketi_server import HeketiTestServer
 
 ADMIN_KEY = "admin-secret"
 #: Every volume name these tests use starts with this.

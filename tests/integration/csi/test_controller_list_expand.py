@@ -7,7 +7,7 @@ import pytest
 
 from provisioner.csi import csi_pb2
 from provisioner.csi.heketi_access import HeketiDefaults
-from provisioner.testing.heketi_server import HeketiTestServer
+from testbed.heketi_server import HeketiTestServer
 from tests.integration.csi.controller_harness import (
     ADMIN_KEY,
     GIB,

@@ -31,8 +31,8 @@ from provisioner.controller.command import build_config
 from provisioner.controller.controller import Controller, ControllerConfig
 from provisioner.controller.informer import InformerSettings
 from provisioner.controller.workqueue import BackoffPolicy
-from provisioner.testing.heketi_server import HeketiTestServer
-from provisioner.testing.kube_server import KubeTestServer
+from testbed.heketi_server import HeketiTestServer
+from testbed.kube_server import KubeTestServer
 
 T = TypeVar("T")
 Obj = dict[str, Any]

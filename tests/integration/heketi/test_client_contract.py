@@ -21,7 +21,7 @@ from provisioner.heketi import (
     Volume,
     VolumeCreateRequest,
 )
-from provisioner.testing.heketi_server import HeketiTestServer
+from testbed.heketi_server import HeketiTestServer
 from tests.integration.heketi.conftest import ADMIN_KEY, USER_KEY, fast_config
 
 REPLICA_3 = Durability(type="replicate", replica=3)

@@ -15,7 +15,7 @@ from provisioner.heketi import (
     HeketiUnavailable,
     VolumeCreateRequest,
 )
-from provisioner.testing.heketi_server import HeketiTestServer
+from testbed.heketi_server import HeketiTestServer
 from tests.integration.heketi.conftest import ADMIN_KEY, fast_config
 
 

@@ -11,10 +11,10 @@ from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.errors import HeketiError
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from provisioner.storageclass import parse_parameters
-from provisioner.testing.heketi_server import HeketiTestServer
-from provisioner.testing.kube_server import KubeTestServer
-from provisioner.testing.tls import Pki, make_pki
 from provisioner.volumes import heketi_config
+from testbed.heketi_server import HeketiTestServer
+from testbed.kube_server import KubeTestServer
+from testbed.tls import Pki, make_pki
 from tests.integration.controller.conftest import APP_NS, SYSTEM_NS, Cluster, wait_for
 
 KEY = "tls-admin-key"

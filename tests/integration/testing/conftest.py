@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from provisioner.testing.kube_server import KubeTestServer
+from testbed.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import Api, api_for, new_namespace
 
 

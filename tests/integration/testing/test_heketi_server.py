@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from provisioner.testing.heketi_server import HeketiTestServer
+from testbed.heketi_server import HeketiTestServer
 from tests.integration.testing.heketi_http import ADMIN_KEY, USER_KEY, call, token, wait_done
 
 QUEUE_LOCATION = re.compile(r"^/queue/[0-9a-f]{32}$")
@@ -590,7 +590,7 @@ def test_command_line_server_prints_its_url_and_stops_on_sigterm() -> None:
         [
             sys.executable,
             "-m",
-            "provisioner.testing.heketi_server",
+            "testbed.heketi_server",
             "--listen",
             f"127.0.0.1:{port}",
             "--admin-key",
@@ -612,7 +612,7 @@ def test_command_line_server_prints_its_url_and_stops_on_sigterm() -> None:
 
 def test_command_line_refuses_to_start_without_a_key() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "provisioner.testing.heketi_server", "--listen", "127.0.0.1:0"],
+        [sys.executable, "-m", "testbed.heketi_server", "--listen", "127.0.0.1:0"],
         capture_output=True,
         text=True,
         timeout=30,

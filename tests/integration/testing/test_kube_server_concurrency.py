@@ -3,7 +3,7 @@
 import pytest
 from kubernetes import client
 
-from provisioner.testing.kube_server import KubeTestServer
+from testbed.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import (
     Api,
     new_namespace,

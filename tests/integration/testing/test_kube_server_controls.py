@@ -8,7 +8,7 @@ import pytest
 import urllib3
 from kubernetes import client, watch
 
-from provisioner.testing.kube_server import BinderError, KubeTestServer
+from testbed.kube_server import BinderError, KubeTestServer
 from tests.integration.testing.kube_support import (
     Api,
     api_for,

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from kubernetes import client, config
 
-from provisioner.testing.kube_server import KubeTestServer
+from testbed.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import pv_body, pvc_body, sc_body
 
 #: Seconds any kubectl call or server start may take before the test fails.
@@ -80,7 +80,7 @@ def test_server_runs_as_a_process_and_writes_a_kubeconfig(tmp_path: Path) -> Non
         [
             sys.executable,
             "-m",
-            "provisioner.testing.kube_server",
+            "testbed.kube_server",
             "--listen",
             "127.0.0.1:0",
             "--kubeconfig-out",
@@ -104,7 +104,7 @@ def test_server_runs_as_a_process_and_writes_a_kubeconfig(tmp_path: Path) -> Non
 
 def test_command_line_rejects_a_bad_listen_address() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "provisioner.testing.kube_server", "--listen", "nowhere"],
+        [sys.executable, "-m", "testbed.kube_server", "--listen", "nowhere"],
         capture_output=True,
         text=True,
         timeout=COMMAND_TIMEOUT,

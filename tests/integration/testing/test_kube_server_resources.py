@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from kubernetes import client
 
-from provisioner.testing.kube_server import KubeTestServer
+from testbed.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import (
     JSON,
     Api,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from kubernetes import client
 
-from provisioner.testing.kube_server import KubeTestServer
+from testbed.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import pv_body, pvc_body
 
 PAIRS = 10_000

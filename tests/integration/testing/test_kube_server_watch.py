@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.informer.informer import SharedInformer
 
-from provisioner.testing.kube_server import KubeTestServer
+from testbed.kube_server import KubeTestServer
 from tests.integration.testing.kube_support import (
     Api,
     api_for,

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from provisioner.testing.kube.errors import ApiError
-from provisioner.testing.kube.patch import StrategicMerger, json_patch, merge_patch
+from testbed.kube.errors import ApiError
+from testbed.kube.patch import StrategicMerger, json_patch, merge_patch
 
 RULES = {"metadata.finalizers": "", "status.conditions": "type"}
 

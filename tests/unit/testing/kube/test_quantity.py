@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from provisioner.testing.kube.quantity import QuantityError, parse_quantity
+from testbed.kube.quantity import QuantityError, parse_quantity
 
 
 @pytest.mark.parametrize(

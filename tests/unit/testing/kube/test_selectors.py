@@ -2,8 +2,8 @@
 
 import pytest
 
-from provisioner.testing.kube.errors import ApiError
-from provisioner.testing.kube.selectors import parse_field_selector, parse_label_selector
+from testbed.kube.errors import ApiError
+from testbed.kube.selectors import parse_field_selector, parse_label_selector
 
 
 def _obj(labels: dict[str, str]) -> dict[str, object]:

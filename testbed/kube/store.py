@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from provisioner.testing.kube import errors, strategy
-from provisioner.testing.kube.errors import ApiError
-from provisioner.testing.kube.normalize import normalize
-from provisioner.testing.kube.resources import BY_GROUP_VERSION, ResourceType, stored_type
-from provisioner.testing.kube.selectors import MATCH_ALL, Filter
+from testbed.kube import errors, strategy
+from testbed.kube.errors import ApiError
+from testbed.kube.normalize import normalize
+from testbed.kube.resources import BY_GROUP_VERSION, ResourceType, stored_type
+from testbed.kube.selectors import MATCH_ALL, Filter
 
 JSON = dict[str, Any]
 Key = tuple[str, str]  # (namespace or "", name)

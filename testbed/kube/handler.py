@@ -16,14 +16,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from provisioner.log import get_logger
-from provisioner.testing.kube import errors, events, patch, resources, tables
-from provisioner.testing.kube.control import Faults, RequestLog, RequestRecord
-from provisioner.testing.kube.errors import ApiError
-from provisioner.testing.kube.resources import ResourceType
-from provisioner.testing.kube.schema import drop_unknown_fields
-from provisioner.testing.kube.selectors import Filter, parse_filter
-from provisioner.testing.kube.store import DeleteOptions, ListResult, Store, Stored, dumps
-from provisioner.testing.kube.watch import WatchRequest, WatchStream
+from testbed.kube import errors, events, patch, resources, tables
+from testbed.kube.control import Faults, RequestLog, RequestRecord
+from testbed.kube.errors import ApiError
+from testbed.kube.resources import ResourceType
+from testbed.kube.schema import drop_unknown_fields
+from testbed.kube.selectors import Filter, parse_filter
+from testbed.kube.store import DeleteOptions, ListResult, Store, Stored, dumps
+from testbed.kube.watch import WatchRequest, WatchStream
 
 JSON = dict[str, Any]
 

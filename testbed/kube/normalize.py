@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
-from provisioner.testing.kube.errors import bad_request
-from provisioner.testing.kube.quantity import QuantityError, parse_quantity
+from testbed.kube.errors import bad_request
+from testbed.kube.quantity import QuantityError, parse_quantity
 
 JSON = dict[str, Any]
 

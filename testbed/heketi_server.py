@@ -13,7 +13,7 @@ Test controls: `set_latency`, `fail_next`, `drop_next`, `pause`/`resume`
 (outage: connections refused), `restart` (queue lost, volumes kept; operations
 already running still finish), and a request log.
 
-    python -m provisioner.testing.heketi_server --listen 127.0.0.1:8080 --admin-key KEY
+    python -m testbed.heketi_server --listen 127.0.0.1:8080 --admin-key KEY
 """
 
 import argparse
@@ -35,9 +35,9 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from provisioner.log import get_logger
-from provisioner.testing import heketi_gluster
-from provisioner.testing.heketi_auth import check_request
-from provisioner.testing.heketi_store import (
+from testbed import heketi_gluster
+from testbed.heketi_auth import check_request
+from testbed.heketi_store import (
     DEFAULT_DEVICE_GIB,
     KIB_PER_GIB,
     Brick,
@@ -808,7 +808,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m provisioner.testing.heketi_server",
+        prog="python -m testbed.heketi_server",
         description="Heketi v10 REST API for tests and demos (memory or real local Gluster).",
     )
     parser.add_argument(

@@ -10,11 +10,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from provisioner.testing.kube import events
-from provisioner.testing.kube.errors import invalid
-from provisioner.testing.kube.quantity import QuantityError, parse_quantity
-from provisioner.testing.kube.resources import ResourceType
-from provisioner.testing.kube.selectors import LABEL_VALUE, NAME_PART
+from testbed.kube import events
+from testbed.kube.errors import invalid
+from testbed.kube.quantity import QuantityError, parse_quantity
+from testbed.kube.resources import ResourceType
+from testbed.kube.selectors import LABEL_VALUE, NAME_PART
 
 JSON = dict[str, Any]
 Cause = tuple[str, str, str]  # field, reason, message

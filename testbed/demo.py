@@ -36,8 +36,8 @@ import yaml
 
 from provisioner import names
 from provisioner.csi import csi_pb2, csi_pb2_grpc
-from provisioner.testing.kube_server import kubeconfig
-from provisioner.testing.net import free_port
+from testbed.kube_server import kubeconfig
+from testbed.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "deploy" / "examples"
@@ -304,7 +304,7 @@ def step_start(demo: Demo) -> None:
         [
             py,
             "-m",
-            "provisioner.testing.heketi_server",
+            "testbed.heketi_server",
             "--listen",
             f"127.0.0.1:{heketi_port}",
             "--admin-key-file",
@@ -321,7 +321,7 @@ def step_start(demo: Demo) -> None:
         [
             py,
             "-m",
-            "provisioner.testing.kube_server",
+            "testbed.kube_server",
             "--listen",
             f"127.0.0.1:{kube_port}",
             "--binder",

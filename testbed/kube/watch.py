@@ -4,10 +4,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from provisioner.testing.kube import errors
-from provisioner.testing.kube.resources import ResourceType
-from provisioner.testing.kube.selectors import Filter
-from provisioner.testing.kube.store import Event, Store, Stored, dumps, parse_resource_version
+from testbed.kube import errors
+from testbed.kube.resources import ResourceType
+from testbed.kube.selectors import Filter
+from testbed.kube.store import Event, Store, Stored, dumps, parse_resource_version
 
 Encode = Callable[[Stored], bytes]
 

@@ -12,8 +12,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from provisioner.testing.kube.errors import bad_request
-from provisioner.testing.kube.resources import ResourceType
+from testbed.kube.errors import bad_request
+from testbed.kube.resources import ResourceType
 
 JSON = dict[str, Any]
 

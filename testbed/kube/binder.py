@@ -10,9 +10,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from provisioner.testing.kube.errors import ApiError
-from provisioner.testing.kube.resources import BY_GROUP_VERSION
-from provisioner.testing.kube.store import Event, Store, Stored, now_rfc3339
+from testbed.kube.errors import ApiError
+from testbed.kube.resources import BY_GROUP_VERSION
+from testbed.kube.store import Event, Store, Stored, now_rfc3339
 
 JSON = dict[str, Any]
 ClaimKey = tuple[str, str]

@@ -5,7 +5,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from provisioner.testing.kube.errors import bad_request
+from testbed.kube.errors import bad_request
 
 JSON = dict[str, Any]
 

@@ -7,8 +7,8 @@ talk to it unchanged. Start it in a thread::
     with KubeTestServer(binder=True) as kube:
         core = kubernetes.client.CoreV1Api(kube.api_client())
 
-or as a process: `python -m provisioner.testing.kube_server --listen 127.0.0.1:8001`.
-The modules under `provisioner.testing.kube` hold the parts.
+or as a process: `python -m testbed.kube_server --listen 127.0.0.1:8001`.
+The modules under `testbed.kube` hold the parts.
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
-from provisioner.testing.kube import events, resources
-from provisioner.testing.kube.binder import BinderError, PVBinder
-from provisioner.testing.kube.control import RequestLog, RequestRecord
-from provisioner.testing.kube.errors import ApiError
-from provisioner.testing.kube.handler import Handler, ServerState
-from provisioner.testing.kube.resources import ResourceType
-from provisioner.testing.kube.schema import drop_unknown_fields
-from provisioner.testing.kube.store import Store
+from testbed.kube import events, resources
+from testbed.kube.binder import BinderError, PVBinder
+from testbed.kube.control import RequestLog, RequestRecord
+from testbed.kube.errors import ApiError
+from testbed.kube.handler import Handler, ServerState
+from testbed.kube.resources import ResourceType
+from testbed.kube.schema import drop_unknown_fields
+from testbed.kube.store import Store
 
 if TYPE_CHECKING:
     import kubernetes.client
@@ -313,7 +313,7 @@ def _listen_address(text: str) -> tuple[str, int]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m provisioner.testing.kube_server",
+        prog="python -m testbed.kube_server",
         description="Kubernetes API test server (PVCs, PVs, StorageClasses, Secrets, "
         "Namespaces, Events, Leases) for tests, demos and benchmarks.",
     )
