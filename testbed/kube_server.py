@@ -223,6 +223,16 @@ class KubeTestServer:
     def clear_faults(self) -> None:
         self._state.faults.clear()
 
+    def set_latency(self, seconds: float) -> None:
+        """Slow answers: every request but a watch waits `seconds` before it is served.
+        Lowering the latency (0 ends it) releases requests already waiting."""
+        self._state.latency.set(seconds)
+
+    @property
+    def delayed_requests(self) -> int:
+        """Requests being held back by `set_latency` right now."""
+        return self._state.latency.waiting
+
     def cut_watches(self) -> None:
         """End every open watch stream abruptly (no terminating chunk)."""
         self._state.cut_watches()

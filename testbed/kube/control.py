@@ -2,6 +2,7 @@
 
 import re
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -63,6 +64,43 @@ class Faults:
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
+
+
+class Latency:
+    """A delay before every non-watch request is answered ("slow answers"); thread-safe.
+
+    Lowering it releases requests already waiting at once, so a test can hold
+    requests and let them go without sleeping.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._seconds = 0.0
+        self._waiting = 0
+
+    def set(self, seconds: float) -> None:
+        if not seconds >= 0:
+            raise ValueError("latency must be zero or more seconds")
+        with self._changed:
+            self._seconds = seconds
+            self._changed.notify_all()
+
+    @property
+    def waiting(self) -> int:
+        """Requests being delayed right now."""
+        with self._changed:
+            return self._waiting
+
+    def wait(self) -> None:
+        """Delay the calling request by the current latency (re-read when it changes)."""
+        started = time.monotonic()
+        with self._changed:
+            self._waiting += 1
+            try:
+                while (left := started + self._seconds - time.monotonic()) > 0:
+                    self._changed.wait(left)
+            finally:
+                self._waiting -= 1
 
 
 class RequestLog:

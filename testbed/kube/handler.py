@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from provisioner.log import get_logger
 from testbed.kube import errors, events, patch, resources, tables
-from testbed.kube.control import Faults, RequestLog, RequestRecord
+from testbed.kube.control import Faults, Latency, RequestLog, RequestRecord
 from testbed.kube.errors import ApiError
 from testbed.kube.resources import ResourceType
 from testbed.kube.schema import drop_unknown_fields
@@ -60,6 +60,7 @@ class ServerState:
     store: Store
     bookmark_interval: float
     faults: Faults = field(default_factory=Faults)
+    latency: Latency = field(default_factory=Latency)
     log: RequestLog = field(default_factory=RequestLog)
     address: str = ""
     connections: set[socket.socket] = field(default_factory=set)
@@ -242,6 +243,8 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if fault is not None:
                 raise _injected(fault.status, verb, path)
+            if verb != "watch":
+                self.state.latency.wait()
             self._dispatch(method, verb, path, r, query, body)
         except ApiError as err:
             self._send_json(err.code, err.status())

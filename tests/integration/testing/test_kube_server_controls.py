@@ -211,3 +211,36 @@ def test_injected_throttling_carries_retry_after(api: Api, server: KubeTestServe
     assert err.value.headers["Retry-After"] == "1"
     assert status_of(err.value)["details"] == {"retryAfterSeconds": 1}
     assert status_of(err.value)["reason"] == "TooManyRequests"
+
+
+def test_slow_answers_hold_requests_until_the_latency_is_lowered(
+    api: Api, server: KubeTestServer
+) -> None:
+    server.set_latency(600)
+    answers: list[str] = []
+    reader = threading.Thread(target=lambda: answers.append(api.core.list_namespace().kind or ""))
+    reader.start()
+    _eventually(lambda: server.delayed_requests == 1, "the request to be held")
+    assert answers == []
+    server.set_latency(0)
+    reader.join(timeout=30)
+    assert answers == ["NamespaceList"]
+    assert server.delayed_requests == 0
+
+
+def test_slow_answers_do_not_delay_watch_streams(api: Api, server: KubeTestServer) -> None:
+    server.set_latency(600)
+    thread, outcome = _start_namespace_watch(api, server)
+    assert server.delayed_requests == 0
+    server.cut_watches()
+    thread.join(timeout=30)
+    server.set_latency(0)
+    assert len(outcome) == 1
+
+
+@pytest.mark.parametrize("seconds", [-1.0, float("nan")], ids=["negative", "nan"])
+def test_a_latency_that_is_not_a_duration_is_refused(
+    server: KubeTestServer, seconds: float
+) -> None:
+    with pytest.raises(ValueError, match="latency"):
+        server.set_latency(seconds)
