@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto test lint demo bench fuzz clean
+.PHONY: help install proto test lint demo bench chaos fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,11 @@ demo: $(STAMP) ## the whole journey on this machine (root): claim → Heketi →
 bench: $(STAMP) ## benchmarks (burst, scale, node; ~3 min): a table, and bench/results.json
 	bash scripts/ensure-gluster.sh
 	$(PY) -m bench.run
+
+CHAOS_MINUTES ?= 5
+CHAOS_SEED ?=
+chaos: $(STAMP) ## fault soak of the whole system with invariants (CHAOS_MINUTES=5, CHAOS_SEED=random): a table, and chaos/results.json
+	CHAOS_MINUTES=$(CHAOS_MINUTES) CHAOS_SEED=$(CHAOS_SEED) $(PY) -m testbed.chaos
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
