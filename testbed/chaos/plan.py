@@ -57,8 +57,6 @@ BY_NAME: Final = {kind.name: kind for kind in CATALOGUE}
 
 #: Faults start after this many seconds (the system first settles into a routine).
 WARMUP_S: Final = 5.0
-#: No fault starts in the last part of the run, so the last ones can end before it does.
-QUIET_TAIL_FRACTION: Final = 0.1
 
 
 def _params(kind: str, rng: random.Random) -> Params:
@@ -96,7 +94,7 @@ def make_plan(*, seed: int, duration_s: float) -> list[PlannedFault]:
     Arrivals of a kind are a Poisson process (exponential gaps) at its rate.
     """
     rng = random.Random(seed)  # noqa: S311 - reproducible by design, not for secrets
-    start, end = WARMUP_S, duration_s * (1 - QUIET_TAIL_FRACTION)
+    start, end = WARMUP_S, duration_s
     if end <= start:
         return []
     planned: list[PlannedFault] = []

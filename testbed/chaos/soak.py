@@ -181,7 +181,8 @@ class Soak:
         """Poll the final invariants until they all hold; the time it took is the settle time."""
         assert self.injector is not None
         limit = self.config.settle_limit_s
-        since = max(self.injector.last_fault_at, time.monotonic())
+        # faults run to the end of the run; those still lasting were just ended
+        since = self.injector.last_fault_at or time.monotonic()
         deadline = since + limit
         found: list[Violation] = []
         while time.monotonic() < deadline:
