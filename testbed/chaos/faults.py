@@ -31,6 +31,8 @@ INTRUDER: Final = "chaos-intruder"
 #: Poll interval and limit of "grow the claim as soon as it is bound".
 BOUND_POLL_S: Final = 0.1
 BOUND_WAIT_S: Final = 60.0
+#: Claims created at once by the "mid-burst" faults.
+BURST_CLAIMS: Final = 5
 #: Lease updates tried before "lease lost" gives up (each may meet a renewal).
 LEASE_TRIES: Final = 5
 
@@ -77,11 +79,13 @@ class Injector:
             "controller_kill_leader": self._kill_leader,
             "controller_kill_standby": self._kill_standby,
             "lease_lost": self._lease_lost,
+            "leader_kill_mid_burst": self._leader_kill_mid_burst,
             "heketi_500": self._heketi_500,
             "heketi_drop_after_commit": self._heketi_drop,
             "heketi_429_storm": self._heketi_429,
             "heketi_latency_spike": self._heketi_latency,
             "heketi_restart": self._heketi_restart,
+            "heketi_restart_mid_burst": self._heketi_restart_mid_burst,
             "heketi_outage": self._heketi_outage,
             "kube_watch_cut": self._watch_cut,
             "kube_410_gone": self._gone,
@@ -135,6 +139,28 @@ class Injector:
     def _kill_node(self, params: Params) -> bool:
         node = self.cluster.node
         return node is not None and node.kill(restart_after_s=float(params["restart_after_s"]))
+
+    def _burst(self, tag: str) -> bool:
+        """Claims created back to back, so that work is in flight when the fault strikes."""
+        return any([self.workload.create(tag=tag) is not None for _ in range(BURST_CLAIMS)])
+
+    def _leader_kill_mid_burst(self, params: Params) -> bool:
+        if not self._burst("leader-killed-mid-burst"):
+            return False
+        self.timers.after(
+            float(params["after_s"]), "kill the leader mid-burst", lambda: self._kill_leader(params)
+        )
+        return True
+
+    def _heketi_restart_mid_burst(self, params: Params) -> bool:
+        if not self._burst("heketi-restarted-mid-burst"):
+            return False
+        self.timers.after(
+            float(params["after_s"]),
+            "restart Heketi mid-burst",
+            lambda: self._heketi_restart(params),
+        )
+        return True
 
     def _lease_lost(self, params: Params) -> bool:
         """Another holder writes the Lease, as after a partition; the leader must stop."""

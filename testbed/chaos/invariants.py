@@ -108,6 +108,30 @@ def pv_volume_unique(snap: Snapshot, ledger: Ledger) -> list[Violation]:
 
 
 def gid_unique(snap: Snapshot, ledger: Ledger) -> list[Violation]:
+    """One GID, one claim: across the claims' reserved GIDs, the PVs' and Heketi's."""
+    owners: dict[str, set[str]] = {}
+
+    def own(gid: object, owner: str) -> None:
+        if gid not in (None, 0, ""):
+            owners.setdefault(str(gid), set()).add(owner)
+
+    for claim in snap.claims.values():
+        annotations = claim["metadata"].get("annotations") or {}
+        own(annotations.get(names.ANN_CLAIM_GID), f"pvc-{claim['metadata']['uid']}")
+    for pv in snap.all_pvs:
+        own((pv["metadata"].get("annotations") or {}).get(names.ANN_GID), pv["metadata"]["name"])
+    for volume in snap.volumes.values():
+        own(volume.get("gid"), str(volume["name"]))
+    found = [
+        Violation("gid_unique", f"gid {gid}", f"used by {', '.join(sorted(users))}")
+        for gid, users in owners.items()
+        if len(users) > 1
+    ]
+    found += _gid_twice_in_one_source(snap)
+    return found
+
+
+def _gid_twice_in_one_source(snap: Snapshot) -> list[Violation]:
     found = []
     pv_gids = Counter(
         (p.get("metadata", {}).get("annotations") or {}).get(names.ANN_GID) for p in snap.all_pvs

@@ -36,11 +36,13 @@ CATALOGUE: Final = (
     FaultKind("controller_kill_leader", "controller", 0.5, "SIGKILL the leader, restart it"),
     FaultKind("controller_kill_standby", "controller", 0.4, "SIGKILL the standby, restart it"),
     FaultKind("lease_lost", "controller", 0.4, "another holder takes the leader's Lease"),
+    FaultKind("leader_kill_mid_burst", "controller", 0.4, "5 new claims, then SIGKILL the leader"),
     FaultKind("heketi_500", "heketi", 1.0, "the next 1-4 Heketi requests answer 500"),
     FaultKind("heketi_drop_after_commit", "heketi", 1.2, "an operation runs, its answer is lost"),
     FaultKind("heketi_429_storm", "heketi", 0.4, "the next 10-40 Heketi requests answer 429"),
     FaultKind("heketi_latency_spike", "heketi", 0.3, "operations take 2-6 s for 10-30 s"),
     FaultKind("heketi_restart", "heketi", 0.5, "Heketi restarts with operations pending"),
+    FaultKind("heketi_restart_mid_burst", "heketi", 0.4, "5 new claims, then Heketi restarts"),
     FaultKind("heketi_outage", "heketi", 0.3, "Heketi refuses connections for 3-12 s"),
     FaultKind("kube_watch_cut", "kube", 0.6, "every open watch stream is cut"),
     FaultKind("kube_410_gone", "kube", 0.4, "history compacted, watches cut: resumes get 410"),
@@ -84,6 +86,11 @@ def _params(kind: str, rng: random.Random) -> Params:
         "controller_kill_leader": {"restart_after_s": round(rng.uniform(0.5, 5), 1)},
         "controller_kill_standby": {"restart_after_s": round(rng.uniform(0.5, 5), 1)},
         "node_plugin_kill": {"restart_after_s": round(rng.uniform(0.5, 3), 1)},
+        "leader_kill_mid_burst": {
+            "after_s": round(rng.uniform(0.1, 1.5), 2),
+            "restart_after_s": round(rng.uniform(0.5, 5), 1),
+        },
+        "heketi_restart_mid_burst": {"after_s": round(rng.uniform(0.1, 1.5), 2)},
     }
     return draw.get(kind, {})
 

@@ -79,6 +79,20 @@ def test_a_gid_used_twice_is_found(where: str) -> None:
     assert kinds(invariants.gid_unique(snap, ledger)) == {"gid_unique"}
 
 
+def test_a_pending_claim_reserving_the_gid_of_another_claims_volume_is_found() -> None:
+    snap, ledger = healthy()
+    snap.claims["c-u3"] = claim("c-u3", "u3", bound=False)
+    snap.claims["c-u3"]["metadata"]["annotations"] = {names.ANN_CLAIM_GID: "2001"}
+    found = invariants.gid_unique(snap, ledger)
+    assert [(v.invariant, v.subject) for v in found] == [("gid_unique", "gid 2001")]
+
+
+def test_a_claim_its_pv_and_its_heketi_volume_sharing_one_gid_is_no_violation() -> None:
+    snap, ledger = healthy()
+    snap.claims["c-u1"]["metadata"]["annotations"] = {names.ANN_CLAIM_GID: "2000"}
+    assert invariants.gid_unique(snap, ledger) == []
+
+
 def test_a_claim_status_ahead_of_its_pv_is_found_while_running() -> None:
     snap, ledger = healthy()
     snap.claims["c-u1"]["status"]["capacity"]["storage"] = "2Gi"
