@@ -42,7 +42,7 @@ class _Timer:
     due: float
     seq: int
     name: str = field(compare=False)
-    action: Callable[[], None] = field(compare=False)
+    action: Callable[[], object] = field(compare=False)
 
 
 class Timers:
@@ -52,7 +52,7 @@ class Timers:
         self._heap: list[_Timer] = []
         self._seq = itertools.count()
 
-    def after(self, seconds: float, name: str, action: Callable[[], None]) -> None:
+    def after(self, seconds: float, name: str, action: Callable[[], object]) -> None:
         heapq.heappush(
             self._heap, _Timer(time.monotonic() + seconds, next(self._seq), name, action)
         )
