@@ -144,6 +144,13 @@ BAD_REQUESTS = [
                  "mount flags 'ro' and 'rw' contradict each other", id="stage-flags-ro-and-rw"),
     pytest.param("NodePublishVolume", {"target_path": ""}, INVALID, "target_path is required",
                  id="publish-no-target"),
+    # csi-sanity's "should fail when no target path is provided": only a volume_id.
+    pytest.param("NodePublishVolume", {"staging_target_path": None, "target_path": None,
+                                       "volume_capability": None}, INVALID,
+                 "target_path is required", id="publish-only-a-volume-id"),
+    # csi-sanity's "should fail when no volume capability is provided": no staging path either.
+    pytest.param("NodePublishVolume", {"staging_target_path": None, "volume_capability": None},
+                 INVALID, "volume_capability is required", id="publish-no-capability"),
     pytest.param("NodePublishVolume", {"staging_target_path": ""}, "FAILED_PRECONDITION",
                  "staging_target_path is required: this plugin has STAGE_UNSTAGE_VOLUME; call "
                  "NodeStageVolume first and pass its staging_target_path",
@@ -164,6 +171,12 @@ BAD_REQUESTS = [
                  "staging_target_path is required", id="unstage-no-staging-path"),
     pytest.param("NodeGetVolumeStats", {"volume_path": ""}, INVALID, "volume_path is required",
                  id="stats-no-path"),
+    # csi-sanity's "should fail when volume is not found": a relative path.
+    pytest.param("NodeGetVolumeStats", {"volume_path": "some/path"}, "NOT_FOUND",
+                 "volume v1 is not published at volume_path 'some/path': this plugin publishes "
+                 "volumes only at absolute paths", id="stats-relative-path"),
+    pytest.param("NodeGetVolumeStats", {"volume_id": "", "volume_path": "some/path"}, INVALID,
+                 "volume_id is required", id="stats-no-volume-id"),
     pytest.param("NodeGetVolumeStats", {}, "NOT_FOUND",
                  "volume_path {k}/plugins/vol/globalmount does not exist", id="stats-missing-path"),
     pytest.param("NodeExpandVolume", {}, "UNIMPLEMENTED",
