@@ -396,7 +396,7 @@ class Handler(BaseHTTPRequestHandler):
     def _create(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         if r.namespace is None and r.rt.namespaced:
             raise errors.method_not_allowed("POST", f"all-namespaces {r.rt.plural}")
-        obj = _json_body(body, self.headers.get("Content-Type"))
+        obj = media.object_body(body, self.headers.get("Content-Type"))
         self._warnings += drop_unknown_fields(r.rt, obj, _field_validation(query))
         stored = self.state.store.create(
             r.rt, _ns(r), _incoming(r.rt, obj), dry_run=_dry_run(query)
@@ -405,7 +405,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _update(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         assert r.name is not None
-        obj = _json_body(body, self.headers.get("Content-Type"))
+        obj = media.object_body(body, self.headers.get("Content-Type"))
         self._warnings += drop_unknown_fields(r.rt, obj, _field_validation(query))
         obj = _incoming(r.rt, obj)
         stored = self.state.store.update(
@@ -614,19 +614,6 @@ def _list_body(rt: ResourceType, result: ListResult) -> bytes:
     head = {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": _list_meta(result)}
     items = b",".join(_encode(rt, s) for s in result.items)
     return dumps(head)[:-1] + b',"items":[' + items + b"]}"
-
-
-def _json_body(body: bytes, content_type: str | None) -> JSON:
-    """The object of a create or update body (create.go/update.go: the negotiated decoder;
-    a decode error is transformDecodeError's 400 BadRequest)."""
-    media.check_body_type(content_type)
-    try:
-        obj = media.loads(body or b"null")
-    except ValueError as err:
-        raise errors.bad_request(f"couldn't get version/kind; json parse error: {err}") from err
-    if not isinstance(obj, dict):
-        raise errors.bad_request("the request body must be a JSON object")
-    return obj
 
 
 def _dry_run(query: dict[str, str]) -> bool:

@@ -18,6 +18,7 @@ where they have the flag), and gets this 415 instead of a wrong answer.
 import json
 from typing import Any, Final
 
+from testbed.kube import errors
 from testbed.kube.errors import ApiError
 
 #: The one media type this server decodes request bodies from.
@@ -47,3 +48,16 @@ def loads(body: bytes) -> Any:
         return json.loads(body)
     except RecursionError as err:
         raise ValueError("exceeded max depth") from err
+
+
+def object_body(body: bytes, content_type: str | None) -> dict[str, Any]:
+    """The object of a create or update body (create.go/update.go: the negotiated decoder;
+    a decode error is transformDecodeError's 400 BadRequest)."""
+    check_body_type(content_type)
+    try:
+        obj = loads(body or b"null")
+    except ValueError as err:
+        raise errors.bad_request(f"couldn't get version/kind; json parse error: {err}") from err
+    if not isinstance(obj, dict):
+        raise errors.bad_request("the request body must be a JSON object")
+    return obj
