@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto test lint demo bench chaos fuzz clean
+.PHONY: help install proto test lint demo bench chaos fuzz sanity clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,11 @@ CHAOS_MINUTES ?= 5
 CHAOS_SEED ?=
 chaos: $(STAMP) ## fault soak of the whole system with invariants (CHAOS_MINUTES=5, CHAOS_SEED=random): a table, and chaos/results.json
 	CHAOS_MINUTES=$(CHAOS_MINUTES) CHAOS_SEED=$(CHAOS_SEED) $(PY) -m testbed.chaos
+
+CSI_SANITY ?= /tmp/peers/csi-sanity
+sanity: $(STAMP) ## kubernetes-csi csi-sanity against node --controller-service on real GlusterFS (root; CSI_SANITY=path of a csi-sanity binary)
+	bash scripts/ensure-gluster.sh
+	$(PY) -m testbed.csi_sanity --csi-sanity $(CSI_SANITY)
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
