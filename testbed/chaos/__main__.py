@@ -48,6 +48,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"seconds the system may take to settle after the last fault "
         f"(default {SETTLE_LIMIT_S:g})",
     )
+    parser.add_argument(
+        "--intensity",
+        type=_positive,
+        default=1.0,
+        help="multiply every fault rate (default 1; the table in docs/reliability.md lists them)",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results file")
     parser.add_argument(
         "--keep-workdir", action="store_true", help="keep the process logs (kept anyway on failure)"
@@ -62,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         minutes=args.minutes,
         seed=args.seed,
         settle_limit_s=args.settle_limit,
+        intensity=args.intensity,
         keep_workdir=args.keep_workdir,
         progress=(lambda _: None) if args.quiet else lambda line: print(line, flush=True),
     )

@@ -36,7 +36,7 @@ SECRET_NAME: Final = "heketi-admin"  # noqa: S105 - the Secret's name, not a key
 GID_MIN: Final = 2000
 GID_MAX: Final = 2999
 #: How long one Heketi operation runs when no latency fault is active.
-HEKETI_LATENCY_MS: Final = 150
+HEKETI_LATENCY_MS: Final = 400
 #: Seconds the processes may take to become ready at the start.
 START_TIMEOUT_S: Final = 90.0
 #: Seconds one CSI probe may take.

@@ -94,6 +94,8 @@ class Injector:
             "kube_slow": self._kube_slow,
             "claim_delete_mid_provision": self._delete_mid_provision,
             "claim_expand_mid_provision": self._expand_mid_provision,
+            "claim_delete_mid_expand": self._delete_mid_expand,
+            "claim_expand_twice": self._expand_twice,
             "storageclass_delete_restore": self._class_gone,
             "secret_delete_restore": self._secret_gone,
             "node_plugin_kill": self._kill_node,
@@ -286,6 +288,32 @@ class Injector:
                 self._grow_when_bound(claim, give_up_at)
 
         self.timers.after(BOUND_POLL_S, f"grow {claim.name} once bound", check)
+
+    def _bound_claim(self) -> Claim | None:
+        bound = [c for c in self.workload.ledger.live() if self.workload.bound(c)]
+        return self.workload.rng.choice(bound) if bound else None
+
+    def _delete_mid_expand(self, params: Params) -> bool:
+        claim = self._bound_claim()
+        if claim is None or not self.workload.expand(claim):
+            return False
+        claim.tags.append("deleted-mid-expand")
+        self.timers.after(
+            float(params["after_s"]), f"delete {claim.name}", lambda: self.workload.delete(claim)
+        )
+        return True
+
+    def _expand_twice(self, params: Params) -> bool:
+        claim = self._bound_claim()
+        if claim is None or not self.workload.expand(claim):
+            return False
+        claim.tags.append("expanded-twice")
+        self.timers.after(
+            float(params["after_s"]),
+            f"grow {claim.name} again",
+            lambda: self.workload.expand(claim),
+        )
+        return True
 
     def _class_gone(self, params: Params) -> bool:
         return self._gone_for_a_while(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from provisioner import names
 from testbed.chaos.invariants import (
     CONTINUOUS,
     GIB,
@@ -29,6 +30,34 @@ def claims_bound(snap: Snapshot, ledger: Ledger) -> list[Violation]:
         if not is_bound(stored) or pv_name != f"pvc-{claim.uid}" or pv_name not in snap.pvs:
             phase = (stored.get("status") or {}).get("phase")
             found.append(Violation("claims_bound", claim.name, f"{phase}, volumeName {pv_name}"))
+    return found
+
+
+def one_pv_per_claim(snap: Snapshot, ledger: Ledger) -> list[Violation]:
+    """No second PV (of any name) points at a claim."""
+    refs: dict[str, list[str]] = {}
+    for name, pv in snap.pvs.items():
+        uid = ((pv.get("spec") or {}).get("claimRef") or {}).get("uid")
+        refs.setdefault(str(uid), []).append(name)
+    return [
+        Violation("claims_bound", claim.name, f"PVs {sorted(refs[claim.uid])} all claim it")
+        for claim in ledger.live()
+        if len(refs.get(claim.uid, [])) > 1
+    ]
+
+
+def no_leftover_markers(snap: Snapshot, ledger: Ledger) -> list[Violation]:
+    """Once settled, no claim keeps the provisioning finalizer and no PV an expand record."""
+    found = [
+        Violation("no_leftover_markers", name, f"finalizer {names.PVC_FINALIZER}")
+        for name, claim in snap.claims.items()
+        if names.PVC_FINALIZER in (claim["metadata"].get("finalizers") or [])
+    ]
+    found += [
+        Violation("no_leftover_markers", name, f"annotation {names.ANN_EXPAND_IN_FLIGHT}")
+        for name, pv in snap.pvs.items()
+        if names.ANN_EXPAND_IN_FLIGHT in (pv["metadata"].get("annotations") or {})
+    ]
     return found
 
 
@@ -115,9 +144,11 @@ def _capacity_of(snap: Snapshot, claim: Claim) -> list[Violation]:
 FINAL: Final[tuple[Callable[[Snapshot, Ledger], list[Violation]], ...]] = (
     *CONTINUOUS,
     claims_bound,
+    one_pv_per_claim,
     one_volume_per_claim,
     no_orphan_volumes,
     no_orphan_pvs,
     deleted_claims_gone,
     capacity_equal,
+    no_leftover_markers,
 )

@@ -51,6 +51,8 @@ CATALOGUE: Final = (
     FaultKind("kube_slow", "kube", 0.3, "every API answer takes 0.3-1.5 s for 5-15 s"),
     FaultKind("claim_delete_mid_provision", "claims", 1.0, "a new claim is deleted at once"),
     FaultKind("claim_expand_mid_provision", "claims", 1.0, "a new claim is grown once bound"),
+    FaultKind("claim_delete_mid_expand", "claims", 0.8, "a claim is deleted while it grows"),
+    FaultKind("claim_expand_twice", "claims", 0.8, "a claim is grown again while it grows"),
     FaultKind("storageclass_delete_restore", "claims", 0.3, "the class is gone for 2-10 s"),
     FaultKind("secret_delete_restore", "claims", 0.3, "the Heketi key Secret is gone 2-10 s"),
     FaultKind("node_plugin_kill", "node", 0.3, "SIGKILL the node plugin, restart it"),
@@ -81,6 +83,8 @@ def _params(kind: str, rng: random.Random) -> Params:
             "for_s": round(rng.uniform(5, 15), 1),
         },
         "claim_delete_mid_provision": {"after_s": round(rng.uniform(0, 1.5), 2)},
+        "claim_delete_mid_expand": {"after_s": round(rng.uniform(0, 1.5), 2)},
+        "claim_expand_twice": {"after_s": round(rng.uniform(0, 1.5), 2)},
         "storageclass_delete_restore": {"for_s": round(rng.uniform(2, 10), 1)},
         "secret_delete_restore": {"for_s": round(rng.uniform(2, 10), 1)},
         "controller_kill_leader": {"restart_after_s": round(rng.uniform(0.5, 5), 1)},
@@ -95,10 +99,11 @@ def _params(kind: str, rng: random.Random) -> Params:
     return draw.get(kind, {})
 
 
-def make_plan(*, seed: int, duration_s: float) -> list[PlannedFault]:
+def make_plan(*, seed: int, duration_s: float, intensity: float = 1.0) -> list[PlannedFault]:
     """Every kind once (shuffled, spread over the run), then each kind at its rate.
 
-    Arrivals of a kind are a Poisson process (exponential gaps) at its rate.
+    Arrivals of a kind are a Poisson process (exponential gaps) at its rate times
+    `intensity`.
     """
     rng = random.Random(seed)  # noqa: S311 - reproducible by design, not for secrets
     start, end = WARMUP_S, duration_s
@@ -112,8 +117,9 @@ def make_plan(*, seed: int, duration_s: float) -> list[PlannedFault]:
         at = start + step * index + rng.uniform(0, step)
         planned.append(PlannedFault(round(at, 2), name, _params(name, rng)))
     for kind in CATALOGUE:
-        at = start + rng.expovariate(kind.per_minute / 60)
+        per_second = kind.per_minute * intensity / 60
+        at = start + rng.expovariate(per_second)
         while at < end:
             planned.append(PlannedFault(round(at, 2), kind.name, _params(kind.name, rng)))
-            at += rng.expovariate(kind.per_minute / 60)
+            at += rng.expovariate(per_second)
     return sorted(planned, key=lambda fault: (fault.at, fault.kind))

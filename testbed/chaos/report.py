@@ -39,6 +39,7 @@ def results(soak: Soak) -> dict[str, Any]:
     return {
         "seed": soak.config.seed,
         "minutes": soak.config.minutes,
+        "intensity": soak.config.intensity,
         "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "git_commit": _git_commit(),
         "machine": {
@@ -89,7 +90,8 @@ def table(outcome: dict[str, Any]) -> str:
     settled = f"settled {settle:g} s after the last fault" if settle is not None else "NOT settled"
     claims = outcome["claims"]
     lines = [
-        f"chaos soak: seed {outcome['seed']}, {outcome['minutes']:g} min, {settled} "
+        f"chaos soak: seed {outcome['seed']}, {outcome['minutes']:g} min, "
+        f"fault rates x{outcome['intensity']:g}, {settled} "
         f"(limit {outcome['settle_limit_s']:g} s)",
         "",
         f"claims    created {claims['created']}, expanded {claims['expanded']} "

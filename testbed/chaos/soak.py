@@ -38,6 +38,8 @@ class SoakConfig:
     minutes: float
     seed: int
     settle_limit_s: float = SETTLE_LIMIT_S
+    #: Multiplies every fault rate.
+    intensity: float = 1.0
     keep_workdir: bool = False
     progress: Callable[[str], None] = print
 
@@ -79,7 +81,9 @@ class Soak:
     def __init__(self, config: SoakConfig, workdir: Path) -> None:
         self.config = config
         self.cluster = Cluster(workdir=workdir)
-        self.plan = make_plan(seed=config.seed, duration_s=config.minutes * 60)
+        self.plan = make_plan(
+            seed=config.seed, duration_s=config.minutes * 60, intensity=config.intensity
+        )
         self.timers = Timers()
         self.tally = Tally()
         self.scanner: Scanner | None = None
@@ -226,6 +230,7 @@ def _invariant_of(check: Callable[..., Any]) -> str:
         "capacity_ordered": "capacity",
         "capacity_equal": "capacity",
         "bound_to_its_pv": "claims_bound",
+        "one_pv_per_claim": "claims_bound",
     }.get(name, name)
 
 

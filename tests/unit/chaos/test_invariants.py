@@ -170,3 +170,20 @@ def test_logs_are_read_once_and_a_crash_is_found_in_what_was_appended(tmp_path: 
         ("no_crash", "controller.log:2", "reconcile crashed; will retry: KeyError: x")
     ]
     assert scanner.scan_logs() == []
+
+
+def test_a_second_pv_pointing_at_a_claim_is_found() -> None:
+    snap, ledger = healthy()
+    snap.pvs["pv-extra"] = pv("u1", "hextra", gid="2009")
+    found = final.one_pv_per_claim(snap, ledger)
+    assert [(v.invariant, v.subject) for v in found] == [("claims_bound", "c-u1")]
+
+
+@pytest.mark.parametrize("marker", ["finalizer", "expand-record"])
+def test_a_marker_left_after_settling_is_found(marker: str) -> None:
+    snap, ledger = healthy()
+    if marker == "finalizer":
+        snap.claims["c-u1"]["metadata"]["finalizers"] = [names.PVC_FINALIZER]
+    else:
+        snap.pvs["pvc-u1"]["metadata"]["annotations"][names.ANN_EXPAND_IN_FLIGHT] = "{}"
+    assert kinds(run_all(snap, ledger)) == {"no_leftover_markers"}

@@ -46,3 +46,9 @@ def test_durations_and_counts_stay_within_their_bounds() -> None:
             assert 1 <= int(params["count"]) <= 40
         if "for_s" in params:
             assert 2 <= float(params["for_s"]) <= 30
+
+
+def test_intensity_multiplies_the_rates() -> None:
+    calm = make_plan(seed=8, duration_s=1800)
+    stormy = make_plan(seed=8, duration_s=1800, intensity=3)
+    assert 2.4 * len(calm) < len(stormy) < 3.6 * len(calm)
