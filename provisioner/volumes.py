@@ -66,6 +66,7 @@ class HeketiApi(Protocol):
     def free_space_gib(self, clusters: Sequence[str] = ()) -> int: ...
     def expand_volume(self, volume_id: str, *, add_gib: int) -> Volume: ...
     def poll_expand(self, queue_path: str) -> Volume | None: ...
+    def operations_pending(self) -> int: ...
     def delete_volume(self, volume_id: str) -> None: ...
 
 
@@ -87,8 +88,12 @@ class _UnsettledExpand:
 
     #: Heketi's queue entry (the expand was accepted), or None (its answer was lost).
     queue_path: str | None
-    #: Without a queue entry: no new expand before this time (one operation deadline).
+    #: Without a queue entry: no new expand before this time (one operation deadline),
+    #: unless Heketi has no operation pending at all after `quiet_from`.
     not_before: float
+    #: When a request that was lost in transit has surely reached Heketi or never will
+    #: (one request timeout after the loss).
+    quiet_from: float
 
 
 @dataclass(frozen=True)
@@ -348,14 +353,22 @@ class VolumeService:
     def _remember_unsettled(
         self, heketi: HeketiConfig, volume_id: str, err: HeketiOutcomeUnknown
     ) -> None:
-        unsettled = _UnsettledExpand(err.queue_path, self._clock() + heketi.operation_deadline)
+        now = self._clock()
+        unsettled = _UnsettledExpand(
+            err.queue_path, now + heketi.operation_deadline, now + heketi.request_timeout
+        )
         with self._unsettled_lock:
             self._unsettled[(heketi.url, volume_id)] = unsettled
 
     def _adopt(self, heketi: HeketiConfig, volume_id: str, earlier: EarlierExpand) -> None:
         """Remember a predecessor's unsettled expand (unless this process knows better)."""
-        wait = max(0.0, heketi.operation_deadline - max(0.0, earlier.age_seconds))
-        unsettled = _UnsettledExpand(earlier.queue_path, self._clock() + wait)
+        age = max(0.0, earlier.age_seconds)
+        now = self._clock()
+        unsettled = _UnsettledExpand(
+            earlier.queue_path,
+            now + max(0.0, heketi.operation_deadline - age),
+            now + max(0.0, heketi.request_timeout - age),
+        )
         with self._unsettled_lock:
             self._unsettled.setdefault((heketi.url, volume_id), unsettled)
 
@@ -370,7 +383,7 @@ class VolumeService:
         if unsettled is None:
             return False
         if unsettled.queue_path is None:
-            if self._clock() < unsettled.not_before:
+            if self._clock() < unsettled.not_before and not self._idle(client, unsettled):
                 raise ExpansionInProgress(
                     f"an earlier expand of volume {volume_id} lost its answer and may still be "
                     "running in Heketi; not expanding again before one operation deadline "
@@ -384,6 +397,19 @@ class VolumeService:
         with self._unsettled_lock:
             self._unsettled.pop(key, None)
         return True
+
+    def _idle(self, client: HeketiApi, unsettled: _UnsettledExpand) -> bool:
+        """Whether an expand whose acceptance is unknown can no longer change the volume:
+        Heketi has no operation pending at all, asked after the lost request would surely
+        have arrived. Then it either grew the volume (the size shows it) or never will."""
+        if self._clock() < unsettled.quiet_from:
+            return False
+        try:
+            pending = client.operations_pending()
+        except HeketiError as err:  # cannot tell: keep waiting for the deadline
+            log.info("could not read Heketi's pending operations", error=str(err))
+            return False
+        return pending == 0
 
     @staticmethod
     def _ended(client: HeketiApi, queue_path: str) -> bool:

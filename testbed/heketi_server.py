@@ -61,6 +61,7 @@ OP_KINDS = frozenset(
         "topology",
         "cluster_list",
         "cluster_get",
+        "operations_info",
         "any",
     }
 )
@@ -435,6 +436,8 @@ class HeketiTestServer:
             routes = {"POST": ("volume_expand", lambda b, f: self._volume_expand(parts[1], b, f))}
         elif len(parts) == 2 and parts[0] == "queue":
             routes = {"GET": ("queue_get", lambda b, f: self._queue_get(parts[1]))}
+        elif parts == ["operations"]:
+            routes = {"GET": ("operations_info", lambda b, f: self._operations_info())}
         else:
             return Response.text(404, "404 page not found")
         if method not in routes:
@@ -443,7 +446,8 @@ class HeketiTestServer:
 
     @staticmethod
     def _known(parts: list[str]) -> bool:
-        return parts[0] in ("topology", "clusters", "volumes", "queue") and len(parts) <= 3
+        known = ("topology", "clusters", "volumes", "queue", "operations")
+        return parts[0] in known and len(parts) <= 3
 
     # -- reads --------------------------------------------------------------------
 
@@ -484,6 +488,17 @@ class HeketiTestServer:
         if volume is None:
             raise RequestError(404, "Id not found")
         return volume
+
+    def _operations_info(self) -> Response:
+        """Heketi's OperationsInfo (apps/glusterfs/app_operations.go OperationsInfo):
+        `total` and the state counts come from the pending operations in its database,
+        `in_flight` from its operations tracker. Here every pending operation is a
+        running one (state "new"); none is stale or failed."""
+        with self._lock:
+            pending = self._inflight
+        return Response.json(
+            {"total": pending, "in_flight": pending, "stale": 0, "failed": 0, "new": pending}
+        )
 
     def _queue_get(self, queue_id: str) -> Response:
         with self._lock:

@@ -63,6 +63,9 @@ _KIB_PER_GIB = 1024 * 1024
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 _MALFORMED_TOPOLOGY = "Heketi answered GET /topology with a malformed topology"
+#: Fields of Heketi's OperationsInfo (pkg/glusterfs/api/types.go) that count operations
+#: which may still change a volume.
+_OP_COUNTS = ("in_flight", "total")
 
 _limits: dict[tuple[str, int], threading.BoundedSemaphore] = {}
 _limits_lock = threading.Lock()
@@ -132,6 +135,19 @@ class HeketiClient:
         except (AttributeError, TypeError, ValueError):
             raise HeketiOperationFailed(_MALFORMED_TOPOLOGY, status=200) from None
         return free_kib // _KIB_PER_GIB
+
+    def operations_pending(self) -> int:
+        """How many operations Heketi has pending (running, or left in its database by
+        a restart until they are cleaned up), from `GET /operations` (admin only):
+        `in_flight` counts those running in this Heketi process, `total` those its
+        database holds; the larger of the two."""
+        info = self._get("/operations")
+        counts = [info.get(key) if isinstance(info, dict) else None for key in _OP_COUNTS]
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+            raise HeketiOperationFailed(
+                "Heketi answered GET /operations without operation counts", status=200
+            )
+        return max(int(c) for c in counts if c is not None)
 
     def get_volume(self, volume_id: str) -> Volume:
         """The volume; `HeketiNotFound` when Heketi does not know the id."""

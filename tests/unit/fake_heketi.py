@@ -40,6 +40,8 @@ class FakeHeketi:
     #: For the next expand: None = normal; True/False = it is accepted and still runs when
     #: the caller gives up, with (True) or without (False) its queue path known.
     stall_next_expand: bool | None = None
+    #: Operations Heketi runs for other clients (counted by `operations_pending`).
+    other_operations: int = 0
     _ids: "itertools.count[int]" = field(default_factory=lambda: itertools.count(1))
 
     def fail_next(self, method: str, error: HeketiError, *, after_effect: bool = False) -> None:
@@ -129,6 +131,11 @@ class FakeHeketi:
             self.volumes[volume_id] = replace(volume, size_gib=volume.size_gib + add_gib)
             self.finished_expands[path] = volume_id
         self.running_expands.clear()
+
+    def operations_pending(self) -> int:
+        return self._act(
+            "operations_pending", None, lambda: len(self.running_expands) + self.other_operations
+        )
 
     def poll_expand(self, queue_path: str) -> Volume | None:
         def poll() -> Volume | None:

@@ -7,6 +7,7 @@ import pytest
 from provisioner.errors import Aborted, InvalidArgument, NotFound, Unavailable
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import (
+    HeketiAuthError,
     HeketiNameInUse,
     HeketiOutcomeUnknown,
     HeketiUnavailable,
@@ -515,10 +516,11 @@ def test_a_predecessors_expand_still_running_is_waited_for_not_repeated(
     [(0.0, True), (HEKETI.operation_deadline - 1, True), (HEKETI.operation_deadline, False)],
     ids=["just-sent", "within-the-deadline", "deadline-passed"],
 )
-def test_a_predecessors_expand_without_a_queue_entry_blocks_until_its_deadline(
+def test_a_predecessors_expand_without_a_queue_entry_blocks_until_its_deadline_while_heketi_is_busy(
     service: VolumeService, heketi: FakeHeketi, age: float, blocked: bool
 ) -> None:
     volume = heketi.add("a", size_gib=2)
+    heketi.other_operations = 1  # Heketi runs something: it may be that expand
     earlier = EarlierExpand(queue_path=None, age_seconds=age)
     if blocked:
         with pytest.raises(ExpansionInProgress):
@@ -527,6 +529,61 @@ def test_a_predecessors_expand_without_a_queue_entry_blocks_until_its_deadline(
     else:
         service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5, earlier=earlier)
         assert heketi.count("expand_volume") == 1
+
+
+@pytest.mark.parametrize(
+    ("age", "blocked"),
+    [(0.0, True), (HEKETI.request_timeout, False)],
+    ids=["just-lost", "one-request-timeout-later"],
+)
+def test_a_predecessors_lost_expand_is_over_once_heketi_has_nothing_pending_after_a_request_timeout(
+    service: VolumeService, heketi: FakeHeketi, age: float, blocked: bool
+) -> None:
+    volume = heketi.add("a", size_gib=2)
+    earlier = EarlierExpand(queue_path=None, age_seconds=age)
+    if blocked:
+        with pytest.raises(ExpansionInProgress):
+            service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5, earlier=earlier)
+    else:
+        grown = service.expand_volume(
+            heketi=HEKETI, volume_id=volume.id, size_gib=5, earlier=earlier
+        )
+        assert grown.size_gib == 5
+    assert heketi.count("expand_volume") == (0 if blocked else 1)
+
+
+def test_an_expand_lost_before_heketi_ran_it_is_sent_again_once_heketi_has_nothing_pending(
+    heketi: FakeHeketi,
+) -> None:
+    """Found by the chaos soak: an expand whose request was lost without effect kept
+    the claim from growing for a whole operation deadline (600 s)."""
+    clock = Clock()
+    service = VolumeService(clients=lambda config: heketi, clock=clock)
+    volume = heketi.add("a", size_gib=2)
+    heketi.fail_next("expand_volume", HeketiOutcomeUnknown("connection lost before an answer"))
+    with pytest.raises(HeketiOutcomeUnknown):
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5)
+    with pytest.raises(ExpansionInProgress, match="lost its answer"):
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5)
+    clock.now += HEKETI.request_timeout
+    assert service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5).size_gib == 5
+    assert heketi.volumes[volume.id].size_gib == 5
+
+
+def test_a_lost_expand_is_waited_for_while_heketi_cannot_say_what_is_pending(
+    heketi: FakeHeketi,
+) -> None:
+    clock = Clock()
+    service = VolumeService(clients=lambda config: heketi, clock=clock)
+    volume = heketi.add("a", size_gib=2)
+    heketi.fail_next("expand_volume", HeketiOutcomeUnknown("connection lost before an answer"))
+    with pytest.raises(HeketiOutcomeUnknown):
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5)
+    clock.now += HEKETI.request_timeout
+    heketi.fail_next("operations_pending", HeketiAuthError("Administrator access required"))
+    with pytest.raises(ExpansionInProgress, match="lost its answer"):
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5)
+    assert heketi.volumes[volume.id].size_gib == 2
 
 
 def test_a_predecessors_expand_that_already_grew_the_volume_needs_no_wait(

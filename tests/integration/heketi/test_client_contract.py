@@ -216,6 +216,22 @@ def test_delete_resent_while_the_first_runs_is_a_conflict(
     assert server.volumes() == []
 
 
+def test_pending_operations_count_what_heketi_still_runs(
+    server: HeketiTestServer, client: HeketiClient
+) -> None:
+    assert client.operations_pending() == 0
+    made = client.create_volume(request("pvc-pending"))
+    server.set_latency(3000)
+    deleting = threading.Thread(target=client.delete_volume, args=(made.id,))
+    deleting.start()
+    deadline = time.monotonic() + 10
+    while server.inflight() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert client.operations_pending() == 1
+    deleting.join(timeout=60)
+    assert client.operations_pending() == 0
+
+
 FAILURES: list[tuple[str, Callable[[HeketiClient], object], type[HeketiError], str]] = [
     (
         "name-in-use",

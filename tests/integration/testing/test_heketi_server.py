@@ -376,6 +376,23 @@ def test_finished_delete_answers_204(server: HeketiTestServer) -> None:
     assert server.volumes() == []
 
 
+def test_operations_info_counts_the_operations_still_pending(server: HeketiTestServer) -> None:
+    idle = call(server.url, "GET", "/operations")
+    assert (idle.status_code, idle.json()) == (
+        200,
+        {"total": 0, "in_flight": 0, "stale": 0, "failed": 0, "new": 0},
+    )
+    server.set_latency(60_000)
+    call(server.url, "POST", "/volumes", body={"size": 1, "name": "slow"})
+    busy = call(server.url, "GET", "/operations").json()
+    assert (busy["total"], busy["in_flight"], busy["new"]) == (1, 1, 1)
+
+
+def test_operations_info_is_for_the_admin_only(server: HeketiTestServer) -> None:
+    answer = call(server.url, "GET", "/operations", authorization="user")
+    assert (answer.status_code, answer.text) == (401, "Administrator access required\n")
+
+
 def test_unknown_queue_id_is_404(server: HeketiTestServer) -> None:
     answer = call(server.url, "GET", f"/queue/{'a' * 32}")
     assert (answer.status_code, answer.text) == (404, "Id not found\n")
