@@ -94,6 +94,8 @@ class _UnsettledExpand:
     #: When a request that was lost in transit has surely reached Heketi or never will
     #: (one request timeout after the loss).
     quiet_from: float
+    #: The size it grows the volume to (None: not known): once Heketi shows it, it ended.
+    target_gib: int | None
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class EarlierExpand:
     queue_path: str | None
     #: Seconds since it was sent (or since its outcome was lost).
     age_seconds: float
+    #: The size it was to grow the volume to, when recorded.
+    size_gib: int | None = None
 
 
 def size_gib(request_bytes: int) -> int:
@@ -319,7 +323,7 @@ class VolumeService:
             volume = self.get_volume(heketi=heketi, volume_id=volume_id)
             if volume.size_gib >= size_gib:
                 return volume
-            if self._settle_earlier_expand(client, heketi, volume_id):
+            if self._settle_earlier_expand(client, heketi, volume_id, size_now=volume.size_gib):
                 volume = self.get_volume(heketi=heketi, volume_id=volume_id)
                 if volume.size_gib >= size_gib:
                     return volume
@@ -328,7 +332,7 @@ class VolumeService:
             try:
                 volume = client.expand_volume(volume_id, add_gib=size_gib - volume.size_gib)
             except HeketiOutcomeUnknown as err:
-                volume = self._after_unknown_expand(heketi, volume_id, err)
+                volume = self._after_unknown_expand(heketi, volume_id, err, target=size_gib)
                 if volume.size_gib < size_gib:
                     raise
                 self._forget_unsettled(heketi, volume_id)  # it grew: that expand ended
@@ -336,11 +340,11 @@ class VolumeService:
             return volume
 
     def _after_unknown_expand(
-        self, heketi: HeketiConfig, volume_id: str, err: HeketiOutcomeUnknown
+        self, heketi: HeketiConfig, volume_id: str, err: HeketiOutcomeUnknown, *, target: int
     ) -> Volume:
         """Remember the expand as unsettled, then re-read the size; a failed re-read
         leaves the outcome unknown (the original error, not the read's)."""
-        self._remember_unsettled(heketi, volume_id, err)
+        self._remember_unsettled(heketi, volume_id, err, target=target)
         try:
             return self.get_volume(heketi=heketi, volume_id=volume_id)
         except errors.ProvisionerError as read_error:
@@ -351,11 +355,11 @@ class VolumeService:
             self._unsettled.pop((heketi.url, volume_id), None)
 
     def _remember_unsettled(
-        self, heketi: HeketiConfig, volume_id: str, err: HeketiOutcomeUnknown
+        self, heketi: HeketiConfig, volume_id: str, err: HeketiOutcomeUnknown, *, target: int
     ) -> None:
         now = self._clock()
         unsettled = _UnsettledExpand(
-            err.queue_path, now + heketi.operation_deadline, now + heketi.request_timeout
+            err.queue_path, now + heketi.operation_deadline, now + heketi.request_timeout, target
         )
         with self._unsettled_lock:
             self._unsettled[(heketi.url, volume_id)] = unsettled
@@ -368,20 +372,33 @@ class VolumeService:
             earlier.queue_path,
             now + max(0.0, heketi.operation_deadline - age),
             now + max(0.0, heketi.request_timeout - age),
+            earlier.size_gib,
         )
         with self._unsettled_lock:
             self._unsettled.setdefault((heketi.url, volume_id), unsettled)
 
     def _settle_earlier_expand(
-        self, client: HeketiApi, heketi: HeketiConfig, volume_id: str
+        self, client: HeketiApi, heketi: HeketiConfig, volume_id: str, *, size_now: int
     ) -> bool:
         """Return once no earlier expand of ours can still be running (True if there was
-        one: the size may have changed since it was read); else raise."""
+        one: the size may have changed since it was read); else raise. An expand whose
+        target size Heketi already shows has ended (Heketi shows a new size only then)."""
         key = (heketi.url, volume_id)
         with self._unsettled_lock:
             unsettled = self._unsettled.get(key)
         if unsettled is None:
             return False
+        reached = unsettled.target_gib is not None and size_now >= unsettled.target_gib
+        if not reached:
+            self._raise_while_running(client, heketi, volume_id, unsettled)
+        with self._unsettled_lock:
+            self._unsettled.pop(key, None)
+        return True
+
+    def _raise_while_running(
+        self, client: HeketiApi, heketi: HeketiConfig, volume_id: str, unsettled: _UnsettledExpand
+    ) -> None:
+        """ExpansionInProgress while the unsettled expand may still change the volume."""
         if unsettled.queue_path is None:
             if self._clock() < unsettled.not_before and not self._idle(client, unsettled):
                 raise ExpansionInProgress(
@@ -394,9 +411,6 @@ class VolumeService:
                 f"Heketi is still running an earlier expand of volume {volume_id}; "
                 "retrying once it has finished"
             )
-        with self._unsettled_lock:
-            self._unsettled.pop(key, None)
-        return True
 
     def _idle(self, client: HeketiApi, unsettled: _UnsettledExpand) -> bool:
         """Whether an expand whose acceptance is unknown can no longer change the volume:

@@ -92,13 +92,15 @@ def earlier_expand(pv: Obj, *, identity: str) -> EarlierExpand | None:
         record = json.loads(raw)
         since = datetime.datetime.fromisoformat(str(record["since"]).replace("Z", "+00:00"))
         by, queue = str(record.get("by", "")), record.get("queue")
+        size = record.get("sizeGiB")
+        target = size if isinstance(size, int) and not isinstance(size, bool) else None
     except (ValueError, KeyError, TypeError, AttributeError):
         log.warning("unreadable expand record ignored", pv=o.name(pv), value=raw[:200])
         return None
     if by == identity:
         return None
     age = (datetime.datetime.now(datetime.UTC) - since).total_seconds()
-    return EarlierExpand(queue_path=str(queue) if queue else None, age_seconds=age)
+    return EarlierExpand(queue_path=str(queue) if queue else None, age_seconds=age, size_gib=target)
 
 
 def _settled(pvc: Obj, pv: Obj) -> bool:

@@ -634,6 +634,41 @@ def test_an_expand_whose_size_cannot_be_reread_stays_unknown_and_unsettled() -> 
     assert heketi.count("expand_volume") == 1
 
 
+def test_a_lost_expand_that_reached_its_size_does_not_hold_the_next_growth() -> None:
+    """Found by the chaos soak: an expand ran but its answer and the re-read were lost;
+    the claim was grown again meanwhile and waited 600 s though Heketi showed the
+    first expand done."""
+    heketi = _RereadFails()
+    heketi.other_operations = 1  # Heketi is busy: only the size can tell
+    service = VolumeService(clients=lambda config: heketi)
+    volume = heketi.add("a", size_gib=2)
+    heketi.fail_next("expand_volume", HeketiOutcomeUnknown("answer lost"), after_effect=True)
+    with pytest.raises(HeketiOutcomeUnknown):
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=5)
+    grown = service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=6)
+    assert grown.size_gib == 6
+    assert heketi.count("expand_volume") == 2
+
+
+@pytest.mark.parametrize(
+    ("recorded", "blocked"),
+    [(5, False), (7, True), (None, True)],
+    ids=["reached", "not-yet", "unknown"],
+)
+def test_a_predecessors_lost_expand_is_over_once_heketi_shows_its_size(
+    service: VolumeService, heketi: FakeHeketi, recorded: int | None, blocked: bool
+) -> None:
+    volume = heketi.add("a", size_gib=5)
+    heketi.other_operations = 1
+    earlier = EarlierExpand(queue_path=None, age_seconds=0.0, size_gib=recorded)
+    if blocked:
+        with pytest.raises(ExpansionInProgress):
+            service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=6, earlier=earlier)
+    else:
+        service.expand_volume(heketi=HEKETI, volume_id=volume.id, size_gib=6, earlier=earlier)
+    assert heketi.volumes[volume.id].size_gib == (5 if blocked else 6)
+
+
 def test_expand_of_an_unknown_volume_is_not_found(service: VolumeService) -> None:
     with pytest.raises(NotFound):
         service.expand_volume(heketi=HEKETI, volume_id="d" * 32, size_gib=3)

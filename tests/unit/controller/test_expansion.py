@@ -43,6 +43,7 @@ def test_a_predecessors_record_becomes_an_earlier_expand() -> None:
     record = in_flight_record(size=5, by="old-pod_1234", queue_path="/queue/abc")
     earlier = earlier_expand(_pv(record), identity="new-pod_5678")
     assert earlier is not None and earlier.queue_path == "/queue/abc"
+    assert earlier.size_gib == 5
     assert 0 <= earlier.age_seconds < 60
 
 
