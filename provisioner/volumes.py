@@ -11,24 +11,19 @@ the process (the PVC controller's workers and concurrent CSI calls may overlap).
 import hashlib
 import math
 import re
-import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Final, Protocol
 
 from provisioner import errors, names
+from provisioner.expands import EarlierExpand, UnsettledExpands
 from provisioner.heketi.client import client_for
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import (
-    HeketiAuthError,
-    HeketiBusy,
-    HeketiError,
     HeketiNameInUse,
     HeketiNotFound,
     HeketiOutcomeUnknown,
-    HeketiUnavailable,
 )
 from provisioner.heketi.types import Volume, VolumeCreateRequest
 from provisioner.locks import KeyedLocks
@@ -76,39 +71,6 @@ class VolumeNotFound(errors.NotFound):
 
 class VolumeCreationInProgress(errors.Aborted):
     """Heketi is still creating a volume of this name (another attempt's operation)."""
-
-
-class ExpansionInProgress(errors.Aborted):
-    """An earlier expand of this volume, whose outcome we lost, may still be running."""
-
-
-@dataclass(frozen=True)
-class _UnsettledExpand:
-    """An expand that ended in HeketiOutcomeUnknown with the size not yet grown."""
-
-    #: Heketi's queue entry (the expand was accepted), or None (its answer was lost).
-    queue_path: str | None
-    #: Without a queue entry: no new expand before this time (one operation deadline),
-    #: unless Heketi has no operation pending at all after `quiet_from`.
-    not_before: float
-    #: When a request that was lost in transit has surely reached Heketi or never will
-    #: (one request timeout after the loss).
-    quiet_from: float
-    #: The size it grows the volume to (None: not known): once Heketi shows it, it ended.
-    target_gib: int | None
-
-
-@dataclass(frozen=True)
-class EarlierExpand:
-    """An expand of a volume that another process (a predecessor of the caller) sent
-    and whose end it did not see, as the caller recorded it durably."""
-
-    #: Heketi's queue entry of that expand, when it was known.
-    queue_path: str | None
-    #: Seconds since it was sent (or since its outcome was lost).
-    age_seconds: float
-    #: The size it was to grow the volume to, when recorded.
-    size_gib: int | None = None
 
 
 def size_gib(request_bytes: int) -> int:
@@ -215,8 +177,7 @@ class VolumeService:
         self._clients = clients
         self._clock = clock
         self._locks = KeyedLocks()
-        self._unsettled_lock = threading.Lock()
-        self._unsettled: dict[tuple[str, str], _UnsettledExpand] = {}
+        self._unsettled = UnsettledExpands(clock=clock)
 
     def _hold(self, heketi: HeketiConfig, what: str, key: str) -> AbstractContextManager[None]:
         return self._locks.held(
@@ -319,11 +280,11 @@ class VolumeService:
         client = self._clients(heketi)
         with self._hold(heketi, "id", volume_id):
             if earlier is not None:
-                self._adopt(heketi, volume_id, earlier)
+                self._unsettled.adopt(heketi, volume_id, earlier)
             volume = self.get_volume(heketi=heketi, volume_id=volume_id)
             if volume.size_gib >= size_gib:
                 return volume
-            if self._settle_earlier_expand(client, heketi, volume_id, size_now=volume.size_gib):
+            if self._unsettled.settle(client, heketi, volume_id, size_now=volume.size_gib):
                 volume = self.get_volume(heketi=heketi, volume_id=volume_id)
                 if volume.size_gib >= size_gib:
                     return volume
@@ -335,7 +296,7 @@ class VolumeService:
                 volume = self._after_unknown_expand(heketi, volume_id, err, target=size_gib)
                 if volume.size_gib < size_gib:
                     raise
-                self._forget_unsettled(heketi, volume_id)  # it grew: that expand ended
+                self._unsettled.forget(heketi, volume_id)  # it grew: that expand ended
             log.info("volume expanded", volume_id=volume_id, size_gib=volume.size_gib)
             return volume
 
@@ -344,98 +305,11 @@ class VolumeService:
     ) -> Volume:
         """Remember the expand as unsettled, then re-read the size; a failed re-read
         leaves the outcome unknown (the original error, not the read's)."""
-        self._remember_unsettled(heketi, volume_id, err, target=target)
+        self._unsettled.remember(heketi, volume_id, err, target=target)
         try:
             return self.get_volume(heketi=heketi, volume_id=volume_id)
         except errors.ProvisionerError as read_error:
             raise err from read_error
-
-    def _forget_unsettled(self, heketi: HeketiConfig, volume_id: str) -> None:
-        with self._unsettled_lock:
-            self._unsettled.pop((heketi.url, volume_id), None)
-
-    def _remember_unsettled(
-        self, heketi: HeketiConfig, volume_id: str, err: HeketiOutcomeUnknown, *, target: int
-    ) -> None:
-        now = self._clock()
-        unsettled = _UnsettledExpand(
-            err.queue_path, now + heketi.operation_deadline, now + heketi.request_timeout, target
-        )
-        with self._unsettled_lock:
-            self._unsettled[(heketi.url, volume_id)] = unsettled
-
-    def _adopt(self, heketi: HeketiConfig, volume_id: str, earlier: EarlierExpand) -> None:
-        """Remember a predecessor's unsettled expand (unless this process knows better)."""
-        age = max(0.0, earlier.age_seconds)
-        now = self._clock()
-        unsettled = _UnsettledExpand(
-            earlier.queue_path,
-            now + max(0.0, heketi.operation_deadline - age),
-            now + max(0.0, heketi.request_timeout - age),
-            earlier.size_gib,
-        )
-        with self._unsettled_lock:
-            self._unsettled.setdefault((heketi.url, volume_id), unsettled)
-
-    def _settle_earlier_expand(
-        self, client: HeketiApi, heketi: HeketiConfig, volume_id: str, *, size_now: int
-    ) -> bool:
-        """Return once no earlier expand of ours can still be running (True if there was
-        one: the size may have changed since it was read); else raise. An expand whose
-        target size Heketi already shows has ended (Heketi shows a new size only then)."""
-        key = (heketi.url, volume_id)
-        with self._unsettled_lock:
-            unsettled = self._unsettled.get(key)
-        if unsettled is None:
-            return False
-        reached = unsettled.target_gib is not None and size_now >= unsettled.target_gib
-        if not reached:
-            self._raise_while_running(client, heketi, volume_id, unsettled)
-        with self._unsettled_lock:
-            self._unsettled.pop(key, None)
-        return True
-
-    def _raise_while_running(
-        self, client: HeketiApi, heketi: HeketiConfig, volume_id: str, unsettled: _UnsettledExpand
-    ) -> None:
-        """ExpansionInProgress while the unsettled expand may still change the volume."""
-        if unsettled.queue_path is None:
-            if self._clock() < unsettled.not_before and not self._idle(client, unsettled):
-                raise ExpansionInProgress(
-                    f"an earlier expand of volume {volume_id} lost its answer and may still be "
-                    "running in Heketi; not expanding again before one operation deadline "
-                    f"({heketi.operation_deadline:g} s) has passed"
-                )
-        elif not self._ended(client, unsettled.queue_path):
-            raise ExpansionInProgress(
-                f"Heketi is still running an earlier expand of volume {volume_id}; "
-                "retrying once it has finished"
-            )
-
-    def _idle(self, client: HeketiApi, unsettled: _UnsettledExpand) -> bool:
-        """Whether an expand whose acceptance is unknown can no longer change the volume:
-        Heketi has no operation pending at all, asked after the lost request would surely
-        have arrived. Then it either grew the volume (the size shows it) or never will."""
-        if self._clock() < unsettled.quiet_from:
-            return False
-        try:
-            pending = client.operations_pending()
-        except HeketiError as err:  # cannot tell: keep waiting for the deadline
-            log.info("could not read Heketi's pending operations", error=str(err))
-            return False
-        return pending == 0
-
-    @staticmethod
-    def _ended(client: HeketiApi, queue_path: str) -> bool:
-        """Whether the expand at `queue_path` ended (either way); errors that leave it
-        unknown (Heketi unreachable, busy, refusing our key) propagate."""
-        try:
-            return client.poll_expand(queue_path) is not None
-        except (HeketiUnavailable, HeketiBusy, HeketiAuthError):
-            raise
-        except HeketiError as err:  # failed (rolled back), or forgotten: the size is final
-            log.info("earlier expand ended", queue_path=queue_path, outcome=str(err))
-            return True
 
     @staticmethod
     def _exists(client: HeketiApi, volume_id: str) -> bool:

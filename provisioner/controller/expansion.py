@@ -18,11 +18,12 @@ from provisioner import errors, names
 from provisioner.controller import objects as o
 from provisioner.controller.context import Context
 from provisioner.controller.quantity import gib_quantity
+from provisioner.expands import EarlierExpand, ExpansionInProgress
 from provisioner.heketi.errors import HeketiOutcomeUnknown
 from provisioner.heketi.types import Volume
 from provisioner.kube.api import Obj, path_for
 from provisioner.log import get_logger
-from provisioner.volumes import EarlierExpand, ExpansionInProgress, size_gib
+from provisioner.volumes import size_gib
 
 log = get_logger("expansion")
 

@@ -5,6 +5,7 @@ import threading
 import pytest
 
 from provisioner.errors import Aborted, InvalidArgument, NotFound, Unavailable
+from provisioner.expands import EarlierExpand, ExpansionInProgress
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import (
     HeketiAuthError,
@@ -16,8 +17,6 @@ from provisioner.heketi.types import Durability, Volume, VolumeCreateRequest
 from provisioner.storageclass import ProvisioningParams, parse_parameters
 from provisioner.volumes import (
     GIB,
-    EarlierExpand,
-    ExpansionInProgress,
     VolumeService,
     csi_volume_name,
     heketi_config,
