@@ -156,6 +156,8 @@ class _Operation:
     volume: VolumeRecord
     fail_message: str | None = None
     worker: threading.Thread | None = None
+    #: Set when the server stops or restarts: the operation stops where it is.
+    interrupted: threading.Event = field(default_factory=threading.Event)
 
 
 class HeketiTestServer:
@@ -242,6 +244,9 @@ class HeketiTestServer:
     def stop(self) -> None:
         """Stop serving and wait for running operations to end."""
         self._stopping.set()
+        with self._lock:
+            for op in self._running.values():
+                op.interrupted.set()
         self._close_listener()
         if self._cleaner is not None:
             self._cleaner.cancel()
@@ -352,6 +357,8 @@ class HeketiTestServer:
             self._close_listener()
             self._queue.clear()
             self._generation += 1
+            for op in self._running.values():
+                op.interrupted.set()
             self._stale.extend(self._running.values())
             self._running.clear()
             self._inflight = 0
@@ -489,16 +496,21 @@ class HeketiTestServer:
             return Response(405)
         if found.route is None:
             return Response.text(404, heketi_routes.NOT_FOUND_MESSAGE)
-        handler = self._handler(found.route.name, path.strip("/").split("/"))
+        parts = path.strip("/").split("/")
+        handler = self._handlers(parts[1] if len(parts) > 1 else "").get(found.route.name)
         if handler is None:
             return Response.text(501, f"the Heketi test server does not serve {found.route.name}")
         return handler
 
-    def _handler(
-        self, name: str, parts: list[str]
-    ) -> tuple[str, Callable[[bytes, _Fault | None], Response]] | None:
-        """The served subset of the route table, by app.go route name."""
-        item = parts[1] if len(parts) > 1 else ""
+    def served_routes(self) -> frozenset[str]:
+        """The routes of the table this server serves (app.go route names)."""
+        return frozenset(self._handlers(""))
+
+    def _handlers(
+        self, item: str
+    ) -> dict[str, tuple[str, Callable[[bytes, _Fault | None], Response]]]:
+        """The served subset of the route table, by app.go route name; `item` is the
+        id in the path."""
         handlers: dict[str, tuple[str, Callable[[bytes, _Fault | None], Response]]] = {
             "Async": ("queue_get", lambda b, f: self._queue_get(item)),
             "ClusterList": ("cluster_list", lambda b, f: self._cluster_list()),
@@ -510,7 +522,7 @@ class HeketiTestServer:
             "VolumeDelete": ("volume_delete", lambda b, f: self._volume_delete(item, f)),
             "VolumeExpand": ("volume_expand", lambda b, f: self._volume_expand(item, b, f)),
         }
-        return handlers.get(name)
+        return handlers
 
     # -- reads --------------------------------------------------------------------
 
@@ -702,7 +714,7 @@ class HeketiTestServer:
         """Run one accepted operation; it commits only if `execute` returned normally."""
         error: str | None = "operation did not run to its end"
         try:
-            if self._latency and self._stopping.wait(self._latency):
+            if self._latency and op.interrupted.wait(self._latency):
                 error = "Heketi test server stopped"
             elif op.fail_message is not None:
                 error = op.fail_message

@@ -109,7 +109,9 @@ class Volume:
             hosts=tuple(str(h) for h in glusterfs.get("hosts") or ()),
             device=str(glusterfs.get("device", "")),
             backup_volfile_servers=tuple(s for s in backup.split(",") if s),
-            options=tuple(str(o) for o in raw.get("glustervolumeoptions") or ()),
+            # Heketi surrounds the request's options with its (usually empty) pre- and
+            # post-request options: ["", ""] for a volume created without any
+            options=tuple(str(o) for o in raw.get("glustervolumeoptions") or () if o),
         )
 
 
