@@ -24,7 +24,8 @@ from testbed.heketi_server import HeketiTestServer
 
 TESTBED_KEY = "contract-admin-key-0123456789abcdef0123"
 #: Every volume these tests create starts with this (a real Heketi may hold others).
-NAME_PREFIX = "tcontract-"
+OURS = "tcontract"
+NAME_PREFIX = f"{OURS}-"
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,6 @@ class RecordingSession(requests.Session):
 def remove_our_volumes(client: HeketiClient) -> None:
     """Delete every volume a contract test made (by name prefix)."""
     for volume_id, known in client.volume_identities().items():
-        if known.name.startswith(NAME_PREFIX):
+        if known.name.startswith(OURS):
             with contextlib.suppress(HeketiNotFound):
                 client.delete_volume(volume_id)
