@@ -390,6 +390,20 @@ class HeketiTestServer:
                 else:
                     op.rollback()
 
+    def seed_volumes(self, names: list[str], *, size_gib: int = 1) -> list[str]:
+        """Complete replica-3 volumes made at once, with the bookkeeping of a create
+        (benchmarks fill thousands without thousands of async operations); their ids."""
+        body = {"size": size_gib, "durability": {"type": "replicate", "replicate": {"replica": 3}}}
+        made = []
+        with self._lock:
+            for name in names:
+                volume = self._store.allocate_volume(
+                    self._store.validate_create({**body, "name": name})
+                )
+                volume.state, volume.busy = "online", False
+                made.append(volume.id)
+        return made
+
     def set_node_state(self, node_id: str, state: str) -> None:
         """A node's state as `POST /nodes/{id}/state` would leave it (online/offline/failed)."""
         with self._lock:
@@ -928,6 +942,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=8,
         help="Heketi's max_inflight_operations (default %(default)s)",
     )
+    parser.add_argument(
+        "--seed-volumes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start with N complete 1 GiB volumes named seed-00000... (benchmarks)",
+    )
     parser.add_argument("--tls-cert", help="serve https with this PEM certificate")
     parser.add_argument("--tls-key", help="private key of --tls-cert")
     return parser.parse_args(argv)
@@ -965,6 +986,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         server = _server_from_args(args)
+        server.seed_volumes([f"seed-{i:05d}" for i in range(args.seed_volumes)])
         url = server.start()
     except (ValueError, OSError, ssl.SSLError) as exc:
         print(f"heketi_server: {exc}", file=sys.stderr)
