@@ -124,6 +124,12 @@ def match(method: str, path: str) -> Match:
     return Match("method_not_allowed" if allowed else "not_found")
 
 
+def public_route(method: str, path: str) -> Route | None:
+    """The route of main.go's outer router (no token needed) that serves this, or None."""
+    found = _match_exact(method, path, public=True)
+    return found.route if found is not None else None
+
+
 def _match_exact(method: str, path: str, *, public: bool) -> Match | None:
     """main.go's outer router: exact method and path, no trailing-slash handling."""
     for route, regex in _COMPILED:

@@ -451,10 +451,13 @@ class HeketiTestServer:
             self._log.append(record)
 
     def handle(self, method: str, path: str, authorization: str | None, body: bytes) -> Response:
-        if path == "/hello" and method == "GET":
+        public = heketi_routes.public_route(method, path)  # main.go: served before the JWT check
+        if public is not None and public.name == "Hello":
             return Response(
                 200, b"Hello from Heketi", {"Content-Type": "text/plain; charset=UTF-8"}
             )
+        if public is not None:
+            return Response.text(501, f"the Heketi test server does not serve {public.name}")
         if self._auth:
             failure = check_request(
                 authorization,

@@ -263,6 +263,14 @@ def test_a_real_route_this_server_does_not_serve_says_so(server: HeketiTestServe
     )
 
 
+def test_metrics_needs_no_token_and_is_not_served_here(server: HeketiTestServer) -> None:
+    answer = call(server.url, "GET", "/metrics", authorization=None)
+    assert (answer.status_code, answer.text) == (
+        501,
+        "the Heketi test server does not serve Metrics\n",
+    )
+
+
 def test_an_unknown_path_needs_a_token_like_any_other(server: HeketiTestServer) -> None:
     answer = call(server.url, "GET", "/topology", authorization=None)
     assert (answer.status_code, answer.text) == (401, "Required authorization token not found\n")
