@@ -285,13 +285,11 @@ class VolumeService:
     ) -> Volume:
         """Grow the volume to at least `size_gib`; no call when it already has that size.
 
-        Heketi accepts a second expand while a first one runs and grows the size only
-        when one finishes, so after an expand with an unknown outcome no new expand is
-        sent until that one is known to have ended (its queue entry says so, or, when
-        even its acceptance is unknown, one operation deadline has passed):
-        `ExpansionInProgress` until then. `earlier`: such an expand of a predecessor
-        process, treated alike. `before_send` runs right before the expand is sent
-        (with the volume as it is), e.g. to record durably that one may be running.
+        After an expand with an unknown outcome no new one is sent until that one is
+        known to have ended (see `provisioner.expands`): `ExpansionInProgress` until
+        then. `earlier`: such an expand of a predecessor process, treated alike.
+        `before_send` runs right before the expand is sent (with the volume as it is),
+        e.g. to record durably that one may be running.
         """
         client = self._clients(heketi)
         with self._hold(heketi, "id", volume_id):

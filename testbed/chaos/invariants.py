@@ -31,7 +31,7 @@ DESCRIPTIONS: Final = {
     "deleted_claims_gone": "a deleted claim's PV and Heketi volume are gone",
     "capacity": "claim status = PV = Heketi size (ordered while running)",
     "no_leftover_markers": "no provisioning finalizer or expand record is left",
-    "gid_unique": "no GID used twice (PVs, Heketi volumes)",
+    "gid_unique": "no GID used by two claims (claims, PVs, Heketi volumes)",
     "no_secret_leak": "no Heketi key or JWT in any log line, Event or object",
     "no_crash": "no unhandled exception in any process log",
     "node_plugin_serving": "the node plugin answers Probe and NodeGetInfo",

@@ -5,11 +5,15 @@ from __future__ import annotations
 import datetime
 import os
 import subprocess
+from collections import Counter
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from testbed.chaos.invariants import DESCRIPTIONS
+from testbed.chaos.invariants import DESCRIPTIONS, Violation
 from testbed.chaos.plan import CATALOGUE
+
+#: Violations kept in full in the results (all are counted).
+KEPT_VIOLATIONS = 200
 
 if TYPE_CHECKING:
     from testbed.chaos.soak import Soak
@@ -31,11 +35,8 @@ def _git_commit() -> str | None:
 
 def results(soak: Soak) -> dict[str, Any]:
     assert soak.workload is not None and soak.injector is not None
-    ledger, injector, tally = soak.workload.ledger, soak.injector, soak.tally
+    tally = soak.tally
     violations = sorted(tally.violations.values(), key=lambda v: (v.invariant, v.subject))
-    by_invariant = {name: 0 for name in DESCRIPTIONS}
-    for violation in violations:
-        by_invariant[violation.invariant] = by_invariant.get(violation.invariant, 0) + 1
     return {
         "seed": soak.config.seed,
         "minutes": soak.config.minutes,
@@ -48,39 +49,52 @@ def results(soak: Soak) -> dict[str, Any]:
         },
         "settle_s": None if soak.settle_s is None else round(soak.settle_s, 1),
         "settle_limit_s": soak.config.settle_limit_s,
-        "claims": {
-            "created": ledger.created,
-            "expanded": ledger.expanded,
-            "expand_refused_while_pending": ledger.expand_refused,
-            "deleted": ledger.deleted,
-            "live_at_end": len(ledger.live()),
-            "user_changes_failed": list(ledger.failed_changes),
-            "user_retries": soak.cluster.user.retries if soak.cluster.user else 0,
-        },
-        "faults": {
-            kind.name: {
-                "area": kind.area,
-                "what": kind.what,
-                "injected": injector.injected[kind.name],
-                "skipped": injector.skipped[kind.name],
-            }
-            for kind in CATALOGUE
-        },
-        "faults_injected": sum(injector.injected.values()),
+        "claims": _claims(soak),
+        "faults": _faults(soak),
+        "faults_injected": sum(soak.injector.injected.values()),
         "restarts": dict(sorted(tally.restarts.items())),
         "leader_changes": tally.leader_changes,
         "longest_leaderless_s": round(tally.longest_leaderless_s, 1),
-        "invariants": {
-            name: {
-                "promise": text,
-                "checks": tally.checks[name],
-                "violations": by_invariant[name],
-            }
-            for name, text in DESCRIPTIONS.items()
-        },
+        "invariants": _invariants(soak, violations),
         "violations_total": len(violations),
-        "violations": [asdict(v) for v in violations[:200]],
+        "violations": [asdict(v) for v in violations[:KEPT_VIOLATIONS]],
         "plan": [{"at": f.at, "kind": f.kind, "params": f.params} for f in soak.plan],
+    }
+
+
+def _claims(soak: Soak) -> dict[str, Any]:
+    assert soak.workload is not None
+    ledger = soak.workload.ledger
+    return {
+        "created": ledger.created,
+        "expanded": ledger.expanded,
+        "expand_refused_while_pending": ledger.expand_refused,
+        "deleted": ledger.deleted,
+        "live_at_end": len(ledger.live()),
+        "user_changes_failed": list(ledger.failed_changes),
+        "user_retries": soak.cluster.user.retries if soak.cluster.user else 0,
+    }
+
+
+def _faults(soak: Soak) -> dict[str, Any]:
+    assert soak.injector is not None
+    injector = soak.injector
+    return {
+        kind.name: {
+            "area": kind.area,
+            "what": kind.what,
+            "injected": injector.injected[kind.name],
+            "skipped": injector.skipped[kind.name],
+        }
+        for kind in CATALOGUE
+    }
+
+
+def _invariants(soak: Soak, violations: list[Violation]) -> dict[str, Any]:
+    found = Counter(v.invariant for v in violations)
+    return {
+        name: {"promise": text, "checks": soak.tally.checks[name], "violations": found[name]}
+        for name, text in DESCRIPTIONS.items()
     }
 
 

@@ -29,8 +29,6 @@ CHECK_EVERY_S: Final = 3.0
 OBJECT_SCAN_EVERY_S: Final = 15.0
 #: The stated recovery bound: after the last fault, everything settles within this.
 SETTLE_LIMIT_S: Final = 180.0
-#: Violations kept in full in the results (all are counted).
-KEPT_VIOLATIONS: Final = 200
 
 
 @dataclass(frozen=True)
