@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.kube import errors, strategy
+from testbed.kube import errors, network, strategy
 from testbed.kube.errors import ApiError
 from testbed.kube.normalize import normalize
 from testbed.kube.resources import BY_GROUP_VERSION, ResourceType, stored_type
@@ -289,7 +289,11 @@ class Store:
             annotations = stored.obj["metadata"].get("annotations") or {}
             if annotations.get(strategy.DEFAULT_CLASS_ANNOTATION) == "true":
                 default_class = stored.obj["metadata"]["name"]
-        return strategy.CreateContext(now=now_rfc3339(), default_storage_class=default_class)
+        services = self._buckets.get("services", {})
+        ips = network.cluster_ips(s.obj for space in services.values() for s in space.values())
+        return strategy.CreateContext(
+            now=now_rfc3339(), default_storage_class=default_class, cluster_ips=frozenset(ips)
+        )
 
     def update(
         self,
