@@ -180,8 +180,9 @@ def _apply(cluster: Cluster, config: MigrateConfig, out: TextIO, checkpoint: Any
     extra = {"checkpoint": checkpoint} if checkpoint else {}
     outcomes += applying.apply(cluster, rows, settings, say=_say(out), **extra)
     if config.prune_dynamic or config.prune_named:
+        done = frozenset(o.pv for o in outcomes if o.ok)
         prune(cluster, dynamic=config.prune_dynamic, named=config.prune_named,
-              dry_run=config.dry_run, say=_say(out))  # fmt: skip
+              dry_run=config.dry_run, say=_say(out), migrated=done)  # fmt: skip
     _report(out, outcomes)
     return EXIT_OK if all(o.ok for o in outcomes) else EXIT_NOT_DONE
 

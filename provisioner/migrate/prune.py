@@ -18,11 +18,12 @@ from provisioner.migrate.steps import RecordUnreadable, record_of
 Key = tuple[str, str]
 
 
-def in_use(snapshot: Snapshot) -> dict[Key, str]:
-    """(namespace, name) of each Endpoints object still needed → the PV needing it."""
+def in_use(snapshot: Snapshot, *, migrated: frozenset[str] = frozenset()) -> dict[Key, str]:
+    """(namespace, name) of each Endpoints object still needed → the PV needing it.
+    PVs named in `migrated` count as migrated already (a dry run's preview)."""
     used: dict[Key, str] = {}
     for pv in snapshot.pvs:
-        if is_in_tree(pv):
+        if is_in_tree(pv) and name_of(pv) not in migrated:
             source = source_of(pv)
             used[(source.endpoints_namespace, source.endpoints_name)] = source.name
     for claim in snapshot.claims:
@@ -31,7 +32,8 @@ def in_use(snapshot: Snapshot) -> dict[Key, str]:
         except RecordUnreadable:
             continue
         current = snapshot.pv(record.pv_name) if record is not None else None
-        if record is not None and (current is None or is_in_tree(current)):
+        pending = current is None or (is_in_tree(current) and name_of(current) not in migrated)
+        if record is not None and pending:
             source = source_of(record.original)
             used[(source.endpoints_namespace, source.endpoints_name)] = source.name
     return used
@@ -47,11 +49,18 @@ def candidates(snapshot: Snapshot, *, dynamic: bool, named: Sequence[Key]) -> li
 
 
 def prune(
-    cluster: Cluster, *, dynamic: bool, named: Sequence[Key], dry_run: bool, say: Say
+    cluster: Cluster,
+    *,
+    dynamic: bool,
+    named: Sequence[Key],
+    dry_run: bool,
+    say: Say,
+    migrated: frozenset[str] = frozenset(),
 ) -> list[Key]:
-    """Delete unused Endpoints and their Services; returns what was (or would be) deleted."""
+    """Delete unused Endpoints and their Services; returns what was (or would be) deleted.
+    A dry run passes the PVs it would have migrated as `migrated`."""
     snapshot = cluster.snapshot()
-    used = in_use(snapshot)
+    used = in_use(snapshot, migrated=migrated if dry_run else frozenset())
     pruned: list[Key] = []
     for namespace, name in candidates(snapshot, dynamic=dynamic, named=named):
         if (namespace, name) in used:

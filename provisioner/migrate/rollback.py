@@ -91,6 +91,8 @@ def rollback(
     converger = Converger(cluster, lambda s: list(remaining_back(s, driver)), {}, say, checkpoint)
     state = converger.read(target)
     if state.record is None:
+        if state.pv is not None and is_in_tree(state.pv):
+            return Outcome(pv_name, True, "an in-tree PV already: nothing to roll back")
         return Outcome(pv_name, False, f"claim {target.claim_namespace}/{target.claim_name} "
                        "holds no migrate record of this PV: nothing to roll back")  # fmt: skip
     if dry_run:
