@@ -82,6 +82,14 @@ def csi_class(sc: Obj, *, name: str, driver: str, default: bool, twin_of: str) -
 Say = Callable[[str], None]
 
 
+def stranded_twins(classes: list[Obj]) -> list[str]:
+    """Names of in-tree classes a twin holds but that no longer exist (a `--replace`
+    stopped between deleting the class and creating it again)."""
+    present = {name_of(sc) for sc in classes}
+    wanted = (annotations_of(sc).get(names.ANN_TWIN_OF, "") for sc in classes)
+    return sorted({name for name in wanted if name and name not in present})
+
+
 def ensure_twin(cluster: Cluster, sc: Obj, *, driver: str, dry_run: bool, say: Say) -> Obj:
     twin = twin_name(name_of(sc))
     existing = cluster.get(class_path(twin))

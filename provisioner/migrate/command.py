@@ -13,7 +13,12 @@ from provisioner.kube.api import KubeApi
 from provisioner.kube.client import api_client as kube_api_client
 from provisioner.kube.secrets import SecretKeys
 from provisioner.migrate import apply as applying
-from provisioner.migrate.classes import ensure_twin, is_in_tree_class, replace_class
+from provisioner.migrate.classes import (
+    ensure_twin,
+    is_in_tree_class,
+    replace_class,
+    stranded_twins,
+)
 from provisioner.migrate.cluster import Cluster, class_path
 from provisioner.migrate.converge import DEFAULT_WAIT_SECONDS
 from provisioner.migrate.heketi_check import HeketiCheck
@@ -200,16 +205,19 @@ def _rollback(cluster: Cluster, config: MigrateConfig, out: TextIO, checkpoint: 
 
 def _classes(cluster: Cluster, config: MigrateConfig, out: TextIO) -> int:
     say = _say(out)
-    in_tree = [sc for sc in cluster.list(class_path()) if is_in_tree_class(sc)]
-    if not in_tree:
+    all_classes = list(cluster.list(class_path()))
+    in_tree = [sc for sc in all_classes if is_in_tree_class(sc)]
+    stranded = stranded_twins(all_classes) if config.replace else []
+    if not in_tree and not stranded:
         say("No in-tree GlusterFS StorageClasses.")
     for sc in in_tree:
-        name = str(sc["metadata"]["name"])
         if config.replace:
-            replace_class(cluster, name, driver=config.driver_name, dry_run=config.dry_run,
-                          say=say)  # fmt: skip
+            replace_class(cluster, str(sc["metadata"]["name"]), driver=config.driver_name,
+                          dry_run=config.dry_run, say=say)  # fmt: skip
         else:
             ensure_twin(cluster, sc, driver=config.driver_name, dry_run=config.dry_run, say=say)
+    for name in stranded:  # a --replace stopped after the delete: finish it
+        replace_class(cluster, name, driver=config.driver_name, dry_run=config.dry_run, say=say)
     return EXIT_OK
 
 

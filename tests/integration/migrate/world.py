@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any
 
 from provisioner import names
+from provisioner.cli import build_parser
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from provisioner.migrate import command
@@ -97,8 +98,13 @@ class World:
     checkpoint: Callable[[str, Enum], None] | None = None
     outputs: list[str] = field(default_factory=list)
 
-    def add_static(self, pv: str = "gluster-pv", claim_name: str = "data",
-                   path: str = "gv-legacy", endpoints_name: str = "glusterfs-cluster") -> None:  # fmt: skip
+    def add_static(
+        self,
+        pv: str = "gluster-pv",
+        claim_name: str = "data",
+        path: str = "gv-legacy",
+        endpoints_name: str = "glusterfs-cluster",
+    ) -> None:
         if self.kube.get("endpoints", endpoints_name, NS) is None:
             self.kube.create(endpoints(endpoints_name))
             self.kube.create(service(endpoints_name))
@@ -136,8 +142,6 @@ class World:
         wait_for(f"claim {claim_name} bound to {pv}", bound)
 
     def migrate(self, *argv: str) -> int:
-        from provisioner.cli import build_parser
-
         args = build_parser().parse_args(["migrate", "--wait", "30s", *argv])
         config = command.config_from_args(args)
         out = io.StringIO()
