@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto test lint demo bench fuzz clean
+.PHONY: help install proto test lint demo demo-migrate bench fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,10 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on our code
 demo: $(STAMP) ## the whole journey on this machine (root): claim → Heketi → Gluster → mount → expand → delete
 	bash scripts/ensure-gluster.sh
 	$(PY) -m testbed.demo
+
+demo-migrate: $(STAMP) ## in-tree GlusterFS PVs (static + Heketi) → CSI PVs on real GlusterFS: plan, apply, mount, delete
+	bash scripts/ensure-gluster.sh
+	$(PY) -m testbed.demo_migrate
 
 bench: $(STAMP) ## benchmarks (burst, scale, node; ~3 min): a table, and bench/results.json
 	bash scripts/ensure-gluster.sh
