@@ -12,6 +12,8 @@ Steps (see steps.Step), each derived from what the cluster shows:
 7. wait until the PV controller binds the claim again (phase Bound, same UID).
 """
 
+import contextlib
+import functools
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
@@ -105,59 +107,72 @@ def _apply_one(
     return Outcome(row.pv, True, "migrated" if taken else "already migrated")
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What the step functions of one PV need besides the cluster and its state."""
+
+    row: Row
+    wait: float
+
+
+def _record(job: _Job, cluster: Cluster, state: State) -> None:
+    pv, claim = need(state.pv), need(state.claim)
+    if job.row.target is None:
+        raise errors.FailedPrecondition(f"{job.row.pv}: no CSI PV planned")
+    doc = Record(job.row.pv, uid_of(pv), sanitized(pv), job.row.target).to_json()
+    path = pvc_path(claim["metadata"]["namespace"], name_of(claim))
+    cluster.annotate(path, {names.ANN_MIGRATION_RECORD: doc})
+
+
+def _retain(job: _Job, cluster: Cluster, state: State) -> None:
+    pv = need(state.pv)
+    patch = {**RETAIN, "metadata": {"resourceVersion": pv["metadata"]["resourceVersion"]}}
+    cluster.api.merge_patch(pv_path(job.row.pv), patch)
+
+
+def _delete(job: _Job, cluster: Cluster, state: State) -> None:
+    cluster.delete(pv_path(job.row.pv), uid=uid_of(need(state.pv)))
+
+
+def _unprotect(job: _Job, cluster: Cluster, state: State) -> None:
+    cluster.remove_finalizer(pv_path(job.row.pv), need(state.pv), names.PV_PROTECTION_FINALIZER)
+
+
+def _wait_gone(job: _Job, cluster: Cluster, state: State) -> None:
+    uid = uid_of(need(state.pv))
+    cluster.wait_for(
+        f"deletion of the in-tree PV {job.row.pv}",
+        lambda: uid_of(cluster.get(pv_path(job.row.pv)) or {}) != uid,
+        timeout=job.wait,
+    )
+
+
+def _create(job: _Job, cluster: Cluster, state: State) -> None:
+    if state.record is None:
+        raise errors.FailedPrecondition(f"{job.row.pv}: the claim holds no record")
+    with contextlib.suppress(KubeAlreadyExists):
+        cluster.api.create(path_for(plural="persistentvolumes"), state.record.target)
+
+
+def _wait_bound(job: _Job, cluster: Cluster, state: State) -> None:
+    claim = need(state.claim)
+    path = pvc_path(claim["metadata"]["namespace"], name_of(claim))
+    cluster.wait_for(
+        f"claim {job.row.claim} Bound to the CSI PV {job.row.pv} (is kube-controller-manager "
+        "running? nothing is lost: the CSI PV exists)",
+        lambda: (
+            claim_bound(cluster.get(path), job.row.pv)
+            and phase_of(cluster.get(pv_path(job.row.pv)) or {}) == "Bound"
+        ),
+        timeout=job.wait,
+    )
+
+
+_STEPS: Final = {Step.RECORD: _record, Step.RETAIN: _retain, Step.DELETE: _delete,
+                 Step.UNPROTECT: _unprotect, Step.WAIT_GONE: _wait_gone,
+                 Step.CREATE: _create, Step.WAIT_BOUND: _wait_bound}  # fmt: skip
+
+
 def _actions(row: Row, settings: ApplySettings) -> dict[Enum, Action]:
-    wait = settings.wait_seconds
-
-    def record(cluster: Cluster, state: State) -> None:
-        pv, claim = need(state.pv), need(state.claim)
-        if row.target is None:
-            raise errors.FailedPrecondition(f"{row.pv}: no CSI PV planned")
-        doc = Record(row.pv, uid_of(pv), sanitized(pv), row.target).to_json()
-        path = pvc_path(claim["metadata"]["namespace"], name_of(claim))
-        cluster.annotate(path, {names.ANN_MIGRATION_RECORD: doc})
-
-    def retain(cluster: Cluster, state: State) -> None:
-        pv = need(state.pv)
-        patch = {**RETAIN, "metadata": {"resourceVersion": pv["metadata"]["resourceVersion"]}}
-        cluster.api.merge_patch(pv_path(row.pv), patch)
-
-    def delete(cluster: Cluster, state: State) -> None:
-        cluster.delete(pv_path(row.pv), uid=uid_of(need(state.pv)))
-
-    def unprotect(cluster: Cluster, state: State) -> None:
-        pv = need(state.pv)
-        cluster.remove_finalizer(pv_path(row.pv), pv, names.PV_PROTECTION_FINALIZER)
-
-    def wait_gone(cluster: Cluster, state: State) -> None:
-        uid = uid_of(need(state.pv))
-        cluster.wait_for(
-            f"deletion of the in-tree PV {row.pv}",
-            lambda: uid_of(cluster.get(pv_path(row.pv)) or {}) != uid,
-            timeout=wait,
-        )
-
-    def create(cluster: Cluster, state: State) -> None:
-        record_ = state.record
-        if record_ is None:
-            raise errors.FailedPrecondition(f"{row.pv}: the claim holds no record")
-        try:
-            cluster.api.create(path_for(plural="persistentvolumes"), record_.target)
-        except KubeAlreadyExists:
-            return
-
-    def wait_bound(cluster: Cluster, state: State) -> None:
-        claim = need(state.claim)
-        path = pvc_path(claim["metadata"]["namespace"], name_of(claim))
-        cluster.wait_for(
-            f"claim {row.claim} Bound to the CSI PV {row.pv} (is kube-controller-manager "
-            "running? nothing is lost: the CSI PV exists)",
-            lambda: (
-                claim_bound(cluster.get(path), row.pv)
-                and phase_of(cluster.get(pv_path(row.pv)) or {}) == "Bound"
-            ),
-            timeout=wait,
-        )
-
-    return {Step.RECORD: record, Step.RETAIN: retain, Step.DELETE: delete,
-            Step.UNPROTECT: unprotect, Step.WAIT_GONE: wait_gone, Step.CREATE: create,
-            Step.WAIT_BOUND: wait_bound}  # fmt: skip
+    job = _Job(row, settings.wait_seconds)
+    return {step: functools.partial(act, job) for step, act in _STEPS.items()}

@@ -6,6 +6,9 @@ keeps the Heketi volume of a Retain PV), its finalizers are lifted, the recorded
 created with the claim's UID, and the record is removed from the claim last.
 """
 
+import contextlib
+import functools
+from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
@@ -131,52 +134,73 @@ def _claim_path(claim: Obj) -> str:
     return pvc_path(str(claim["metadata"]["namespace"]), str(claim["metadata"]["name"]))
 
 
+@dataclass(frozen=True)
+class _Job:
+    pv: str
+    wait: float
+
+    @property
+    def path(self) -> str:
+        return pv_path(self.pv)
+
+
+def _restore_policy(job: _Job, cluster: Cluster, state: State) -> None:
+    policy = _policy(need_record(state).original)
+    cluster.api.merge_patch(job.path, {"spec": {"persistentVolumeReclaimPolicy": policy}})
+
+
+def _retain(job: _Job, cluster: Cluster, state: State) -> None:
+    cluster.api.merge_patch(job.path, RETAIN)
+
+
+def _delete(job: _Job, cluster: Cluster, state: State) -> None:
+    cluster.delete(job.path, uid=uid_of(need(state.pv)))
+
+
+def _unprotect(job: _Job, cluster: Cluster, state: State) -> None:
+    pv = need(state.pv)
+    kept = [f for f in finalizers_of(pv) if f not in _LIFTED]
+    patch = {"metadata": {"finalizers": kept or None,
+                          "resourceVersion": pv["metadata"]["resourceVersion"]}}  # fmt: skip
+    cluster.api.merge_patch(job.path, patch)
+
+
+def _wait_gone(job: _Job, cluster: Cluster, state: State) -> None:
+    uid = uid_of(state.pv or {})
+    cluster.wait_for(
+        f"deletion of the CSI PV {job.pv}",
+        lambda: uid_of(cluster.get(job.path) or {}) != uid,
+        timeout=job.wait,
+    )
+
+
+def _create(job: _Job, cluster: Cluster, state: State) -> None:
+    with contextlib.suppress(KubeAlreadyExists):
+        cluster.api.create(path_for(plural="persistentvolumes"), need_record(state).original)
+
+
+def _wait_bound(job: _Job, cluster: Cluster, state: State) -> None:
+    claim = _claim_path(need(state.claim))
+    cluster.wait_for(
+        f"claim bound again to the in-tree PV {job.pv}",
+        lambda: (
+            claim_bound(cluster.get(claim), job.pv)
+            and phase_of(cluster.get(job.path) or {}) == "Bound"
+        ),
+        timeout=job.wait,
+    )
+
+
+def _clear_record(job: _Job, cluster: Cluster, state: State) -> None:
+    cluster.annotate(_claim_path(need(state.claim)), {names.ANN_MIGRATION_RECORD: None})
+
+
+_STEPS: Final = {Back.RESTORE_POLICY: _restore_policy, Back.RETAIN: _retain,
+                 Back.DELETE: _delete, Back.UNPROTECT: _unprotect, Back.WAIT_GONE: _wait_gone,
+                 Back.CREATE: _create, Back.WAIT_BOUND: _wait_bound,
+                 Back.CLEAR_RECORD: _clear_record}  # fmt: skip
+
+
 def _actions(pv_name: str, wait: float) -> dict[Enum, Action]:
-    path = pv_path(pv_name)
-
-    def restore_policy(cluster: Cluster, state: State) -> None:
-        policy = _policy(need_record(state).original)
-        cluster.api.merge_patch(path, {"spec": {"persistentVolumeReclaimPolicy": policy}})
-
-    def retain(cluster: Cluster, state: State) -> None:
-        cluster.api.merge_patch(path, RETAIN)
-
-    def delete(cluster: Cluster, state: State) -> None:
-        cluster.delete(path, uid=uid_of(need(state.pv)))
-
-    def unprotect(cluster: Cluster, state: State) -> None:
-        pv = need(state.pv)
-        kept = [f for f in finalizers_of(pv) if f not in _LIFTED]
-        patch = {"metadata": {"finalizers": kept or None,
-                              "resourceVersion": pv["metadata"]["resourceVersion"]}}  # fmt: skip
-        cluster.api.merge_patch(path, patch)
-
-    def wait_gone(cluster: Cluster, state: State) -> None:
-        uid = uid_of(state.pv or {})
-        cluster.wait_for(f"deletion of the CSI PV {pv_name}",
-                         lambda: uid_of(cluster.get(path) or {}) != uid, timeout=wait)  # fmt: skip
-
-    def create(cluster: Cluster, state: State) -> None:
-        try:
-            cluster.api.create(path_for(plural="persistentvolumes"), need_record(state).original)
-        except KubeAlreadyExists:
-            return
-
-    def wait_bound(cluster: Cluster, state: State) -> None:
-        claim = _claim_path(need(state.claim))
-        cluster.wait_for(
-            f"claim bound again to the in-tree PV {pv_name}",
-            lambda: (
-                claim_bound(cluster.get(claim), pv_name)
-                and phase_of(cluster.get(path) or {}) == "Bound"
-            ),
-            timeout=wait,
-        )
-
-    def clear_record(cluster: Cluster, state: State) -> None:
-        claim = _claim_path(need(state.claim))
-        cluster.annotate(claim, {names.ANN_MIGRATION_RECORD: None})
-
-    return {Back.RESTORE_POLICY: restore_policy, Back.RETAIN: retain, Back.DELETE: delete,
-            Back.UNPROTECT: unprotect, Back.WAIT_GONE: wait_gone, Back.CREATE: create,
-            Back.WAIT_BOUND: wait_bound, Back.CLEAR_RECORD: clear_record}  # fmt: skip
+    job = _Job(pv_name, wait)
+    return {step: functools.partial(act, job) for step, act in _STEPS.items()}
