@@ -189,6 +189,9 @@ def _blockers(
     found = [*_binding_blockers(pv, source, claim), *_pv_blockers(pv, source)]
     if not source.endpoints_name:
         found.append("spec.glusterfs.endpoints is empty: the Gluster servers are unknown")
+    elif not source.endpoints_namespace:
+        found.append(f"Endpoints {source.endpoints_name}: no endpointsNamespace and no claim, "
+                     "so its namespace is unknown")  # fmt: skip
     elif endpoints is None:
         found.append(
             f"Endpoints {source.endpoints} does not exist: the Gluster servers are unknown"

@@ -256,3 +256,14 @@ def test_pvs_of_other_plugins_are_not_listed(source: JSON) -> None:
     world.pvs[0]["spec"].pop("glusterfs")
     world.pvs[0]["spec"].update(source)
     assert _plan(world).volumes == ()
+
+
+def test_an_unbound_pv_without_endpoints_namespace_names_the_unknown_namespace() -> None:
+    world = _static_world()
+    world.pvs[0]["spec"].pop("claimRef")
+    world.pvs[0]["status"] = {"phase": "Available"}
+    row = _plan(world).row("gluster-pv")
+    assert row is not None and row.state == BLOCKED
+    assert "Endpoints glusterfs-cluster: no endpointsNamespace and no claim" in " ".join(
+        row.blockers
+    )
