@@ -125,3 +125,21 @@ def servers_of(endpoints: Obj) -> tuple[str, ...]:
             if ip:
                 found.setdefault(ip, None)
     return tuple(found)
+
+
+#: The node plugin's limits on volumeAttributes `servers` (provisioner/csi/validation.py):
+#: IPv4 addresses or host names (mount.glusterfs's backup-volfile-servers cannot express
+#: IPv6), at most 16.
+MAX_SERVERS: Final = 16
+
+
+def mountable(servers: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The servers the node plugin can mount from, and notes on what was left out."""
+    ipv4 = tuple(s for s in servers if ":" not in s)
+    notes = []
+    if len(ipv4) < len(servers):
+        dropped = ", ".join(s for s in servers if ":" in s)
+        notes.append(f"IPv6 addresses left out (the node plugin mounts over IPv4): {dropped}")
+    if len(ipv4) > MAX_SERVERS:
+        notes.append(f"{len(ipv4)} servers listed; the CSI PV names the first {MAX_SERVERS}")
+    return ipv4[:MAX_SERVERS], tuple(notes)

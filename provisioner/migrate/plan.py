@@ -23,6 +23,7 @@ from provisioner.migrate.intree import (
     Source,
     is_in_tree,
     is_migrated,
+    mountable,
     servers_of,
     source_of,
 )
@@ -105,11 +106,15 @@ def _row(pv: Obj, snapshot: Snapshot, settings: Settings) -> Row:
     claim = snapshot.claim(source.claim_namespace, source.claim_name)
     record, unreadable = _record(claim, source.name)
     endpoints = snapshot.endpoints_named(source.endpoints_namespace, source.endpoints_name)
-    servers = servers_of(endpoints) if endpoints is not None else ()
+    listed = servers_of(endpoints) if endpoints is not None else ()
+    servers, notes = mountable(listed)
     params, class_problem = _class_params(source, snapshot)
     steps = remaining(pv, record, claim, settings.driver)
     started = record is not None and record.uid == uid_of(pv)
-    blockers = [] if started else _blockers(pv, source, claim, endpoints, servers)
+    blockers = [] if started else _blockers(pv, source, claim, endpoints, listed)
+    if listed and not servers and not started:
+        blockers.append(f"Endpoints {source.endpoints} lists only IPv6 addresses: the node "
+                        "plugin mounts over IPv4 (or host names)")  # fmt: skip
     if unreadable:
         blockers.append(unreadable)
     if not started and source.kind == HEKETI:
@@ -118,7 +123,8 @@ def _row(pv: Obj, snapshot: Snapshot, settings: Settings) -> Row:
     if target is None and not blockers:
         target = build_target(pv, source, servers=servers, driver=settings.driver, params=params)
     state = INTERRUPTED if started else BLOCKED if blockers else READY
-    return _source_row(source, servers, state, steps, blockers, target)
+    row = _source_row(source, servers, state, steps, blockers, target)
+    return replace(row, notes=notes) if notes and not started else row
 
 
 def _source_row(
@@ -271,7 +277,8 @@ def _shared_volumes(rows: list[Row]) -> list[Row]:
             out.append(replace(row, state=BLOCKED, actions=(), target=None,
                                blockers=(*row.blockers, message)))  # fmt: skip
         else:
-            out.append(replace(row, notes=(f"also used by PV {', '.join(others)}",)))
+            note = f"also used by PV {', '.join(others)}"
+            out.append(replace(row, notes=(*row.notes, note)))
     return out
 
 

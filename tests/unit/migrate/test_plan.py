@@ -267,3 +267,28 @@ def test_an_unbound_pv_without_endpoints_namespace_names_the_unknown_namespace()
     assert "Endpoints glusterfs-cluster: no endpointsNamespace and no claim" in " ".join(
         row.blockers
     )
+
+
+def test_ipv6_endpoint_addresses_are_left_out_with_a_note() -> None:
+    world = _static_world()
+    world.endpoints[0]["subsets"][0]["addresses"].append({"ip": "2001:db8::7"})
+    row = _plan(world).row("gluster-pv")
+    assert row is not None and row.state == READY
+    assert row.servers == ("192.0.2.10", "192.0.2.11")
+    assert row.notes == ("IPv6 addresses left out (the node plugin mounts over IPv4): 2001:db8::7",)
+
+
+def test_endpoints_with_only_ipv6_addresses_block_the_pv() -> None:
+    world = _static_world()
+    world.endpoints[0]["subsets"][0]["addresses"] = [{"ip": "2001:db8::7"}]
+    row = _plan(world).row("gluster-pv")
+    assert row is not None and row.state == BLOCKED
+    assert "lists only IPv6 addresses" in " ".join(row.blockers)
+
+
+def test_more_than_sixteen_servers_are_cut_to_the_first_sixteen() -> None:
+    world = _static_world()
+    world.endpoints[0]["subsets"][0]["addresses"] = [{"ip": f"192.0.2.{n}"} for n in range(20)]
+    row = _plan(world).row("gluster-pv")
+    assert row is not None and len(row.servers) == 16 and row.servers[0] == "192.0.2.0"
+    assert "20 servers listed; the CSI PV names the first 16" in row.notes
