@@ -153,7 +153,8 @@ def _migrated_row(pv: Obj, snapshot: Snapshot, settings: Settings) -> Row:
     claim = snapshot.claim(str(ref.get("namespace", "")), str(ref.get("name", "")))
     attrs = csi.get("volumeAttributes") or {}
     steps = remaining(pv, None, claim, settings.driver)
-    kind = HEKETI if names.PV_FINALIZER in finalizers_of(pv) else STATIC
+    ours = annotations_of(pv).get(names.ANN_PROVISIONED_BY) == settings.driver
+    kind = HEKETI if ours else STATIC
     return Row(
         pv=name_of(pv), claim=f"{ref.get('namespace', '')}/{ref.get('name', '')}", kind=kind,
         servers=tuple(s for s in str(attrs.get(names.CTX_SERVERS, "")).split(",") if s),

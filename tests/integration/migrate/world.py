@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from provisioner import names
 from provisioner.cli import build_parser
@@ -17,6 +17,7 @@ from testbed.heketi_server import HeketiTestServer
 from testbed.kube_server import KubeTestServer
 
 JSON = dict[str, Any]
+T = TypeVar("T")
 NS = "apps"
 SERVERS = ("192.0.2.10", "192.0.2.11")
 HEKETI_KEY = "migrate-admin-key"
@@ -25,12 +26,14 @@ CLASS = "gluster-heketi"
 DEADLINE = 30.0
 
 
-def wait_for(what: str, ready: Callable[[], bool], *, timeout: float = DEADLINE) -> None:
+def wait_for(what: str, ready: Callable[[], T], *, timeout: float = DEADLINE) -> T:
+    """Poll `ready` until it returns something truthy (returned); fail after `timeout`."""
     deadline = time.monotonic() + timeout
-    while not ready():
+    while not (value := ready()):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+    return value
 
 
 def endpoints(name: str, ips: tuple[str, ...] = SERVERS, *, namespace: str = NS,
