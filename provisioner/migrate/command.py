@@ -20,7 +20,7 @@ from provisioner.migrate.classes import (
     stranded_twins,
 )
 from provisioner.migrate.cluster import Cluster, class_path
-from provisioner.migrate.converge import DEFAULT_WAIT_SECONDS
+from provisioner.migrate.converge import DEFAULT_WAIT_SECONDS, Checkpoint, Say
 from provisioner.migrate.heketi_check import HeketiCheck
 from provisioner.migrate.output import write_plan
 from provisioner.migrate.plan import Plan, Settings, build_plan
@@ -146,7 +146,7 @@ def config_from_args(args: argparse.Namespace) -> MigrateConfig:
     )
 
 
-def _say(out: TextIO) -> Any:
+def _say(out: TextIO) -> Say:
     def say(line: str) -> None:
         out.write(line + "\n")
         out.flush()
@@ -164,7 +164,13 @@ def make_plan(cluster: Cluster, config: MigrateConfig) -> Plan:
             check.close()
 
 
-def execute(config: MigrateConfig, *, api_client: Any, out: TextIO, checkpoint: Any = None) -> int:
+def execute(
+    config: MigrateConfig,
+    *,
+    api_client: Any,
+    out: TextIO,
+    checkpoint: Checkpoint | None = None,
+) -> int:
     """Run one migrate action; returns the exit code."""
     cluster = Cluster(KubeApi(api_client))
     if config.action == "plan":
@@ -178,7 +184,9 @@ def execute(config: MigrateConfig, *, api_client: Any, out: TextIO, checkpoint: 
     return _classes(cluster, config, out)
 
 
-def _apply(cluster: Cluster, config: MigrateConfig, out: TextIO, checkpoint: Any) -> int:
+def _apply(
+    cluster: Cluster, config: MigrateConfig, out: TextIO, checkpoint: Checkpoint | None
+) -> int:
     plan = make_plan(cluster, config)
     rows, outcomes = applying.select(plan, config.pvs)
     settings = applying.ApplySettings(config.driver_name, config.dry_run, config.wait_seconds)
@@ -192,7 +200,9 @@ def _apply(cluster: Cluster, config: MigrateConfig, out: TextIO, checkpoint: Any
     return EXIT_OK if all(o.ok for o in outcomes) else EXIT_NOT_DONE
 
 
-def _rollback(cluster: Cluster, config: MigrateConfig, out: TextIO, checkpoint: Any) -> int:
+def _rollback(
+    cluster: Cluster, config: MigrateConfig, out: TextIO, checkpoint: Checkpoint | None
+) -> int:
     extra = {"checkpoint": checkpoint} if checkpoint else {}
     outcomes = [
         rollback(cluster, pv, driver=config.driver_name, wait_seconds=config.wait_seconds,

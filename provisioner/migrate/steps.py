@@ -94,9 +94,12 @@ def remaining(pv: Obj | None, record: Record | None, claim: Obj | None, driver: 
     if pv is None:
         return [Step.CREATE, Step.WAIT_BOUND] if record is not None else []
     if is_migrated(pv, driver):
-        return (
-            [] if claim_bound(claim, name_of(pv)) and phase_of(pv) == "Bound" else [Step.WAIT_BOUND]
-        )
+        ref_uid = (spec_of(pv).get("claimRef") or {}).get("uid")
+        if claim is None or uid_of(claim) != ref_uid:
+            return []  # its claim was deleted since: nothing of ours left to finish
+        if claim_bound(claim, name_of(pv)) and phase_of(pv) == "Bound":
+            return []
+        return [Step.WAIT_BOUND]
     if not is_in_tree(pv):
         return []
     steps: list[Step] = []

@@ -148,3 +148,15 @@ def test_rollback_then_apply_migrates_again(world: World) -> None:
     assert restored["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
     assert world.migrate("apply", "--all") == 0, world.output
     assert "csi" in _pv(world, "pvc-db-0000")["spec"]
+
+
+def test_a_migrated_pv_whose_claim_was_deleted_since_needs_nothing(world: World) -> None:
+    world.add_static()
+    assert world.migrate("apply", "--all") == 0
+    world.kube.api_client().call_api(
+        "DELETE",
+        f"{world.kube.url}/api/v1/namespaces/{NS}/persistentvolumeclaims/data",
+        {"Accept": "application/json"},
+    )
+    assert world.migrate("plan") == 0
+    assert "migrated" in world.output and "gluster-pv: 1." not in world.output
