@@ -1,5 +1,6 @@
 """The Kubernetes reads and writes of `migrate`, on plain dicts (see provisioner.kube.api)."""
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -69,29 +70,41 @@ def class_path(name: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Everything `plan` looks at, read once."""
+    """Everything `plan` looks at, read once; look-ups by name are indexed (10,000s of
+    PVs and claims must not cost a scan each)."""
 
     pvs: tuple[Obj, ...]
     claims: tuple[Obj, ...]
     endpoints: tuple[Obj, ...]
     classes: tuple[Obj, ...]
 
+    @functools.cached_property
+    def _claims(self) -> dict[tuple[str, str], Obj]:
+        return {(namespace_of(c), name_of(c)): c for c in self.claims}
+
+    @functools.cached_property
+    def _endpoints(self) -> dict[tuple[str, str], Obj]:
+        return {(namespace_of(e), name_of(e)): e for e in self.endpoints}
+
+    @functools.cached_property
+    def _classes(self) -> dict[str, Obj]:
+        return {name_of(c): c for c in self.classes}
+
+    @functools.cached_property
+    def _pvs(self) -> dict[str, Obj]:
+        return {name_of(p): p for p in self.pvs}
+
     def claim(self, namespace: str, name: str) -> Obj | None:
-        return next(
-            (c for c in self.claims if (namespace_of(c), name_of(c)) == (namespace, name)), None
-        )
+        return self._claims.get((namespace, name))
 
     def endpoints_named(self, namespace: str, name: str) -> Obj | None:
-        return next(
-            (e for e in self.endpoints if (namespace_of(e), name_of(e)) == (namespace, name)),
-            None,
-        )
+        return self._endpoints.get((namespace, name))
 
     def storage_class(self, name: str) -> Obj | None:
-        return next((c for c in self.classes if name_of(c) == name), None)
+        return self._classes.get(name)
 
     def pv(self, name: str) -> Obj | None:
-        return next((p for p in self.pvs if name_of(p) == name), None)
+        return self._pvs.get(name)
 
 
 class Cluster:

@@ -1,7 +1,6 @@
 """`migrate plan`: one row per in-tree GlusterFS PV (and per interrupted migration),
 with what `apply` would do and what stops it; and the in-tree StorageClasses."""
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -267,11 +266,14 @@ def _heketi_blockers(
 def _shared_volumes(rows: list[Row]) -> list[Row]:
     """Two PVs on one Gluster volume: Heketi ones are blocked (deleting one claim would
     delete the other's data); static ones get a note (each gets its own handle)."""
-    counts = Counter(r.volume for r in rows if r.state != MIGRATED)
+    users: dict[str, list[str]] = {}
+    for row in rows:
+        if row.state != MIGRATED:
+            users.setdefault(row.volume, []).append(row.pv)
     out: list[Row] = []
     for row in rows:
-        others = sorted(o.pv for o in rows if o.volume == row.volume and o.pv != row.pv)
-        if counts[row.volume] < 2 or row.state not in (READY, BLOCKED):
+        others = sorted(pv for pv in users.get(row.volume, []) if pv != row.pv)
+        if not others or row.state not in (READY, BLOCKED):
             out.append(row)
         elif row.kind == HEKETI:
             message = f"Gluster volume {row.volume} is also used by PV {', '.join(others)}"
