@@ -92,3 +92,20 @@ def test_unknown_pvs_are_reported_not_guessed(world: World, argv: tuple[str, ...
         return
     assert world.migrate(*argv) == 1
     assert expected in world.output
+
+
+def test_classes_dry_run_writes_nothing(world: World) -> None:
+    world.kube.clear_requests()
+    assert world.migrate("classes", "--replace", "--dry-run") == 0
+    assert f"StorageClass {CLASS}: delete the in-tree class" in world.output
+    assert {r.verb for r in world.kube.requests} <= {"get", "list"}
+    assert _class(world, CLASS)["provisioner"] == names.IN_TREE_PLUGIN
+
+
+def test_rollback_dry_run_writes_nothing(world: World) -> None:
+    world.add_static()
+    assert world.migrate("apply", "--all") == 0
+    world.kube.clear_requests()
+    assert world.migrate("rollback", "--pv", "gluster-pv", "--dry-run") == 0
+    assert "gluster-pv: would create the recorded in-tree PV" in world.output
+    assert {r.verb for r in world.kube.requests} <= {"get", "list"}
