@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from provisioner import errors
-from provisioner.kube.api import KubeApi, KubeNotFound, Obj, path_for
+from provisioner.kube.api import KubeApi, KubeInvalid, KubeNotFound, Obj, path_for
 
 #: Page size of list calls: memory stays flat with 10,000s of objects.
 PAGE_SIZE: Final = 500
@@ -154,8 +154,8 @@ class Cluster:
         ]
         try:
             self.api.json_patch(path, ops)
-        except KubeNotFound:
-            return
+        except (KubeNotFound, KubeInvalid):
+            return  # gone, or the list changed (the test op failed): the caller reads again
 
     def delete(self, path: str, *, uid: str) -> None:
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}

@@ -136,3 +136,16 @@ def test_rollback_of_a_run_stopped_before_the_delete(world: World) -> None:
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
     claim = world.kube.get("persistentvolumeclaims", "db", NS) or {}
     assert names.ANN_MIGRATION_RECORD not in claim["metadata"].get("annotations", {})
+
+
+def test_a_finalizer_list_changed_under_apply_is_read_again(world: World) -> None:
+    world.add_static()
+    uid = world.kube.get("persistentvolumeclaims", "data", NS)["metadata"]["uid"]  # type: ignore[index]
+
+    def someone_adds_a_finalizer(pv: str, step: Enum) -> None:
+        if step == Step.DELETE:  # the PV is Terminating; its finalizers change under us
+            world.kube.fail_next(verb="patch", path_regex="/persistentvolumes/", status=422)
+
+    world.checkpoint = someone_adds_a_finalizer
+    assert world.migrate("apply", "--all") == 0, world.output
+    _settled(world, "gluster-pv", "data", uid)
