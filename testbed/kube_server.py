@@ -77,13 +77,14 @@ class KubeTestServer:
         request_log_limit: int | None = None,
     ) -> None:
         self._host, self._port = host, port
-        self._store = Store(history=history)
+        self._store = Store(history=history, pv_protection=pv_protection)
         self._state = ServerState(
             store=self._store,
             bookmark_interval=bookmark_interval,
             log=RequestLog(request_log_limit),
         )
-        # pv_protection: the binder also plays the PV protection controller (off by default:
+        # pv_protection: the StorageObjectInUseProtection admission plugin (new PVs get the
+        # finalizer) and the binder playing the PV protection controller (off by default:
         # tests written before it assert the exact finalizers of PVs).
         self._binder = PVBinder(self._store, pv_protection=pv_protection)
         self._run_binder = binder

@@ -85,10 +85,12 @@ class DeleteOptions:
 class Store:
     """All objects of all types, guarded by one lock; see the module docstring."""
 
-    def __init__(self, *, history: int) -> None:
+    def __init__(self, *, history: int, pv_protection: bool = False) -> None:
         if history < 1:
             raise ValueError("history must keep at least one event")
         self._history = history
+        #: Admission plugin StorageObjectInUseProtection: new PVs get kubernetes.io/pv-protection.
+        self.pv_protection = pv_protection
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._rv = FIRST_RESOURCE_VERSION
@@ -292,7 +294,10 @@ class Store:
         services = self._buckets.get("services", {})
         ips = network.cluster_ips(s.obj for space in services.values() for s in space.values())
         return strategy.CreateContext(
-            now=now_rfc3339(), default_storage_class=default_class, cluster_ips=frozenset(ips)
+            now=now_rfc3339(),
+            default_storage_class=default_class,
+            cluster_ips=frozenset(ips),
+            pv_protection=self.pv_protection,
         )
 
     def update(

@@ -270,7 +270,15 @@ def _pv_validate_update(new: JSON, old: JSON) -> list[Cause]:
     return causes
 
 
+#: plugin/pkg/admission/storage/storageobjectinuseprotection (admission.go): on create,
+#: every PV gets this finalizer unless it has it already.
+PV_PROTECTION = "kubernetes.io/pv-protection"
+
+
 def _pv_create(obj: JSON, ctx: "CreateContext") -> None:
+    finalizers = obj["metadata"].get("finalizers") or []
+    if ctx.pv_protection and isinstance(finalizers, list) and PV_PROTECTION not in finalizers:
+        obj["metadata"]["finalizers"] = [*finalizers, PV_PROTECTION]
     spec = obj.setdefault("spec", {})
     spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
     spec.setdefault("volumeMode", "Filesystem")
@@ -353,10 +361,12 @@ class CreateContext:
         now: str,
         default_storage_class: str | None,
         cluster_ips: frozenset[str] = frozenset(),
+        pv_protection: bool = False,
     ) -> None:
         self.now = now
         self.default_storage_class = default_storage_class
         self.cluster_ips = cluster_ips
+        self.pv_protection = pv_protection
 
 
 Prepare = Callable[[JSON, CreateContext], None]

@@ -141,3 +141,14 @@ def test_a_bound_claim_whose_pv_names_another_claim_uid_is_misbound(
     _eventually("ClaimMisbound", lambda: any(
         e["reason"] == "ClaimMisbound" for e in kube.list("events", NS)))  # fmt: skip
     assert _phase(kube, "persistentvolumeclaims", "claim-a") == "Lost"
+
+
+def test_a_new_pv_has_the_protection_finalizer_in_the_create_answer(kube: KubeTestServer) -> None:
+    created = k8s.CoreV1Api(kube.api_client()).create_persistent_volume(pv_body("pv-new"))
+    assert created.metadata.finalizers == [PROTECTION]
+
+
+def test_without_pv_protection_a_new_pv_has_no_finalizer() -> None:
+    with KubeTestServer(binder=True) as plain:
+        created = k8s.CoreV1Api(plain.api_client()).create_persistent_volume(pv_body("pv-new"))
+    assert created.metadata.finalizers is None
