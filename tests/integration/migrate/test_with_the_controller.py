@@ -103,3 +103,19 @@ def test_a_controller_started_while_a_migrated_pv_is_gone_keeps_its_gid_used(
         assert _new_volume_gid(world) == "2002"
     finally:
         running.stop()
+
+
+def test_growing_a_migrated_heketi_claim_expands_its_volume(
+    world: World, controller: Controller
+) -> None:
+    pv_name, volume_id = world.add_heketi()
+    assert world.migrate("apply", "--all") == 0, world.output
+    patch = {"spec": {"resources": {"requests": {"storage": "2Gi"}}}}
+    path = f"{world.kube.url}/api/v1/namespaces/{NS}/persistentvolumeclaims/db"
+    world.kube.api_client().call_api(
+        "PATCH", path, {"Content-Type": "application/merge-patch+json"}, body=patch
+    )
+    wait_for("the PV grown", lambda: (world.kube.get("persistentvolumes", pv_name) or {})
+             .get("spec", {}).get("capacity", {}).get("storage") == "2Gi")  # fmt: skip
+    (volume,) = world.heketi.volumes()
+    assert volume["id"] == volume_id and volume["size"] == 2

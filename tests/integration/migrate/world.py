@@ -163,6 +163,7 @@ def heketi_class(url: str) -> JSON:
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
         "metadata": {"name": CLASS, "annotations": {names.ANN_DEFAULT_CLASS: "true"}},
         "provisioner": names.IN_TREE_PLUGIN, "reclaimPolicy": "Delete",
+        "allowVolumeExpansion": True,
         "parameters": {"resturl": url, "restuser": "admin", "secretNamespace": "kube-system",
                        "secretName": "heketi-secret", "gidMin": "2000", "gidMax": "2999"},
     }  # fmt: skip
