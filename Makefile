@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto test lint demo bench fuzz clean
+.PHONY: help install proto test lint demo bench fuzz clean image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ demo: $(STAMP) ## the whole journey on this machine (root): claim → Heketi →
 bench: $(STAMP) ## benchmarks (burst, scale, node; ~3 min): a table, and bench/results.json
 	bash scripts/ensure-gluster.sh
 	$(PY) -m bench.run
+
+image: $(STAMP) ## build the container image offline with podman (root; IMAGE=name:tag, BASE=...) and save it as an OCI archive
+	PYTHON=$(abspath $(PY)) bash scripts/build-image.sh
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
