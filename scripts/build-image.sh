@@ -8,7 +8,7 @@
 #             into podman and cached (see base_image). Where a registry is
 #             reachable, BASE=python:3.11-slim-bookworm builds on the official image.
 #   ARCHIVE   where the OCI archive goes (default build/image/<name>-<tag>.oci.tar)
-#   PYTHON    CPython 3.11 that builds the wheels (default python3)
+#   PYTHON    CPython 3.11 with pip, builds the wheels (default python3)
 #   MAX_IMAGE_MB  size budget, uncompressed (default 250); a bigger image fails
 #   DEBIAN_MIRROR debootstrap's mirror (default: debootstrap's own default)
 #
@@ -47,6 +47,7 @@ check_tools() {
     fi
     "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
         || die "$PYTHON is not CPython 3.11; the image's Python is 3.11 and the wheels must match it"
+    "$PYTHON" -m pip --version >/dev/null 2>&1 || die "$PYTHON has no pip (it builds the wheels)"
 }
 
 build_wheels() {
