@@ -109,10 +109,39 @@ def sccs_usable_by(service_account: str) -> set[str]:
     return names
 
 
+#: The volume the ServiceAccount admission plugin adds where a token is mounted
+#: (kubernetes plugin/pkg/admission/serviceaccount/admission.go; the name's
+#: suffix is random).
+TOKEN_VOLUME: Obj = {
+    "name": "kube-api-access-x7k2p",
+    "projected": {
+        "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {
+                "configMap": {
+                    "name": "kube-root-ca.crt",
+                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                }
+            },
+            {
+                "downwardAPI": {
+                    "items": [
+                        {
+                            "path": "namespace",
+                            "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                        }
+                    ]
+                }
+            },
+        ]
+    },
+}
+
+
 def pod_of(workload: Obj) -> Obj:
-    """The pod the workload's controller creates, after the ServiceAccount
-    admission plugin added the token volume where the token is mounted
-    (kubernetes plugin/pkg/admission/serviceaccount/admission.go)."""
+    """The pod the workload's controller creates, as SCC admission sees it: after
+    the ServiceAccount admission plugin, which adds TOKEN_VOLUME unless the pod or
+    its ServiceAccount opts out of the token."""
     template = copy.deepcopy(workload["spec"]["template"])
     spec = template["spec"]
     accounts = [o for o in OBJECTS if o["kind"] == "ServiceAccount"]
@@ -121,35 +150,7 @@ def pod_of(workload: Obj) -> Obj:
         "automountServiceAccountToken", account.get("automountServiceAccountToken")
     )
     if automount is not False:
-        spec.setdefault("volumes", []).append(
-            {
-                "name": "kube-api-access-x7k2p",
-                "projected": {
-                    "sources": [
-                        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                        {
-                            "configMap": {
-                                "name": "kube-root-ca.crt",
-                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                            }
-                        },
-                        {
-                            "downwardAPI": {
-                                "items": [
-                                    {
-                                        "path": "namespace",
-                                        "fieldRef": {
-                                            "apiVersion": "v1",
-                                            "fieldPath": "metadata.namespace",
-                                        },
-                                    }
-                                ]
-                            }
-                        },
-                    ]
-                },
-            }
-        )
+        spec.setdefault("volumes", []).append(copy.deepcopy(TOKEN_VOLUME))
     return {"metadata": template["metadata"], "spec": spec}
 
 
