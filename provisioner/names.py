@@ -2,7 +2,7 @@
 
 Changing any of these strands existing volumes: PVs, finalizers and Heketi
 volumes created by an earlier release would no longer be recognised as ours.
-They are documented in the README ("Fixed names").
+They are documented in docs/reference.md ("Fixed names").
 """
 
 from typing import Final

@@ -15,13 +15,14 @@ from provisioner.audit.ledger import DEFAULT_STATE_CONFIGMAP, KubeReader
 from provisioner.audit.output import write_report
 from provisioner.audit.run import MIN_OLDER_THAN_SECONDS, DeletePolicy, run_audit
 from provisioner.cli import env_default
-from provisioner.controller.kube import KubeApi
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.config import shown_url
+from provisioner.kube.api import KubeApi
+from provisioner.kube.client import api_client as kube_api_client
 
 #: Default --pending-after: a healthy claim binds within seconds; five minutes is "stuck".
 DEFAULT_PENDING_AFTER: Final = "5m"
-#: Exit codes (documented in the README).
+#: Exit codes (documented in docs/operations.md, "Orphan audit").
 EXIT_CLEAN: Final = 0
 EXIT_FINDINGS: Final = 1
 EXIT_USAGE: Final = 2
@@ -287,8 +288,6 @@ def execute(
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `glusterfs-provisioner audit`."""
-    from provisioner.controller.command import api_client as kube_api_client
-
     try:
         config = config_from_args(args)
     except errors.InvalidArgument as exc:

@@ -8,8 +8,8 @@ from typing import Any, Final
 
 from provisioner import errors
 from provisioner.audit.findings import ClusterState, OrphanVolume, Report, _meta
-from provisioner.controller.kube import KubeApi, KubeNotFound, path_for
-from provisioner.controller.secrets import SecretKeys
+from provisioner.kube.api import KubeApi, KubeNotFound, path_for
+from provisioner.kube.secrets import SecretKeys
 
 #: ConfigMap holding first sightings of orphans (only written by --delete-orphans runs).
 DEFAULT_STATE_CONFIGMAP: Final = "glusterfs-provisioner-audit"

@@ -9,9 +9,6 @@ import threading
 from types import FrameType
 from typing import Final
 
-from kubernetes import config as kube_config
-from kubernetes.client import ApiClient, Configuration
-
 from provisioner import errors, names
 from provisioner.cli import env_default
 from provisioner.controller.controller import Controller, ControllerConfig, run_until_stopped
@@ -21,6 +18,7 @@ from provisioner.controller.leader import (
     DEFAULT_RETRY_PERIOD,
     LeaderElectionConfig,
 )
+from provisioner.kube.client import api_client
 from provisioner.log import get_logger
 
 log = get_logger("controller-command")
@@ -206,23 +204,6 @@ def _own_namespace() -> str | None:
         with open(path, encoding="utf-8") as handle:
             return handle.read().strip() or None
     return None
-
-
-def api_client(kubeconfig: str | None) -> ApiClient:
-    configuration = Configuration()
-    try:
-        if kubeconfig:
-            kube_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=kubeconfig, client_configuration=configuration
-            )
-        else:
-            kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
-            )
-    except (kube_config.ConfigException, OSError) as exc:
-        where = f"kubeconfig {kubeconfig}" if kubeconfig else "in-cluster config"
-        raise errors.InvalidArgument(f"cannot load {where}: {exc}") from exc
-    return ApiClient(configuration)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ from typing import Any, Final
 from provisioner import errors, names
 from provisioner.controller.events import EventRecorder
 from provisioner.controller.informer import Informer
-from provisioner.controller.kube import KubeApi, KubeConflict, Obj
 from provisioner.controller.metrics import Metrics
 from provisioner.controller.objects import (
     annotations,
@@ -21,10 +20,11 @@ from provisioner.controller.objects import (
     reclaim_policy,
     uid,
 )
-from provisioner.controller.secrets import SecretKeys
 from provisioner.gids import GidAllocator
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.errors import HeketiAuthError
+from provisioner.kube.api import KubeApi, KubeConflict, Obj
+from provisioner.kube.secrets import SecretKeys
 from provisioner.storageclass import ProvisioningParams, parse_parameters
 from provisioner.volumes import VolumeService, heketi_config
 

@@ -18,14 +18,14 @@ from provisioner.controller.context import Context, Expectations, GidReservation
 from provisioner.controller.deletion import VolumeReconciler
 from provisioner.controller.events import DEFAULT_PROGRESS_DELAY, EventRecorder
 from provisioner.controller.informer import Informer, InformerSettings, object_key
-from provisioner.controller.kube import KubeApi, KubeConflict, Obj, path_for
 from provisioner.controller.leader import LeaderElectionConfig, LeaderElector
 from provisioner.controller.metrics import HealthServer, InstrumentedSession, Metrics
 from provisioner.controller.provision import ClaimReconciler
-from provisioner.controller.secrets import DEFAULT_TTL_SECONDS, SecretKeys
 from provisioner.controller.workqueue import BackoffPolicy, WorkQueue
 from provisioner.gids import GidAllocator
 from provisioner.heketi.client import HeketiClient, HeketiConfig
+from provisioner.kube.api import KubeApi, KubeConflict, Obj, path_for
+from provisioner.kube.secrets import DEFAULT_TTL_SECONDS, SecretKeys
 from provisioner.log import get_logger
 from provisioner.volumes import VolumeService
 

@@ -12,7 +12,7 @@ from typing import Final
 from provisioner import names
 from provisioner.controller import objects as o
 from provisioner.controller.context import Context
-from provisioner.controller.kube import KubeNotFound, Obj, path_for
+from provisioner.kube.api import KubeNotFound, Obj, path_for
 from provisioner.log import get_logger
 
 log = get_logger("deletion")

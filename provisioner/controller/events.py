@@ -22,7 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
 
-from provisioner.controller.kube import KubeApi, KubeError, KubeNotFound, Obj, path_for
+from provisioner.kube.api import KubeApi, KubeError, KubeNotFound, Obj, path_for
 from provisioner.log import get_logger
 
 log = get_logger("events")

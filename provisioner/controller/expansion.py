@@ -17,10 +17,10 @@ from typing import Any, Final
 from provisioner import errors, names
 from provisioner.controller import objects as o
 from provisioner.controller.context import Context
-from provisioner.controller.kube import Obj, path_for
 from provisioner.controller.quantity import gib_quantity
 from provisioner.heketi.errors import HeketiOutcomeUnknown
 from provisioner.heketi.types import Volume
+from provisioner.kube.api import Obj, path_for
 from provisioner.log import get_logger
 from provisioner.volumes import EarlierExpand, ExpansionInProgress, size_gib
 

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from provisioner.controller.kube import KubeError, KubeGone, Obj
 from provisioner.controller.workqueue import BackoffPolicy
+from provisioner.kube.api import KubeError, KubeGone, Obj
 from provisioner.log import get_logger
 
 log = get_logger("informer")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from provisioner.controller.kube import KubeApi, KubeError, KubeNotFound, Obj, path_for
+from provisioner.kube.api import KubeApi, KubeError, KubeNotFound, Obj, path_for
 from provisioner.log import get_logger
 
 log = get_logger("leader")

@@ -4,9 +4,9 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from provisioner import names
-from provisioner.controller.kube import Obj
 from provisioner.controller.quantity import gib_quantity, parse_bytes
 from provisioner.heketi.types import Volume
+from provisioner.kube.api import Obj
 from provisioner.storageclass import ProvisioningParams
 from provisioner.volumes import volume_context
 

@@ -22,7 +22,10 @@ from provisioner import errors, names
 from provisioner.controller import objects as o
 from provisioner.controller.context import Context, NotLeading
 from provisioner.controller.expansion import Expander
-from provisioner.controller.kube import (
+from provisioner.heketi.client import HeketiConfig
+from provisioner.heketi.errors import HeketiNameInUse, HeketiOutcomeUnknown
+from provisioner.heketi.types import Volume
+from provisioner.kube.api import (
     KubeAlreadyExists,
     KubeConflict,
     KubeInvalid,
@@ -30,9 +33,6 @@ from provisioner.controller.kube import (
     Obj,
     path_for,
 )
-from provisioner.heketi.client import HeketiConfig
-from provisioner.heketi.errors import HeketiNameInUse, HeketiOutcomeUnknown
-from provisioner.heketi.types import Volume
 from provisioner.log import get_logger
 from provisioner.storageclass import ProvisioningParams
 from provisioner.volumes import create_request, heketi_volume_name, size_gib

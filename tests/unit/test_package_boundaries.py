@@ -82,3 +82,22 @@ def test_the_built_wheel_ships_the_package_and_no_test_code(tmp_path: Path) -> N
     assert shipped_tops <= {"provisioner"} | {n for n in shipped_tops if n.endswith(".dist-info")}
     assert not [n for n in names if n.startswith(("testbed/", "tests/", "bench/"))]
     assert not [n for n in names if "/testing/" in n or n.endswith("_server.py")]
+
+
+def test_audit_and_migrate_never_import_the_controller_package() -> None:
+    offenders = {
+        str(path.relative_to(REPO)): sorted(
+            m
+            for m in _imported_modules(path)
+            if m == "provisioner.controller" or m.startswith("provisioner.controller.")
+        )
+        for admin in ("audit", "migrate")
+        for path in sorted((PACKAGE / admin).rglob("*.py"))
+    }
+    assert (PACKAGE / "audit").is_dir()
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_kubernetes_adapter_knows_nothing_of_the_controller() -> None:
+    imported = set().union(*(_imported_modules(p) for p in (PACKAGE / "kube").rglob("*.py")))
+    assert not [m for m in imported if m.startswith(("provisioner.controller", "provisioner.csi"))]

@@ -14,9 +14,9 @@ from provisioner import cli, errors, names
 from provisioner.audit import command, ledger
 from provisioner.audit.findings import AuditSettings, ClusterState
 from provisioner.audit.run import run_audit
-from provisioner.controller.kube import KubeApi
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.types import Durability, VolumeCreateRequest
+from provisioner.kube.api import KubeApi
 from testbed.heketi_server import HeketiTestServer
 from testbed.kube_server import KubeTestServer
 

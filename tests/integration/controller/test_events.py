@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from provisioner.controller.events import EventRecorder
-from provisioner.controller.kube import KubeApi
+from provisioner.kube.api import KubeApi
 from testbed.kube_server import KubeTestServer
 from tests.integration.controller.conftest import wait_for
 

@@ -5,8 +5,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from provisioner.controller.informer import Informer, InformerSettings, slim
-from provisioner.controller.kube import KubeGone, KubeUnavailable
 from provisioner.controller.workqueue import BackoffPolicy
+from provisioner.kube.api import KubeGone, KubeUnavailable
 
 FAST = InformerSettings(reconnect_backoff=BackoffPolicy(base_seconds=0.01, cap_seconds=0.02))
 

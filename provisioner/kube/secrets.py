@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Final
 
 from provisioner import errors
-from provisioner.controller.kube import KubeApi, KubeForbidden, KubeNotFound, path_for
+from provisioner.kube.api import KubeApi, KubeForbidden, KubeNotFound, path_for
 
 SECRET_TYPE: Final = "kubernetes.io/glusterfs"  # noqa: S105 - a type name, not a secret
 SECRET_KEY: Final = "key"  # noqa: S105 - the data key name, not a secret
