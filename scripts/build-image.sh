@@ -128,8 +128,9 @@ build() {
         -t "$IMAGE" "$context"
 }
 
-# The manifest digest (what a registry will show after `skopeo copy`) and the
-# record the smoke stage left in the image's last layer, read from the archive.
+# The digest of the archive's manifest (names this build; a push that compresses
+# the layers makes a new one) and the record the smoke stage left in the
+# image's last layer, read from the archive.
 archive_facts() {
     "$PYTHON" - "$1" <<'EOF'
 import json, sys, tarfile

@@ -140,10 +140,16 @@ TOKEN_VOLUME: Obj = {
 
 def pod_of(workload: Obj) -> Obj:
     """The pod the workload's controller creates, as SCC admission sees it: after
+    defaulting, which makes every container port of a hostNetwork pod a host port
+    (kubernetes pkg/apis/core/v1/defaults.go defaultHostNetworkPorts), and after
     the ServiceAccount admission plugin, which adds TOKEN_VOLUME unless the pod or
     its ServiceAccount opts out of the token."""
     template = copy.deepcopy(workload["spec"]["template"])
     spec = template["spec"]
+    if spec.get("hostNetwork"):
+        for item in spec.get("initContainers", []) + spec["containers"]:
+            for port in item.get("ports", []):
+                port.setdefault("hostPort", port["containerPort"])
     accounts = [o for o in OBJECTS if o["kind"] == "ServiceAccount"]
     account = find(accounts, "ServiceAccount", spec["serviceAccountName"])
     automount = spec.get(

@@ -61,6 +61,7 @@ def test_the_node_plugin_needs_more_than_restricted_v2() -> None:
         "spec.securityContext.hostNetwork: Host network is not allowed to be used",
         "spec.securityContext.hostPID: Host PID is not allowed to be used",
         "spec.volumes[0]: hostPath volumes are not allowed to be used",
+        "spec.containers[0].securityContext.hostPort: Host ports are not allowed to be used",
         "spec.containers[0].securityContext.runAsUser: Invalid value: 0: must be in the ranges",
         "spec.containers[0].securityContext.allowPrivilegeEscalation: Allowing privilege",
     ):
