@@ -31,10 +31,11 @@ FORBIDDEN_IN_IMAGE = re.compile(
     r"(^|/)(testbed|tests?/unit|pytest|_pytest|hypothesis|cryptography|grpc_tools)(/|$)"
 )
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("IMAGE_BUILD_TEST") != "1",
-    reason="builds a container image (minutes, root, podman): run `make image-test`",
-)
+if os.environ.get("IMAGE_BUILD_TEST") != "1":
+    pytest.skip(
+        "builds a container image (minutes, root, podman): run `make image-test`",
+        allow_module_level=True,
+    )
 
 
 @dataclass(frozen=True)
