@@ -102,7 +102,8 @@ base_image() {
     else
         say "base: debootstrap --variant=minbase $SUITE (about a minute)"
         root=$(mktemp -d "${TMPDIR:-/tmp}/glusterfs-provisioner-base.XXXXXX")
-        trap 'rm -rf "$root"' RETURN
+        # shellcheck disable=SC2064 # the path is fixed now; base_image runs in $( )
+        trap "rm -rf '$root'" EXIT
         # shellcheck disable=SC2086 # the mirror is one optional word
         debootstrap --variant=minbase "$SUITE" "$root" ${DEBIAN_MIRROR:-} >"$work/debootstrap.log" 2>&1 \
             || die "debootstrap failed; see $work/debootstrap.log"
