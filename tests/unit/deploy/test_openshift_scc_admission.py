@@ -57,13 +57,14 @@ def test_the_node_plugin_needs_more_than_restricted_v2() -> None:
     errors, _ = admit(DAEMONSET, "restricted-v2")
     joined = "\n".join(errors)
     for reason in (
-        "spec.containers[0].securityContext.privileged: Privileged containers are not allowed",
-        "spec.securityContext.hostNetwork: Host network is not allowed to be used",
-        "spec.securityContext.hostPID: Host PID is not allowed to be used",
-        "spec.volumes[0]: hostPath volumes are not allowed to be used",
-        "spec.containers[0].securityContext.hostPort: Host ports are not allowed to be used",
+        "spec.containers[0].securityContext.privileged: Invalid value: true: "
+        "Privileged containers are not allowed",
+        "spec.securityContext.hostNetwork: Invalid value: true: Host network is not allowed",
+        "spec.securityContext.hostPID: Invalid value: true: Host PID is not allowed",
+        'spec.volumes[0]: Invalid value: "hostPath": hostPath volumes are not allowed',
+        "spec.containers[0].securityContext.hostPort: Invalid value: 9838: Host ports are not",
         "spec.containers[0].securityContext.runAsUser: Invalid value: 0: must be in the ranges",
-        "spec.containers[0].securityContext.allowPrivilegeEscalation: Allowing privilege",
+        "spec.containers[0].securityContext.allowPrivilegeEscalation: Invalid value: true: ",
     ):
         assert reason in joined
 
@@ -113,11 +114,11 @@ REFUSED = {
     ),
     "add-sys-admin": (
         _set(*CONTAINER, "capabilities", "add", value=["SYS_ADMIN"]),
-        "SYS_ADMIN: capability may not be added",
+        '"SYS_ADMIN": capability may not be added',
     ),
     "add-net-admin": (
         _set(*CONTAINER, "capabilities", "add", value=["NET_ADMIN"]),
-        "NET_ADMIN: capability may not be added",
+        '"NET_ADMIN": capability may not be added',
     ),
     "host-network": (_set("hostNetwork", value=True), "Host network is not allowed"),
     "host-pid": (_set("hostPID", value=True), "Host PID is not allowed"),
@@ -136,11 +137,11 @@ REFUSED = {
     ),
     "selinux-type": (
         _set(*POD, "seLinuxOptions", value={"level": ALLOCATION.mcs, "type": "spc_t"}),
-        "seLinuxOptions.type: must be",
+        'seLinuxOptions.type: Invalid value: "spc_t": must be ',
     ),
     "selinux-level": (
         _set(*CONTAINER, "seLinuxOptions", value={"level": "s0:c1,c2"}),
-        "seLinuxOptions.level: must be s0:c26,c10",
+        'seLinuxOptions.level: Invalid value: "s0:c1,c2": must be s0:c26,c10',
     ),
     "fs-group-outside-the-namespace": (
         _set(*POD, "fsGroup", value=1234),
