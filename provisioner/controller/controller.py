@@ -24,6 +24,7 @@ from provisioner.controller.provision import ClaimReconciler
 from provisioner.controller.workqueue import BackoffPolicy, WorkQueue
 from provisioner.gids import GidAllocator
 from provisioner.heketi.client import HeketiClient, HeketiConfig
+from provisioner.heketi.volume_names import VolumeNameMaps
 from provisioner.kube.api import KubeApi, KubeConflict, Obj, path_for
 from provisioner.kube.secrets import DEFAULT_TTL_SECONDS, SecretKeys
 from provisioner.log import get_logger
@@ -83,18 +84,24 @@ def default_identity() -> str:
 
 
 class _HeketiClients:
-    """One instrumented Heketi client per connection config (the key included)."""
+    """One instrumented Heketi client per connection config (the key included); the
+    clients of one Heketi URL share its volume name map."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self._lock = threading.Lock()
         self._clients: dict[HeketiConfig, HeketiClient] = {}
+        self._names = VolumeNameMaps()
 
     def __call__(self, config: HeketiConfig) -> HeketiClient:
         with self._lock:
             client = self._clients.get(config)
             if client is None:
-                client = HeketiClient(config, session=self._session(config))
+                client = HeketiClient(
+                    config,
+                    session=self._session(config),
+                    names=self._names.for_url(config.base_url),
+                )
                 self._clients[config] = client
             return client
 
@@ -113,6 +120,7 @@ class _HeketiClients:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
+            self._names.close()
 
 
 class Controller:
