@@ -101,14 +101,17 @@ class Injector:
             "node_plugin_kill": self._kill_node,
         }
 
-    def inject(self, fault: PlannedFault) -> bool:
+    def inject(self, fault: PlannedFault, *, last_try: bool = True) -> bool:
+        """Strike; False when it cannot now (counted as skipped on the last try)."""
         try:
             done = self._handlers[fault.kind](fault.params)
         except ChangeFailed:
             done = False
-        (self.injected if done else self.skipped)[fault.kind] += 1
         if done:
+            self.injected[fault.kind] += 1
             self.last_fault_at = time.monotonic()
+        elif last_try:
+            self.skipped[fault.kind] += 1
         return done
 
     def _for_a_while(self, kind: str, seconds: float, end: Callable[[], None]) -> None:

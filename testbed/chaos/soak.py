@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
 import shutil
 import tempfile
@@ -23,6 +25,9 @@ from testbed.chaos.workload import Ledger, Workload
 
 #: The loop's tick: faults and delayed actions start within this of their time.
 TICK_S: Final = 0.2
+#: A fault that cannot strike now is tried this many times, this many seconds apart.
+FAULT_TRIES: Final = 5
+RETRY_AFTER_S: Final = 2.0
 #: Seconds between checks of the invariants that hold at every moment.
 CHECK_EVERY_S: Final = 3.0
 #: Seconds between searches of every object and Event for the key (they grow).
@@ -115,12 +120,16 @@ class Soak:
         assert self.workload is not None and self.injector is not None
         started = time.monotonic()
         end = started + self.config.minutes * 60
-        pending = list(self.plan)
+        order = itertools.count()
+        pending = [(fault.at, next(order), 1, fault) for fault in self.plan]  # sorted: a heap
         next_tick = started
         while time.monotonic() < end:
             now = time.monotonic()
-            while pending and started + pending[0].at <= now:
-                self._inject(pending.pop(0), now - started)
+            while pending and started + pending[0][0] <= now:
+                _, _, attempt, fault = heapq.heappop(pending)
+                if not self._inject(fault, now - started, attempt):
+                    retry = (now - started + RETRY_AFTER_S, next(order), attempt + 1, fault)
+                    heapq.heappush(pending, retry)
             self.timers.run_due()
             if now >= next_tick:
                 self.workload.tick()
@@ -128,11 +137,16 @@ class Soak:
             self._housekeeping(continuous=True)
             time.sleep(TICK_S)
 
-    def _inject(self, fault: PlannedFault, elapsed: float) -> None:
+    def _inject(self, fault: PlannedFault, elapsed: float, attempt: int) -> bool:
+        """Strike; True when done or given up (a fault that cannot strike now, e.g.
+        "kill the standby" while none runs, is tried again a little later)."""
         assert self.injector is not None
-        done = self.injector.inject(fault)
-        note = "" if done else " (skipped)"
-        self.config.progress(f"  {elapsed:7.1f}s  {fault.kind}{note}")
+        last_try = attempt >= FAULT_TRIES
+        done = self.injector.inject(fault, last_try=last_try)
+        if done or last_try:
+            note = "" if done else " (skipped)"
+            self.config.progress(f"  {elapsed:7.1f}s  {fault.kind}{note}")
+        return done or last_try
 
     def _housekeeping(self, *, continuous: bool) -> None:
         for role, why in self.cluster.supervise():
