@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, TextIO
 
 from provisioner import errors, names
@@ -14,11 +15,11 @@ from provisioner.audit.findings import AuditSettings
 from provisioner.audit.ledger import DEFAULT_STATE_CONFIGMAP, KubeReader
 from provisioner.audit.output import write_report
 from provisioner.audit.run import MIN_OLDER_THAN_SECONDS, DeletePolicy, run_audit
-from provisioner.cli import env_default
+from provisioner.cli import KEY_ENV, env_default, read_heketi_key
 from provisioner.heketi.client import HeketiClient, HeketiConfig
-from provisioner.heketi.config import shown_url
 from provisioner.kube.api import KubeApi
 from provisioner.kube.client import api_client as kube_api_client
+from provisioner.storageclass import parse_rest_url
 
 #: Default --pending-after: a healthy claim binds within seconds; five minutes is "stuck".
 DEFAULT_PENDING_AFTER: Final = "5m"
@@ -178,10 +179,7 @@ def config_from_args(args: argparse.Namespace) -> AuditCommandConfig:
     """Flags → config; InvalidArgument with an exact message on bad usage."""
     if not args.heketi_url:
         raise errors.InvalidArgument("--heketi-url (or env HEKETI_URL) is required")
-    if not re.match(r"^https?://[^/\s]+", args.heketi_url):
-        raise errors.InvalidArgument(
-            f"--heketi-url {shown_url(args.heketi_url)!r} must start with http:// or https://"
-        )
+    url = parse_rest_url(args.heketi_url, source="--heketi-url")
     secret = None
     if args.heketi_secret:
         ns, _, name = args.heketi_secret.partition("/")
@@ -193,7 +191,7 @@ def config_from_args(args: argparse.Namespace) -> AuditCommandConfig:
     return AuditCommandConfig(
         kubeconfig=args.kubeconfig,
         driver_name=args.driver_name,
-        heketi_url=args.heketi_url.rstrip("/"),
+        heketi_url=url,
         heketi_user=args.heketi_user,
         heketi_auth=not args.no_heketi_auth,
         heketi_key_file=args.heketi_key_file,
@@ -230,20 +228,14 @@ def _delete_policy(args: argparse.Namespace) -> DeletePolicy | None:
 def heketi_key(
     config: AuditCommandConfig, kube: KubeReader, environ: Mapping[str, str]
 ) -> str | None:
-    """The Heketi key from the Secret, the key file or env HEKETI_KEY (never a flag)."""
+    """The Heketi key from the Secret, the key file or env HEKETI_KEY (never a flag);
+    the file and the environment are read as every command reads them."""
     if not config.heketi_auth:
         return None
     if config.heketi_secret:
         return kube.secret_key(*config.heketi_secret)
-    if config.heketi_key_file:
-        try:
-            with open(config.heketi_key_file, encoding="utf-8") as handle:
-                return handle.read().strip()
-        except OSError as exc:
-            raise errors.InvalidArgument(
-                f"cannot read --heketi-key-file {config.heketi_key_file}: {exc.strerror}"
-            ) from exc
-    return environ.get("HEKETI_KEY") or None
+    path = Path(config.heketi_key_file) if config.heketi_key_file else None
+    return read_heketi_key(path, environ.get(KEY_ENV))
 
 
 def execute(

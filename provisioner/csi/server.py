@@ -13,7 +13,7 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 from typing import Any, Final
@@ -23,6 +23,7 @@ import grpc
 from provisioner import errors, log
 from provisioner.csi import csi_pb2_grpc
 from provisioner.csi.identity import IdentityService
+from provisioner.locks import VolumeLocks as VolumeLocks  # the servicers' per-volume locks
 
 _log = log.get_logger("csi.server")
 
@@ -153,37 +154,6 @@ def _failure(error: Exception, method: str) -> tuple[grpc.StatusCode, str]:
     # A bug of ours: log it with its traceback, never leak its details to the caller.
     _log.error("csi call crashed", method=method, exc_info=error)
     return grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(error).__name__}"
-
-
-class VolumeLocks:
-    """One operation per volume at a time; a second one gets `errors.Aborted`.
-
-    Shared by the Node and Controller servicers of one process.
-    """
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._busy: set[str] = set()
-
-    @contextlib.contextmanager
-    def hold(self, volume_id: str) -> Iterator[None]:
-        """Hold the lock for `volume_id` for the `with` block, or raise Aborted."""
-        with self._guard:
-            if volume_id in self._busy:
-                raise errors.Aborted(
-                    f"an operation on volume {volume_id} is already in progress; retry later"
-                )
-            self._busy.add(volume_id)
-        try:
-            yield
-        finally:
-            with self._guard:
-                self._busy.discard(volume_id)
-
-    def busy(self) -> frozenset[str]:
-        """Volume ids with an operation in progress (for tests and diagnostics)."""
-        with self._guard:
-            return frozenset(self._busy)
 
 
 def socket_path(endpoint: str) -> Path:
