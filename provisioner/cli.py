@@ -58,6 +58,19 @@ def read_heketi_key(path: Path | None, from_env: str | None) -> str | None:
     return key
 
 
+def parse_address(text: str) -> tuple[str, int] | None:
+    """`:8080`, `0.0.0.0:8080`, `[::1]:8080` → (host, port); empty or `0` → not served."""
+    value = text.strip()
+    if value in ("", "0"):
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise errors.InvalidArgument(
+            f"--metrics-address {text!r} must be HOST:PORT or :PORT (e.g. :8080)"
+        )
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - a metrics endpoint for Prometheus
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="glusterfs-provisioner",

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from provisioner import errors, names
-from provisioner.heketi.client import client_for
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import (
     HeketiAuthError,
@@ -195,12 +194,13 @@ def create_request(
 
 
 class VolumeService:
-    """Idempotent volume operations against any number of Heketi servers."""
+    """Idempotent volume operations against any number of Heketi servers; `clients`
+    gives the client of a connection (the process's `heketi.HeketiClients`)."""
 
     def __init__(
         self,
         *,
-        clients: Callable[[HeketiConfig], HeketiApi] = client_for,
+        clients: Callable[[HeketiConfig], HeketiApi],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clients = clients

@@ -10,7 +10,7 @@ from types import FrameType
 from typing import Final
 
 from provisioner import errors, names
-from provisioner.cli import env_default
+from provisioner.cli import env_default, parse_address
 from provisioner.controller.controller import Controller, ControllerConfig, run_until_stopped
 from provisioner.controller.leader import (
     DEFAULT_LEASE_DURATION,
@@ -63,19 +63,6 @@ def parse_bool(text: str, *, flag: str) -> bool:
     if value in _FALSE:
         return False
     raise errors.InvalidArgument(f"{flag} must be true or false, got {text!r}")
-
-
-def parse_address(text: str) -> tuple[str, int] | None:
-    """`:8080`, `0.0.0.0:8080`, `[::1]:8080` → (host, port); empty or `0` → not served."""
-    value = text.strip()
-    if value in ("", "0"):
-        return None
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise errors.InvalidArgument(
-            f"--metrics-address {text!r} must be HOST:PORT or :PORT (e.g. :8080)"
-        )
-    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - a metrics endpoint for Prometheus
 
 
 def lease_name(driver: str) -> str:

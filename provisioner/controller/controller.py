@@ -10,7 +10,6 @@ from socket import gethostname
 from typing import Any, Final
 
 from kubernetes.client import ApiClient
-from requests.adapters import HTTPAdapter
 
 from provisioner import errors, names
 from provisioner.controller import objects as o
@@ -19,14 +18,15 @@ from provisioner.controller.deletion import VolumeReconciler
 from provisioner.controller.events import DEFAULT_PROGRESS_DELAY, EventRecorder
 from provisioner.controller.informer import Informer, InformerSettings, object_key
 from provisioner.controller.leader import LeaderElectionConfig, LeaderElector
-from provisioner.controller.metrics import HealthServer, InstrumentedSession, Metrics
+from provisioner.controller.metrics import Metrics
 from provisioner.controller.provision import ClaimReconciler
 from provisioner.controller.workqueue import BackoffPolicy, WorkQueue
 from provisioner.gids import GidAllocator
-from provisioner.heketi.client import HeketiClient, HeketiConfig
+from provisioner.heketi.registry import HeketiClients
 from provisioner.kube.api import KubeApi, KubeConflict, Obj, path_for
 from provisioner.kube.secrets import DEFAULT_TTL_SECONDS, SecretKeys
 from provisioner.log import get_logger
+from provisioner.metrics import MetricsServer
 from provisioner.volumes import VolumeService
 
 log = get_logger("controller")
@@ -82,39 +82,6 @@ def default_identity() -> str:
     return f"{os.environ.get('POD_NAME') or gethostname()}_{uuid.uuid4().hex[:8]}"
 
 
-class _HeketiClients:
-    """One instrumented Heketi client per connection config (the key included)."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-        self._lock = threading.Lock()
-        self._clients: dict[HeketiConfig, HeketiClient] = {}
-
-    def __call__(self, config: HeketiConfig) -> HeketiClient:
-        with self._lock:
-            client = self._clients.get(config)
-            if client is None:
-                client = HeketiClient(config, session=self._session(config))
-                self._clients[config] = client
-            return client
-
-    def _session(self, config: HeketiConfig) -> InstrumentedSession:
-        session = InstrumentedSession(self._metrics)
-        adapter = HTTPAdapter(
-            pool_connections=1, pool_maxsize=max(10, 2 * config.max_inflight), max_retries=0
-        )
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.trust_env = False
-        return session
-
-    def close(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
-
-
 class Controller:
     """Start with `start()`; `stop()` drains workers and releases the lease."""
 
@@ -130,7 +97,7 @@ class Controller:
         self._workers: list[threading.Thread] = []
         self._stopping = threading.Event()
         self.lost_leadership = threading.Event()
-        self._heketi = _HeketiClients(self.metrics)
+        self._heketi = HeketiClients(observer=self.metrics.heketi)
         self.events = EventRecorder(
             self.api, instance=self.identity, progress_delay=config.progress_event_delay_seconds
         )
@@ -147,7 +114,7 @@ class Controller:
         self.claim_reconciler = ClaimReconciler(self.ctx)
         self._volumes_reconciler = VolumeReconciler(self.ctx)
         self.elector = self._elector()
-        self._health: HealthServer | None = None
+        self._health: MetricsServer | None = None
         self._resync_thread = threading.Thread(target=self._resync_loop, name="resync", daemon=True)
 
     def _informer(self, plural: str, handler: Any) -> Informer:
@@ -245,13 +212,9 @@ class Controller:
         ):
             self.metrics.cached.labels(name).set_function(_length_of(informer))
         if self.config.metrics_address is not None:
-            host, port = self.config.metrics_address
-            try:
-                self._health = HealthServer((host, port), metrics=self.metrics, ready=self.ready)
-            except OSError as exc:
-                raise errors.InvalidArgument(
-                    f"cannot serve metrics on {host}:{port} (--metrics-address): {exc}"
-                ) from exc
+            self._health = MetricsServer(
+                self.config.metrics_address, registry=self.metrics.registry, ready=self.ready
+            )
             self._health.start()
 
     def _retrying(self) -> int:

@@ -19,6 +19,7 @@ from provisioner.cli import KEY_ENV, env_default, read_heketi_key
 from provisioner.csi.controller import ControllerService
 from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.csi.server import VolumeLocks
+from provisioner.heketi.registry import HeketiClients
 from provisioner.storageclass import DEFAULT_REST_USER
 from provisioner.volumes import VolumeService
 
@@ -87,9 +88,11 @@ def config_from_args(args: argparse.Namespace) -> ControllerServiceConfig | None
 
 
 def build(
-    config: ControllerServiceConfig | None, *, locks: VolumeLocks
+    config: ControllerServiceConfig | None, *, locks: VolumeLocks, heketi: HeketiClients
 ) -> ControllerService | None:
-    """The Controller servicer over the real Heketi client, sharing the node's locks."""
+    """The Controller servicer over the process's Heketi clients, sharing the node's locks."""
     if config is None:
         return None
-    return ControllerService(volumes=VolumeService(), heketi=config.heketi, locks=locks)
+    return ControllerService(
+        volumes=VolumeService(clients=heketi), heketi=config.heketi, locks=locks
+    )
