@@ -224,22 +224,40 @@ class VolumeService:
         size_gib: int,
         params: ProvisioningParams,
         gid: int,
+        unused_name: bool = False,
     ) -> Volume:
         """The volume called `name`, created if absent. An existing volume is returned
-        as it is (callers compare its size with what they asked for)."""
+        as it is (callers compare its size with what they asked for).
+
+        `unused_name`: the caller knows no earlier attempt can have used `name` (it
+        recorded its intent just now), so the core skips the (whole-listing) lookup
+        and creates at once — unless that create's outcome is unknown or the name
+        turns out taken, when it looks the name up as for any other call.
+        """
         client = self._clients(heketi)
+        request = create_request(name=name, size_gib=size_gib, params=params, gid=gid)
         with self._hold(heketi, "name", name):
+            if unused_name:
+                try:
+                    return self._create(client, heketi, request)
+                except (HeketiOutcomeUnknown, HeketiNameInUse) as err:
+                    log.info(
+                        "create outcome unknown; looking the volume up", name=name, cause=str(err)
+                    )
             existing = client.find_volume_by_name(name)
             if existing is not None:
                 log.info("volume exists", heketi=heketi.url, name=name, volume_id=existing.id)
                 return existing
-            request = create_request(name=name, size_gib=size_gib, params=params, gid=gid)
             try:
-                volume = client.create_volume(request)
+                return self._create(client, heketi, request)
             except (HeketiOutcomeUnknown, HeketiNameInUse) as err:
                 return self._settle_create(client, name, err)
-            log.info("volume created", heketi=heketi.url, name=name, volume_id=volume.id)
-            return volume
+
+    @staticmethod
+    def _create(client: HeketiApi, heketi: HeketiConfig, request: VolumeCreateRequest) -> Volume:
+        volume = client.create_volume(request)
+        log.info("volume created", heketi=heketi.url, name=request.name, volume_id=volume.id)
+        return volume
 
     def _settle_create(self, client: HeketiApi, name: str, err: Exception) -> Volume:
         """After a create with an unknown outcome or a name clash: find what Heketi made."""

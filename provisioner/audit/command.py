@@ -16,10 +16,12 @@ from provisioner.audit.ledger import DEFAULT_STATE_CONFIGMAP, KubeReader
 from provisioner.audit.output import write_report
 from provisioner.audit.run import MIN_OLDER_THAN_SECONDS, DeletePolicy, run_audit
 from provisioner.cli import KEY_ENV, env_default, read_heketi_key
-from provisioner.heketi.client import HeketiClient, HeketiConfig
+from provisioner.heketi.config import HeketiConfig
+from provisioner.heketi.registry import HeketiClients
 from provisioner.kube.api import KubeApi
 from provisioner.kube.client import api_client as kube_api_client
 from provisioner.storageclass import parse_rest_url
+from provisioner.volumes import VolumeService
 
 #: Default --pending-after: a healthy claim binds within seconds; five minutes is "stuck".
 DEFAULT_PENDING_AFTER: Final = "5m"
@@ -255,7 +257,7 @@ def execute(
         auth_enabled=config.heketi_auth,
         ca_bundle=config.heketi_ca_file,
     )
-    heketi = HeketiClient(heketi_config)
+    clients = HeketiClients()
     try:
         settings = AuditSettings(
             driver_name=config.driver_name,
@@ -264,7 +266,8 @@ def execute(
             extra_prefixes=config.prefixes,
         )
         report = run_audit(
-            heketi=heketi,
+            volumes=VolumeService(clients=clients),
+            heketi=heketi_config,
             kube=kube,
             settings=settings,
             delete=config.delete,
@@ -273,7 +276,7 @@ def execute(
             out=out,
         )
     finally:
-        heketi.close()
+        clients.close()
     write_report(report, out, output=config.output)
     return EXIT_FINDINGS if report.has_findings else EXIT_CLEAN
 

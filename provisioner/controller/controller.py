@@ -4,7 +4,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from socket import gethostname
 from typing import Any, Final
@@ -13,17 +13,30 @@ from kubernetes.client import ApiClient
 
 from provisioner import errors, names
 from provisioner.controller import objects as o
-from provisioner.controller.context import Context, Expectations, GidReservations, NotLeading
+from provisioner.controller.classes import StorageClasses
+from provisioner.controller.connections import Connections
 from provisioner.controller.deletion import VolumeReconciler
 from provisioner.controller.events import DEFAULT_PROGRESS_DELAY, EventRecorder
+from provisioner.controller.expansion import Expander
+from provisioner.controller.gid_reservations import GidReservations
+from provisioner.controller.handlers import (
+    CLAIM,
+    VOLUME,
+    ClaimHandler,
+    ClassHandler,
+    VolumeHandler,
+)
 from provisioner.controller.informer import Informer, InformerSettings, object_key
 from provisioner.controller.leader import LeaderElectionConfig, LeaderElector
 from provisioner.controller.metrics import Metrics
 from provisioner.controller.provision import ClaimReconciler
+from provisioner.controller.reporting import Reporter
 from provisioner.controller.workqueue import BackoffPolicy, WorkQueue
+from provisioner.controller.writes import NotLeading, Writes
 from provisioner.gids import GidAllocator
+from provisioner.heketi.config import HeketiSettings
 from provisioner.heketi.registry import HeketiClients
-from provisioner.kube.api import KubeApi, KubeConflict, Obj, path_for
+from provisioner.kube.api import KubeApi, KubeConflict, path_for
 from provisioner.kube.secrets import DEFAULT_TTL_SECONDS, SecretKeys
 from provisioner.log import get_logger
 from provisioner.metrics import MetricsServer
@@ -42,9 +55,7 @@ DEFAULT_SYNC_TIMEOUT_SECONDS: Final = 60.0
 #: Retry delay after a 409: the object changed under us, nothing is wrong.
 CONFLICT_RETRY_SECONDS: Final = 0.05
 
-Item = tuple[str, str]  # ("claim", "ns/name") or ("volume", "pv-name")
-CLAIM: Final = "claim"
-VOLUME: Final = "volume"
+Item = tuple[str, str]  # (CLAIM, "ns/name") or (VOLUME, "pv-name")
 
 
 @dataclass(frozen=True)
@@ -64,8 +75,8 @@ class ControllerConfig:
     progress_event_delay_seconds: float = DEFAULT_PROGRESS_DELAY
     #: Give up (exit non-zero) when the caches are not filled within this time.
     sync_timeout_seconds: float = DEFAULT_SYNC_TIMEOUT_SECONDS
-    #: HeketiConfig fields applied to every Heketi server (timeouts, retry policy).
-    heketi_settings: Mapping[str, Any] = field(default_factory=dict)
+    #: Applied to every Heketi server (timeouts, limits, retry and poll policy).
+    heketi_settings: HeketiSettings = field(default_factory=HeketiSettings)
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -101,18 +112,18 @@ class Controller:
         self.events = EventRecorder(
             self.api, instance=self.identity, progress_delay=config.progress_event_delay_seconds
         )
-        self.claims = self._informer("persistentvolumeclaims", _ClaimHandler(self))
-        self.pvs = self._informer("persistentvolumes", _VolumeHandler(self))
+        self.claims = self._informer("persistentvolumeclaims", ClaimHandler(self))
+        self.pvs = self._informer("persistentvolumes", VolumeHandler(self))
         self.classes = Informer(
             self.api,
             path=path_for(group="storage.k8s.io", plural="storageclasses"),
-            handler=_ClassHandler(self),
+            handler=ClassHandler(self),
             name="storageclasses",
             settings=config.informer,
         )
-        self.ctx = self._context()
-        self.claim_reconciler = ClaimReconciler(self.ctx)
-        self._volumes_reconciler = VolumeReconciler(self.ctx)
+        self.gids = GidReservations(GidAllocator())
+        self.writes = Writes(claims=self.claims, leading=self.is_leading)
+        self.claim_reconciler, self._volumes_reconciler = self._reconcilers()
         self.elector = self._elector()
         self._health: MetricsServer | None = None
         self._resync_thread = threading.Thread(target=self._resync_loop, name="resync", daemon=True)
@@ -126,24 +137,25 @@ class Controller:
             settings=self.config.informer,
         )
 
-    def _context(self) -> Context:
-        return Context(
-            api=self.api,
-            driver=self.config.driver_name,
-            claims=self.claims,
-            pvs=self.pvs,
-            classes=self.classes,
-            volumes=VolumeService(clients=self._heketi),
-            secrets=SecretKeys(self.api, ttl=self.config.secret_ttl_seconds),
-            events=self.events,
-            metrics=self.metrics,
-            gids=GidReservations(GidAllocator()),
-            leading=self.is_leading,
-            heketi_clients=self._heketi,
-            expectations=Expectations(),
-            heketi_settings=dict(self.config.heketi_settings),
-            identity=self.identity,
+    def _reconcilers(self) -> tuple[ClaimReconciler, VolumeReconciler]:
+        """The reconcilers and the collaborators they share, passed explicitly."""
+        classes = StorageClasses(self.classes, driver=self.config.driver_name)
+        secrets = SecretKeys(self.api, ttl=self.config.secret_ttl_seconds)
+        connections = Connections(
+            secrets=secrets, classes=classes, settings=self.config.heketi_settings
         )
+        volumes = VolumeService(clients=self._heketi)
+        reporter = Reporter(events=self.events, metrics=self.metrics)
+        shared: dict[str, Any] = {
+            "api": self.api, "pvs": self.pvs, "connections": connections, "volumes": volumes,
+            "writes": self.writes, "reporter": reporter,
+        }  # fmt: skip
+        expander = Expander(classes=classes, identity=self.identity, **shared)
+        claims = ClaimReconciler(
+            claims=self.claims, classes=classes, gids=self.gids, expander=expander, **shared
+        )
+        deletion = VolumeReconciler(claims=self.claims, driver=self.config.driver_name, **shared)
+        return claims, deletion
 
     def _elector(self) -> LeaderElector | None:
         if self.config.leader_election is None:
@@ -305,7 +317,7 @@ class Controller:
         if kind == CLAIM:
             cached = self.claims.get(key)
             version = o.resource_version(cached) if cached is not None else None
-            wait = self.ctx.expectations.waiting(key, version)
+            wait = self.writes.expectations.waiting(key, version)
             if wait > 0:
                 log.debug(
                     "waiting for the cache to show our last write", key=key, wait=round(wait, 2)
@@ -342,65 +354,6 @@ class Controller:
             self.claim_reconciler.reconcile(key)
         else:
             self._volumes_reconciler.reconcile(key)
-
-
-class _ClaimHandler:
-    def __init__(self, controller: Controller) -> None:
-        self._c = controller
-
-    def on_add(self, obj: Obj) -> None:
-        self._c.ctx.gids.observe_claim(obj)
-        self._c.enqueue((CLAIM, object_key(obj)))
-
-    def on_update(self, old: Obj, new: Obj) -> None:
-        self.on_add(new)
-
-    def on_delete(self, obj: Obj) -> None:
-        self._c.ctx.expectations.forget(object_key(obj))
-        self._c.ctx.gids.claim_deleted(obj)
-        self._c.claim_reconciler.forget(obj)
-
-
-class _VolumeHandler:
-    def __init__(self, controller: Controller) -> None:
-        self._c = controller
-
-    def on_add(self, obj: Obj) -> None:
-        # every PV's GID counts as used, also those of other provisioners (e.g. the
-        # in-tree glusterfs plugin's PVs on the same Heketi): no two volumes share one
-        self._c.ctx.gids.observe_pv(obj)
-        if o.is_ours_pv(obj, self._c.config.driver_name):
-            self._c.enqueue((VOLUME, o.name(obj)))
-
-    def on_update(self, old: Obj, new: Obj) -> None:
-        self.on_add(new)
-        if _storage(old) != _storage(new) and o.is_ours_pv(new, self._c.config.driver_name):
-            # a claim whose status ran ahead of this PV's cached copy waits for it
-            ref = (new.get("spec") or {}).get("claimRef") or {}
-            if ref.get("namespace") and ref.get("name"):
-                self._c.enqueue((CLAIM, f"{ref['namespace']}/{ref['name']}"))
-
-    def on_delete(self, obj: Obj) -> None:
-        self._c.ctx.gids.pv_deleted(obj)
-
-
-class _ClassHandler:
-    def __init__(self, controller: Controller) -> None:
-        self._c = controller
-
-    def on_add(self, obj: Obj) -> None:
-        if obj.get("provisioner") == self._c.config.driver_name:
-            self._c.enqueue_pending_claims(o.name(obj))
-
-    def on_update(self, old: Obj, new: Obj) -> None:
-        self.on_add(new)
-
-    def on_delete(self, obj: Obj) -> None:
-        return
-
-
-def _storage(pv: Obj) -> object:
-    return ((pv.get("spec") or {}).get("capacity") or {}).get("storage")
 
 
 def _length_of(informer: Informer) -> Callable[[], float]:

@@ -90,8 +90,8 @@ _POSITIVE: Final = (
 
 @dataclass(frozen=True, kw_only=True)
 class HeketiConfig(HeketiSettings):
-    """How to reach one Heketi server, and the settings to use. Hashable: `client_for`
-    caches by it.
+    """How to reach one Heketi server, and the settings to use. Hashable: the registry
+    (`registry.HeketiClients`) holds one client per config.
 
     The key is excluded from `repr` so a logged config never leaks it.
     """
