@@ -56,5 +56,5 @@ CTX_VOLUME: Final = "volume"
 #: (for a pod's supplementalGroups; the node plugin does not need it).
 CTX_GID: Final = "gid"
 
-#: Heketi volume names we create start with this (see volumes.heketi_volume_name).
+#: Heketi volume names we create start with this (see volume_names.heketi_volume_name).
 HEKETI_NAME_PREFIX: Final = "pvc-"

@@ -93,6 +93,12 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help=f"claims/volumes reconciled in parallel (env WORKERS; default {DEFAULT_WORKERS})",
     )
     _add_election_flags(parser)
+    _add_serving_flags(parser)
+    parser.set_defaults(run=run)
+
+
+def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
     add(
         "--metrics-address",
         default=env_default("METRICS_ADDRESS", ":8080"),
@@ -110,7 +116,6 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="exit non-zero when PVCs, PVs and StorageClasses cannot be listed within this "
         "time (env CACHE_SYNC_TIMEOUT; default 60s)",
     )
-    parser.set_defaults(run=run)
 
 
 def _add_election_flags(parser: argparse.ArgumentParser) -> None:

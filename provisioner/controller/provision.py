@@ -40,7 +40,8 @@ from provisioner.kube.api import (
 )
 from provisioner.log import get_logger
 from provisioner.storageclass import ProvisioningParams
-from provisioner.volumes import VolumeService, heketi_volume_name, size_gib
+from provisioner.volume_names import heketi_volume_name
+from provisioner.volumes import VolumeService, size_gib
 
 log = get_logger("provision")
 

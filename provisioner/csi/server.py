@@ -228,6 +228,13 @@ def serve(
         csi_pb2_grpc.add_NodeServicer_to_server(node, server)  # type: ignore[no-untyped-call]
     if controller is not None:
         csi_pb2_grpc.add_ControllerServicer_to_server(controller, server)  # type: ignore[no-untyped-call]
+    _start_on_socket(server, path)
+    services = ["identity"] + (["node"] if node else []) + (["controller"] if controller else [])
+    _log.info("csi server listening", endpoint=f"unix://{path}", services=services)
+    return server
+
+
+def _start_on_socket(server: grpc.Server, path: Path) -> None:
     old_umask = os.umask(0o117)  # the socket is born 0660, never briefly wider
     try:
         server.add_insecure_port(f"unix://{path}")
@@ -235,9 +242,6 @@ def serve(
     finally:
         os.umask(old_umask)
     os.chmod(path, SOCKET_MODE)
-    services = ["identity"] + (["node"] if node else []) + (["controller"] if controller else [])
-    _log.info("csi server listening", endpoint=f"unix://{path}", services=services)
-    return server
 
 
 def stop(server: grpc.Server, *, endpoint: str, grace: float = DEFAULT_SHUTDOWN_GRACE) -> None:

@@ -13,14 +13,13 @@ from provisioner.heketi.errors import (
 )
 from provisioner.heketi.types import Durability, Volume, VolumeCreateRequest
 from provisioner.storageclass import ProvisioningParams, parse_parameters
+from provisioner.volume_names import csi_volume_name, heketi_volume_name
 from provisioner.volumes import (
     GIB,
     EarlierExpand,
     ExpansionInProgress,
     VolumeService,
-    csi_volume_name,
     heketi_config,
-    heketi_volume_name,
     is_heketi_id,
     size_gib,
     volume_context,

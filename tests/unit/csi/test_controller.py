@@ -8,7 +8,8 @@ from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.types import Volume, VolumeCreateRequest
 from provisioner.storageclass import DEFAULT_DURABILITY
-from provisioner.volumes import VolumeService, csi_volume_name
+from provisioner.volume_names import csi_volume_name
+from provisioner.volumes import VolumeService
 
 Mode = csi_pb2.VolumeCapability.AccessMode.Mode
 HEKETI_URL = "http://heketi.example.com:8080"
