@@ -23,6 +23,9 @@ DURATION_BUCKETS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 12
 HTTP_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
+_Children = tuple[Histogram, Counter, Histogram, Counter]
+
+
 class HeketiRequestMetrics:
     """Every HTTP request to Heketi, per method and per route (`POST /volumes`,
     `GET /queue/{id}`, …). A `heketi.session.RequestObserver`."""
@@ -54,13 +57,28 @@ class HeketiRequestMetrics:
             ["route", "status"],
             registry=registry,
         )
+        self._by_kind: dict[tuple[str, str, str], _Children] = {}
 
     def observe(self, *, method: str, route: str, status: str, seconds: float) -> None:
-        route = f"{method} {route}"
-        self.latency.labels(method).observe(seconds)
-        self.responses.labels(method, status).inc()
-        self.route_latency.labels(route).observe(seconds)
-        self.route_responses.labels(route, status).inc()
+        latency, responses, route_latency, route_responses = self._children(method, route, status)
+        latency.observe(seconds)
+        responses.inc()
+        route_latency.observe(seconds)
+        route_responses.inc()
+
+    def _children(self, method: str, route: str, status: str) -> _Children:
+        """The labelled series of one request kind, looked up once (few kinds exist)."""
+        key = (method, route, status)
+        children = self._by_kind.get(key)
+        if children is None:
+            labelled = f"{method} {route}"
+            children = self._by_kind[key] = (
+                self.latency.labels(method),
+                self.responses.labels(method, status),
+                self.route_latency.labels(labelled),
+                self.route_responses.labels(labelled, status),
+            )
+        return children
 
 
 class CsiMetrics:

@@ -72,10 +72,15 @@ class HeketiSettings:
             raise HeketiInvalidRequest("Heketi poll_factor must be at least 1")
 
     def applied_to(self, config: "HeketiConfig") -> "HeketiConfig":
-        """`config` (a connection) with these settings."""
-        return replace(config, **{f.name: getattr(self, f.name) for f in fields(HeketiSettings)})
+        """`config` (a connection) with these settings (`config` itself when it has them:
+        this runs for every claim, and building a config costs more than comparing)."""
+        values = {name: getattr(self, name) for name in _SETTING_NAMES}
+        if all(getattr(config, name) == value for name, value in values.items()):
+            return config
+        return replace(config, **values)
 
 
+_SETTING_NAMES: Final = tuple(f.name for f in fields(HeketiSettings))
 _POSITIVE: Final = (
     "request_timeout",
     "operation_deadline",
