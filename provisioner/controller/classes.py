@@ -20,9 +20,10 @@ class StorageClasses:
     def ours(self, name: str) -> Obj | None:
         """The class called `name` if this driver provisions it."""
         storage_class = self.get(name)
-        if storage_class is None or storage_class.get("provisioner") != self.driver:
-            return None
-        return storage_class
+        return storage_class if storage_class is not None and self.is_ours(storage_class) else None
+
+    def is_ours(self, storage_class: Obj) -> bool:
+        return storage_class.get("provisioner") == self.driver
 
     @staticmethod
     def params(storage_class: Obj) -> ProvisioningParams:

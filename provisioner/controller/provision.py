@@ -6,7 +6,8 @@ restart converge on exactly one volume and one PV):
 1. PVC: our finalizer + where the volume will live (Heketi URL, user, Secret, the
    deterministic volume name) and its GID — the intent, recorded *before* Heketi is
    called (a restart rebuilds the GID allocator from PVs and from these claims);
-2. Heketi: look the name up, create if absent (VolumeService.ensure_volume);
+2. Heketi, through the provisioning core (VolumeService.ensure_volume): the volume
+   of that name, created if absent (on the first attempt the core skips the lookup);
 3. PV `pvc-<uid>` pre-bound to the claim (AlreadyExists for our own PV = done);
 4. PVC: `spec.volumeName` set and our finalizer removed in one patch (the PV's
    finalizer and reclaim policy take over from here).
@@ -121,7 +122,7 @@ class ClaimReconciler:
         class_name = o.claim_class(pvc)
         storage_class = self._classes.get(class_name)
         if storage_class is not None:
-            return self._classes.ours(class_name)
+            return storage_class if self._classes.is_ours(storage_class) else None
         if o.claim_names_provisioner(pvc, self._classes.driver):
             self._reporter.events.warning(
                 pvc,
