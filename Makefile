@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto test lint demo bench fuzz clean
+.PHONY: help install proto test lint demo bench fuzz sanity clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,11 @@ demo: $(STAMP) ## the whole journey on this machine (root): claim → Heketi →
 bench: $(STAMP) ## benchmarks (burst, scale, node; ~3 min): a table, and bench/results.json
 	bash scripts/ensure-gluster.sh
 	$(PY) -m bench.run
+
+CSI_SANITY ?= /tmp/peers/csi-sanity
+sanity: $(STAMP) ## kubernetes-csi csi-sanity against node --controller-service on real GlusterFS (root; CSI_SANITY=path of a csi-sanity binary)
+	bash scripts/ensure-gluster.sh
+	$(PY) -m testbed.csi_sanity --csi-sanity $(CSI_SANITY)
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

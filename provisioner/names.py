@@ -2,7 +2,7 @@
 
 Changing any of these strands existing volumes: PVs, finalizers and Heketi
 volumes created by an earlier release would no longer be recognised as ours.
-They are documented in the README ("Fixed names").
+They are documented in docs/reference.md ("Fixed names").
 """
 
 from typing import Final
@@ -55,6 +55,9 @@ CTX_VOLUME: Final = "volume"
 #: Informational volume_context key of the CSI Controller service: the volume's GID
 #: (for a pod's supplementalGroups; the node plugin does not need it).
 CTX_GID: Final = "gid"
+#: The volume_context keys this plugin writes; a CO adds its own (external-provisioner:
+#: `storage.kubernetes.io/csiProvisionerIdentity`), which ValidateVolumeCapabilities ignores.
+CTX_KEYS: Final = frozenset({CTX_SERVERS, CTX_VOLUME, CTX_GID})
 
 #: Heketi volume names we create start with this (see volume_names.heketi_volume_name).
 HEKETI_NAME_PREFIX: Final = "pvc-"

@@ -39,7 +39,7 @@ from provisioner.csi import csi_pb2, csi_pb2_grpc
 from testbed.kube_server import kubeconfig
 from testbed.net import free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "deploy" / "examples"
 #: How long one step may take before the demo gives up on it.
 STEP_DEADLINE_S = 60.0

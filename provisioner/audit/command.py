@@ -25,7 +25,7 @@ from provisioner.volumes import VolumeService
 
 #: Default --pending-after: a healthy claim binds within seconds; five minutes is "stuck".
 DEFAULT_PENDING_AFTER: Final = "5m"
-#: Exit codes (documented in the README).
+#: Exit codes (documented in docs/operations.md, "Orphan audit").
 EXIT_CLEAN: Final = 0
 EXIT_FINDINGS: Final = 1
 EXIT_USAGE: Final = 2

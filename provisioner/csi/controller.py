@@ -233,7 +233,8 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         if request.mutable_parameters:
             return "mutable_parameters are not supported by this plugin"
         ours = csi_context(volume)
-        if any(ours.get(key) != value for key, value in request.volume_context.items()):
+        asked = {k: v for k, v in request.volume_context.items() if k in names.CTX_KEYS}
+        if any(ours.get(key) != value for key, value in asked.items()):
             return f"volume_context does not match volume {volume.id}: expected {ours}"
         if request.parameters:
             return self._parameters_mismatch(request.parameters, request.secrets, volume)

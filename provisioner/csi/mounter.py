@@ -26,7 +26,7 @@ _log = log.get_logger("csi.mounter")
 MOUNT_TIMEOUT: Final = 60.0
 #: umount of a FUSE or bind mount is quick unless the kernel is wedged.
 UMOUNT_TIMEOUT: Final = 30.0
-#: How long a stat of a mount point may take before the mount counts as hung.
+#: How long a probe (statvfs) of a mount point may take before the mount counts as hung.
 STAT_TIMEOUT: Final = 5.0
 #: Where the kernel lists the mounts visible to this process.
 MOUNTINFO: Final = Path("/proc/self/mountinfo")
@@ -154,11 +154,15 @@ class PathState(Enum):
 class Mounter(Protocol):
     """What the node service needs from the host. Paths are absolute and normalised."""
 
+    def mounts(self) -> list[MountInfo]:
+        """Every mount of this mount namespace, in mount order."""
+
     def mount_at(self, path: Path) -> MountInfo | None:
         """The topmost mount whose mount point is `path`, if any."""
 
     def path_state(self, path: Path) -> PathState:
-        """Whether `path` exists and answers a stat (STALE: the FUSE client is gone)."""
+        """Whether `path` exists and its filesystem answers a statvfs (STALE: the FUSE
+        client is gone or hangs)."""
 
     def mount_gluster(
         self,
@@ -233,7 +237,7 @@ class SystemMounter:
         return found[-1] if found else None
 
     def path_state(self, path: Path) -> PathState:
-        return stat_with_timeout(path, timeout=self._stat_timeout)
+        return probe_with_timeout(path, timeout=self._stat_timeout)
 
     def mount_gluster(
         self,
@@ -303,12 +307,20 @@ def answer_within(call: Callable[[], _T], *, timeout: float, name: str) -> _T | 
     return value
 
 
-def stat_with_timeout(path: Path, *, timeout: float) -> PathState:
-    """Stat `path` without ever blocking on a hung FUSE client (no answer: STALE)."""
+def probe_with_timeout(path: Path, *, timeout: float) -> PathState:
+    """Whether `path` exists and its filesystem answers, never blocking on a hung FUSE
+    client (no answer within `timeout`: STALE).
+
+    The probe is statvfs(2), not stat(2): the kernel answers a stat of a FUSE mount
+    from its attribute cache (GlusterFS: attribute-timeout, 1 s by default) even after
+    the client died, so a plugin restarting within that second would take a dead mount
+    for a healthy one. A statfs request always goes to the FUSE client: a dead one
+    answers ENOTCONN at once.
+    """
     try:
-        state = answer_within(lambda: _stat_state(path), timeout=timeout, name=f"stat {path}")
+        state = answer_within(lambda: _probe_state(path), timeout=timeout, name=f"probe {path}")
     except OSError as error:
-        raise errors.Internal(f"cannot stat {path}: {error.strerror}") from error
+        raise errors.Internal(f"cannot statvfs {path}: {error.strerror}") from error
     return PathState.STALE if state is None else state
 
 
@@ -317,9 +329,9 @@ def statvfs_with_timeout(path: Path, *, timeout: float) -> os.statvfs_result | N
     return answer_within(lambda: os.statvfs(path), timeout=timeout, name=f"statvfs {path}")
 
 
-def _stat_state(path: Path) -> PathState:
+def _probe_state(path: Path) -> PathState:
     try:
-        os.stat(path)
+        os.statvfs(path)
     except FileNotFoundError:
         return PathState.MISSING
     except OSError as error:

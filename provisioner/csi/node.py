@@ -17,17 +17,11 @@ from typing import Final
 import grpc
 
 from provisioner import errors, log
-from provisioner.csi import csi_pb2, csi_pb2_grpc, validation
-from provisioner.csi.mounter import (
-    STAT_TIMEOUT,
-    Mounter,
-    MountInfo,
-    PathState,
-    statvfs_with_timeout,
-    unmount_all,
-)
+from provisioner.csi import csi_pb2, csi_pb2_grpc, publications, validation
+from provisioner.csi.mounter import Mounter, MountInfo, PathState, unmount_all
 from provisioner.csi.recovery import StageRecord, StageRecords
 from provisioner.csi.server import VolumeLocks
+from provisioner.csi.volume_stats import stats_response
 
 _log = log.get_logger("csi.node")
 
@@ -130,6 +124,7 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         record = StageRecord(
             volume_id=volume_id, staging_path=str(staging), servers=source.servers,
             volume=source.volume, read_only=read_only, flags=mount.flags, log_file=str(log_file),
+            access_mode=mount.mode,
         )  # fmt: skip
         with self._locks.hold(volume_id):
             if self._staged_already(record):
@@ -203,21 +198,11 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         self, request: csi_pb2.NodePublishVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodePublishVolumeResponse:
         volume_id = validation.volume_id(request.volume_id)
-        if not request.staging_target_path:  # the spec's code for this case, not INVALID_ARGUMENT
-            raise errors.FailedPrecondition(
-                "staging_target_path is required: this plugin has STAGE_UNSTAGE_VOLUME; "
-                "call NodeStageVolume first and pass its staging_target_path"
-            )
-        staging, target = validation.node_paths(
-            [
-                ("staging_target_path", request.staging_target_path),
-                ("target_path", request.target_path),
-            ],
-            kubelet_dir=self._config.kubelet_dir,
-        )
+        validation.required(request.target_path, "target_path")
         mount = validation.mount_capability(
             request.volume_capability, present=request.HasField("volume_capability")
         )
+        staging, target = self._publish_paths(request)
         if request.volume_context:
             validation.gluster_source(request.volume_context)
         with self._locks.hold(volume_id):
@@ -225,11 +210,43 @@ class NodeService(csi_pb2_grpc.NodeServicer):
             read_only = request.readonly or mount.read_only_mode or staged.read_only
             if self._published_already(volume_id, staged, target, read_only=read_only):
                 return csi_pb2.NodePublishVolumeResponse()
+            self._check_access_mode(volume_id, mount.mode, staging=staging, target=target)
             with _mount_point(target, field="target_path"):
                 self._mounter.bind_mount(staging, target, read_only=read_only)
                 self._expect_mounted(target, staged.source)
         _log.info("volume published", volume_id=volume_id, read_only=read_only)
         return csi_pb2.NodePublishVolumeResponse()
+
+    def _publish_paths(self, request: csi_pb2.NodePublishVolumeRequest) -> list[Path]:
+        """The staging and target paths; the required fields are checked before this."""
+        if not request.staging_target_path:  # the spec's code for this case, not INVALID_ARGUMENT
+            raise errors.FailedPrecondition(
+                "staging_target_path is required: this plugin has STAGE_UNSTAGE_VOLUME; "
+                "call NodeStageVolume first and pass its staging_target_path"
+            )
+        return validation.node_paths(
+            [
+                ("staging_target_path", request.staging_target_path),
+                ("target_path", request.target_path),
+            ],
+            kubelet_dir=self._config.kubelet_dir,
+        )
+
+    def _check_access_mode(self, volume_id: str, mode: int, *, staging: Path, target: Path) -> None:
+        """A single-workload volume (by this request or by its stage) gets one target path."""
+        record = self._records.load(str(staging)) if self._records is not None else None
+        modes = {mode} if record is None else {mode, record.access_mode}
+        if not modes & publications.ONE_TARGET_MODES:
+            return
+        staged = self._mounter.mount_at(staging)
+        others = publications.bound_elsewhere(
+            self._mounter.mounts(), staged=staged,
+            skip=(staging, Path(staged.mount_point), target),
+            kubelet_dir=self._config.kubelet_dir,
+        ) if staged is not None else []  # fmt: skip
+        publications.check_one_target(
+            volume_id=volume_id, modes=modes, target=target, others=others
+        )
 
     def _healthy_staging(self, volume_id: str, staging: Path) -> MountInfo:
         staged = self._mounter.mount_at(staging)
@@ -280,24 +297,15 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         self, request: csi_pb2.NodeGetVolumeStatsRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodeGetVolumeStatsResponse:
         volume_id = validation.volume_id(request.volume_id)
-        path = self._path(request.volume_path, "volume_path")
+        path = validation.stats_path(
+            request.volume_path, volume_id=volume_id, kubelet_dir=self._config.kubelet_dir
+        )
         state = self._mounter.path_state(path)
         if state is PathState.MISSING:
             raise errors.NotFound(f"volume_path {path} does not exist")
         if self._mounter.mount_at(path) is None:  # a bare directory: the volume is not there
             raise errors.NotFound(f"volume {volume_id} is not mounted at volume_path {path}")
-        stats = None if state is PathState.STALE else _statvfs(path)
-        if stats is None:
-            return _abnormal(
-                f"GlusterFS mount at {path} is stale (its client is gone or does not answer); "
-                "NodeStageVolume remounts it"
-            )
-        return csi_pb2.NodeGetVolumeStatsResponse(
-            usage=_usage(stats),
-            volume_condition=csi_pb2.VolumeCondition(
-                abnormal=False, message="mounted and responding"
-            ),
-        )
+        return stats_response(path, stale=state is PathState.STALE)
 
     # ------------------------------------------------------------ helpers
 
@@ -320,37 +328,6 @@ class NodeService(csi_pb2_grpc.NodeServicer):
 
 def _mode(read_only: bool) -> str:
     return "read-only" if read_only else "read-write"
-
-
-def _abnormal(message: str) -> csi_pb2.NodeGetVolumeStatsResponse:
-    return csi_pb2.NodeGetVolumeStatsResponse(
-        volume_condition=csi_pb2.VolumeCondition(abnormal=True, message=message)
-    )
-
-
-def _statvfs(path: Path) -> os.statvfs_result | None:
-    """Usage of the filesystem at `path`; None when its FUSE client is gone or hangs."""
-    try:
-        return statvfs_with_timeout(path, timeout=STAT_TIMEOUT)
-    except OSError as error:
-        if error.errno in (errno.ENOTCONN, errno.ECONNABORTED):
-            return None
-        raise errors.Internal(f"cannot statvfs {path}: {error.strerror}") from error
-
-
-def _usage(stats: os.statvfs_result) -> list[csi_pb2.VolumeUsage]:
-    unit = csi_pb2.VolumeUsage.Unit
-    block = stats.f_frsize
-    return [
-        csi_pb2.VolumeUsage(
-            unit=unit.BYTES, total=stats.f_blocks * block, available=stats.f_bavail * block,
-            used=(stats.f_blocks - stats.f_bfree) * block,
-        ),
-        csi_pb2.VolumeUsage(
-            unit=unit.INODES, total=stats.f_files, available=stats.f_favail,
-            used=stats.f_files - stats.f_ffree,
-        ),
-    ]  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -59,6 +59,9 @@ class StageRecord:
     read_only: bool
     flags: tuple[str, ...]
     log_file: str
+    #: CSI access mode of the NodeStageVolume request (0: unknown, a record of an older
+    #: plugin); publications.py limits the target paths of single-workload modes.
+    access_mode: int = 0
 
     @property
     def source(self) -> GlusterSource:
@@ -123,6 +126,7 @@ def _parse_record(path: Path) -> StageRecord:
         read_only=bool(raw["read_only"]),
         flags=tuple(str(f) for f in raw["flags"]),
         log_file=str(raw["log_file"]),
+        access_mode=int(raw.get("access_mode", 0)),
     )
     _check_record(record)
     return record

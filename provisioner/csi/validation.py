@@ -89,10 +89,11 @@ DRIVER_OWNED_FLAGS: Final = frozenset(
 
 @dataclass(frozen=True)
 class MountRequest:
-    """A validated mount capability: whether its access mode is read-only, its flags."""
+    """A validated mount capability: its access mode, whether that is read-only, its flags."""
 
     read_only_mode: bool
     flags: tuple[str, ...]
+    mode: int = _Mode.UNKNOWN
 
 
 def required(value: str, field: str) -> str:
@@ -115,6 +116,19 @@ def volume_id(value: str) -> str:
 def node_path(value: str, *, field: str, kubelet_dir: Path) -> Path:
     """An absolute, normalised path strictly inside `kubelet_dir`."""
     return node_paths([(field, value)], kubelet_dir=kubelet_dir)[0]
+
+
+def stats_path(value: str, *, volume_id: str, kubelet_dir: Path) -> Path:
+    """NodeGetVolumeStats' volume_path: required (INVALID_ARGUMENT when empty); a relative
+    path holds no volume of ours (NOT_FOUND, as csi-sanity's "volume is not found"
+    specs expect for `some/path`); an absolute one is checked as `node_path` does."""
+    required(value, "volume_path")
+    if not value.startswith("/"):
+        raise errors.NotFound(
+            f"volume {volume_id} is not published at volume_path {value!r}: this plugin "
+            "publishes volumes only at absolute paths"
+        )
+    return node_path(value, field="volume_path", kubelet_dir=kubelet_dir)
 
 
 def node_paths(fields: Sequence[tuple[str, str]], *, kubelet_dir: Path) -> list[Path]:
@@ -290,4 +304,4 @@ def mount_capability(capability: csi_pb2.VolumeCapability, *, present: bool) -> 
             "use 'glusterfs' or leave it empty"
         )
     flags = mount_flags(capability.mount.mount_flags)
-    return MountRequest(read_only_mode=mode in READ_ONLY_MODES, flags=flags)
+    return MountRequest(read_only_mode=mode in READ_ONLY_MODES, flags=flags, mode=mode)

@@ -1,6 +1,6 @@
 """One logical HTTP request to Heketi: fresh token, timeouts, bounded retries.
 
-Retry rules (see README "Heketi compatibility"):
+Retry rules (see docs/heketi.md):
 
 * 429 and "could not connect" failures are retried for every request: Heketi
   did nothing with the request (its throttle answers 429 before any work).

@@ -1,7 +1,6 @@
 """HTTP/1.1 front end: routing, verbs, query parameters, responses and watch streaming."""
 
 import contextlib
-import json
 import random
 import select
 import socket
@@ -16,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from provisioner.log import get_logger
-from testbed.kube import errors, events, patch, resources, tables
+from testbed.kube import errors, events, media, patch, resources, tables
 from testbed.kube.control import Faults, RequestLog, RequestRecord
 from testbed.kube.errors import ApiError
 from testbed.kube.resources import ResourceType
@@ -397,7 +396,7 @@ class Handler(BaseHTTPRequestHandler):
     def _create(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         if r.namespace is None and r.rt.namespaced:
             raise errors.method_not_allowed("POST", f"all-namespaces {r.rt.plural}")
-        obj = _json_body(body)
+        obj = media.object_body(body, self.headers.get("Content-Type"))
         self._warnings += drop_unknown_fields(r.rt, obj, _field_validation(query))
         stored = self.state.store.create(
             r.rt, _ns(r), _incoming(r.rt, obj), dry_run=_dry_run(query)
@@ -406,7 +405,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _update(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         assert r.name is not None
-        obj = _json_body(body)
+        obj = media.object_body(body, self.headers.get("Content-Type"))
         self._warnings += drop_unknown_fields(r.rt, obj, _field_validation(query))
         obj = _incoming(r.rt, obj)
         stored = self.state.store.update(
@@ -432,7 +431,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _delete(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         assert r.name is not None
-        options = _delete_options(body, query)
+        options = _delete_options(body, query, self.headers.get("Content-Type"))
         stored, gone = self.state.store.delete(r.rt, _ns(r), r.name, options)
         if not gone or r.rt.returns_deleted:
             return 200, _encode(r.rt, stored)
@@ -450,7 +449,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _delete_collection(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         store = self.state.store
-        options = _delete_options(body, query)
+        options = _delete_options(body, query, self.headers.get("Content-Type"))
         result = store.list_page(r.rt, r.namespace, _filter(r.rt, query))
         deleted = []
         for item in result.items:
@@ -617,16 +616,6 @@ def _list_body(rt: ResourceType, result: ListResult) -> bytes:
     return dumps(head)[:-1] + b',"items":[' + items + b"]}"
 
 
-def _json_body(body: bytes) -> JSON:
-    try:
-        obj = json.loads(body or b"null")
-    except ValueError as err:
-        raise errors.bad_request(f"couldn't get version/kind; json parse error: {err}") from err
-    if not isinstance(obj, dict):
-        raise errors.bad_request("the request body must be a JSON object")
-    return obj
-
-
 def _dry_run(query: dict[str, str]) -> bool:
     value = query.get("dryRun", "")
     if value not in ("", "All"):
@@ -634,8 +623,16 @@ def _dry_run(query: dict[str, str]) -> bool:
     return value == "All"
 
 
-def _delete_options(body: bytes, query: dict[str, str]) -> DeleteOptions:
-    options = json.loads(body) if body.strip() else {}
+def _delete_options(body: bytes, query: dict[str, str], content_type: str | None) -> DeleteOptions:
+    """DeleteOptions from a DELETE body (delete.go DeleteResource/DeleteCollection: a body is
+    negotiated like any other, and a decode error is a 400 BadRequest) or the query."""
+    options: Any = {}
+    if body:
+        media.check_body_type(content_type)
+        try:
+            options = media.loads(body)
+        except ValueError as err:
+            raise errors.bad_request(f"couldn't get version/kind; json parse error: {err}") from err
     if not isinstance(options, dict):
         raise errors.bad_request("the request body must be a DeleteOptions object")
     pre = options.get("preconditions") or {}
@@ -646,31 +643,32 @@ def _delete_options(body: bytes, query: dict[str, str]) -> DeleteOptions:
 
 
 def _patcher(rt: ResourceType, content_type: str, body: bytes) -> Callable[[JSON], JSON]:
-    media = content_type.split(";")[0].strip().lower()
+    # patch.go PatchResource: the Content-Type is checked against the patch types first.
+    media_type = media.media_type(content_type)
+    if media_type not in (patch.JSON_PATCH, patch.MERGE_PATCH, patch.STRATEGIC_MERGE_PATCH):
+        raise ApiError(
+            415,
+            f"the body of the request was in an unknown format - accepted media "
+            f"types include: {patch.JSON_PATCH}, {patch.MERGE_PATCH}, "
+            f"{patch.STRATEGIC_MERGE_PATCH} (server-side apply, "
+            f"{patch.APPLY_PATCH}, is not implemented by this test server)",
+        )
     try:
-        document = json.loads(body or b"null")
+        document = media.loads(body or b"null")
     except ValueError as err:
         raise errors.bad_request(f"error decoding patch: {err}") from err
-    if _is_events_v1(rt) and media != patch.JSON_PATCH:
+    if _is_events_v1(rt) and media_type != patch.JSON_PATCH:
         document = _events_patch_to_core(document)
-    if media == patch.JSON_PATCH:
+    if media_type == patch.JSON_PATCH:
         return (
             _events_json_patch(document)
             if _is_events_v1(rt)
             else (lambda doc: patch.json_patch(doc, document))
         )
-    if media == patch.MERGE_PATCH:
+    if media_type == patch.MERGE_PATCH:
         return lambda doc: _merged(doc, document)
-    if media == patch.STRATEGIC_MERGE_PATCH:
-        merger = patch.StrategicMerger(dict(rt.merge_lists))
-        return lambda doc: merger.apply(doc, document)
-    raise ApiError(
-        415,
-        f"the body of the request was in an unknown format - accepted media "
-        f"types include: {patch.JSON_PATCH}, {patch.MERGE_PATCH}, "
-        f"{patch.STRATEGIC_MERGE_PATCH} (server-side apply, "
-        f"{patch.APPLY_PATCH}, is not implemented by this test server)",
-    )
+    merger = patch.StrategicMerger(dict(rt.merge_lists))
+    return lambda doc: merger.apply(doc, document)
 
 
 def _merged(doc: JSON, document: Any) -> JSON:

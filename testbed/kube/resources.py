@@ -39,6 +39,11 @@ class ResourceType:
     #: DELETE answers with the deleted object (not a Status), as the apiserver's store for
     #: the type is configured (ReturnDeletedObject); the client's return types follow it.
     returns_deleted: bool = False
+    #: metadata.generation is the type's own business (its registry strategy.go): Pods set it
+    #: to 1 on create and bump it when the spec changes (pkg/registry/core/pod/strategy.go);
+    #: Leases, PVs, PVCs, Secrets, ConfigMaps, Events, Namespaces and StorageClasses never
+    #: set it (their PrepareForCreate/PrepareForUpdate leave it alone).
+    sets_generation: bool = False
 
     @property
     def api_version(self) -> str:
@@ -123,6 +128,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         True,
         short_names=("po",),
         has_status=True,
+        sets_generation=True,
         merge_lists=_META_LISTS,
         fields=(
             "spec.nodeName",

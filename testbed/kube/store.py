@@ -340,7 +340,8 @@ class Store:
         new = strategy.prepare_update(rt, new, old, status=status)
         _keep_system_meta(rt, namespace, new, old)
         strategy.validate_update(rt, new, old)
-        if _spec_changed(new, old):
+        # rest.BeforeUpdate keeps the old generation (in _SYSTEM_META); only a strategy bumps it.
+        if rt.sets_generation and _spec_changed(new, old):
             new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
         return new
 
@@ -371,7 +372,8 @@ class Store:
         marked = json.loads(current.raw)
         marked["metadata"]["deletionTimestamp"] = now_rfc3339()
         marked["metadata"]["deletionGracePeriodSeconds"] = 0
-        marked["metadata"]["generation"] = meta.get("generation", 1) + 1
+        if meta.get("generation", 0) > 0:  # registry/store.go markAsDeleting: bump if set
+            marked["metadata"]["generation"] = meta["generation"] + 1
         return self._commit(bucket, namespace, marked, "MODIFIED", current.obj), False
 
     def _delete_namespace(self, current: Stored) -> tuple[Stored, bool]:
@@ -570,7 +572,8 @@ def _prepare_meta(rt: ResourceType, namespace: str, obj: JSON) -> JSON:
         meta.pop(field, None)
     meta["uid"] = str(uuid.uuid4())
     meta["creationTimestamp"] = now_rfc3339()
-    meta["generation"] = 1
+    if rt.sets_generation:  # otherwise as sent: rest.BeforeCreate does not touch it
+        meta["generation"] = 1
     return meta
 
 

@@ -134,6 +134,20 @@ def test_supported_capabilities_are_confirmed_as_asked(
     assert response.message == ""
 
 
+def test_volume_context_keys_a_co_adds_are_ignored_when_validating(
+    csi_controller: ControllerHarness, validated_volume: csi_pb2.Volume
+) -> None:
+    # external-provisioner (v5.3.0) writes its identity into every PV's volumeAttributes.
+    context = {
+        **validated_volume.volume_context,
+        "storage.kubernetes.io/csiProvisionerIdentity": "1733400000000-8081-org.gluster.glusterfs",
+    }
+    request = validate_request(validated_volume, volume_context=context)
+    response = csi_controller.controller.ValidateVolumeCapabilities(request, timeout=30)
+    assert response.message == ""
+    assert response.confirmed.volume_context == context
+
+
 def test_validate_ten_times_gives_the_same_answer(
     csi_controller: ControllerHarness, validated_volume: csi_pb2.Volume
 ) -> None:

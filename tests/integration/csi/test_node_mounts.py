@@ -60,19 +60,23 @@ class Kubelet:
             volume_context=self.volume.volume_context,
         )
 
-    def publish(self, pod: str, *, readonly: bool = False) -> Path:
+    def publish(self, pod: str, *, readonly: bool = False, mode: int = WRITER) -> Path:
         target = self.pods / pod / "mount"
+        self.twice("NodePublishVolume", self.publish_request(target, readonly=readonly, mode=mode))
+        return target
+
+    def publish_request(
+        self, target: Path, *, readonly: bool = False, mode: int = WRITER
+    ) -> csi_pb2.NodePublishVolumeRequest:
         target.parent.mkdir(exist_ok=True)
-        request = csi_pb2.NodePublishVolumeRequest(
+        return csi_pb2.NodePublishVolumeRequest(
             volume_id=self.volume_id,
             staging_target_path=str(self.staging),
             target_path=str(target),
-            volume_capability=capability(),
+            volume_capability=capability(mode),
             readonly=readonly,
             volume_context=self.volume.volume_context,
         )
-        self.twice("NodePublishVolume", request)
-        return target
 
     def unpublish(self, target: Path) -> None:
         request = csi_pb2.NodeUnpublishVolumeRequest(
@@ -351,3 +355,53 @@ def test_unpublish_and_unstage_finish_while_the_fuse_client_hangs(kubelet: Kubel
     assert mounts_at(target) == [] and mounts_at(kubelet.staging) == []
     assert not target.exists() and not kubelet.staging.exists()
     _wait_for(lambda: fuse_client_pids(kubelet.staging) == [])
+
+
+def test_a_single_node_single_writer_volume_is_published_at_one_target_path_per_node(
+    kubelet: Kubelet,
+) -> None:
+    single = Mode.SINGLE_NODE_SINGLE_WRITER
+    kubelet.stage(mode=single)
+    first = kubelet.publish("pod-a", mode=single)
+    second = kubelet.pods / "pod-b" / "mount"
+    with pytest.raises(grpc.RpcError) as raised:
+        kubelet.plugin.node.NodePublishVolume(
+            kubelet.publish_request(second, mode=single), timeout=90
+        )
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert f"already published on this node at {first}" in (raised.value.details() or "")
+    assert not mounts_at(second) and not second.exists()
+    kubelet.unpublish(first)
+    moved = kubelet.publish("pod-b", mode=single)  # the pod moved: the new target works
+    (moved / "data").write_text("one writer")
+    kubelet.unpublish(moved)
+    kubelet.unstage()
+
+
+def test_a_single_node_multi_writer_volume_is_published_at_several_target_paths(
+    kubelet: Kubelet,
+) -> None:
+    multi = Mode.SINGLE_NODE_MULTI_WRITER
+    kubelet.stage(mode=multi)
+    targets = [kubelet.publish(pod, mode=multi) for pod in ("pod-a", "pod-b", "pod-c")]
+    (targets[0] / "shared").write_text("seen by every pod")
+    assert all((target / "shared").read_text() == "seen by every pod" for target in targets)
+    for target in targets:
+        kubelet.unpublish(target)
+    kubelet.unstage()
+
+
+def test_stats_of_a_relative_path_is_not_found_while_the_volume_is_published(
+    kubelet: Kubelet,
+) -> None:
+    kubelet.stage()
+    target = kubelet.publish("pod-a")
+    request = csi_pb2.NodeGetVolumeStatsRequest(
+        volume_id=kubelet.volume_id, volume_path="some/path"
+    )
+    with pytest.raises(grpc.RpcError) as raised:
+        kubelet.plugin.node.NodeGetVolumeStats(request, timeout=30)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    assert kubelet.stats(target).volume_condition.abnormal is False
+    kubelet.unpublish(target)
+    kubelet.unstage()

@@ -144,6 +144,17 @@ BAD_REQUESTS = [
                  "mount flags 'ro' and 'rw' contradict each other", id="stage-flags-ro-and-rw"),
     pytest.param("NodePublishVolume", {"target_path": ""}, INVALID, "target_path is required",
                  id="publish-no-target"),
+    # csi-sanity's NodePublishVolume "should fail when no volume id is provided": nothing at all.
+    pytest.param("NodePublishVolume", {"volume_id": None, "staging_target_path": None,
+                                       "target_path": None, "volume_capability": None}, INVALID,
+                 "volume_id is required", id="publish-empty-request"),
+    # csi-sanity's "should fail when no target path is provided": only a volume_id.
+    pytest.param("NodePublishVolume", {"staging_target_path": None, "target_path": None,
+                                       "volume_capability": None}, INVALID,
+                 "target_path is required", id="publish-only-a-volume-id"),
+    # csi-sanity's "should fail when no volume capability is provided": no staging path either.
+    pytest.param("NodePublishVolume", {"staging_target_path": None, "volume_capability": None},
+                 INVALID, "volume_capability is required", id="publish-no-capability"),
     pytest.param("NodePublishVolume", {"staging_target_path": ""}, "FAILED_PRECONDITION",
                  "staging_target_path is required: this plugin has STAGE_UNSTAGE_VOLUME; call "
                  "NodeStageVolume first and pass its staging_target_path",
@@ -160,10 +171,20 @@ BAD_REQUESTS = [
     pytest.param("NodeUnpublishVolume", {"target_path": "/var/lib/docker/x"}, INVALID,
                  "target_path '/var/lib/docker/x' must be inside the kubelet directory {k}",
                  id="unpublish-path-outside-kubelet"),
+    pytest.param("NodeUnpublishVolume", {"target_path": ""}, INVALID, "target_path is required",
+                 id="unpublish-no-target"),
+    pytest.param("NodeUnstageVolume", {"volume_id": ""}, INVALID, "volume_id is required",
+                 id="unstage-no-volume-id"),
     pytest.param("NodeUnstageVolume", {"staging_target_path": ""}, INVALID,
                  "staging_target_path is required", id="unstage-no-staging-path"),
     pytest.param("NodeGetVolumeStats", {"volume_path": ""}, INVALID, "volume_path is required",
                  id="stats-no-path"),
+    # csi-sanity's "should fail when volume is not found": a relative path.
+    pytest.param("NodeGetVolumeStats", {"volume_path": "some/path"}, "NOT_FOUND",
+                 "volume v1 is not published at volume_path 'some/path': this plugin publishes "
+                 "volumes only at absolute paths", id="stats-relative-path"),
+    pytest.param("NodeGetVolumeStats", {"volume_id": "", "volume_path": "some/path"}, INVALID,
+                 "volume_id is required", id="stats-no-volume-id"),
     pytest.param("NodeGetVolumeStats", {}, "NOT_FOUND",
                  "volume_path {k}/plugins/vol/globalmount does not exist", id="stats-missing-path"),
     pytest.param("NodeExpandVolume", {}, "UNIMPLEMENTED",
@@ -216,6 +237,11 @@ def test_identity_reports_driver_version_and_no_controller(plugin: Plugin) -> No
     )
     assert (info.name, info.vendor_version) == (DRIVER_NAME, __version__)
     assert list(capabilities.capabilities) == []
+
+
+def test_probe_answers_ready_on_a_node_with_the_fuse_client(plugin: Plugin) -> None:
+    probe = plugin.identity.Probe(csi_pb2.ProbeRequest(), timeout=10)
+    assert probe.HasField("ready") and probe.ready.value is True
 
 
 def test_socket_is_private_to_owner_and_group(plugin: Plugin) -> None:

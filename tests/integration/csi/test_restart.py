@@ -122,9 +122,9 @@ def _stat_errno(path: Path) -> int | None:
     return None
 
 
-def _capability() -> csi_pb2.VolumeCapability:
+def _capability(flags: tuple[str, ...] = ()) -> csi_pb2.VolumeCapability:
     return csi_pb2.VolumeCapability(
-        mount=csi_pb2.VolumeCapability.MountVolume(),
+        mount=csi_pb2.VolumeCapability.MountVolume(mount_flags=list(flags)),
         access_mode=csi_pb2.VolumeCapability.AccessMode(mode=WRITER),
     )
 
@@ -144,12 +144,14 @@ def _paths(sandbox: Sandbox, label: str) -> Paths:
     return Paths(sandbox.volume_context["volume"], staging, target)
 
 
-def _stage_and_publish(plugin: Plugin, sandbox: Sandbox, paths: Paths) -> None:
+def _stage_and_publish(
+    plugin: Plugin, sandbox: Sandbox, paths: Paths, *, flags: tuple[str, ...] = ()
+) -> None:
     node = csi_pb2_grpc.NodeStub(plugin.channel)
     node.NodeStageVolume(
         csi_pb2.NodeStageVolumeRequest(
             volume_id=paths.volume_id, staging_target_path=str(paths.staging),
-            volume_capability=_capability(), volume_context=sandbox.volume_context,
+            volume_capability=_capability(flags), volume_context=sandbox.volume_context,
         ), timeout=DEADLINE,
     )  # fmt: skip
     node.NodePublishVolume(
@@ -195,6 +197,73 @@ def test_published_path_reads_and_writes_after_the_plugin_namespace_is_killed(
     finally:
         _unpublish_and_unstage(second, paths)
         _kill_namespace(second)
+
+
+def _fuse_client(mount_point: Path) -> int:
+    """PID of the glusterfs FUSE client serving `mount_point` (the last word of its argv)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"glusterfs") and argv[-1] == os.fsencode(mount_point):
+            return int(proc.name)
+    raise AssertionError(f"no glusterfs client serves {mount_point}")
+
+
+def _wait_gone(pid: int) -> None:
+    """Until the process has exited (gone, or a zombie: its FUSE connection is closed)."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        assert time.monotonic() < deadline, f"process {pid} did not exit"
+        time.sleep(0.05)
+
+
+def test_a_mount_whose_client_just_died_is_repaired_by_a_plugin_restarted_at_once(
+    sandbox: Sandbox,
+) -> None:
+    paths = _paths(sandbox, "fresh-kill")
+    first = _start(sandbox, "fresh-1", wrapper=[])
+    # A long attribute cache makes the race certain: for ten minutes the kernel answers a
+    # stat of the mount without asking its client (Gluster's default is one second).
+    _stage_and_publish(first, sandbox, paths, flags=("attribute-timeout=600",))
+    (paths.target / "before").write_text("written before the client died")
+    os.stat(paths.staging)
+    first.process.terminate()
+    first.process.wait(timeout=DEADLINE)
+    first.channel.close()
+
+    client = _fuse_client(paths.staging)
+    os.kill(client, signal.SIGKILL)
+    _wait_gone(client)
+    os.stat(paths.staging)  # the race: stat still says all is well ...
+    assert _statvfs_errno(paths.staging) in (errno.ENOTCONN, errno.ECONNABORTED)  # ... it is gone
+
+    second = _start(sandbox, "fresh-2", wrapper=[])  # restarted at once, no Node* call
+    try:
+        _wait_for_log(second, "stale mount check done")
+        assert '"repaired": 1, "rebound": 1' in second.log()
+        assert (paths.target / "before").read_text() == "written before the client died"
+        (paths.target / "after").write_text("written after the repair")
+        assert (paths.staging / "after").read_text() == "written after the repair"
+    finally:
+        _unpublish_and_unstage(second, paths)
+        second.process.terminate()
+        second.process.wait(timeout=DEADLINE)
+        second.channel.close()
+
+
+def _statvfs_errno(path: Path) -> int | None:
+    try:
+        os.statvfs(path)
+    except OSError as error:
+        return error.errno
+    return None
 
 
 @pytest.fixture

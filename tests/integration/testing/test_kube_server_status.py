@@ -54,8 +54,7 @@ def test_status_patch_changes_only_status(api: Api) -> None:
 
 def test_status_write_does_not_bump_generation(api: Api) -> None:
     ns = new_namespace(api)
-    api.core.create_namespaced_persistent_volume_claim(ns, pvc_body("data"))
-    patched = api.core.patch_namespaced_persistent_volume_claim_status(
-        "data", ns, {"status": {"phase": "Bound"}}
-    )
-    assert patched.metadata.generation == 1
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i:1"}]}}
+    api.core.create_namespaced_pod(ns, pod)  # Pods keep a generation; claims have none
+    patched = api.core.patch_namespaced_pod_status("p", ns, {"status": {"phase": "Running"}})
+    assert (patched.status.phase, patched.metadata.generation) == ("Running", 1)

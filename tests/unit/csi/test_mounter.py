@@ -200,8 +200,8 @@ def test_a_bind_of_another_filesystem_never_matches_a_gluster_source() -> None:
 
 
 def test_path_state_tells_missing_from_healthy(tmp_path: Path) -> None:
-    assert mounter.stat_with_timeout(tmp_path, timeout=5) is PathState.HEALTHY
-    assert mounter.stat_with_timeout(tmp_path / "gone", timeout=5) is PathState.MISSING
+    assert mounter.probe_with_timeout(tmp_path, timeout=5) is PathState.HEALTHY
+    assert mounter.probe_with_timeout(tmp_path / "gone", timeout=5) is PathState.MISSING
 
 
 def test_the_subprocess_runner_enforces_its_timeout() -> None:

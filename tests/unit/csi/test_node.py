@@ -25,6 +25,9 @@ class FakeMounter:
         self.stale: set[Path] = set()
         self.calls: list[str] = []
 
+    def mounts(self) -> list[MountInfo]:
+        return list(self.table.values())
+
     def mount_at(self, path: Path) -> MountInfo | None:
         return self.table.get(path)
 
