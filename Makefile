@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto test lint demo bench fuzz sanity clean
+.PHONY: help install proto test lint demo bench fuzz sanity contract clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,11 @@ test: $(STAMP) ## run the whole test suite (sets up GlusterFS when root)
 HOSTILE_EXAMPLES ?= 20000
 fuzz: $(STAMP) ## hostile-input property tests of every CSI RPC with many examples (HOSTILE_EXAMPLES=20000 per RPC group)
 	HOSTILE_EXAMPLES=$(HOSTILE_EXAMPLES) $(PY) -m pytest -q --timeout=3600 tests/integration/csi/test_hostile_input.py
+
+HEKETI_URL ?=
+HEKETI_KEY ?=
+contract: $(STAMP) ## tests/contract against a real Heketi: make contract HEKETI_URL=http://host:port HEKETI_KEY=<admin key> (skipped when unset)
+	@HEKETI_URL='$(HEKETI_URL)' HEKETI_KEY='$(HEKETI_KEY)' $(PY) -m pytest -q -rs -k 'real and not testbed' tests/contract
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on our code
 	$(VENV)/bin/ruff check provisioner testbed tests bench

@@ -50,6 +50,19 @@ TARGETS: tuple[Target, ...] = (
     Target("node.publish_p50_ms", "node: NodePublishVolume p50, {node.pods} pods (ms)", "<=", 20),
     Target("node.publish_p95_ms", "node: NodePublishVolume p95, {node.pods} pods (ms)", ""),
     Target("node.fuse_clients", "node: glusterfs client processes for the volume", "==", 1),
+    *(
+        row
+        for n, label in (("n100", "100"), ("n1000", "1,000"), ("n10000", "10,000"))
+        for row in (
+            Target(f"names.{n}.cold_requests", f"name lookup, cold, {label} volumes: requests", ""),
+            Target(f"names.{n}.cold_seconds", f"name lookup, cold, {label} volumes (s)",
+                   *(("<=", 1) if n == "n1000" else ("",))),
+            Target(f"names.{n}.warm_requests",
+                   f"name lookup, warm, {label} volumes + 1 new: requests", "==", 2),
+            Target(f"names.{n}.warm_seconds", f"name lookup, warm, {label} volumes + 1 new (s)",
+                   ""),
+        )
+    ),
 )  # fmt: skip
 
 

@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import burst, node, procs, report, scale
+from bench import burst, names, node, procs, report, scale
 
-SCENARIOS = ("burst", "scale", "node")
+SCENARIOS = ("burst", "scale", "node", "names")
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
 
 
@@ -78,6 +78,7 @@ def _scenarios(args: argparse.Namespace, workdir: Path) -> dict[str, Callable[[]
                                              idle_seconds=args.idle_seconds,
                                              controller_args=extra, profile_dir=args.profile)},
         "node": lambda: {"node": node.run(workdir=workdir / "node")},
+        "names": names.run,
     }  # fmt: skip
 
 

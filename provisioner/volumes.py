@@ -29,6 +29,7 @@ from provisioner.heketi.errors import (
     HeketiUnavailable,
 )
 from provisioner.heketi.types import Volume, VolumeCreateRequest
+from provisioner.heketi.volume_names import VolumeIdentity
 from provisioner.locks import KeyedLocks
 from provisioner.log import get_logger
 from provisioner.storageclass import ProvisioningParams
@@ -47,7 +48,10 @@ class HeketiApi(Protocol):
     def find_volume_by_name(self, name: str) -> Volume | None: ...
     def create_volume(self, request: VolumeCreateRequest) -> Volume: ...
     def get_volume(self, volume_id: str) -> Volume: ...
+    def get_volumes(self, volume_ids: Sequence[str]) -> list[Volume]: ...
+    def list_volume_ids(self) -> list[str]: ...
     def list_volumes(self) -> list[Volume]: ...
+    def volume_identities(self) -> dict[str, VolumeIdentity]: ...
     def free_space_gib(self, clusters: Sequence[str] = ()) -> int: ...
     def expand_volume(self, volume_id: str, *, add_gib: int) -> Volume: ...
     def poll_expand(self, queue_path: str) -> Volume | None: ...
@@ -222,6 +226,18 @@ class VolumeService:
 
     def list_volumes(self, *, heketi: HeketiConfig) -> list[Volume]:
         return self._clients(heketi).list_volumes()
+
+    def list_volume_ids(self, *, heketi: HeketiConfig) -> list[str]:
+        return self._clients(heketi).list_volume_ids()
+
+    def get_volumes(self, *, heketi: HeketiConfig, volume_ids: Sequence[str]) -> list[Volume]:
+        """The volumes with these ids that still exist (malformed ids have none)."""
+        wanted = [i for i in volume_ids if is_heketi_id(i)]
+        return self._clients(heketi).get_volumes(wanted)
+
+    def volume_identities(self, *, heketi: HeketiConfig) -> dict[str, VolumeIdentity]:
+        """Name and GID of every complete volume, by id (`HeketiClient.volume_identities`)."""
+        return self._clients(heketi).volume_identities()
 
     def free_space_gib(self, *, heketi: HeketiConfig, clusters: Sequence[str] = ()) -> int:
         return self._clients(heketi).free_space_gib(clusters)

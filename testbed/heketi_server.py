@@ -1,6 +1,10 @@
-"""A Heketi server for tests, demos and benchmarks, faithful to Heketi v10.4's REST contract.
+"""A Heketi server for tests, demos and benchmarks, faithful to Heketi v10.4.1's REST contract.
 
-Same endpoints, status codes, headers and plain-text messages as Heketi:
+Only routes of v10.4.1's route table (`heketi_routes`), answered by its router's
+rules (unknown path: 404 `Invalid path or request`; wrong method: 405); of them it
+serves the ones in `docs/heketi.md` and answers the rest 501 (a limit of this
+server, never a route real Heketi lacks). Same status codes, headers and
+plain-text messages as Heketi:
 JWT checks (middleware/jwt.go wording), the `user` role limited to exactly
 `/volumes`, async operations (202 + `Location: /queue/ID`, the entry removed
 on first read once done), name uniqueness, capacity accounting with "No space",
@@ -11,7 +15,9 @@ glusterd, directory bricks under `bricks_dir`).
 
 Test controls: `set_latency`, `fail_next`, `drop_next`, `pause`/`resume`
 (outage: connections refused), `restart` (queue lost, volumes kept; operations
-already running still finish), and a request log.
+that were running stay pending, name taken, until the stale-operation cleaner
+runs: `clean_stale_operations`), `set_node_state`/`set_device_state`, and a
+request log.
 
     python -m testbed.heketi_server --listen 127.0.0.1:8080 --admin-key KEY
 """
@@ -35,7 +41,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from provisioner.log import get_logger
-from testbed import heketi_gluster
+from testbed import heketi_gluster, heketi_routes
 from testbed.heketi_auth import check_request
 from testbed.heketi_store import (
     DEFAULT_DEVICE_GIB,
@@ -58,8 +64,8 @@ OP_KINDS = frozenset(
         "volume_get",
         "volume_list",
         "queue_get",
-        "topology",
         "cluster_list",
+        "node_get",
         "cluster_get",
         "any",
     }
@@ -73,6 +79,8 @@ _EXPAND_FAILED = "Failed to allocate volume expansion: "
 _DELETE_FAILED = "Failed to set up volume delete: "
 _BUSY = "Server busy. Retry operation later."
 _MAX_BODY = 1 << 20
+#: app.go initBackgroundCleaner: StartTimeBackgroundCleaner defaults to 60 s.
+STALE_CLEANUP_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -145,7 +153,11 @@ class _Operation:
     execute: Callable[[], None]  # outside the lock (gluster CLI)
     commit: Callable[[], _QueueEntry]  # under the lock
     rollback: Callable[[], None]  # under the lock
+    volume: VolumeRecord
     fail_message: str | None = None
+    worker: threading.Thread | None = None
+    #: Set when the server stops or restarts: the operation stops where it is.
+    interrupted: threading.Event = field(default_factory=threading.Event)
 
 
 class HeketiTestServer:
@@ -167,9 +179,12 @@ class HeketiTestServer:
         nodes: int = 3,
         device_gib: int = DEFAULT_DEVICE_GIB,
         clock_offset: float = 0.0,
+        stale_cleanup_seconds: float = STALE_CLEANUP_SECONDS,
     ) -> None:
         """`nodes`/`device_gib`: memory-mode topology (one cluster). `clock_offset`:
-        seconds added to the server's clock for token checks (simulates clock skew)."""
+        seconds added to the server's clock for token checks (simulates clock skew).
+        `stale_cleanup_seconds`: how long after a `restart` the background cleaner
+        cleans the operations the restart left pending (see `restart`)."""
         if mode == "gluster" and not bricks_dir:
             raise ValueError("gluster mode needs bricks_dir (a directory for the bricks)")
         if max_inflight < 1:
@@ -191,6 +206,10 @@ class HeketiTestServer:
         self._peak_inflight = 0
         self._clock_offset = clock_offset
         self._generation = 0
+        self._running: dict[str, _Operation] = {}
+        self._stale: list[_Operation] = []
+        self._stale_cleanup = stale_cleanup_seconds
+        self._cleaner: threading.Timer | None = None
         self._workers: set[threading.Thread] = set()
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
@@ -225,7 +244,12 @@ class HeketiTestServer:
     def stop(self) -> None:
         """Stop serving and wait for running operations to end."""
         self._stopping.set()
+        with self._lock:
+            for op in self._running.values():
+                op.interrupted.set()
         self._close_listener()
+        if self._cleaner is not None:
+            self._cleaner.cancel()
         for worker in list(self._workers):
             worker.join(timeout=heketi_gluster.COMMAND_TIMEOUT_SECONDS)
 
@@ -322,12 +346,79 @@ class HeketiTestServer:
                 self._listen()
 
     def restart(self) -> None:
-        """Like a Heketi restart: connections cut, queue entries lost, volumes kept."""
+        """Like a real Heketi restart: connections cut, queue entries lost (in memory
+        only: rest/asynchttp.go), the operation limit's count back at zero (a new
+        OpTracker), volumes kept. An operation that was running stops where it was and
+        stays pending in the DB: main.go `setupApp` → `App.ServerReset` marks it stale,
+        so its volume stays hidden and its name taken until the background cleaner
+        (app.go `initBackgroundCleaner`: first run 60 s after start, then hourly) cleans
+        it (operations_cleanup.go): a create or expand rolls back, a delete completes."""
         with self._lock:
             self._close_listener()
             self._queue.clear()
             self._generation += 1
+            for op in self._running.values():
+                op.interrupted.set()
+            self._stale.extend(self._running.values())
+            self._running.clear()
+            self._inflight = 0
             self._listen()
+            if self._cleaner is not None:
+                self._cleaner.cancel()
+            self._cleaner = threading.Timer(self._stale_cleanup, self.clean_stale_operations)
+            self._cleaner.daemon = True
+            self._cleaner.start()
+
+    def stale_operations(self) -> int:
+        """Operations a restart left pending and the cleaner has not cleaned yet."""
+        with self._lock:
+            return len(self._stale)
+
+    def clean_stale_operations(self) -> None:
+        """Run the background cleaner now (as `heketi-cli server operations cleanup`)."""
+        with self._lock:
+            stale, self._stale = self._stale, []
+        for op in stale:
+            if op.worker is not None:  # the abandoned thread is this server's, not Heketi's
+                op.worker.join(timeout=heketi_gluster.COMMAND_TIMEOUT_SECONDS)
+            if self._mode == "gluster" and op.kind != "volume_expand":
+                with contextlib.suppress(Exception):
+                    self._gluster_delete(op.volume)
+            with self._lock:
+                if op.kind == "volume_delete":
+                    op.commit()
+                else:
+                    op.rollback()
+
+    def seed_volumes(self, names: list[str], *, size_gib: int = 1) -> list[str]:
+        """Complete replica-3 volumes made at once, with the bookkeeping of a create
+        (benchmarks fill thousands without thousands of async operations); their ids."""
+        body = {"size": size_gib, "durability": {"type": "replicate", "replicate": {"replica": 3}}}
+        made = []
+        with self._lock:
+            for name in names:
+                volume = self._store.allocate_volume(
+                    self._store.validate_create({**body, "name": name})
+                )
+                volume.state, volume.busy = "online", False
+                made.append(volume.id)
+        return made
+
+    def set_node_state(self, node_id: str, state: str) -> None:
+        """A node's state as `POST /nodes/{id}/state` would leave it (online/offline/failed)."""
+        with self._lock:
+            node = self._store.node(node_id)
+            if node is None:
+                raise ValueError(f"no node {node_id}")
+            node.state = state
+
+    def set_device_state(self, device_id: str, state: str) -> None:
+        """A device's state as `POST /devices/{id}/state` would leave it."""
+        with self._lock:
+            device = self._store.device(device_id)
+            if device is None:
+                raise ValueError(f"no device {device_id}")
+            device.state = state
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -360,10 +451,13 @@ class HeketiTestServer:
             self._log.append(record)
 
     def handle(self, method: str, path: str, authorization: str | None, body: bytes) -> Response:
-        if path == "/hello" and method == "GET":
+        public = heketi_routes.public_route(method, path)  # main.go: served before the JWT check
+        if public is not None and public.name == "Hello":
             return Response(
                 200, b"Hello from Heketi", {"Content-Type": "text/plain; charset=UTF-8"}
             )
+        if public is not None:
+            return Response.text(501, f"the Heketi test server does not serve {public.name}")
         if self._auth:
             failure = check_request(
                 authorization,
@@ -411,45 +505,43 @@ class HeketiTestServer:
     def _route(
         self, method: str, path: str
     ) -> Response | tuple[str, Callable[[bytes, _Fault | None], Response]]:
-        parts = path.strip("/").split("/")
-        if path != "/" and path.endswith("/") and self._known(parts):
-            return Response.redirect(301, path.rstrip("/"), "Moved Permanently")
-        routes: dict[str, tuple[str, Callable[[bytes, _Fault | None], Response]]] = {}
-        if parts == ["topology"]:
-            routes = {"GET": ("topology", lambda b, f: self._topology())}
-        elif parts == ["clusters"]:
-            routes = {"GET": ("cluster_list", lambda b, f: self._cluster_list())}
-        elif len(parts) == 2 and parts[0] == "clusters":
-            routes = {"GET": ("cluster_get", lambda b, f: self._cluster_get(parts[1]))}
-        elif parts == ["volumes"]:
-            routes = {
-                "GET": ("volume_list", lambda b, f: self._volume_list()),
-                "POST": ("volume_create", self._volume_create),
-            }
-        elif len(parts) == 2 and parts[0] == "volumes":
-            routes = {
-                "GET": ("volume_get", lambda b, f: self._volume_get(parts[1])),
-                "DELETE": ("volume_delete", lambda b, f: self._volume_delete(parts[1], f)),
-            }
-        elif len(parts) == 3 and parts[0] == "volumes" and parts[2] == "expand":
-            routes = {"POST": ("volume_expand", lambda b, f: self._volume_expand(parts[1], b, f))}
-        elif len(parts) == 2 and parts[0] == "queue":
-            routes = {"GET": ("queue_get", lambda b, f: self._queue_get(parts[1]))}
-        else:
-            return Response.text(404, "404 page not found")
-        if method not in routes:
+        """Heketi v10.4.1's router (`heketi_routes`): only its routes, its 301/405/404."""
+        found = heketi_routes.match(method, path)
+        if found.outcome == "redirect":
+            return Response.redirect(301, found.location, "Moved Permanently")
+        if found.outcome == "method_not_allowed":
             return Response(405)
-        return routes[method]
+        if found.route is None:
+            return Response.text(404, heketi_routes.NOT_FOUND_MESSAGE)
+        parts = path.strip("/").split("/")
+        handler = self._handlers(parts[1] if len(parts) > 1 else "").get(found.route.name)
+        if handler is None:
+            return Response.text(501, f"the Heketi test server does not serve {found.route.name}")
+        return handler
 
-    @staticmethod
-    def _known(parts: list[str]) -> bool:
-        return parts[0] in ("topology", "clusters", "volumes", "queue") and len(parts) <= 3
+    def served_routes(self) -> frozenset[str]:
+        """The routes of the table this server serves (app.go route names)."""
+        return frozenset(self._handlers(""))
+
+    def _handlers(
+        self, item: str
+    ) -> dict[str, tuple[str, Callable[[bytes, _Fault | None], Response]]]:
+        """The served subset of the route table, by app.go route name; `item` is the
+        id in the path."""
+        handlers: dict[str, tuple[str, Callable[[bytes, _Fault | None], Response]]] = {
+            "Async": ("queue_get", lambda b, f: self._queue_get(item)),
+            "ClusterList": ("cluster_list", lambda b, f: self._cluster_list()),
+            "ClusterInfo": ("cluster_get", lambda b, f: self._cluster_get(item)),
+            "NodeInfo": ("node_get", lambda b, f: self._node_get(item)),
+            "VolumeList": ("volume_list", lambda b, f: self._volume_list()),
+            "VolumeCreate": ("volume_create", self._volume_create),
+            "VolumeInfo": ("volume_get", lambda b, f: self._volume_get(item)),
+            "VolumeDelete": ("volume_delete", lambda b, f: self._volume_delete(item, f)),
+            "VolumeExpand": ("volume_expand", lambda b, f: self._volume_expand(item, b, f)),
+        }
+        return handlers
 
     # -- reads --------------------------------------------------------------------
-
-    def _topology(self) -> Response:
-        with self._lock:
-            return Response.json(self._store.topology_json())
 
     def _cluster_list(self) -> Response:
         with self._lock:
@@ -460,6 +552,13 @@ class HeketiTestServer:
             if cluster not in self._store.clusters:
                 return Response.text(404, "Id not found")
             return Response.json(self._store.cluster_json(cluster))
+
+    def _node_get(self, node_id: str) -> Response:
+        with self._lock:
+            node = self._store.node(node_id)
+            if node is None:
+                return Response.text(404, "Id not found")
+            return Response.json(self._store.node_json(node))
 
     def _volume_list(self) -> Response:
         with self._lock:
@@ -525,6 +624,7 @@ class HeketiTestServer:
                     execute=lambda: self._gluster_create(volume, bricks),
                     commit=commit,
                     rollback=lambda: self._store.drop_volume(volume),
+                    volume=volume,
                 ),
             )
 
@@ -563,6 +663,7 @@ class HeketiTestServer:
                     execute=lambda: self._gluster_expand(volume, bricks),
                     commit=commit,
                     rollback=rollback,
+                    volume=volume,
                 ),
             )
 
@@ -587,6 +688,7 @@ class HeketiTestServer:
                     execute=lambda: self._gluster_delete(volume),
                     commit=commit,
                     rollback=rollback,
+                    volume=volume,
                 ),
             )
 
@@ -616,9 +718,11 @@ class HeketiTestServer:
         self._inflight += 1
         self._peak_inflight = max(self._peak_inflight, self._inflight)
         self._queue[op.queue_id] = _QueueEntry()
+        self._running[op.queue_id] = op
         worker = threading.Thread(
             target=self._run, args=(op,), daemon=True, name=f"heketi-op-{op.queue_id[:8]}"
         )
+        op.worker = worker
         self._workers.add(worker)
         worker.start()
         return Response(202, headers={"Location": f"/queue/{op.queue_id}"})
@@ -627,7 +731,7 @@ class HeketiTestServer:
         """Run one accepted operation; it commits only if `execute` returned normally."""
         error: str | None = "operation did not run to its end"
         try:
-            if self._latency and self._stopping.wait(self._latency):
+            if self._latency and op.interrupted.wait(self._latency):
                 error = "Heketi test server stopped"
             elif op.fail_message is not None:
                 error = op.fail_message
@@ -641,15 +745,18 @@ class HeketiTestServer:
 
     def _finish(self, op: _Operation, error: str | None) -> None:
         with self._lock:
+            self._workers.discard(threading.current_thread())
+            if op.generation != self._generation:
+                return  # abandoned by a restart: pending until the cleaner runs
+            del self._running[op.queue_id]
             if error is None:
                 entry = op.commit()
             else:
                 op.rollback()
                 entry = _QueueEntry(True, 500, message=error)
             self._inflight -= 1
-            if op.generation == self._generation and op.queue_id in self._queue:
+            if op.queue_id in self._queue:
                 self._queue[op.queue_id] = entry
-            self._workers.discard(threading.current_thread())
 
     # -- gluster mode ---------------------------------------------------------------
 
@@ -769,6 +876,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._serve()
 
+    def do_HEAD(self) -> None:
+        self._serve()
+
     def _serve(self) -> None:
         started, wall = time.monotonic(), time.time()
         path = urlsplit(self.path).path or "/"
@@ -835,6 +945,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=8,
         help="Heketi's max_inflight_operations (default %(default)s)",
     )
+    parser.add_argument(
+        "--seed-volumes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start with N complete 1 GiB volumes named seed-00000... (benchmarks)",
+    )
     parser.add_argument("--tls-cert", help="serve https with this PEM certificate")
     parser.add_argument("--tls-key", help="private key of --tls-cert")
     return parser.parse_args(argv)
@@ -872,6 +989,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         server = _server_from_args(args)
+        server.seed_volumes([f"seed-{i:05d}" for i in range(args.seed_volumes)])
         url = server.start()
     except (ValueError, OSError, ssl.SSLError) as exc:
         print(f"heketi_server: {exc}", file=sys.stderr)

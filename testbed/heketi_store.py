@@ -50,6 +50,7 @@ class Device:
     total_kib: int
     used_kib: int = 0
     bricks: set[str] = field(default_factory=set)
+    state: str = "online"  # Heketi's online / offline / failed
 
     @property
     def free_kib(self) -> int:
@@ -64,6 +65,7 @@ class Node:
     manage: str
     storage: str
     devices: list[Device]
+    state: str = "online"  # Heketi's online / offline / failed
 
 
 @dataclass
@@ -182,7 +184,8 @@ class Store:
             durability=spec.durability,
             gid=spec.gid,
             options=list(spec.options),
-            snapshot=spec.snapshot,
+            # volume_entry.go: a volume without snapshots is stored with factor 1
+            snapshot=spec.snapshot if spec.snapshot["enable"] else {"enable": False, "factor": 1},
         )
         for cluster in spec.clusters:
             bricks = self._place(cluster, volume, spec.size)
@@ -282,6 +285,9 @@ class Store:
             "size": volume.size,
             "name": volume.name,
             "durability": volume.durability,
+            # volume_entry.go NewVolumeEntryFromRequest: the (empty) pre- and post-request
+            # options split on "," around the request's; observed ["", ""] without options
+            "glustervolumeoptions": ["", *volume.options, ""],
             "snapshot": volume.snapshot,
             "id": volume.id,
             "cluster": volume.cluster,
@@ -297,8 +303,6 @@ class Store:
         }
         if volume.gid:
             body["gid"] = volume.gid
-        if volume.options:
-            body["glustervolumeoptions"] = list(volume.options)
         return body
 
     def visible_volumes(self, cluster: str | None = None) -> list[VolumeRecord]:
@@ -318,20 +322,16 @@ class Store:
             "blockvolumes": [],
         }
 
-    def topology_json(self) -> dict[str, Any]:
+    def node(self, node_id: str) -> Node | None:
+        return next((n for n in self._all_nodes() if n.id == node_id), None)
+
+    def device(self, device_id: str) -> Device | None:
+        return next((d for n in self._all_nodes() for d in n.devices if d.id == device_id), None)
+
+    def node_json(self, node: Node) -> dict[str, Any]:
+        """`GET /nodes/{id}` (app_node.go NodeInfo: NodeEntry.NewInfoReponse)."""
         bricks = {b.id: b for v in self.volumes.values() for b in v.bricks}
-        return {
-            "clusters": [
-                {
-                    "id": cluster,
-                    "block": True,
-                    "file": True,
-                    "volumes": [self.volume_json(v) for v in self.visible_volumes(cluster)],
-                    "nodes": [_node_json(n, bricks) for n in nodes],
-                }
-                for cluster, nodes in self.clusters.items()
-            ]
-        }
+        return _node_json(node, bricks)
 
 
 def _int_field(body: dict[str, Any], key: str) -> int:
@@ -468,13 +468,13 @@ def _node_json(node: Node, bricks: dict[str, Brick]) -> dict[str, Any]:
         "zone": node.zone,
         "cluster": node.cluster,
         "id": node.id,
-        "state": "online",
+        "state": node.state,
         "hostnames": {"manage": [node.manage], "storage": [node.storage]},
         "devices": [
             {
                 "name": d.name,
                 "id": d.id,
-                "state": "online",
+                "state": d.state,
                 "storage": {"total": d.total_kib, "free": d.free_kib, "used": d.used_kib},
                 "bricks": [_brick_json(bricks[b]) for b in d.bricks if b in bricks],
             }

@@ -41,7 +41,7 @@ from provisioner.kube.api import (
 )
 from provisioner.log import get_logger
 from provisioner.storageclass import ProvisioningParams
-from provisioner.volume_names import heketi_volume_name
+from provisioner.volume_naming import heketi_volume_name
 from provisioner.volumes import VolumeService, size_gib
 
 log = get_logger("provision")

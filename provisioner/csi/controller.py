@@ -40,14 +40,14 @@ from provisioner.gids import GidAllocator
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.types import Volume
 from provisioner.storageclass import ProvisioningParams, parse_parameters
-from provisioner.volume_names import csi_volume_name, heketi_volume_name
+from provisioner.volume_naming import csi_volume_name, heketi_volume_name
 from provisioner.volumes import GIB, VolumeService, is_heketi_id, volume_context
 
 _log = log.get_logger("csi.controller")
 
 _Rpc = csi_pb2.ControllerServiceCapability.RPC
 #: Longest kept CSI name inside a `volumenameprefix` name, leaving room for the
-#: prefix (<= 32), the namespace and the claim name within volume_names.HEKETI_NAME_MAX.
+#: prefix (<= 32), the namespace and the claim name within volume_naming.HEKETI_NAME_MAX.
 _PREFIXED_NAME_MAX: Final = 64
 
 
@@ -167,11 +167,12 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
     def _ensure(
         self, heketi: HeketiConfig, name: str, wanted: WantedCapacity, params: ProvisioningParams
     ) -> Volume:
-        existing = self._volumes.list_volumes(heketi=heketi)
-        found = next((v for v in existing if v.name == name), None)
-        if found is not None:
-            return found
-        gid = self._gids.reserve(heketi.url, (v.gid for v in existing), params)
+        known = self._volumes.volume_identities(heketi=heketi)
+        named = sorted(i for i, v in known.items() if v.name == name)
+        found = self._volumes.get_volumes(heketi=heketi, volume_ids=named)
+        if found:
+            return found[0]
+        gid = self._gids.reserve(heketi.url, (v.gid for v in known.values()), params)
         volume: Volume | None = None
         try:
             volume = self._volumes.ensure_volume(
@@ -269,15 +270,17 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
             )
         self._own_url("ListVolumes")
         heketi = heketi_for_volume({}, self._defaults)
-        volumes = sorted(
-            (v for v in self._volumes.list_volumes(heketi=heketi) if v.id.lower() >= token),
-            key=lambda v: v.id.lower(),
+        ids = sorted(
+            i
+            for i in (v.lower() for v in self._volumes.list_volume_ids(heketi=heketi))
+            if i >= token
         )
-        limit = request.max_entries or len(volumes)
-        page, rest = volumes[:limit], volumes[limit:]
+        limit = request.max_entries or len(ids)
+        page, rest = ids[:limit], ids[limit:]
+        volumes = self._volumes.get_volumes(heketi=heketi, volume_ids=page)  # gone ones left out
         return csi_pb2.ListVolumesResponse(
-            entries=[csi_pb2.ListVolumesResponse.Entry(volume=csi_volume(v)) for v in page],
-            next_token=rest[0].id.lower() if rest else "",
+            entries=[csi_pb2.ListVolumesResponse.Entry(volume=csi_volume(v)) for v in volumes],
+            next_token=rest[0] if rest else "",
         )
 
     def _own_url(self, method: str) -> str:

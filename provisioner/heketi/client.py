@@ -24,14 +24,17 @@ What callers can rely on (the provisioning core builds its idempotency on it):
   first delete is still running).
 * Async operations hold one slot of the client's operation limit (`max_inflight`,
   default 8 = Heketi's `max_inflight_operations`) from the POST/DELETE until the
-  final queue answer; reads are not limited. A client made on its own has its own
-  limit; the clients `registry.HeketiClients` hands out share one per URL.
+  final queue answer. Reads are not limited, except that one call reads at most
+  `max_inflight` volumes at a time. A client made on its own has its own limit; the
+  clients `registry.HeketiClients` hands out share one per URL.
+* Only routes of Heketi v10.4.1's route table are called (docs/heketi.md lists
+  them with the handler each one reaches; a test walks the whole client).
 """
 
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,27 +46,24 @@ from provisioner.heketi.errors import (
     HeketiBusy,
     HeketiError,
     HeketiInvalidRequest,
-    HeketiNameInUse,
     HeketiNotFound,
     HeketiOperationFailed,
     HeketiOutcomeUnknown,
     HeketiUnavailable,
 )
-from provisioner.heketi.name_index import NameIndex
 from provisioner.heketi.pacing import OperationPace
 from provisioner.heketi.session import new_session
 from provisioner.heketi.transport import Exchange, Transport, error_for, failure_kind
-from provisioner.heketi.types import Cluster, Volume, VolumeCreateRequest
+from provisioner.heketi.types import Cluster, Volume, VolumeCreateRequest, online_free_kib
+from provisioner.heketi.volume_names import VolumeIdentity, VolumeNameMap, identity, read_all
 from provisioner.log import get_logger
 
 __all__ = ["HeketiClient", "HeketiConfig"]
 
 _log = get_logger("heketi")
 _KIB_PER_GIB = 1024 * 1024
-#: Heketi ids are 32 hex digits; anything path-safe is accepted, nothing else.
-_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-
-_MALFORMED_TOPOLOGY = "Heketi answered GET /topology with a malformed topology"
+#: Heketi's routes match ids by `[A-Fa-f0-9]+` (app.go); anything else is no route.
+_ID_RE = re.compile(r"^[A-Fa-f0-9]{1,128}$")
 
 
 class HeketiClient:
@@ -72,7 +72,9 @@ class HeketiClient:
 
     A `session` given here sees every request through its `send`; its proxy and CA
     settings are resolved once, now, and its `trust_env` is switched off (`transport`).
-    Without `limit` or `pace` the client has its own.
+    `names`: the id → name map of this Heketi; `limit`, `pace`: its operation limit and
+    poll pace. `registry.HeketiClients` gives the clients of one URL one of each;
+    without them the client keeps its own.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class HeketiClient:
         config: HeketiConfig,
         *,
         session: requests.Session | None = None,
+        names: VolumeNameMap | None = None,
         limit: threading.BoundedSemaphore | None = None,
         pace: OperationPace | None = None,
     ) -> None:
@@ -88,7 +91,7 @@ class HeketiClient:
         self._transport = Transport(config, self._session)
         self._limit = limit or threading.BoundedSemaphore(config.max_inflight)
         self._pace = pace or OperationPace(config.poll_initial)
-        self._names = NameIndex(config.name_index_ttl)
+        self._names = names if names is not None else VolumeNameMap()
 
     @property
     def config(self) -> HeketiConfig:
@@ -112,88 +115,94 @@ class HeketiClient:
             raise HeketiOperationFailed(f"Heketi returned a malformed cluster: {exc!r}") from None
 
     def free_space_gib(self, clusters: Sequence[str] = ()) -> int:
-        """Free space of online devices (whole GiB) in `clusters` (all when empty).
-
-        Raw device space: a replica-3 volume consumes three times its size.
-        """
-        wanted = set(clusters)
+        """Free space (whole GiB) of the online devices of online nodes in `clusters`
+        (all when empty), gathered as heketi-cli's "topology info" does: `GET
+        /clusters` → `GET /clusters/{id}` → `GET /nodes/{id}` (`storage.free`, KiB).
+        A cluster or node Heketi does not know adds nothing. Raw device space: a
+        replica-3 volume consumes three times its size."""
         free_kib = 0
-        try:
-            for cluster in self._topology():
-                if wanted and cluster.get("id") not in wanted:
-                    continue
-                for node in _online(cluster.get("nodes")):
-                    for device in _online(node.get("devices")):
-                        free_kib += int(device.get("storage", {}).get("free", 0))
-        except (AttributeError, TypeError, ValueError):
-            raise HeketiOperationFailed(_MALFORMED_TOPOLOGY, status=200) from None
+        for cluster_id in clusters or self.list_clusters():
+            try:
+                cluster = self.cluster_info(cluster_id)
+            except HeketiNotFound:
+                continue
+            for node_id in cluster.nodes:
+                free_kib += self._node_free_kib(node_id)
         return free_kib // _KIB_PER_GIB
+
+    def _node_free_kib(self, node_id: str) -> int:
+        path = f"/nodes/{_checked_id(node_id, what='node')}"
+        try:
+            node = self._get(path)
+        except HeketiNotFound:
+            return 0  # removed since the cluster was read
+        try:
+            return online_free_kib(node)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise HeketiOperationFailed(
+                f"Heketi answered GET {path} with a malformed node", status=200
+            ) from None
 
     def get_volume(self, volume_id: str) -> Volume:
         """The volume; `HeketiNotFound` when Heketi does not know the id."""
         return self._parse_volume(self._get(f"/volumes/{_checked_id(volume_id)}"))
 
+    def get_volumes(self, volume_ids: Sequence[str]) -> list[Volume]:
+        """The volumes with these ids, in order, read at most `max_inflight` at a time;
+        ids Heketi no longer knows are left out."""
+        ids = [_checked_id(i) for i in volume_ids]
+        found = read_all(ids, self._volume_or_none, workers=self._config.max_inflight)
+        return [v for v in found if v is not None]
+
+    def _volume_or_none(self, volume_id: str) -> Volume | None:
+        try:
+            return self.get_volume(volume_id)
+        except HeketiNotFound:
+            self._names.forget(volume_id)
+            return None
+
     def list_volume_ids(self) -> list[str]:
+        """Ids of the complete volumes (`GET /volumes`)."""
         return self._ids("/volumes", "volumes")
 
     def list_volumes(self) -> list[Volume]:
-        """Every complete volume, in one request (`GET /topology`)."""
-        listed_at = time.monotonic()
-        volumes = [
-            self._parse_volume(raw) for c in self._topology() for raw in c.get("volumes") or ()
-        ]
-        self._names.replace(volumes, listed_at=listed_at)
+        """Every complete volume: `GET /volumes`, then each `GET /volumes/{id}`."""
+        started = time.monotonic()
+        ids = self.list_volume_ids()
+        volumes = self.get_volumes(ids)
+        self._names.install(ids, {v.id: identity(v) for v in volumes}, listed_at=started)
         return volumes
 
+    def volume_identities(self) -> dict[str, VolumeIdentity]:
+        """id → name and GID of every complete volume: one `GET /volumes`, plus a
+        `GET /volumes/{id}` for each id not seen before (see `volume_names`)."""
+        return self._identities()[0]
+
     def find_volume_by_name(self, name: str) -> Volume | None:
-        """The complete volume called `name`, or None.
-
-        Uses a listing at most `name_index_ttl` old (see `name_index`): a hit is
-        confirmed by id; a miss may be up to that old, which is safe because
-        Heketi refuses a duplicate name and this client then lists afresh.
-        """
-        cached = self._names.lookup(name)
-        if cached.fresh:
-            if cached.volume is None:
-                return None
-            confirmed = self._confirm(cached.volume)
-            if confirmed is not None:
-                return confirmed
-        with self._names.refresh_lock:
-            cached = self._names.lookup(name)  # another thread may just have listed
-            if cached.fresh and cached.volume is None:
-                return None
-            return self._pick(name, [v for v in self.list_volumes() if v.name == name])
-
-    def _confirm(self, volume: Volume) -> Volume | None:
-        try:
-            current = self.get_volume(volume.id)
-        except HeketiNotFound:
-            current = None
-        if current is None or current.name != volume.name:
-            self._names.invalidate()
-            return None
-        return current
-
-    @staticmethod
-    def _pick(name: str, matches: list[Volume]) -> Volume | None:
+        """The complete volume called `name`, or None. A volume Heketi is still
+        creating is not listed yet: creating it again then answers `HeketiNameInUse`."""
+        identities, fetched = self._identities()
+        matches: list[Volume] = []
+        for volume_id in sorted(i for i, known in identities.items() if known.name == name):
+            volume = fetched.get(volume_id) or self._volume_or_none(volume_id)
+            if volume is not None and volume.name == name:
+                matches.append(volume)
         if len(matches) > 1:
             _log.warning(
                 "heketi_duplicate_volume_name", name=name, volume_ids=[v.id for v in matches]
             )
-        return min(matches, key=lambda v: v.id) if matches else None
+        return matches[0] if matches else None
+
+    def _identities(self) -> tuple[dict[str, VolumeIdentity], dict[str, Volume]]:
+        return self._names.refresh(list_ids=self.list_volume_ids, read=self.get_volumes)
 
     # -- operations ------------------------------------------------------------
 
     def create_volume(self, request: VolumeCreateRequest) -> Volume:
         """Create and wait for completion. See the module docstring for guarantees."""
-        try:
-            location = self._run("POST", "/volumes", body=request.to_json(), replay_safe=False)
-            volume = self._volume_at(location, "create")
-        except (HeketiOutcomeUnknown, HeketiNameInUse):
-            self._names.invalidate()  # the caller's next lookup must list afresh
-            raise
-        self._names.put(volume)
+        location = self._run("POST", "/volumes", body=request.to_json(), replay_safe=False)
+        volume = self._volume_at(location, "create")
+        self._names.remember(volume.id, identity(volume))
         return volume
 
     def expand_volume(self, volume_id: str, *, add_gib: int) -> Volume:
@@ -221,12 +230,9 @@ class HeketiClient:
         try:
             self._run("DELETE", f"/volumes/{_checked_id(volume_id)}", body=None, replay_safe=True)
         except HeketiNotFound:
-            self._names.drop(volume_id)
+            self._names.forget(volume_id)
             raise
-        except HeketiError:
-            self._names.invalidate()
-            raise
-        self._names.drop(volume_id)
+        self._names.forget(volume_id)
 
     def close(self) -> None:
         self._session.close()
@@ -257,13 +263,6 @@ class HeketiClient:
                 f"Heketi answered GET {path} without a list of {field}", status=200
             )
         return [str(i) for i in ids[field]]
-
-    def _topology(self) -> list[Mapping[str, Any]]:
-        topology = self._get("/topology")
-        clusters = (topology.get("clusters") or []) if isinstance(topology, dict) else None
-        if not isinstance(clusters, list) or not all(isinstance(c, dict) for c in clusters):
-            raise HeketiOperationFailed(_MALFORMED_TOPOLOGY, status=200)
-        return clusters
 
     def _parse_volume(self, raw: Any) -> Volume:
         try:
@@ -369,12 +368,6 @@ class HeketiClient:
             raise failure_kind(text)(text, status=500, operation=operation)
         error: HeketiError = error_for(answer, f"GET {queue_path}")
         raise error
-
-
-def _online(items: Any) -> Iterator[Mapping[str, Any]]:
-    for item in items or ():
-        if item.get("state", "online") == "online":
-            yield item
 
 
 def _checked_id(heketi_id: str, *, what: str = "volume") -> str:

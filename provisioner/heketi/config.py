@@ -35,10 +35,6 @@ DEFAULT_POLL_INITIAL = 0.1
 #: Poll interval growth factor and ceiling (keeps a long create cheap to watch).
 DEFAULT_POLL_FACTOR = 1.5
 DEFAULT_POLL_MAX = 2.0
-#: Name lookups reuse one `GET /topology` listing for this long (see name_index):
-#: at 10,000 volumes a listing is megabytes, too much to fetch for every claim.
-#: 0 lists on every lookup.
-DEFAULT_NAME_INDEX_TTL = 5.0
 
 
 @dataclass(frozen=True)
@@ -57,7 +53,6 @@ class HeketiSettings:
     poll_initial: float = DEFAULT_POLL_INITIAL
     poll_factor: float = DEFAULT_POLL_FACTOR
     poll_max: float = DEFAULT_POLL_MAX
-    name_index_ttl: float = DEFAULT_NAME_INDEX_TTL
 
     def __post_init__(self) -> None:
         for name in _POSITIVE:
@@ -66,8 +61,6 @@ class HeketiSettings:
                 raise HeketiInvalidRequest(f"Heketi {name} must be a positive number, got {value}")
         if self.max_inflight < 1 or self.retry_attempts < 1:
             raise HeketiInvalidRequest("Heketi max_inflight and retry_attempts must be at least 1")
-        if not (math.isfinite(self.name_index_ttl) and self.name_index_ttl >= 0):
-            raise HeketiInvalidRequest("Heketi name_index_ttl must be zero or a positive number")
         if self.poll_factor < 1:
             raise HeketiInvalidRequest("Heketi poll_factor must be at least 1")
 

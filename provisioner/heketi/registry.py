@@ -5,12 +5,13 @@ There is no process-wide state in `provisioner.heketi`: whoever runs the process
 `HeketiClients`, injects it wherever clients are needed, and closes it at the end.
 
 It hands out one client per connection config. Clients of one Heketi URL share
-its operation limit (per URL and `max_inflight`: a client asking for another
-size gets its own rather than inheriting whichever came first) and its pace
-(per URL and `poll_initial`, for the same reason). A config that differs from a
-held one only in its key — the Secret's key was rotated — replaces that client,
-whose session is closed at once. `evict` forgets one config; what no remaining
-client uses (limit, pace) goes with its last client.
+its volume id → name map, its operation limit (per URL and `max_inflight`: a
+client asking for another size gets its own rather than inheriting whichever
+came first) and its pace (per URL and `poll_initial`, for the same reason).
+A config that differs from a held one only in its key (the Secret's key was
+rotated) replaces that client, whose session is closed at once. `evict` forgets
+one config; what no remaining client uses (name map, limit, pace) goes with its
+last client.
 """
 
 import dataclasses
@@ -20,6 +21,7 @@ from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.pacing import OperationPace
 from provisioner.heketi.session import RequestObserver, new_session
+from provisioner.heketi.volume_names import VolumeNameMap
 
 
 class HeketiClients:
@@ -34,6 +36,7 @@ class HeketiClients:
         self._clients: dict[HeketiConfig, HeketiClient] = {}
         self._limits: dict[tuple[str, int], threading.BoundedSemaphore] = {}
         self._paces: dict[tuple[str, float], OperationPace] = {}
+        self._names: dict[str, VolumeNameMap] = {}
 
     def __call__(self, config: HeketiConfig) -> HeketiClient:
         with self._lock:
@@ -43,6 +46,7 @@ class HeketiClients:
             client = HeketiClient(
                 config,
                 session=new_session(config, observer=self._observer),
+                names=self._names.setdefault(config.base_url, VolumeNameMap()),
                 limit=self._limit(config),
                 pace=self._pace(config),
             )
@@ -93,6 +97,8 @@ class HeketiClients:
             del self._limits[_limit_key(config)]
         if _pace_key(config) not in {_pace_key(c) for c in self._clients}:
             del self._paces[_pace_key(config)]
+        if config.base_url not in {c.base_url for c in self._clients}:
+            self._names.pop(config.base_url).clear()
 
 
 def _limit_key(config: HeketiConfig) -> tuple[str, int]:

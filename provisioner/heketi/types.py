@@ -68,6 +68,16 @@ class Cluster:
         )
 
 
+def online_free_kib(node: Mapping[str, Any]) -> int:
+    """Free KiB of a node's online devices, 0 unless the node is online (`GET
+    /nodes/{id}`: `state`, `devices[].state`, `devices[].storage.free`); raises
+    KeyError/TypeError/ValueError/AttributeError if malformed."""
+    if node.get("state", "online") != "online":
+        return 0
+    devices = [d for d in node.get("devices") or () if d.get("state", "online") == "online"]
+    return sum(int(d["storage"]["free"]) for d in devices)
+
+
 @dataclass(frozen=True)
 class Volume:
     """A Heketi volume as the provisioner needs it."""
@@ -99,7 +109,9 @@ class Volume:
             hosts=tuple(str(h) for h in glusterfs.get("hosts") or ()),
             device=str(glusterfs.get("device", "")),
             backup_volfile_servers=tuple(s for s in backup.split(",") if s),
-            options=tuple(str(o) for o in raw.get("glustervolumeoptions") or ()),
+            # Heketi surrounds the request's options with its (usually empty) pre- and
+            # post-request options: ["", ""] for a volume created without any
+            options=tuple(str(o) for o in raw.get("glustervolumeoptions") or () if o),
         )
 
 

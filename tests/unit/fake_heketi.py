@@ -12,6 +12,7 @@ from provisioner.heketi.errors import (
     HeketiOutcomeUnknown,
 )
 from provisioner.heketi.types import Durability, Volume, VolumeCreateRequest
+from provisioner.heketi.volume_names import VolumeIdentity
 
 T = TypeVar("T")
 
@@ -98,8 +99,25 @@ class FakeHeketi:
 
         return self._act("get_volume", volume_id, get)
 
+    def get_volumes(self, volume_ids: Sequence[str]) -> list[Volume]:
+        return self._act(
+            "get_volumes",
+            tuple(volume_ids),
+            lambda: [self.volumes[i] for i in volume_ids if i in self.volumes],
+        )
+
+    def list_volume_ids(self) -> list[str]:
+        return self._act("list_volume_ids", None, lambda: list(self.volumes))
+
     def list_volumes(self) -> list[Volume]:
         return self._act("list_volumes", None, lambda: list(self.volumes.values()))
+
+    def volume_identities(self) -> dict[str, VolumeIdentity]:
+        return self._act(
+            "volume_identities",
+            None,
+            lambda: {i: VolumeIdentity(v.name, v.gid) for i, v in self.volumes.items()},
+        )
 
     def free_space_gib(self, clusters: Sequence[str] = ()) -> int:
         return self._act("free_space_gib", tuple(clusters), lambda: self.free_gib)

@@ -13,7 +13,7 @@ from provisioner.heketi.errors import (
 )
 from provisioner.heketi.types import Durability, Volume, VolumeCreateRequest
 from provisioner.storageclass import ProvisioningParams, parse_parameters
-from provisioner.volume_names import csi_volume_name, heketi_volume_name
+from provisioner.volume_naming import csi_volume_name, heketi_volume_name
 from provisioner.volumes import (
     GIB,
     EarlierExpand,

@@ -257,3 +257,33 @@ def test_bad_class_parameters_become_events_with_the_parser_message(
     event = cluster.wait_event("ProvisioningFailed")
     assert message in event["message"]
     assert cluster.heketi.volumes() == []
+
+
+def _heketi_restarted_mid_create(cluster: Cluster) -> None:
+    """A claim whose create is running when Heketi restarts: as real Heketi, the create
+    stays pending and its name taken (retries answer "already in use") until cleaned."""
+    cluster.heketi.set_latency(60_000)
+    cluster.claim()
+    wait_for("the create accepted", lambda: cluster.heketi.count_status(202))
+    cluster.heketi.restart()
+    cluster.heketi.set_latency(0)
+    wait_for("a retry refused: name in use", lambda: cluster.heketi.count_status(500))
+    assert cluster.heketi.volumes() == [] and cluster.heketi.stale_operations() == 1
+
+
+def test_a_heketi_restart_mid_create_binds_the_claim_once_the_stale_create_is_cleaned(
+    running: Cluster,
+) -> None:
+    _heketi_restarted_mid_create(running)
+    running.heketi.clean_stale_operations()
+    _exactly_one_volume_pv_and_bound_claim(running)
+
+
+def test_a_claim_deleted_while_its_create_was_pending_in_heketi_leaves_no_volume(
+    running: Cluster,
+) -> None:
+    _heketi_restarted_mid_create(running)
+    running.delete_claim()
+    running.heketi.clean_stale_operations()
+    wait_for("the claim gone", lambda: running.get_claim() is None)
+    assert running.heketi.volumes() == [] and running.kube.list("persistentvolumes") == []

@@ -3,6 +3,7 @@
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -21,8 +22,10 @@ from provisioner.heketi import (
     Volume,
     VolumeCreateRequest,
 )
+from provisioner.heketi.volume_names import VolumeNameMap
 from testbed.heketi_server import HeketiTestServer
 from tests.integration.heketi.conftest import ADMIN_KEY, USER_KEY, fast_config
+from tests.integration.testing.heketi_http import call, token
 
 REPLICA_3 = Durability(type="replicate", replica=3)
 
@@ -105,27 +108,60 @@ def test_an_id_listing_without_its_list_is_a_clear_failure(
     "body",
     [
         "[]",
-        '{"clusters": {"id": "c"}}',
-        '{"clusters": ["c"]}',
-        '{"clusters": [{"nodes": [{"devices": [{"storage": null}]}]}]}',
-        '{"clusters": [{"nodes": [{"devices": [{"storage": {"free": "lots"}}]}]}]}',
+        '{"devices": {"id": "d"}}',
+        '{"devices": ["d"]}',
+        '{"devices": [{"storage": null}]}',
+        '{"devices": [{"storage": {"free": "lots"}}]}',
     ],
-    ids=["not-an-object", "clusters-an-object", "cluster-a-string", "storage-null", "free-text"],
+    ids=["not-an-object", "devices-an-object", "device-a-string", "storage-null", "free-text"],
 )
-def test_free_space_of_a_malformed_topology_is_a_clear_failure(
+def test_free_space_of_a_malformed_node_is_a_clear_failure(
     client: HeketiClient, server: HeketiTestServer, body: str
 ) -> None:
-    server.fail_next("topology", status=200, message=body)
-    with pytest.raises(HeketiOperationFailed, match="malformed topology"):
+    server.fail_next("node_get", status=200, message=body)
+    with pytest.raises(HeketiOperationFailed, match="malformed node"):
         client.free_space_gib()
 
 
-def test_listing_volumes_of_a_malformed_topology_is_a_clear_failure(
+def test_listing_volumes_with_a_malformed_volume_is_a_clear_failure(
     client: HeketiClient, server: HeketiTestServer
 ) -> None:
-    server.fail_next("topology", status=200, message='{"clusters": ["c"]}')
-    with pytest.raises(HeketiOperationFailed, match="malformed topology"):
+    client.create_volume(request("pvc-listed"))
+    server.fail_next("volume_get", status=200, message='{"name": 3}')
+    with pytest.raises(HeketiOperationFailed, match="malformed volume"):
         client.list_volumes()
+
+
+def _node_ids(client: HeketiClient) -> list[str]:
+    (cluster,) = client.list_clusters()
+    return list(client.cluster_info(cluster).nodes)
+
+
+def test_free_space_counts_only_online_nodes(
+    client: HeketiClient, server: HeketiTestServer
+) -> None:
+    before = client.free_space_gib()
+    server.set_node_state(_node_ids(client)[0], "offline")
+    assert client.free_space_gib() == before * 2 // 3
+
+
+def test_free_space_counts_only_online_devices(
+    client: HeketiClient, server: HeketiTestServer
+) -> None:
+    before = client.free_space_gib()
+    node = _node_ids(client)[1]
+    header = f"bearer {token('GET', f'/nodes/{node}', key=ADMIN_KEY)}"
+    (device,) = call(server.url, "GET", f"/nodes/{node}", authorization=header).json()["devices"]
+    server.set_device_state(device["id"], "failed")
+    assert client.free_space_gib() == before * 2 // 3
+
+
+def test_free_space_reads_only_clusters_nodes_and_node_routes(
+    client: HeketiClient, server: HeketiTestServer
+) -> None:
+    client.free_space_gib()
+    paths = [r.path.rsplit("/", 1)[0] if r.path.count("/") > 1 else r.path for r in server.requests]
+    assert paths == ["/clusters", "/clusters", "/nodes", "/nodes", "/nodes"]
 
 
 def test_free_space_shrinks_by_the_raw_size_of_a_volume(client: HeketiClient) -> None:
@@ -305,7 +341,7 @@ def test_lost_queue_answer_is_outcome_unknown_and_name_lookup_resolves_it(
     assert found is not None and found.name == "pvc-lost-answer"
 
 
-def test_restart_during_create_is_outcome_unknown_and_the_volume_is_found_later(
+def test_restart_during_create_is_outcome_unknown_and_the_name_is_free_once_cleaned(
     client: HeketiClient,
     server: HeketiTestServer,
 ) -> None:
@@ -322,9 +358,13 @@ def test_restart_during_create_is_outcome_unknown_and_the_volume_is_found_later(
     worker.start()
     while server.count_status(202) == 0:
         threading.Event().wait(0.01)
-    server.restart()
+    server.restart()  # as real Heketi: the create stays pending, its name taken
     worker.join(timeout=20)
     assert [type(f) for f in failure] == [HeketiOutcomeUnknown]
+    assert client.find_volume_by_name("pvc-restart") is None
+    with pytest.raises(HeketiNameInUse):
+        client.create_volume(request("pvc-restart"))
+    server.clean_stale_operations()  # Heketi's background cleaner rolls it back
     assert ensure(client, "pvc-restart").name == "pvc-restart"
     assert [v["name"] for v in server.volumes()] == ["pvc-restart"]
 
@@ -377,47 +417,95 @@ def test_client_without_auth_talks_to_a_server_without_auth() -> None:
         assert heketi.create_volume(request("pvc-open")).name == "pvc-open"
 
 
-# -- name lookups share one listing for name_index_ttl ----------------------------------
+# -- name lookups: GET /volumes plus the volumes not seen before ------------------------
 
 
-def topology_reads(server: HeketiTestServer) -> int:
-    return sum(1 for r in server.requests if r.path == "/topology")
+def reads(server: HeketiTestServer, since: int = 0) -> list[str]:
+    """The GETs since request number `since`, ids shown as {id}."""
+    return [
+        "GET /volumes/{id}" if r.path.startswith("/volumes/") else f"GET {r.path}"
+        for r in server.requests[since:]
+        if r.method == "GET"
+    ]
 
 
-def test_lookups_within_the_ttl_share_one_listing(server: HeketiTestServer) -> None:
-    heketi = HeketiClient(fast_config(server.url, name_index_ttl=60))
-    made = heketi.create_volume(request("pvc-indexed"))
-    assert heketi.find_volume_by_name("pvc-other") is None
-    assert heketi.find_volume_by_name("pvc-another") is None
-    assert heketi.find_volume_by_name("pvc-indexed") == made
-    assert topology_reads(server) == 1
-
-
-def test_zero_ttl_lists_on_every_lookup(server: HeketiTestServer) -> None:
-    heketi = HeketiClient(fast_config(server.url, name_index_ttl=0))
-    for _ in range(3):
-        heketi.find_volume_by_name("pvc-x")
-    assert topology_reads(server) == 3
-
-
-def test_stale_miss_cannot_make_a_duplicate_and_the_next_lookup_finds_it(
+def test_a_cold_lookup_reads_every_volume_once_and_a_warm_one_only_the_list(
     server: HeketiTestServer,
 ) -> None:
-    heketi = HeketiClient(fast_config(server.url, name_index_ttl=60))
+    maker = HeketiClient(fast_config(server.url))
+    for i in range(5):
+        maker.create_volume(request(f"pvc-{i}"))
+    heketi = HeketiClient(fast_config(server.url))
+    start = len(server.requests)
+    assert heketi.find_volume_by_name("pvc-absent") is None
+    assert reads(server, start) == ["GET /volumes"] + ["GET /volumes/{id}"] * 5
+    start = len(server.requests)
+    assert heketi.find_volume_by_name("pvc-absent") is None
+    assert reads(server, start) == ["GET /volumes"]
+
+
+def test_a_warm_lookup_reads_only_the_volumes_created_since(server: HeketiTestServer) -> None:
+    heketi = HeketiClient(fast_config(server.url))
     other = HeketiClient(fast_config(server.url))
     assert heketi.find_volume_by_name("pvc-elsewhere") is None
     made = other.create_volume(request("pvc-elsewhere"))
-    assert heketi.find_volume_by_name("pvc-elsewhere") is None  # answered from the listing
-    with pytest.raises(HeketiNameInUse):
-        heketi.create_volume(request("pvc-elsewhere"))
+    start = len(server.requests)
     assert heketi.find_volume_by_name("pvc-elsewhere") == made
-    assert len(server.volumes()) == 1
+    assert reads(server, start) == ["GET /volumes", "GET /volumes/{id}"]
 
 
-def test_hit_for_a_volume_deleted_elsewhere_lists_again(server: HeketiTestServer) -> None:
-    heketi = HeketiClient(fast_config(server.url, name_index_ttl=60))
-    other = HeketiClient(fast_config(server.url))
+def test_a_hit_on_a_known_id_reads_the_volume_as_it_is_now(server: HeketiTestServer) -> None:
+    heketi = HeketiClient(fast_config(server.url))
+    made = heketi.create_volume(request("pvc-growing", 1))
+    HeketiClient(fast_config(server.url)).expand_volume(made.id, add_gib=2)
+    found = heketi.find_volume_by_name("pvc-growing")
+    assert found is not None and found.size_gib == 3
+
+
+def test_a_volume_deleted_elsewhere_is_forgotten(server: HeketiTestServer) -> None:
+    heketi = HeketiClient(fast_config(server.url))
     made = heketi.create_volume(request("pvc-vanishing"))
-    other.delete_volume(made.id)
+    HeketiClient(fast_config(server.url)).delete_volume(made.id)
     assert heketi.find_volume_by_name("pvc-vanishing") is None
-    assert topology_reads(server) == 1
+    assert heketi.volume_identities() == {}
+
+
+def test_a_volume_listed_then_gone_before_its_read_is_left_out(server: HeketiTestServer) -> None:
+    heketi = HeketiClient(fast_config(server.url))
+    heketi.create_volume(request("pvc-racing"))
+    cold = HeketiClient(fast_config(server.url))
+    server.fail_next("volume_get", status=404, message="Id not found")
+    assert cold.find_volume_by_name("pvc-racing") is None
+    assert cold.list_volumes() != []  # it is still there: the next lookup learns it
+
+
+def test_clients_sharing_a_name_map_learn_each_volume_once(server: HeketiTestServer) -> None:
+    HeketiClient(fast_config(server.url)).create_volume(request("pvc-shared"))
+    names = VolumeNameMap()
+    first = HeketiClient(fast_config(server.url), names=names)
+    second = HeketiClient(fast_config(server.url, key=ADMIN_KEY), names=names)
+    first.find_volume_by_name("pvc-shared")
+    start = len(server.requests)
+    assert second.find_volume_by_name("pvc-shared") is not None
+    assert reads(server, start) == ["GET /volumes", "GET /volumes/{id}"]  # the hit, confirmed
+
+
+def test_concurrent_lookups_share_listings(server: HeketiTestServer) -> None:
+    heketi = HeketiClient(fast_config(server.url))
+    HeketiClient(fast_config(server.url)).create_volume(request("pvc-crowd"))
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        found = list(pool.map(lambda _: heketi.find_volume_by_name("pvc-crowd"), range(32)))
+    assert all(v is not None and v.name == "pvc-crowd" for v in found)
+    assert reads(server).count("GET /volumes") < 32
+
+
+def test_a_bounded_map_still_finds_names_beyond_its_bound(server: HeketiTestServer) -> None:
+    maker = HeketiClient(fast_config(server.url))
+    for i in range(3):
+        maker.create_volume(request(f"pvc-b{i}"))
+    heketi = HeketiClient(fast_config(server.url), names=VolumeNameMap(max_entries=1))
+    assert {heketi.find_volume_by_name(f"pvc-b{i}").name for i in range(3)} == {  # type: ignore[union-attr]
+        "pvc-b0",
+        "pvc-b1",
+        "pvc-b2",
+    }

@@ -147,7 +147,7 @@ def test_gateway_error_on_a_read_is_retried(server: HeketiTestServer, client: He
 def test_dropped_answer_to_a_read_is_retried(
     server: HeketiTestServer, client: HeketiClient
 ) -> None:
-    server.drop_next("topology")
+    server.drop_next("volume_list")
     assert client.find_volume_by_name("pvc-none") is None
 
 

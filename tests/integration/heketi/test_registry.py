@@ -8,6 +8,7 @@ import pytest
 
 from provisioner.heketi import HeketiClients
 from provisioner.heketi.session import route_of
+from provisioner.heketi.volume_names import VolumeIdentity
 from testbed.heketi_server import HeketiTestServer
 from tests.integration.heketi.conftest import fast_config
 
@@ -67,6 +68,21 @@ def test_a_client_asking_for_another_limit_or_pace_gets_its_own(
     second = clients(replace(fast_config("http://heketi.test:8080"), **change))  # type: ignore[arg-type]
     assert (first._limit is second._limit) == (shared == "limit")
     assert (first._pace is second._pace) == (shared == "pace")
+
+
+def test_clients_of_one_url_share_its_name_map_until_its_last_client_goes(
+    clients: HeketiClients,
+) -> None:
+    first = clients(fast_config("http://a.test:8080", request_timeout=5.0))
+    second = clients(fast_config("http://a.test:8080", request_timeout=6.0))
+    other = clients(fast_config("http://b.test:8080"))
+    assert first._names is second._names
+    assert other._names is not first._names
+    first._names.remember("0" * 32, VolumeIdentity("pvc-x", 0))
+    clients.close()
+    assert len(first._names) == 0
+    again = clients(fast_config("http://a.test:8080", request_timeout=5.0))
+    assert again._names is not first._names
 
 
 def test_a_rotated_key_replaces_the_client_and_closes_the_old_session(

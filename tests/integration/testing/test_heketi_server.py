@@ -208,9 +208,72 @@ def test_trailing_slash_redirects_permanently(server: HeketiTestServer) -> None:
     assert (answer.status_code, answer.headers["Location"]) == (301, "/clusters")
 
 
-def test_unknown_path_is_go_default_404(server: HeketiTestServer) -> None:
-    answer = call(server.url, "GET", "/nothing")
-    assert (answer.status_code, answer.text) == (404, "404 page not found\n")
+# Each row observed on the real Heketi v10.4.1 binary (mock executor) with an admin token.
+ROUTER_CASES = [
+    pytest.param("GET", "/topology", 404, "Invalid path or request\n", id="no-topology-route"),
+    pytest.param("GET", "/nothing/", 404, "Invalid path or request\n", id="unknown-with-slash"),
+    pytest.param("GET", "/", 404, "Invalid path or request\n", id="root"),
+    pytest.param("GET", "/volumes/xyz", 404, "Invalid path or request\n", id="id-not-hex"),
+    pytest.param("GET", "/queue/zz", 404, "Invalid path or request\n", id="queue-id-not-hex"),
+    pytest.param("POST", "/hello", 404, "Invalid path or request\n", id="hello-by-post"),
+    pytest.param("GET", "/hello/", 404, "Invalid path or request\n", id="hello-with-slash"),
+    pytest.param("PUT", "/volumes", 405, "", id="put-volumes"),
+    pytest.param("DELETE", "/volumes", 405, "", id="delete-volume-list"),
+    pytest.param("PATCH", "/volumes/abcd", 405, "", id="patch-volume"),
+    pytest.param("POST", "/clusters/abc", 405, "", id="post-cluster"),
+    pytest.param("GET", "/nodes", 405, "", id="get-node-list"),
+    pytest.param("GET", "/volumes/abcd/expand", 405, "", id="get-expand"),
+    pytest.param("GET", "/volumes/abcd/expand/", 405, "", id="get-expand-with-slash"),
+    pytest.param("PUT", "/volumes/", 405, "", id="put-volumes-with-slash"),
+    pytest.param("HEAD", "/volumes", 405, "", id="head-volumes"),
+    pytest.param("GET", "/volumes/ABCD", 404, "Id not found\n", id="upper-case-id-unknown"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "status", "text"), ROUTER_CASES)
+def test_the_router_answers_paths_and_methods_as_heketi_v10_4_1(
+    server: HeketiTestServer, method: str, path: str, status: int, text: str
+) -> None:
+    answer = call(server.url, method, path)
+    assert (answer.status_code, answer.text) == (status, text)
+
+
+def test_a_not_found_path_answers_go_plain_text(server: HeketiTestServer) -> None:
+    answer = call(server.url, "GET", "/topology")
+    assert answer.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_wrong_method_answers_405_with_an_empty_body(server: HeketiTestServer) -> None:
+    answer = call(server.url, "PUT", "/volumes")
+    assert answer.headers["Content-Length"] == "0" and "Content-Type" not in answer.headers
+
+
+def test_trailing_slash_on_an_id_route_redirects_to_it(server: HeketiTestServer) -> None:
+    answer = call(server.url, "GET", "/volumes/abcd/")
+    assert (answer.status_code, answer.headers["Location"]) == (301, "/volumes/abcd")
+    assert answer.text == '<a href="/volumes/abcd">Moved Permanently</a>.\n\n'
+
+
+def test_a_real_route_this_server_does_not_serve_says_so(server: HeketiTestServer) -> None:
+    answer = call(server.url, "GET", "/db/dump")
+    assert (answer.status_code, answer.text) == (
+        501,
+        "the Heketi test server does not serve DbDump\n",
+    )
+
+
+def test_metrics_needs_no_token_and_is_not_served_here(server: HeketiTestServer) -> None:
+    answer = call(server.url, "GET", "/metrics", authorization=None)
+    assert (answer.status_code, answer.text) == (
+        501,
+        "the Heketi test server does not serve Metrics\n",
+    )
+
+
+def test_an_unknown_path_needs_a_token_like_any_other(server: HeketiTestServer) -> None:
+    answer = call(server.url, "GET", "/topology", authorization=None)
+    assert (answer.status_code, answer.text) == (401, "Required authorization token not found\n")
 
 
 # -- volume create validation -------------------------------------------------------------
@@ -437,6 +500,39 @@ def test_volume_info_has_heketis_fields(server: HeketiTestServer) -> None:
     assert len(info["bricks"]) == 3
 
 
+# Observed on real v10.4.1: the (empty) pre- and post-request options surround the request's.
+OPTIONS_CASES = [
+    pytest.param({}, ["", ""], id="no-options"),
+    pytest.param(
+        {"glustervolumeoptions": ["performance.rda on"]}, ["", "performance.rda on", ""], id="one"
+    ),
+]
+
+
+@pytest.mark.parametrize(("extra", "options"), OPTIONS_CASES)
+def test_volume_info_lists_gluster_options_as_heketi_stores_them(
+    server: HeketiTestServer, extra: dict[str, Any], options: list[str]
+) -> None:
+    volume_id = create(server, "opts", **extra)
+    info = call(server.url, "GET", f"/volumes/{volume_id}").json()
+    assert info["glustervolumeoptions"] == options
+
+
+def test_a_volume_without_snapshots_reports_factor_one(server: HeketiTestServer) -> None:
+    volume_id = create(server, "plain")
+    info = call(server.url, "GET", f"/volumes/{volume_id}").json()
+    assert info["snapshot"] == {"enable": False, "factor": 1}
+
+
+def test_node_info_has_heketis_fields(server: HeketiTestServer) -> None:
+    (cluster,) = call(server.url, "GET", "/clusters").json()["clusters"]
+    node_id = call(server.url, "GET", f"/clusters/{cluster}").json()["nodes"][0]
+    node = call(server.url, "GET", f"/nodes/{node_id}").json()
+    assert {"zone", "hostnames", "cluster", "id", "state", "devices"} <= set(node)
+    assert {"name", "storage", "id", "state", "bricks"} <= set(node["devices"][0])
+    assert call(server.url, "GET", "/nodes/abcdef").text == "Id not found\n"
+
+
 def test_volume_list_and_cluster_info_name_the_volume(server: HeketiTestServer) -> None:
     volume_id = create(server, "listed")
     assert call(server.url, "GET", "/volumes").json() == {"volumes": [volume_id]}
@@ -444,14 +540,14 @@ def test_volume_list_and_cluster_info_name_the_volume(server: HeketiTestServer) 
     assert call(server.url, "GET", f"/clusters/{cluster}").json()["volumes"] == [volume_id]
 
 
-def test_topology_accounts_for_brick_space(server: HeketiTestServer) -> None:
+def test_node_info_accounts_for_brick_space(server: HeketiTestServer) -> None:
     def free() -> int:
-        topology = call(server.url, "GET", "/topology").json()
+        (cluster,) = call(server.url, "GET", "/clusters").json()["clusters"]
+        nodes = call(server.url, "GET", f"/clusters/{cluster}").json()["nodes"]
         return sum(
             d["storage"]["free"]
-            for c in topology["clusters"]
-            for n in c["nodes"]
-            for d in n["devices"]
+            for n in nodes
+            for d in call(server.url, "GET", f"/nodes/{n}").json()["devices"]
         )
 
     before = free()
@@ -566,6 +662,65 @@ def test_restart_loses_the_queue_but_keeps_volumes(server: HeketiTestServer) -> 
     server.restart()
     assert call(server.url, "GET", location).status_code == 404
     assert call(server.url, "GET", f"/volumes/{volume_id}").status_code == 200
+
+
+def _create_running_at_restart(server: HeketiTestServer, name: str) -> None:
+    server.set_latency(60_000)
+    body = {"size": 1, "name": name}
+    assert call(server.url, "POST", "/volumes", body=body).status_code == 202
+    server.restart()
+    server.set_latency(0)
+
+
+def test_a_create_running_at_restart_stays_pending_and_keeps_its_name(
+    server: HeketiTestServer,
+) -> None:
+    _create_running_at_restart(server, "interrupted")
+    assert call(server.url, "GET", "/volumes").json() == {"volumes": []}
+    again = call(server.url, "POST", "/volumes", body={"size": 1, "name": "interrupted"})
+    assert (again.status_code, again.text) == (
+        500,
+        "Failed to allocate new volume: Volume name 'interrupted' already in use\n",
+    )
+    assert server.stale_operations() == 1
+
+
+def test_the_stale_cleaner_rolls_a_pending_create_back_and_frees_its_name(
+    server: HeketiTestServer,
+) -> None:
+    _create_running_at_restart(server, "interrupted")
+    server.clean_stale_operations()
+    assert server.stale_operations() == 0
+    assert create(server, "interrupted")
+    assert [v["name"] for v in server.volumes()] == ["interrupted"]
+
+
+def test_the_stale_cleaner_runs_by_itself_after_its_start_delay() -> None:
+    with HeketiTestServer(admin_key=ADMIN_KEY, stale_cleanup_seconds=0.2) as srv:
+        _create_running_at_restart(srv, "interrupted")
+        deadline = time.monotonic() + 30
+        while srv.stale_operations() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert srv.stale_operations() == 0 and create(srv, "interrupted")
+
+
+def test_a_delete_running_at_restart_completes_when_cleaned(server: HeketiTestServer) -> None:
+    volume_id = create(server, "going")
+    server.set_latency(60_000)
+    assert call(server.url, "DELETE", f"/volumes/{volume_id}").status_code == 202
+    server.restart()
+    assert call(server.url, "GET", f"/volumes/{volume_id}").status_code == 404
+    server.clean_stale_operations()
+    assert server.volumes() == [] and server.stale_operations() == 0
+
+
+def test_a_restart_frees_the_operation_limit(server: HeketiTestServer) -> None:
+    server.set_latency(60_000)
+    for i in range(8):
+        call(server.url, "POST", "/volumes", body={"size": 1, "name": f"busy{i}"})
+    assert call(server.url, "POST", "/volumes", body={"size": 1}).status_code == 429
+    server.restart()
+    assert call(server.url, "POST", "/volumes", body={"size": 1}).status_code == 202
 
 
 def test_request_log_records_method_path_and_status(server: HeketiTestServer) -> None:

@@ -7,8 +7,9 @@ from provisioner.csi.controller import ControllerService
 from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.types import Volume, VolumeCreateRequest
+from provisioner.heketi.volume_names import VolumeIdentity
 from provisioner.storageclass import DEFAULT_DURABILITY
-from provisioner.volume_names import csi_volume_name
+from provisioner.volume_naming import csi_volume_name
 from provisioner.volumes import VolumeService
 
 Mode = csi_pb2.VolumeCapability.AccessMode.Mode
@@ -16,7 +17,7 @@ HEKETI_URL = "http://heketi.example.com:8080"
 
 
 class MemoryHeketi:
-    """Volumes in a dict; `during_next_list` runs inside the next list call."""
+    """Volumes in a dict; `during_next_list` runs inside the next listing of names."""
 
     def __init__(self) -> None:
         self.volumes: dict[str, Volume] = {}
@@ -34,15 +35,24 @@ class MemoryHeketi:
         self.volumes[volume.id] = volume
         return volume
 
-    def list_volumes(self) -> list[Volume]:
-        snapshot = list(self.volumes.values())  # taken before anything else happens
+    def volume_identities(self) -> dict[str, VolumeIdentity]:
+        snapshot = {i: VolumeIdentity(v.name, v.gid) for i, v in self.volumes.items()}
         hook, self.during_next_list = self.during_next_list, None
         if hook is not None:
             hook()
-        return snapshot
+        return snapshot  # taken before anything else happened
+
+    def list_volume_ids(self) -> list[str]:
+        return list(self.volumes)
+
+    def list_volumes(self) -> list[Volume]:
+        return list(self.volumes.values())
 
     def get_volume(self, volume_id: str) -> Volume:
         return self.volumes[volume_id]
+
+    def get_volumes(self, volume_ids: Sequence[str]) -> list[Volume]:
+        return [self.volumes[i] for i in volume_ids if i in self.volumes]
 
     def free_space_gib(self, clusters: Sequence[str] = ()) -> int:
         return 100

@@ -1,0 +1,98 @@
+"""Checks that hold for the Heketi test server AND for a real Heketi v10.4.1.
+
+Every test takes the `target` fixture: the Heketi test server (in `make test`),
+and a real Heketi when `HEKETI_URL` (and `HEKETI_KEY`, the admin key) are set —
+`make contract HEKETI_URL=http://127.0.0.1:18080 HEKETI_KEY=adminsecret`. Against
+a real Heketi the tests see only what a client sees (requests recorded on the
+client side) and remove every volume they create (names start with `NAME_PREFIX`).
+"""
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+import requests
+
+from provisioner.heketi.client import HeketiClient
+from provisioner.heketi.config import HeketiConfig
+from provisioner.heketi.errors import HeketiNotFound
+from testbed.heketi_server import HeketiTestServer
+
+TESTBED_KEY = "contract-admin-key-0123456789abcdef0123"
+#: Every volume these tests create starts with this (a real Heketi may hold others).
+OURS = "tcontract"
+NAME_PREFIX = f"{OURS}-"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The Heketi under test; `server` is None for a real Heketi."""
+
+    url: str
+    key: str
+    server: HeketiTestServer | None
+
+    def config(self, **changes: Any) -> HeketiConfig:
+        base = HeketiConfig(
+            url=self.url,
+            key=self.key,
+            request_timeout=10.0,
+            operation_deadline=60.0,
+            poll_initial=0.02,
+            poll_max=0.2,
+            retry_base=0.05,
+            retry_cap=0.5,
+            retry_budget=20.0,
+        )
+        return replace(base, **changes)
+
+
+def unique(label: str) -> str:
+    return f"{NAME_PREFIX}{label}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module", params=["testbed", "real"])
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    if request.param == "real":
+        url = os.environ.get("HEKETI_URL")
+        if not url:
+            pytest.skip("no real Heketi: make contract HEKETI_URL=... HEKETI_KEY=...")
+        yield Target(url, os.environ.get("HEKETI_KEY", ""), None)
+        return
+    with HeketiTestServer(admin_key=TESTBED_KEY) as server:
+        yield Target(server.url, TESTBED_KEY, server)
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    status: int
+    text: str
+
+
+class RecordingSession(requests.Session):
+    """Records every request the client sends and the answer's status (client side,
+    so it works against any Heketi)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[Call] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        answer = super().send(request, **kwargs)
+        path = requests.utils.urlparse(request.url or "").path
+        self.calls.append(Call(request.method or "", path, answer.status_code, answer.text[:200]))
+        return answer
+
+
+def remove_our_volumes(client: HeketiClient) -> None:
+    """Delete every volume a contract test made (by name prefix)."""
+    for volume_id, known in client.volume_identities().items():
+        if known.name.startswith(OURS):
+            with contextlib.suppress(HeketiNotFound):
+                client.delete_volume(volume_id)
