@@ -247,8 +247,10 @@ def execute(
     environ: Mapping[str, str],
     out: TextIO,
     now: Callable[[], float] = time.time,
+    heketi_clients: HeketiClients | None = None,
 ) -> int:
-    """Run the audit with an ApiClient; returns the exit code."""
+    """Run the audit with an ApiClient; returns the exit code. `heketi_clients`: the
+    caller's (it closes them); by default the run makes its own and closes them."""
     kube = KubeReader(KubeApi(api_client))
     heketi_config = HeketiConfig(
         url=config.heketi_url,
@@ -257,28 +259,32 @@ def execute(
         auth_enabled=config.heketi_auth,
         ca_bundle=config.heketi_ca_file,
     )
-    clients = HeketiClients()
+    clients = heketi_clients if heketi_clients is not None else HeketiClients()
     try:
-        settings = AuditSettings(
-            driver_name=config.driver_name,
-            heketi_url=config.heketi_url,
-            pending_after_seconds=config.pending_after_seconds,
-            extra_prefixes=config.prefixes,
-        )
         report = run_audit(
             volumes=VolumeService(clients=clients),
             heketi=heketi_config,
             kube=kube,
-            settings=settings,
+            settings=_settings(config),
             delete=config.delete,
             ledger_namespace=config.state_namespace,
             now=now,
             out=out,
         )
     finally:
-        clients.close()
+        if heketi_clients is None:
+            clients.close()
     write_report(report, out, output=config.output)
     return EXIT_FINDINGS if report.has_findings else EXIT_CLEAN
+
+
+def _settings(config: AuditCommandConfig) -> AuditSettings:
+    return AuditSettings(
+        driver_name=config.driver_name,
+        heketi_url=config.heketi_url,
+        pending_after_seconds=config.pending_after_seconds,
+        extra_prefixes=config.prefixes,
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,9 @@ last client.
 
 import dataclasses
 import threading
+from collections.abc import Callable
+
+import requests
 
 from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.config import HeketiConfig
@@ -30,8 +33,16 @@ class HeketiClients:
     Call it with a config to get that config's client (made on first use).
     """
 
-    def __init__(self, *, observer: RequestObserver | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        observer: RequestObserver | None = None,
+        sessions: Callable[[HeketiConfig], requests.Session] | None = None,
+    ) -> None:
+        """`observer` sees every request of the sessions made here; `sessions`, when
+        given, makes each client's session instead (e.g. one that records requests)."""
         self._observer = observer
+        self._sessions = sessions
         self._lock = threading.Lock()
         self._clients: dict[HeketiConfig, HeketiClient] = {}
         self._limits: dict[tuple[str, int], threading.BoundedSemaphore] = {}
@@ -45,7 +56,7 @@ class HeketiClients:
                 return client
             client = HeketiClient(
                 config,
-                session=new_session(config, observer=self._observer),
+                session=self._session(config),
                 names=self._names.setdefault(config.base_url, VolumeNameMap()),
                 limit=self._limit(config),
                 pace=self._pace(config),
@@ -73,6 +84,11 @@ class HeketiClients:
     def __contains__(self, config: object) -> bool:
         with self._lock:
             return config in self._clients
+
+    def _session(self, config: HeketiConfig) -> requests.Session:
+        if self._sessions is not None:
+            return self._sessions(config)
+        return new_session(config, observer=self._observer)
 
     def _limit(self, config: HeketiConfig) -> threading.BoundedSemaphore:
         limit = self._limits.get(_limit_key(config))
