@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto test lint demo bench fuzz sanity contract clean
+.PHONY: help install proto test lint demo demo-migrate bench fuzz sanity contract clean image image-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -44,9 +44,19 @@ demo: $(STAMP) ## the whole journey on this machine (root): claim → Heketi →
 	bash scripts/ensure-gluster.sh
 	$(PY) -m testbed.demo
 
+demo-migrate: $(STAMP) ## in-tree GlusterFS PVs (static + Heketi) → CSI PVs on real GlusterFS: plan, apply, mount, delete
+	bash scripts/ensure-gluster.sh
+	$(PY) -m testbed.demo_migrate
+
 bench: $(STAMP) ## benchmarks (burst, scale, node; ~3 min): a table, and bench/results.json
 	bash scripts/ensure-gluster.sh
 	$(PY) -m bench.run
+
+image: ## build the image with podman, no registry needed (root; IMAGE=name:tag) and save it as an OCI archive in build/image/
+	PYTHON=$(PYTHON) bash scripts/build-image.sh
+
+image-test: $(STAMP) ## build the image from a fresh clone of HEAD and check the archive (root, podman, debootstrap; 2-4 min)
+	IMAGE_BUILD_TEST=1 $(PY) -m pytest -q -p no:cacheprovider tests/image
 
 CSI_SANITY ?= /tmp/peers/csi-sanity
 sanity: $(STAMP) ## kubernetes-csi csi-sanity against node --controller-service on real GlusterFS (root; CSI_SANITY=path of a csi-sanity binary)

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "provisioner.csi.command",
     "provisioner.controller.command",
     "provisioner.audit",
+    "provisioner.migrate",
 )
 
 

@@ -41,6 +41,25 @@ ANN_CLAIM_GID: Final = f"{DOMAIN}/gid"
 #: update. A restarted controller sends no second expand until that one has ended.
 ANN_EXPAND_IN_FLIGHT: Final = f"{DOMAIN}/expand-in-flight"
 
+#: `migrate`: PV annotation on a CSI PV made from an in-tree one (value: the in-tree
+#: plugin, `kubernetes.io/glusterfs`); claim annotation holding the in-tree PV as it was
+#: before migration and the CSI PV that replaces it (JSON), written before anything is
+#: changed, so an interrupted run can finish and `rollback` can restore it.
+ANN_MIGRATED_FROM: Final = f"{DOMAIN}/migrated-from"
+ANN_MIGRATION_RECORD: Final = f"{DOMAIN}/in-tree-pv"
+#: StorageClass annotation on the twin `migrate classes` makes of an in-tree class.
+ANN_TWIN_OF: Final = f"{DOMAIN}/twin-of"
+
+#: The in-tree plugin's names (kubernetes.io/glusterfs, removed in Kubernetes 1.26).
+IN_TREE_PLUGIN: Final = "kubernetes.io/glusterfs"
+ANN_IN_TREE_HEKETI_ID: Final = "gluster.kubernetes.io/heketi-volume-id"
+ANN_IN_TREE_CREATED_BY: Final = "kubernetes.io/createdby"
+LABEL_IN_TREE_PROVISIONED_FOR: Final = "gluster.kubernetes.io/provisioned-for-pvc"
+IN_TREE_DYNAMIC_ENDPOINTS_PREFIX: Final = "glusterfs-dynamic-"
+#: Finalizer kube-apiserver/kube-controller-manager keep on every PV while it is Bound.
+PV_PROTECTION_FINALIZER: Final = "kubernetes.io/pv-protection"
+ANN_DEFAULT_CLASS: Final = "storageclass.kubernetes.io/is-default-class"
+
 #: Well-known Kubernetes annotations we read or write.
 ANN_PROVISIONED_BY: Final = "pv.kubernetes.io/provisioned-by"
 ANN_GID: Final = "pv.beta.kubernetes.io/gid"

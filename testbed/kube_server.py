@@ -72,17 +72,21 @@ class KubeTestServer:
         port: int = 0,
         history: int = DEFAULT_HISTORY,
         binder: bool = False,
+        pv_protection: bool = False,
         bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL,
         request_log_limit: int | None = None,
     ) -> None:
         self._host, self._port = host, port
-        self._store = Store(history=history)
+        self._store = Store(history=history, pv_protection=pv_protection)
         self._state = ServerState(
             store=self._store,
             bookmark_interval=bookmark_interval,
             log=RequestLog(request_log_limit),
         )
-        self._binder = PVBinder(self._store)
+        # pv_protection: the StorageObjectInUseProtection admission plugin (new PVs get the
+        # finalizer) and the binder playing the PV protection controller (off by default:
+        # tests written before it assert the exact finalizers of PVs).
+        self._binder = PVBinder(self._store, pv_protection=pv_protection)
         self._run_binder = binder
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -335,6 +339,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run the in-cluster PV binder (bind claims, release volumes)",
     )
     parser.add_argument(
+        "--pv-protection",
+        action="store_true",
+        help="with --binder: also keep the kubernetes.io/pv-protection finalizer on PVs",
+    )
+    parser.add_argument(
         "--bookmark-interval",
         type=float,
         default=DEFAULT_BOOKMARK_INTERVAL,
@@ -381,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=port,
         history=args.history,
         binder=args.binder,
+        pv_protection=args.pv_protection,
         bookmark_interval=args.bookmark_interval,
         request_log_limit=args.request_log_limit,
     )

@@ -3,7 +3,14 @@
 import threading
 
 from provisioner import names
-from provisioner.controller.objects import claim_gid, finalizers, pv_gid, reclaim_policy, uid
+from provisioner.controller.objects import (
+    claim_gid,
+    finalizers,
+    migrated_gid,
+    pv_gid,
+    reclaim_policy,
+    uid,
+)
 from provisioner.gids import GidAllocator
 from provisioner.kube.api import Obj
 from provisioner.storageclass import ProvisioningParams
@@ -76,6 +83,10 @@ def _claim(claim_uid: str) -> Holder:
     return ("claim", claim_uid)
 
 
+def _migrated(claim_uid: str) -> Holder:
+    return ("migrated", claim_uid)
+
+
 def _pv(pv_name: str) -> Holder:
     return ("pv", pv_name)
 
@@ -129,9 +140,21 @@ class GidReservations:
                 self.ledger.hold(_claim(uid(pvc)), gid, replace=False)
         elif (pvc.get("spec") or {}).get("volumeName"):
             self.ledger.drop(_claim(uid(pvc)))
+        self._observe_migration(pvc)
+
+    def _observe_migration(self, pvc: Obj) -> None:
+        """A claim `migrate` moved (or is moving) to a CSI PV holds its volume's GID for
+        its life: the GID stays used while its PV is briefly gone mid-migration, also
+        across a controller restart."""
+        gid = migrated_gid(pvc)
+        if gid is None:
+            self.ledger.drop(_migrated(uid(pvc)))
+        else:
+            self.ledger.hold(_migrated(uid(pvc)), gid)
 
     def claim_deleted(self, pvc: Obj) -> None:
         self.ledger.drop(_claim(uid(pvc)))
+        self.ledger.drop(_migrated(uid(pvc)))
 
     def observe_pv(self, pv: Obj) -> None:
         """A PV as it is now: it holds the GID it carries (or none)."""

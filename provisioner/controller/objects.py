@@ -1,5 +1,6 @@
 """Reading PVC / PV / StorageClass dicts, and the PV this controller writes."""
 
+import json
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -176,6 +177,18 @@ def pv_gid(pv: Obj) -> int | None:
 def claim_gid(pvc: Obj) -> int | None:
     """The GID recorded with our provisioning intent on a claim, if any."""
     return _int_annotation(pvc, names.ANN_CLAIM_GID)
+
+
+def migrated_gid(pvc: Obj) -> int | None:
+    """The GID of the in-tree PV `migrate` recorded on a claim (names.ANN_MIGRATION_RECORD)."""
+    raw = annotations(pvc).get(names.ANN_MIGRATION_RECORD)
+    if not raw:
+        return None
+    try:
+        original = json.loads(raw)["original"]
+        return _int_annotation(original, names.ANN_GID)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _int_annotation(obj: Obj, key: str) -> int | None:

@@ -1,12 +1,26 @@
-"""The part of kube-controller-manager's PV controller a provisioner depends on.
+"""The part of kube-controller-manager's PV controllers a provisioner depends on.
 
 It binds claims to volumes that name each other (PVC `spec.volumeName`, PV
 `spec.claimRef`), fills claim status from the volume, marks volumes Released
 when their claim is gone, and annotates pending claims with the provisioner of
 their StorageClass. It is driven by the store's event history, like a watch.
+
+From kubernetes/kubernetes `pkg/controller/volume/persistentvolume/pv_controller.go`:
+`syncClaim` splits on the `pv.kubernetes.io/bind-completed` annotation; `syncBoundClaim`
+sets a bound claim whose volume is gone (or whose `spec.volumeName` was emptied) to phase
+`Lost` with a Warning `ClaimLost` Event and clears its status accessModes/capacity
+(`updateClaimStatusWithEvent` with no volume), and binds it again (`bind`, phase `Bound`)
+when a volume of that name returns whose `claimRef.uid` is the claim's UID; a volume
+whose `claimRef.uid` is another claim's makes it `Lost` with `ClaimMisbound`.
+
+From `pkg/controller/volume/pvprotection/pv_protection_controller.go` (`processPV`): every
+PV not being deleted gets the `kubernetes.io/pv-protection` finalizer (the admission plugin
+adds it at create; the controller adds it to PVs without it), and a PV being deleted loses
+it only while its phase is not `Bound` (`isBeingUsed`).
 """
 
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +37,13 @@ ANN_BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
 ANN_BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
 ANN_STORAGE_PROVISIONER = "volume.kubernetes.io/storage-provisioner"
 ANN_BETA_STORAGE_PROVISIONER = "volume.beta.kubernetes.io/storage-provisioner"
+PV_PROTECTION = "kubernetes.io/pv-protection"
+EVENT = BY_GROUP_VERSION[("", "v1")]["events"]
+CLAIM_LOST = "Bound claim has lost its PersistentVolume. Data on the volume is lost!"
+CLAIM_LOST_REFERENCE = (
+    "Bound claim has lost reference to PersistentVolume. Data on the volume is lost!"
+)
+CLAIM_MISBOUND = "Two claims are bound to the same volume, this one is bound incorrectly"
 #: How long the binder thread waits for events before looking at its stop flag.
 POLL_SECONDS = 0.2
 
@@ -38,6 +59,10 @@ def _claim_of(pv: JSON) -> ClaimKey | None:
     return ref.get("namespace", ""), ref["name"]
 
 
+def _bind_completed(claim: JSON) -> bool:
+    return ANN_BIND_COMPLETED in (claim["metadata"].get("annotations") or {})
+
+
 def _ref_matches(ref: JSON, claim: JSON) -> bool:
     meta = claim["metadata"]
     return (ref.get("namespace"), ref.get("name")) == (meta["namespace"], meta["name"]) and (
@@ -48,8 +73,9 @@ def _ref_matches(ref: JSON, claim: JSON) -> bool:
 class PVBinder:
     """Binding rules as functions on the store, plus an optional background loop."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, pv_protection: bool = False) -> None:
         self._store = store
+        self._pv_protection = pv_protection
         self._claims: dict[ClaimKey, set[str]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -153,6 +179,9 @@ class PVBinder:
         claim = self._store.find("persistentvolumeclaims", namespace, name)
         if claim is None:
             return
+        if _bind_completed(claim.obj):
+            self._sync_bound_claim(claim)
+            return
         volume_name = (claim.obj.get("spec") or {}).get("volumeName")
         if not volume_name:
             self._annotate_provisioner(claim)
@@ -161,13 +190,67 @@ class PVBinder:
                 return
         volume = self._store.find("persistentvolumes", "", volume_name)
         if volume is None:
-            if (claim.obj.get("status") or {}).get("phase") == "Bound":
-                self._set_claim_status(namespace, name, {"phase": "Lost"})
             return
         ref = (volume.obj.get("spec") or {}).get("claimRef")
         if ref and not _ref_matches(ref, claim.obj):
             return
         self._bind(claim, volume)
+
+    def _sync_bound_claim(self, claim: Stored) -> None:
+        """pv_controller.go `syncBoundClaim`."""
+        volume_name = (claim.obj.get("spec") or {}).get("volumeName")
+        if not volume_name:
+            self._lose_claim(claim, "ClaimLost", CLAIM_LOST_REFERENCE)
+            return
+        volume = self._store.find("persistentvolumes", "", volume_name)
+        if volume is None:
+            self._lose_claim(claim, "ClaimLost", CLAIM_LOST)
+            return
+        ref = (volume.obj.get("spec") or {}).get("claimRef") or {}
+        if ref.get("uid") and ref["uid"] != claim.obj["metadata"]["uid"]:
+            self._lose_claim(claim, "ClaimMisbound", CLAIM_MISBOUND)
+            return
+        self._bind(claim, volume)
+
+    def _lose_claim(self, claim: Stored, reason: str, message: str) -> None:
+        """`updateClaimStatusWithEvent(claim, ClaimLost, nil, Warning, ...)`: only on change."""
+        if (claim.obj.get("status") or {}).get("phase") == "Lost":
+            return
+        meta = claim.obj["metadata"]
+
+        def change(doc: JSON) -> JSON:
+            status = {k: v for k, v in (doc.get("status") or {}).items()}
+            status.pop("accessModes", None)
+            status.pop("capacity", None)
+            doc["status"] = {**status, "phase": "Lost"}
+            return doc
+
+        self._store.mutate(PVC, meta["namespace"], meta["name"], change, status=True)
+        self._warn(claim.obj, reason, message)
+
+    def _warn(self, claim: JSON, reason: str, message: str) -> None:
+        meta, now = claim["metadata"], now_rfc3339()
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}"},
+            "involvedObject": {
+                "kind": "PersistentVolumeClaim",
+                "apiVersion": "v1",
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion", ""),
+            },
+            "reason": reason,
+            "message": message,
+            "type": "Warning",
+            "source": {"component": "persistentvolume-controller"},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self._store.create(EVENT, meta["namespace"], event)
 
     def _prebound_volume(self, claim: JSON) -> str | None:
         meta = claim["metadata"]
@@ -244,6 +327,34 @@ class PVBinder:
         volume = self._store.find("persistentvolumes", "", pv_name)
         if volume is None:
             return
+        self._sync_volume_phase(volume)
+        if self._pv_protection:
+            current = self._store.find("persistentvolumes", "", pv_name)
+            if current is not None:
+                self._protect(current)
+
+    def _protect(self, volume: Stored) -> None:
+        """pv_protection_controller.go `processPV`."""
+        meta = volume.obj["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if meta.get("deletionTimestamp"):
+            in_use = (volume.obj.get("status") or {}).get("phase") == "Bound"
+            if PV_PROTECTION not in finalizers or in_use:
+                return
+            finalizers.remove(PV_PROTECTION)
+        elif PV_PROTECTION in finalizers:
+            return
+        else:
+            finalizers.append(PV_PROTECTION)
+
+        def change(doc: JSON) -> JSON:
+            doc["metadata"]["finalizers"] = finalizers
+            return doc
+
+        self._store.mutate(PV, "", meta["name"], change)
+
+    def _sync_volume_phase(self, volume: Stored) -> None:
+        pv_name = volume.obj["metadata"]["name"]
         ref = (volume.obj.get("spec") or {}).get("claimRef")
         if not ref:
             self._set_pv_phase(pv_name, "Available")

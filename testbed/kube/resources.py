@@ -141,6 +141,25 @@ RESOURCES: tuple[ResourceType, ...] = (
     ),
     _core("Secret", "secrets", True, fields=("type",), merge_lists=_META_LISTS),
     _core("ConfigMap", "configmaps", True, short_names=("cm",), merge_lists=_META_LISTS),
+    # In-tree GlusterFS PVs name an Endpoints object (the Gluster servers) and its
+    # selector-less Service. Endpoints has no status; a Service has /status and its REST
+    # storage answers DELETE with the deleted object (pkg/registry/core/service/storage).
+    _core(
+        "Endpoints",
+        "endpoints",
+        True,
+        short_names=("ep",),
+        merge_lists=_META_LISTS,
+    ),
+    _core(
+        "Service",
+        "services",
+        True,
+        short_names=("svc",),
+        has_status=True,
+        merge_lists=(*_META_LISTS, ("spec.ports", "port")),
+        returns_deleted=True,
+    ),
     _core(
         "Event", "events", True, short_names=("ev",), fields=_EVENT_FIELDS, merge_lists=_META_LISTS
     ),

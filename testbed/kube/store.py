@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.kube import errors, strategy
+from testbed.kube import errors, network, strategy
 from testbed.kube.errors import ApiError
 from testbed.kube.normalize import normalize
 from testbed.kube.resources import BY_GROUP_VERSION, ResourceType, stored_type
@@ -85,10 +85,12 @@ class DeleteOptions:
 class Store:
     """All objects of all types, guarded by one lock; see the module docstring."""
 
-    def __init__(self, *, history: int) -> None:
+    def __init__(self, *, history: int, pv_protection: bool = False) -> None:
         if history < 1:
             raise ValueError("history must keep at least one event")
         self._history = history
+        #: Admission plugin StorageObjectInUseProtection: new PVs get kubernetes.io/pv-protection.
+        self.pv_protection = pv_protection
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._rv = FIRST_RESOURCE_VERSION
@@ -289,7 +291,14 @@ class Store:
             annotations = stored.obj["metadata"].get("annotations") or {}
             if annotations.get(strategy.DEFAULT_CLASS_ANNOTATION) == "true":
                 default_class = stored.obj["metadata"]["name"]
-        return strategy.CreateContext(now=now_rfc3339(), default_storage_class=default_class)
+        services = self._buckets.get("services", {})
+        ips = network.cluster_ips(s.obj for space in services.values() for s in space.values())
+        return strategy.CreateContext(
+            now=now_rfc3339(),
+            default_storage_class=default_class,
+            cluster_ips=frozenset(ips),
+            pv_protection=self.pv_protection,
+        )
 
     def update(
         self,

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from testbed.kube import events
+from testbed.kube import events, network
 from testbed.kube.errors import invalid
 from testbed.kube.quantity import QuantityError, parse_quantity
 from testbed.kube.resources import ResourceType
@@ -270,7 +270,15 @@ def _pv_validate_update(new: JSON, old: JSON) -> list[Cause]:
     return causes
 
 
+#: plugin/pkg/admission/storage/storageobjectinuseprotection (admission.go): on create,
+#: every PV gets this finalizer unless it has it already.
+PV_PROTECTION = "kubernetes.io/pv-protection"
+
+
 def _pv_create(obj: JSON, ctx: "CreateContext") -> None:
+    finalizers = obj["metadata"].get("finalizers") or []
+    if ctx.pv_protection and isinstance(finalizers, list) and PV_PROTECTION not in finalizers:
+        obj["metadata"]["finalizers"] = [*finalizers, PV_PROTECTION]
     spec = obj.setdefault("spec", {})
     spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
     spec.setdefault("volumeMode", "Filesystem")
@@ -344,11 +352,21 @@ def _nothing(obj: JSON, ctx: "CreateContext") -> None:
 
 
 class CreateContext:
-    """What create defaults may depend on: the time and the default StorageClass."""
+    """What create defaults may depend on: the time, the default StorageClass, and the
+    ClusterIPs Services hold (a new Service gets a free one)."""
 
-    def __init__(self, *, now: str, default_storage_class: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        now: str,
+        default_storage_class: str | None,
+        cluster_ips: frozenset[str] = frozenset(),
+        pv_protection: bool = False,
+    ) -> None:
         self.now = now
         self.default_storage_class = default_storage_class
+        self.cluster_ips = cluster_ips
+        self.pv_protection = pv_protection
 
 
 Prepare = Callable[[JSON, CreateContext], None]
@@ -361,18 +379,24 @@ _PREPARE: dict[str, Prepare] = {
     "storageclasses": _sc_create,
     "secrets": _secret_create,
     "namespaces": _namespace_create,
+    "endpoints": lambda obj, ctx: network.endpoints_create(obj),
+    "services": lambda obj, ctx: network.service_create(obj, ctx.cluster_ips),
 }
 _VALIDATE: dict[str, Validate] = {
     "persistentvolumeclaims": _pvc_validate,
     "persistentvolumes": _pv_validate,
     "storageclasses": _sc_validate,
     "secrets": _secret_validate,
+    "endpoints": network.endpoints_validate,
+    "services": network.service_validate,
 }
 _VALIDATE_UPDATE: dict[str, ValidateUpdate] = {
     "persistentvolumeclaims": _pvc_validate_update,
     "persistentvolumes": _pv_validate_update,
     "storageclasses": _sc_validate_update,
     "secrets": lambda new, old: _secret_validate(new),
+    "endpoints": lambda new, old: network.endpoints_validate(new),
+    "services": lambda new, old: network.service_validate(new),
 }
 
 

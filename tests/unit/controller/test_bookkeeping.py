@@ -1,5 +1,6 @@
 """Bookkeeping shared by the reconcilers: cache expectations and GID reservations."""
 
+import json
 from typing import Any
 
 import pytest
@@ -221,4 +222,47 @@ def test_a_deleted_claim_frees_its_recorded_gid() -> None:
     claim = _claim("uid-1", gid=3000, finalizer=True)
     reservations.observe_claim(claim)
     reservations.claim_deleted(claim)
+    assert not gids.is_used(3000)
+
+
+def _migrated_claim(uid: str, gid: int) -> dict[str, Any]:
+    original = {"metadata": {"name": "legacy", "annotations": {names.ANN_GID: str(gid)}}}
+    record = json.dumps({"pv": "legacy", "uid": "pv-uid", "original": original, "target": {}})
+    return {
+        "metadata": {"uid": uid, "annotations": {names.ANN_MIGRATION_RECORD: record}},
+        "spec": {"volumeName": "legacy"},
+    }
+
+
+def test_a_migrated_volumes_gid_stays_used_while_its_pv_is_briefly_gone() -> None:
+    gids = GidAllocator()
+    reservations = GidReservations(gids)
+    in_tree = _pv("legacy", 3000, policy="Delete")
+    reservations.observe_pv(in_tree)
+    reservations.observe_claim(_migrated_claim("uid-1", 3000))
+    reservations.pv_deleted(in_tree)  # migrate deleted the in-tree PV; the CSI one comes next
+    assert gids.is_used(3000)
+    assert reservations.for_claim("uid-2", PARAMS) != 3000
+
+
+def test_a_restarted_controller_counts_the_gid_of_a_claim_mid_migration() -> None:
+    gids = GidAllocator()
+    GidReservations(gids).observe_claim(_migrated_claim("uid-1", 3000))  # no PV exists
+    assert gids.is_used(3000)
+
+
+def test_a_deleted_migrated_claim_frees_the_gid_it_held() -> None:
+    gids = GidAllocator()
+    reservations = GidReservations(gids)
+    claim = _migrated_claim("uid-1", 3000)
+    reservations.observe_claim(claim)
+    reservations.claim_deleted(claim)
+    assert not gids.is_used(3000)
+
+
+def test_an_unreadable_migration_record_holds_nothing() -> None:
+    gids = GidAllocator()
+    claim = _migrated_claim("uid-1", 3000)
+    claim["metadata"]["annotations"][names.ANN_MIGRATION_RECORD] = "{not json"
+    GidReservations(gids).observe_claim(claim)
     assert not gids.is_used(3000)
