@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from provisioner import __version__, errors, log
+from provisioner import __version__, errors, log, names
 
 #: Environment variable that may hold the Heketi key instead of --heketi-key-file.
 KEY_ENV: Final = "HEKETI_KEY"
@@ -31,6 +31,21 @@ COMMAND_MODULES: tuple[str, ...] = (
 def env_default(var: str, default: str | None = None) -> str | None:
     """The value of environment variable `var`, else `default` (flag fallback)."""
     return os.environ.get(var, default)
+
+
+def add_cluster_flags(parser: argparse.ArgumentParser, *, driver_role: str) -> None:
+    """`--kubeconfig` and `--driver-name`, with their environment fallbacks, for every
+    command that talks to the Kubernetes API; `driver_role` says what the name selects."""
+    parser.add_argument(
+        "--kubeconfig",
+        default=env_default("KUBECONFIG"),
+        help="kubeconfig file (env KUBECONFIG); in-cluster config when absent",
+    )
+    parser.add_argument(
+        "--driver-name",
+        default=env_default("DRIVER_NAME", names.DRIVER_NAME),
+        help=f"{driver_role} (env DRIVER_NAME; default {names.DRIVER_NAME})",
+    )
 
 
 def read_heketi_key(path: Path | None, from_env: str | None) -> str | None:

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from provisioner import errors, names
+from provisioner import errors
 from provisioner.audit.findings import AuditSettings
 from provisioner.audit.ledger import DEFAULT_STATE_CONFIGMAP, KubeReader
 from provisioner.audit.output import write_report
 from provisioner.audit.run import MIN_OLDER_THAN_SECONDS, DeletePolicy, run_audit
-from provisioner.cli import KEY_ENV, env_default, read_heketi_key
+from provisioner.cli import KEY_ENV, add_cluster_flags, env_default, read_heketi_key
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.registry import HeketiClients
 from provisioner.kube.api import KubeApi
@@ -84,23 +84,10 @@ def register(subparsers: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_cluster_flags(parser)
+    add_cluster_flags(parser, driver_role="CSI driver name of our PVs")
     _add_heketi_flags(parser)
     _add_report_flags(parser)
     parser.set_defaults(run=run)
-
-
-def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--kubeconfig",
-        default=env_default("KUBECONFIG"),
-        help="kubeconfig file (env KUBECONFIG); in-cluster config when absent",
-    )
-    p.add_argument(
-        "--driver-name",
-        default=env_default("DRIVER_NAME", names.DRIVER_NAME),
-        help=f"CSI driver name of our PVs (env DRIVER_NAME; default {names.DRIVER_NAME})",
-    )
 
 
 def _add_heketi_flags(p: argparse.ArgumentParser) -> None:

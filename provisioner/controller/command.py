@@ -9,8 +9,8 @@ import threading
 from types import FrameType
 from typing import Final
 
-from provisioner import errors, names
-from provisioner.cli import env_default, parse_address
+from provisioner import errors
+from provisioner.cli import add_cluster_flags, env_default, parse_address
 from provisioner.controller.controller import Controller, ControllerConfig, run_until_stopped
 from provisioner.controller.leader import (
     DEFAULT_LEASE_DURATION,
@@ -76,18 +76,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="provision, delete and expand GlusterFS volumes for PVCs",
         description="Watch PVCs, PVs and StorageClasses; provision volumes through Heketi.",
     )
-    add = parser.add_argument
-    add(
-        "--kubeconfig",
-        default=env_default("KUBECONFIG"),
-        help="kubeconfig file (env KUBECONFIG); in-cluster config when absent",
-    )
-    add(
-        "--driver-name",
-        default=env_default("DRIVER_NAME", names.DRIVER_NAME),
-        help=f"provisioner/CSI driver name (env DRIVER_NAME; default {names.DRIVER_NAME})",
-    )
-    add(
+    add_cluster_flags(parser, driver_role="provisioner/CSI driver name")
+    parser.add_argument(
         "--workers",
         default=env_default("WORKERS", str(DEFAULT_WORKERS)),
         help=f"claims/volumes reconciled in parallel (env WORKERS; default {DEFAULT_WORKERS})",

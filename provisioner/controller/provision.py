@@ -40,6 +40,7 @@ from provisioner.kube.api import (
     path_for,
 )
 from provisioner.log import get_logger
+from provisioner.pv_annotations import heketi_annotations
 from provisioner.storageclass import ProvisioningParams
 from provisioner.volume_naming import heketi_volume_name
 from provisioner.volumes import VolumeService, size_gib
@@ -197,7 +198,7 @@ class ClaimReconciler:
         if names.PVC_FINALIZER in o.finalizers(pvc):
             return pvc
         self._writes.guard()
-        intent = o.heketi_annotations(params, heketi_name=heketi_name)
+        intent = heketi_annotations(params, volume_name=heketi_name)
         intent[names.ANN_CLAIM_GID] = str(gid)
         ops = o.add_finalizer_ops(pvc, names.PVC_FINALIZER, intent)
         try:
