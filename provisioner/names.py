@@ -78,5 +78,5 @@ CTX_GID: Final = "gid"
 #: `storage.kubernetes.io/csiProvisionerIdentity`), which ValidateVolumeCapabilities ignores.
 CTX_KEYS: Final = frozenset({CTX_SERVERS, CTX_VOLUME, CTX_GID})
 
-#: Heketi volume names we create start with this (see volumes.heketi_volume_name).
+#: Heketi volume names we create start with this (see volume_naming.heketi_volume_name).
 HEKETI_NAME_PREFIX: Final = "pvc-"

@@ -12,9 +12,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final
-from urllib.parse import urlsplit
 
 from provisioner.errors import InvalidArgument
+from provisioner.heketi.config import UrlProblem, shown_url, url_problem
 from provisioner.heketi.types import Durability
 
 #: Heketi's administrator user; Heketi has exactly two users, `admin` and `user`.
@@ -148,31 +148,20 @@ def parse_rest_url(value: str, *, source: str = "StorageClass parameter 'resturl
 
     `source` names where the value came from in error messages.
     """
-    parts = urlsplit(value)
-    if "@" in parts.netloc:
+    problem = url_problem(value)
+    if problem is UrlProblem.CREDENTIALS:
         # Never echo the value: it holds a password.
         raise InvalidParameter(
             "resturl",
             f"{source} must not contain credentials (user:password@); "
             "set 'restuser' and put the key in the Secret named by 'secretName'",
         )
-    try:
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        port_ok = False
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or not port_ok
-        or parts.path.strip("/")
-        or parts.query
-        or parts.fragment
-    ):
+    if problem is not None:
         raise InvalidParameter(
             "resturl",
             f"{source} must be an http:// or https:// URL of a host "
             "(Heketi serves its API at the root: no path or query), "
-            f"e.g. http://heketi.storage.svc:8080; got {value!r}",
+            f"e.g. http://heketi.storage.svc:8080; got {shown_url(value)!r}",
         )
     return value.rstrip("/")
 

@@ -8,7 +8,6 @@ already has makes no call. Operations on one name or id are serialised within
 the process (the PVC controller's workers and concurrent CSI calls may overlap).
 """
 
-import hashlib
 import math
 import re
 import time
@@ -18,7 +17,6 @@ from typing import Final, Protocol
 
 from provisioner import errors, names
 from provisioner.expands import EarlierExpand, UnsettledExpands
-from provisioner.heketi.client import client_for
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import (
     HeketiNameInUse,
@@ -34,19 +32,6 @@ from provisioner.storageclass import ProvisioningParams
 log = get_logger("volumes")
 
 GIB: Final = 1 << 30
-#: Longest Heketi volume name we make. Gluster allows more, but the name recurs in
-#: file names under /var/lib/glusterd (volfiles, 255-byte file-name limit), and the
-#: node plugin accepts Gluster volume names of at most 127 characters.
-HEKETI_NAME_MAX: Final = 127
-#: CSI names up to this length made only of [A-Za-z0-9-] become the Heketi name unchanged.
-CSI_NAME_KEPT_MAX: Final = 100
-_KEEPABLE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
-#: Readable part kept of any other CSI name (the hash makes it unique).
-_READABLE_MAX: Final = 60
-#: Hex digits of SHA-256 appended (80 bits: a collision needs ~10^12 names).
-_HASH_CHARS: Final = 20
-_NOT_NAME_CHARS: Final = re.compile(r"[^A-Za-z0-9]+")
-_UID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _HEKETI_ID: Final = re.compile(r"[0-9a-fA-F]{32}")
 #: Extra wait for a busy name/id beyond the Heketi operation deadline of its holder.
 _LOCK_SLACK_S: Final = 5.0
@@ -89,55 +74,6 @@ def is_heketi_id(value: str) -> bool:
     return _HEKETI_ID.fullmatch(value) is not None
 
 
-def csi_volume_name(name: str, *, max_length: int = CSI_NAME_KEPT_MAX) -> str:
-    """A CSI volume name (any characters) → a unique name in Heketi's `[A-Za-z0-9_-]`.
-
-    Names of up to `max_length` letters, digits and '-' starting with a letter or
-    digit (e.g. external-provisioner's `pvc-<uid>`) are kept as they are. Any other
-    name becomes `<readable part>_<20 hex digits of its SHA-256>`, at most
-    `max_length` characters: these always contain one '_', kept names never do, so
-    the two forms cannot collide.
-    """
-    if not name:
-        raise errors.InvalidArgument("volume name must not be empty")
-    if max_length < _HASH_CHARS + 2:
-        raise ValueError(f"max_length {max_length} leaves no room for the hash")
-    if len(name) <= max_length and _KEEPABLE.fullmatch(name):
-        return name
-    room = min(_READABLE_MAX, max_length - _HASH_CHARS - 1)
-    readable = _NOT_NAME_CHARS.sub("-", name).strip("-")[:room].rstrip("-")
-    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
-    return f"{readable or 'vol'}_{digest}"
-
-
-def heketi_volume_name(
-    *, uid: str, namespace: str | None = None, claim: str | None = None, prefix: str | None = None
-) -> str:
-    """The deterministic Heketi volume name of a claim: `pvc-<uid>`, or with a
-    class `volumenameprefix` `<prefix>_<namespace>_<claim>_<uid>` (the in-tree form;
-    characters Heketi refuses become '-', namespace and claim are shortened to keep
-    the name within 127 characters — the UID alone keeps it unique)."""
-    if not _UID.fullmatch(uid):
-        raise errors.InvalidArgument(
-            f"cannot derive a Heketi volume name from UID {uid!r}: letters, digits, '-' and "
-            "'_' only"
-        )
-    if prefix is None:
-        return f"{names.HEKETI_NAME_PREFIX}{uid}"
-    if len(prefix) + len(uid) + 1 > HEKETI_NAME_MAX:
-        raise errors.InvalidArgument(
-            f"volume name prefix {prefix!r} and UID {uid!r} exceed {HEKETI_NAME_MAX} characters"
-        )
-    if namespace is None or claim is None:
-        return f"{prefix}_{uid}"
-    ns, pvc = (_NOT_NAME_CHARS.sub("-", part) for part in (namespace, claim))
-    budget = HEKETI_NAME_MAX - len(prefix) - len(uid) - 3
-    if len(ns) + len(pvc) > budget:
-        ns = ns[: max(budget // 2, budget - len(pvc))]
-        pvc = pvc[: max(budget - len(ns), 0)]
-    return f"{prefix}_{ns}_{pvc}_{uid}"
-
-
 def volume_context(volume: Volume) -> dict[str, str]:
     """What NodeStageVolume needs to mount `volume` (PV volumeAttributes)."""
     servers = volume.hosts or (volume.device.split(":", 1)[0],)
@@ -170,12 +106,13 @@ def create_request(
 
 
 class VolumeService:
-    """Idempotent volume operations against any number of Heketi servers."""
+    """Idempotent volume operations against any number of Heketi servers; `clients`
+    gives the client of a connection (the process's `heketi.HeketiClients`)."""
 
     def __init__(
         self,
         *,
-        clients: Callable[[HeketiConfig], HeketiApi] = client_for,
+        clients: Callable[[HeketiConfig], HeketiApi],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clients = clients
@@ -198,22 +135,40 @@ class VolumeService:
         size_gib: int,
         params: ProvisioningParams,
         gid: int,
+        unused_name: bool = False,
     ) -> Volume:
         """The volume called `name`, created if absent. An existing volume is returned
-        as it is (callers compare its size with what they asked for)."""
+        as it is (callers compare its size with what they asked for).
+
+        `unused_name`: the caller knows no earlier attempt can have used `name` (it
+        recorded its intent just now), so the core skips the (whole-listing) lookup
+        and creates at once — unless that create's outcome is unknown or the name
+        turns out taken, when it looks the name up as for any other call.
+        """
         client = self._clients(heketi)
+        request = create_request(name=name, size_gib=size_gib, params=params, gid=gid)
         with self._hold(heketi, "name", name):
+            if unused_name:
+                try:
+                    return self._create(client, heketi, request)
+                except (HeketiOutcomeUnknown, HeketiNameInUse) as err:
+                    log.info(
+                        "create outcome unknown; looking the volume up", name=name, cause=str(err)
+                    )
             existing = client.find_volume_by_name(name)
             if existing is not None:
                 log.info("volume exists", heketi=heketi.url, name=name, volume_id=existing.id)
                 return existing
-            request = create_request(name=name, size_gib=size_gib, params=params, gid=gid)
             try:
-                volume = client.create_volume(request)
+                return self._create(client, heketi, request)
             except (HeketiOutcomeUnknown, HeketiNameInUse) as err:
                 return self._settle_create(client, name, err)
-            log.info("volume created", heketi=heketi.url, name=name, volume_id=volume.id)
-            return volume
+
+    @staticmethod
+    def _create(client: HeketiApi, heketi: HeketiConfig, request: VolumeCreateRequest) -> Volume:
+        volume = client.create_volume(request)
+        log.info("volume created", heketi=heketi.url, name=request.name, volume_id=volume.id)
+        return volume
 
     def _settle_create(self, client: HeketiApi, name: str, err: Exception) -> Volume:
         """After a create with an unknown outcome or a name clash: find what Heketi made."""
@@ -304,15 +259,27 @@ class VolumeService:
                     return volume
             if before_send is not None:
                 before_send(volume)
-            try:
-                volume = client.expand_volume(volume_id, add_gib=size_gib - volume.size_gib)
-            except HeketiOutcomeUnknown as err:
-                volume = self._after_unknown_expand(heketi, volume_id, err, target=size_gib)
-                if volume.size_gib < size_gib:
-                    raise
-                self._unsettled.forget(heketi, volume_id)  # it grew: that expand ended
-            log.info("volume expanded", volume_id=volume_id, size_gib=volume.size_gib)
-            return volume
+            return self._send_expand(client, heketi, volume_id, have=volume, want_gib=size_gib)
+
+    def _send_expand(
+        self,
+        client: HeketiApi,
+        heketi: HeketiConfig,
+        volume_id: str,
+        *,
+        have: Volume,
+        want_gib: int,
+    ) -> Volume:
+        """Expand `have` to `want_gib`; after an unknown outcome, done only if it grew."""
+        try:
+            volume = client.expand_volume(volume_id, add_gib=want_gib - have.size_gib)
+        except HeketiOutcomeUnknown as err:
+            volume = self._after_unknown_expand(heketi, volume_id, err, target=want_gib)
+            if volume.size_gib < want_gib:
+                raise
+            self._unsettled.forget(heketi, volume_id)  # it grew: that expand ended
+        log.info("volume expanded", volume_id=volume_id, size_gib=volume.size_gib)
+        return volume
 
     def _after_unknown_expand(
         self, heketi: HeketiConfig, volume_id: str, err: HeketiOutcomeUnknown, *, target: int

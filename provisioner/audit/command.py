@@ -7,18 +7,21 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, TextIO
 
-from provisioner import errors, names
+from provisioner import errors
 from provisioner.audit.findings import AuditSettings
 from provisioner.audit.ledger import DEFAULT_STATE_CONFIGMAP, KubeReader
 from provisioner.audit.output import write_report
 from provisioner.audit.run import MIN_OLDER_THAN_SECONDS, DeletePolicy, run_audit
-from provisioner.cli import env_default
-from provisioner.heketi.client import HeketiClient, HeketiConfig
-from provisioner.heketi.config import shown_url
+from provisioner.cli import KEY_ENV, add_cluster_flags, env_default, read_heketi_key
+from provisioner.heketi.config import HeketiConfig
+from provisioner.heketi.registry import HeketiClients
 from provisioner.kube.api import KubeApi
 from provisioner.kube.client import api_client as kube_api_client
+from provisioner.storageclass import parse_rest_url
+from provisioner.volumes import VolumeService
 
 #: Default --pending-after: a healthy claim binds within seconds; five minutes is "stuck".
 DEFAULT_PENDING_AFTER: Final = "5m"
@@ -81,23 +84,10 @@ def register(subparsers: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_cluster_flags(parser)
+    add_cluster_flags(parser, driver_role="CSI driver name of our PVs")
     _add_heketi_flags(parser)
     _add_report_flags(parser)
     parser.set_defaults(run=run)
-
-
-def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--kubeconfig",
-        default=env_default("KUBECONFIG"),
-        help="kubeconfig file (env KUBECONFIG); in-cluster config when absent",
-    )
-    p.add_argument(
-        "--driver-name",
-        default=env_default("DRIVER_NAME", names.DRIVER_NAME),
-        help=f"CSI driver name of our PVs (env DRIVER_NAME; default {names.DRIVER_NAME})",
-    )
 
 
 def _add_heketi_flags(p: argparse.ArgumentParser) -> None:
@@ -178,10 +168,7 @@ def config_from_args(args: argparse.Namespace) -> AuditCommandConfig:
     """Flags → config; InvalidArgument with an exact message on bad usage."""
     if not args.heketi_url:
         raise errors.InvalidArgument("--heketi-url (or env HEKETI_URL) is required")
-    if not re.match(r"^https?://[^/\s]+", args.heketi_url):
-        raise errors.InvalidArgument(
-            f"--heketi-url {shown_url(args.heketi_url)!r} must start with http:// or https://"
-        )
+    url = parse_rest_url(args.heketi_url, source="--heketi-url")
     secret = None
     if args.heketi_secret:
         ns, _, name = args.heketi_secret.partition("/")
@@ -193,7 +180,7 @@ def config_from_args(args: argparse.Namespace) -> AuditCommandConfig:
     return AuditCommandConfig(
         kubeconfig=args.kubeconfig,
         driver_name=args.driver_name,
-        heketi_url=args.heketi_url.rstrip("/"),
+        heketi_url=url,
         heketi_user=args.heketi_user,
         heketi_auth=not args.no_heketi_auth,
         heketi_key_file=args.heketi_key_file,
@@ -230,20 +217,14 @@ def _delete_policy(args: argparse.Namespace) -> DeletePolicy | None:
 def heketi_key(
     config: AuditCommandConfig, kube: KubeReader, environ: Mapping[str, str]
 ) -> str | None:
-    """The Heketi key from the Secret, the key file or env HEKETI_KEY (never a flag)."""
+    """The Heketi key from the Secret, the key file or env HEKETI_KEY (never a flag);
+    the file and the environment are read as every command reads them."""
     if not config.heketi_auth:
         return None
     if config.heketi_secret:
         return kube.secret_key(*config.heketi_secret)
-    if config.heketi_key_file:
-        try:
-            with open(config.heketi_key_file, encoding="utf-8") as handle:
-                return handle.read().strip()
-        except OSError as exc:
-            raise errors.InvalidArgument(
-                f"cannot read --heketi-key-file {config.heketi_key_file}: {exc.strerror}"
-            ) from exc
-    return environ.get("HEKETI_KEY") or None
+    path = Path(config.heketi_key_file) if config.heketi_key_file else None
+    return read_heketi_key(path, environ.get(KEY_ENV))
 
 
 def execute(
@@ -253,8 +234,10 @@ def execute(
     environ: Mapping[str, str],
     out: TextIO,
     now: Callable[[], float] = time.time,
+    heketi_clients: HeketiClients | None = None,
 ) -> int:
-    """Run the audit with an ApiClient; returns the exit code."""
+    """Run the audit with an ApiClient; returns the exit code. `heketi_clients`: the
+    caller's (it closes them); by default the run makes its own and closes them."""
     kube = KubeReader(KubeApi(api_client))
     heketi_config = HeketiConfig(
         url=config.heketi_url,
@@ -263,27 +246,32 @@ def execute(
         auth_enabled=config.heketi_auth,
         ca_bundle=config.heketi_ca_file,
     )
-    heketi = HeketiClient(heketi_config)
+    clients = heketi_clients if heketi_clients is not None else HeketiClients()
     try:
-        settings = AuditSettings(
-            driver_name=config.driver_name,
-            heketi_url=config.heketi_url,
-            pending_after_seconds=config.pending_after_seconds,
-            extra_prefixes=config.prefixes,
-        )
         report = run_audit(
-            heketi=heketi,
+            volumes=VolumeService(clients=clients),
+            heketi=heketi_config,
             kube=kube,
-            settings=settings,
+            settings=_settings(config),
             delete=config.delete,
             ledger_namespace=config.state_namespace,
             now=now,
             out=out,
         )
     finally:
-        heketi.close()
+        if heketi_clients is None:
+            clients.close()
     write_report(report, out, output=config.output)
     return EXIT_FINDINGS if report.has_findings else EXIT_CLEAN
+
+
+def _settings(config: AuditCommandConfig) -> AuditSettings:
+    return AuditSettings(
+        driver_name=config.driver_name,
+        heketi_url=config.heketi_url,
+        pending_after_seconds=config.pending_after_seconds,
+        extra_prefixes=config.prefixes,
+    )
 
 
 def run(args: argparse.Namespace) -> int:

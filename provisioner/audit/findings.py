@@ -142,7 +142,7 @@ def claim_uid_of(name: str, prefixes: Iterable[str]) -> str | None:
     """The claim UID our naming rule put into a Heketi volume name, None if not ours.
 
     Names are ``pvc-<uid>``, ``<prefix>_<namespace>_<claim>_<uid>`` or ``<prefix>_<uid>``
-    (volumes.heketi_volume_name; namespace and claim may be shortened or sanitised).
+    (volume_naming.heketi_volume_name; namespace and claim may be shortened or sanitised).
     """
     match = _PVC_NAME.match(name)
     if match:

@@ -22,10 +22,11 @@ from provisioner.audit.ledger import (
     record_sightings,
 )
 from provisioner.audit.output import orphan_rows, print_table
-from provisioner.heketi.client import HeketiClient
-from provisioner.heketi.errors import HeketiError, HeketiNotFound
+from provisioner.heketi.config import HeketiConfig
+from provisioner.heketi.errors import HeketiError
 from provisioner.heketi.types import Volume
 from provisioner.log import get_logger
+from provisioner.volumes import VolumeService
 
 log = get_logger("audit")
 
@@ -41,13 +42,15 @@ class DeletePolicy:
     ledger_name: str = DEFAULT_STATE_CONFIGMAP
 
 
-def _read(heketi: HeketiClient, kube: KubeReader) -> tuple[list[Volume], ClusterState]:
+def _read(
+    volumes: VolumeService, heketi: HeketiConfig, kube: KubeReader
+) -> tuple[list[Volume], ClusterState]:
     """Heketi first, then Kubernetes. The provisioner creates a claim's volume only
     after the claim exists, so every volume listed here has its claim (or its PV) in
     the later Kubernetes read; read the other way round, a claim created between the
     two reads would make its new volume look orphaned."""
-    volumes = heketi.list_volumes()
-    return volumes, kube.snapshot()
+    listed = volumes.list_volumes(heketi=heketi)
+    return listed, kube.snapshot()
 
 
 def _with_first_seen(report: Report, ledger: OrphanLedger) -> Report:
@@ -60,7 +63,8 @@ def _with_first_seen(report: Report, ledger: OrphanLedger) -> Report:
 
 def run_audit(
     *,
-    heketi: HeketiClient,
+    volumes: VolumeService,
+    heketi: HeketiConfig,
     kube: KubeReader,
     settings: AuditSettings,
     delete: DeletePolicy | None = None,
@@ -68,8 +72,9 @@ def run_audit(
     now: Callable[[], float] = time.time,
     out: TextIO = sys.stdout,
 ) -> Report:
-    """Audit once; with `delete`, record sightings and delete orphans old enough."""
-    report = build_report(*_read(heketi, kube), settings, now=now())
+    """Audit once; with `delete`, record sightings and delete orphans old enough (through
+    the provisioning core, as every volume delete)."""
+    report = build_report(*_read(volumes, heketi, kube), settings, now=now())
     if delete is None:
         if ledger_namespace:
             ledger = OrphanLedger(ledger_namespace, DEFAULT_STATE_CONFIGMAP, settings.heketi_url)
@@ -88,7 +93,9 @@ def run_audit(
     if due:
         print_table(out, "Deleting orphaned Heketi volumes", orphan_rows(due))
         out.flush()
-        report = _delete_due(report, due, heketi=heketi, kube=kube, settings=settings)
+        report = _delete_due(
+            report, due, volumes=volumes, heketi=heketi, kube=kube, settings=settings
+        )
         for orphan in report.deleted:
             ledger.seen.pop(orphan.id, None)
         ledger.save(kube)
@@ -99,12 +106,13 @@ def _delete_due(
     report: Report,
     due: Sequence[OrphanVolume],
     *,
-    heketi: HeketiClient,
+    volumes: VolumeService,
+    heketi: HeketiConfig,
     kube: KubeReader,
     settings: AuditSettings,
 ) -> Report:
     """Delete each due orphan after re-checking, with fresh reads, that it is still one."""
-    still = {o.id for o in orphans_of(*_read(heketi, kube), settings)}
+    still = {o.id for o in orphans_of(*_read(volumes, heketi, kube), settings)}
     deleted: list[OrphanVolume] = []
     problems: list[str] = []
     for orphan in due:
@@ -112,9 +120,7 @@ def _delete_due(
             log.info("orphan no longer orphaned; kept", volume_id=orphan.id, name=orphan.name)
             continue
         try:
-            heketi.delete_volume(orphan.id)
-        except HeketiNotFound:
-            pass
+            volumes.delete_volume(heketi=heketi, volume_id=orphan.id)  # gone already = done
         except HeketiError as exc:
             problems.append(f"{orphan.name} ({orphan.id}): {exc}")
             continue

@@ -9,8 +9,8 @@ import threading
 from types import FrameType
 from typing import Final
 
-from provisioner import errors, names
-from provisioner.cli import env_default
+from provisioner import errors
+from provisioner.cli import add_cluster_flags, env_default, parse_address
 from provisioner.controller.controller import Controller, ControllerConfig, run_until_stopped
 from provisioner.controller.leader import (
     DEFAULT_LEASE_DURATION,
@@ -65,19 +65,6 @@ def parse_bool(text: str, *, flag: str) -> bool:
     raise errors.InvalidArgument(f"{flag} must be true or false, got {text!r}")
 
 
-def parse_address(text: str) -> tuple[str, int] | None:
-    """`:8080`, `0.0.0.0:8080`, `[::1]:8080` → (host, port); empty or `0` → not served."""
-    value = text.strip()
-    if value in ("", "0"):
-        return None
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise errors.InvalidArgument(
-            f"--metrics-address {text!r} must be HOST:PORT or :PORT (e.g. :8080)"
-        )
-    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - a metrics endpoint for Prometheus
-
-
 def lease_name(driver: str) -> str:
     """Lease object name for a driver: the driver name as a DNS label."""
     return re.sub(r"[^a-z0-9-]", "-", driver.lower()).strip("-")[:63]
@@ -89,23 +76,19 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="provision, delete and expand GlusterFS volumes for PVCs",
         description="Watch PVCs, PVs and StorageClasses; provision volumes through Heketi.",
     )
-    add = parser.add_argument
-    add(
-        "--kubeconfig",
-        default=env_default("KUBECONFIG"),
-        help="kubeconfig file (env KUBECONFIG); in-cluster config when absent",
-    )
-    add(
-        "--driver-name",
-        default=env_default("DRIVER_NAME", names.DRIVER_NAME),
-        help=f"provisioner/CSI driver name (env DRIVER_NAME; default {names.DRIVER_NAME})",
-    )
-    add(
+    add_cluster_flags(parser, driver_role="provisioner/CSI driver name")
+    parser.add_argument(
         "--workers",
         default=env_default("WORKERS", str(DEFAULT_WORKERS)),
         help=f"claims/volumes reconciled in parallel (env WORKERS; default {DEFAULT_WORKERS})",
     )
     _add_election_flags(parser)
+    _add_serving_flags(parser)
+    parser.set_defaults(run=run)
+
+
+def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
     add(
         "--metrics-address",
         default=env_default("METRICS_ADDRESS", ":8080"),
@@ -123,7 +106,6 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="exit non-zero when PVCs, PVs and StorageClasses cannot be listed within this "
         "time (env CACHE_SYNC_TIMEOUT; default 60s)",
     )
-    parser.set_defaults(run=run)
 
 
 def _add_election_flags(parser: argparse.ArgumentParser) -> None:

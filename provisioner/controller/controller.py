@@ -4,30 +4,42 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from socket import gethostname
 from typing import Any, Final
 
 from kubernetes.client import ApiClient
-from requests.adapters import HTTPAdapter
 
 from provisioner import errors, names
 from provisioner.controller import objects as o
-from provisioner.controller.context import Context, Expectations, GidReservations, NotLeading
+from provisioner.controller.classes import StorageClasses
+from provisioner.controller.connections import Connections
 from provisioner.controller.deletion import VolumeReconciler
 from provisioner.controller.events import DEFAULT_PROGRESS_DELAY, EventRecorder
+from provisioner.controller.expansion import Expander
+from provisioner.controller.gid_reservations import GidReservations
+from provisioner.controller.handlers import (
+    CLAIM,
+    VOLUME,
+    ClaimHandler,
+    ClassHandler,
+    VolumeHandler,
+)
 from provisioner.controller.informer import Informer, InformerSettings, object_key
 from provisioner.controller.leader import LeaderElectionConfig, LeaderElector
-from provisioner.controller.metrics import HealthServer, InstrumentedSession, Metrics
+from provisioner.controller.metrics import Metrics
 from provisioner.controller.provision import ClaimReconciler
+from provisioner.controller.reporting import Reporter
 from provisioner.controller.workqueue import BackoffPolicy, WorkQueue
+from provisioner.controller.writes import NotLeading, Writes
 from provisioner.gids import GidAllocator
-from provisioner.heketi.client import HeketiClient, HeketiConfig
-from provisioner.heketi.volume_names import VolumeNameMaps
-from provisioner.kube.api import KubeApi, KubeConflict, Obj, path_for
+from provisioner.heketi.config import HeketiSettings
+from provisioner.heketi.registry import HeketiClients
+from provisioner.kube.api import KubeApi, KubeConflict, path_for
 from provisioner.kube.secrets import DEFAULT_TTL_SECONDS, SecretKeys
 from provisioner.log import get_logger
+from provisioner.metrics import MetricsServer
 from provisioner.volumes import VolumeService
 
 log = get_logger("controller")
@@ -43,9 +55,7 @@ DEFAULT_SYNC_TIMEOUT_SECONDS: Final = 60.0
 #: Retry delay after a 409: the object changed under us, nothing is wrong.
 CONFLICT_RETRY_SECONDS: Final = 0.05
 
-Item = tuple[str, str]  # ("claim", "ns/name") or ("volume", "pv-name")
-CLAIM: Final = "claim"
-VOLUME: Final = "volume"
+Item = tuple[str, str]  # (CLAIM, "ns/name") or (VOLUME, "pv-name")
 
 
 @dataclass(frozen=True)
@@ -65,8 +75,8 @@ class ControllerConfig:
     progress_event_delay_seconds: float = DEFAULT_PROGRESS_DELAY
     #: Give up (exit non-zero) when the caches are not filled within this time.
     sync_timeout_seconds: float = DEFAULT_SYNC_TIMEOUT_SECONDS
-    #: HeketiConfig fields applied to every Heketi server (timeouts, retry policy).
-    heketi_settings: Mapping[str, Any] = field(default_factory=dict)
+    #: Applied to every Heketi server (timeouts, limits, retry and poll policy).
+    heketi_settings: HeketiSettings = field(default_factory=HeketiSettings)
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -81,46 +91,6 @@ def default_identity() -> str:
     """Unique per process: the pod (or host) name plus a random suffix, so a restarted
     pod with the same name never mistakes its predecessor's lease for its own."""
     return f"{os.environ.get('POD_NAME') or gethostname()}_{uuid.uuid4().hex[:8]}"
-
-
-class _HeketiClients:
-    """One instrumented Heketi client per connection config (the key included); the
-    clients of one Heketi URL share its volume name map."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-        self._lock = threading.Lock()
-        self._clients: dict[HeketiConfig, HeketiClient] = {}
-        self._names = VolumeNameMaps()
-
-    def __call__(self, config: HeketiConfig) -> HeketiClient:
-        with self._lock:
-            client = self._clients.get(config)
-            if client is None:
-                client = HeketiClient(
-                    config,
-                    session=self._session(config),
-                    names=self._names.for_url(config.base_url),
-                )
-                self._clients[config] = client
-            return client
-
-    def _session(self, config: HeketiConfig) -> InstrumentedSession:
-        session = InstrumentedSession(self._metrics)
-        adapter = HTTPAdapter(
-            pool_connections=1, pool_maxsize=max(10, 2 * config.max_inflight), max_retries=0
-        )
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.trust_env = False
-        return session
-
-    def close(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
-            self._names.close()
 
 
 class Controller:
@@ -138,24 +108,24 @@ class Controller:
         self._workers: list[threading.Thread] = []
         self._stopping = threading.Event()
         self.lost_leadership = threading.Event()
-        self._heketi = _HeketiClients(self.metrics)
+        self._heketi = HeketiClients(observer=self.metrics.heketi)
         self.events = EventRecorder(
             self.api, instance=self.identity, progress_delay=config.progress_event_delay_seconds
         )
-        self.claims = self._informer("persistentvolumeclaims", _ClaimHandler(self))
-        self.pvs = self._informer("persistentvolumes", _VolumeHandler(self))
+        self.claims = self._informer("persistentvolumeclaims", ClaimHandler(self))
+        self.pvs = self._informer("persistentvolumes", VolumeHandler(self))
         self.classes = Informer(
             self.api,
             path=path_for(group="storage.k8s.io", plural="storageclasses"),
-            handler=_ClassHandler(self),
+            handler=ClassHandler(self),
             name="storageclasses",
             settings=config.informer,
         )
-        self.ctx = self._context()
-        self.claim_reconciler = ClaimReconciler(self.ctx)
-        self._volumes_reconciler = VolumeReconciler(self.ctx)
+        self.gids = GidReservations(GidAllocator())
+        self.writes = Writes(claims=self.claims, leading=self.is_leading)
+        self.claim_reconciler, self._volumes_reconciler = self._reconcilers()
         self.elector = self._elector()
-        self._health: HealthServer | None = None
+        self._health: MetricsServer | None = None
         self._resync_thread = threading.Thread(target=self._resync_loop, name="resync", daemon=True)
 
     def _informer(self, plural: str, handler: Any) -> Informer:
@@ -167,24 +137,25 @@ class Controller:
             settings=self.config.informer,
         )
 
-    def _context(self) -> Context:
-        return Context(
-            api=self.api,
-            driver=self.config.driver_name,
-            claims=self.claims,
-            pvs=self.pvs,
-            classes=self.classes,
-            volumes=VolumeService(clients=self._heketi),
-            secrets=SecretKeys(self.api, ttl=self.config.secret_ttl_seconds),
-            events=self.events,
-            metrics=self.metrics,
-            gids=GidReservations(GidAllocator()),
-            leading=self.is_leading,
-            heketi_clients=self._heketi,
-            expectations=Expectations(),
-            heketi_settings=dict(self.config.heketi_settings),
-            identity=self.identity,
+    def _reconcilers(self) -> tuple[ClaimReconciler, VolumeReconciler]:
+        """The reconcilers and the collaborators they share, passed explicitly."""
+        classes = StorageClasses(self.classes, driver=self.config.driver_name)
+        secrets = SecretKeys(self.api, ttl=self.config.secret_ttl_seconds)
+        connections = Connections(
+            secrets=secrets, classes=classes, settings=self.config.heketi_settings
         )
+        volumes = VolumeService(clients=self._heketi)
+        reporter = Reporter(events=self.events, metrics=self.metrics)
+        shared: dict[str, Any] = {
+            "api": self.api, "pvs": self.pvs, "connections": connections, "volumes": volumes,
+            "writes": self.writes, "reporter": reporter,
+        }  # fmt: skip
+        expander = Expander(classes=classes, identity=self.identity, **shared)
+        claims = ClaimReconciler(
+            claims=self.claims, classes=classes, gids=self.gids, expander=expander, **shared
+        )
+        deletion = VolumeReconciler(claims=self.claims, driver=self.config.driver_name, **shared)
+        return claims, deletion
 
     def _elector(self) -> LeaderElector | None:
         if self.config.leader_election is None:
@@ -253,13 +224,9 @@ class Controller:
         ):
             self.metrics.cached.labels(name).set_function(_length_of(informer))
         if self.config.metrics_address is not None:
-            host, port = self.config.metrics_address
-            try:
-                self._health = HealthServer((host, port), metrics=self.metrics, ready=self.ready)
-            except OSError as exc:
-                raise errors.InvalidArgument(
-                    f"cannot serve metrics on {host}:{port} (--metrics-address): {exc}"
-                ) from exc
+            self._health = MetricsServer(
+                self.config.metrics_address, registry=self.metrics.registry, ready=self.ready
+            )
             self._health.start()
 
     def _retrying(self) -> int:
@@ -350,7 +317,7 @@ class Controller:
         if kind == CLAIM:
             cached = self.claims.get(key)
             version = o.resource_version(cached) if cached is not None else None
-            wait = self.ctx.expectations.waiting(key, version)
+            wait = self.writes.expectations.waiting(key, version)
             if wait > 0:
                 log.debug(
                     "waiting for the cache to show our last write", key=key, wait=round(wait, 2)
@@ -387,65 +354,6 @@ class Controller:
             self.claim_reconciler.reconcile(key)
         else:
             self._volumes_reconciler.reconcile(key)
-
-
-class _ClaimHandler:
-    def __init__(self, controller: Controller) -> None:
-        self._c = controller
-
-    def on_add(self, obj: Obj) -> None:
-        self._c.ctx.gids.observe_claim(obj)
-        self._c.enqueue((CLAIM, object_key(obj)))
-
-    def on_update(self, old: Obj, new: Obj) -> None:
-        self.on_add(new)
-
-    def on_delete(self, obj: Obj) -> None:
-        self._c.ctx.expectations.forget(object_key(obj))
-        self._c.ctx.gids.claim_deleted(obj)
-        self._c.claim_reconciler.forget(obj)
-
-
-class _VolumeHandler:
-    def __init__(self, controller: Controller) -> None:
-        self._c = controller
-
-    def on_add(self, obj: Obj) -> None:
-        # every PV's GID counts as used, also those of other provisioners (e.g. the
-        # in-tree glusterfs plugin's PVs on the same Heketi): no two volumes share one
-        self._c.ctx.gids.observe_pv(obj)
-        if o.is_ours_pv(obj, self._c.config.driver_name):
-            self._c.enqueue((VOLUME, o.name(obj)))
-
-    def on_update(self, old: Obj, new: Obj) -> None:
-        self.on_add(new)
-        if _storage(old) != _storage(new) and o.is_ours_pv(new, self._c.config.driver_name):
-            # a claim whose status ran ahead of this PV's cached copy waits for it
-            ref = (new.get("spec") or {}).get("claimRef") or {}
-            if ref.get("namespace") and ref.get("name"):
-                self._c.enqueue((CLAIM, f"{ref['namespace']}/{ref['name']}"))
-
-    def on_delete(self, obj: Obj) -> None:
-        self._c.ctx.gids.pv_deleted(obj)
-
-
-class _ClassHandler:
-    def __init__(self, controller: Controller) -> None:
-        self._c = controller
-
-    def on_add(self, obj: Obj) -> None:
-        if obj.get("provisioner") == self._c.config.driver_name:
-            self._c.enqueue_pending_claims(o.name(obj))
-
-    def on_update(self, old: Obj, new: Obj) -> None:
-        self.on_add(new)
-
-    def on_delete(self, obj: Obj) -> None:
-        return
-
-
-def _storage(pv: Obj) -> object:
-    return ((pv.get("spec") or {}).get("capacity") or {}).get("storage")
 
 
 def _length_of(informer: Informer) -> Callable[[], float]:

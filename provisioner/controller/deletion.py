@@ -11,9 +11,13 @@ from typing import Final
 
 from provisioner import names
 from provisioner.controller import objects as o
-from provisioner.controller.context import Context
-from provisioner.kube.api import KubeNotFound, Obj, path_for
+from provisioner.controller.connections import Connections
+from provisioner.controller.informer import Informer
+from provisioner.controller.reporting import Reporter
+from provisioner.controller.writes import Writes
+from provisioner.kube.api import KubeApi, KubeNotFound, Obj, path_for
 from provisioner.log import get_logger
+from provisioner.volumes import VolumeService
 
 log = get_logger("deletion")
 
@@ -23,12 +27,32 @@ UNCLAIMED_PHASES: Final = frozenset({"Released", "Failed"})
 
 
 class VolumeReconciler:
-    def __init__(self, ctx: Context) -> None:
-        self._ctx = ctx
+    """Deletes the backing volume of our released PVs whose reclaim policy is Delete."""
+
+    def __init__(
+        self,
+        *,
+        api: KubeApi,
+        claims: Informer,
+        pvs: Informer,
+        driver: str,
+        connections: Connections,
+        volumes: VolumeService,
+        writes: Writes,
+        reporter: Reporter,
+    ) -> None:
+        self._api = api
+        self._claims = claims
+        self._pvs = pvs
+        self._driver = driver
+        self._connections = connections
+        self._volumes = volumes
+        self._writes = writes
+        self._reporter = reporter
 
     def reconcile(self, name: str) -> None:
-        pv = self._ctx.pvs.get(name)
-        if pv is None or not o.is_ours_pv(pv, self._ctx.driver):
+        pv = self._pvs.get(name)
+        if pv is None or not o.is_ours_pv(pv, self._driver):
             return
         policy = o.reclaim_policy(pv)
         has_finalizer = names.PV_FINALIZER in o.finalizers(pv)
@@ -41,11 +65,11 @@ class VolumeReconciler:
 
     def _claimed(self, pv: Obj) -> bool:
         ref = (pv.get("spec") or {}).get("claimRef") or {}
-        pvc = self._ctx.claims.get(f"{ref.get('namespace')}/{ref.get('name')}")
+        pvc = self._claims.get(f"{ref.get('namespace')}/{ref.get('name')}")
         return pvc is not None and o.uid(pvc) == ref.get("uid")
 
     def _delete_observed(self, pv: Obj, *, has_finalizer: bool) -> None:
-        with self._ctx.observed(
+        with self._reporter.observed(
             "delete",
             involved=pv,
             reason=FAILED_DELETE,
@@ -58,16 +82,15 @@ class VolumeReconciler:
             self._delete_pv(current)
 
     def _delete_backing(self, pv: Obj) -> None:
-        ctx = self._ctx
         class_name = str((pv.get("spec") or {}).get("storageClassName") or "")
-        heketi = ctx.heketi_for_object(pv, class_name=class_name)
-        ctx.guard()
-        with ctx.rereading_object_key_if_refused(pv):
-            ctx.volumes.delete_volume(heketi=heketi, volume_id=o.volume_handle(pv))
+        heketi = self._connections.for_object(pv, class_name=class_name)
+        self._writes.guard()
+        with self._connections.rereading_object_key_if_refused(pv):
+            self._volumes.delete_volume(heketi=heketi, volume_id=o.volume_handle(pv))
         log.info("deleted backing volume", pv=o.name(pv), volume_id=o.volume_handle(pv))
 
     def _remove_finalizer(self, pv: Obj) -> Obj:
-        self._ctx.guard()
+        self._writes.guard()
         patch = {
             "metadata": {
                 "resourceVersion": o.resource_version(pv),
@@ -75,17 +98,17 @@ class VolumeReconciler:
             }
         }
         try:
-            return self._ctx.api.merge_patch(self._path(pv), patch)
+            return self._api.merge_patch(self._path(pv), patch)
         except KubeNotFound:
             return pv
 
     def _delete_pv(self, pv: Obj) -> None:
         if o.deleting(pv):
             return  # already being deleted: removing our finalizer lets it go
-        self._ctx.guard()
+        self._writes.guard()
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": o.uid(pv)}}
         try:
-            self._ctx.api.delete(self._path(pv), body=body)
+            self._api.delete(self._path(pv), body=body)
         except KubeNotFound:
             return
 

@@ -10,20 +10,23 @@ still run the first (Heketi would accept it and grow the volume twice).
 
 import datetime
 import json
-import threading
-from collections import OrderedDict
 from typing import Any, Final
 
 from provisioner import errors, names
 from provisioner.controller import objects as o
-from provisioner.controller.context import Context
+from provisioner.controller.classes import StorageClasses
+from provisioner.controller.connections import Connections
+from provisioner.controller.informer import Informer
 from provisioner.controller.quantity import gib_quantity
+from provisioner.controller.refusals import Refusals
+from provisioner.controller.reporting import Reporter
+from provisioner.controller.writes import Writes
 from provisioner.expands import EarlierExpand, ExpansionInProgress
 from provisioner.heketi.errors import HeketiOutcomeUnknown
 from provisioner.heketi.types import Volume
-from provisioner.kube.api import Obj, path_for
+from provisioner.kube.api import KubeApi, Obj, path_for
 from provisioner.log import get_logger
-from provisioner.volumes import size_gib
+from provisioner.volumes import VolumeService, size_gib
 
 log = get_logger("expansion")
 
@@ -32,40 +35,6 @@ RESIZE_DONE: Final = "VolumeResizeSuccessful"
 RESIZE_FAILED: Final = "VolumeResizeFailed"
 #: Conditions the resize flow owns; cleared when the new size is in place.
 RESIZE_CONDITIONS: Final = frozenset({"Resizing", "FileSystemResizePending"})
-#: Claims whose refused expansion was reported; beyond this the oldest are forgotten
-#: (such a claim gets its Event once more at its next update).
-REFUSALS_REMEMBERED: Final = 10_000
-
-
-class Refusals:
-    """Per claim, the requested size whose refusal was reported: one Event per claim
-    and size, not one per update or resync. A claim's entry goes when the claim is
-    deleted, when its expansion is no longer refused (allowed, or nothing to grow),
-    or, the oldest first, beyond `limit` entries."""
-
-    def __init__(self, limit: int = REFUSALS_REMEMBERED) -> None:
-        self._limit = limit
-        self._lock = threading.Lock()
-        self._sizes: OrderedDict[str, int] = OrderedDict()
-
-    def first(self, claim_uid: str, size: int) -> bool:
-        """Whether this refusal is new (and remember it)."""
-        with self._lock:
-            if self._sizes.get(claim_uid) == size:
-                return False
-            self._sizes[claim_uid] = size
-            self._sizes.move_to_end(claim_uid)
-            while len(self._sizes) > self._limit:
-                self._sizes.popitem(last=False)
-            return True
-
-    def forget(self, claim_uid: str) -> None:
-        with self._lock:
-            self._sizes.pop(claim_uid, None)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._sizes)
 
 
 def _now() -> str:
@@ -134,13 +103,34 @@ def _pv_cache_behind(pvc: Obj, pv: Obj) -> bool:
 
 
 class Expander:
-    def __init__(self, ctx: Context) -> None:
-        self._ctx = ctx
-        self.refusals = Refusals()
+    """Grows the volume of a bound claim whose request grew (when its class allows)."""
+
+    def __init__(
+        self,
+        *,
+        api: KubeApi,
+        pvs: Informer,
+        classes: StorageClasses,
+        connections: Connections,
+        volumes: VolumeService,
+        writes: Writes,
+        reporter: Reporter,
+        identity: str,
+    ) -> None:
+        self._api = api
+        self._pvs = pvs
+        self._classes = classes
+        self._connections = connections
+        self._volumes = volumes
+        self._writes = writes
+        self._reporter = reporter
+        self._identity = identity
+        #: Per claim, the requested size whose refusal was reported.
+        self.refusals: Refusals[int] = Refusals()
 
     def reconcile(self, pvc: Obj, pv_name: str) -> None:
-        pv = self._ctx.pvs.get(pv_name)
-        if pv is None or not o.is_ours_pv(pv, self._ctx.driver):
+        pv = self._pvs.get(pv_name)
+        if pv is None or not o.is_ours_pv(pv, self._classes.driver):
             return
         if o.pv_claim_uid(pv) != o.uid(pvc) or _pv_cache_behind(pvc, pv):
             return
@@ -163,9 +153,8 @@ class Expander:
         return o.capacity_bytes(pvc, status=True) < o.capacity_bytes(pv)
 
     def _expand_observed(self, pvc: Obj, pv: Obj, wanted: int) -> None:
-        ctx = self._ctx
         class_name = str((pv.get("spec") or {}).get("storageClassName") or "")
-        storage_class = ctx.classes.get(class_name)
+        storage_class = self._classes.get(class_name)
         if storage_class is None or not storage_class.get("allowVolumeExpansion"):
             why = (
                 f"StorageClass {class_name!r} does not allow volume expansion "
@@ -174,12 +163,14 @@ class Expander:
                 else f"StorageClass {class_name!r} no longer exists"
             )
             if self.refusals.first(o.uid(pvc), o.requested_bytes(pvc)):
-                ctx.events.warning(pvc, RESIZE_FAILED, f"cannot expand {o.name(pv)}: {why}")
-                ctx.metrics.operations.labels("expand", "rejected").inc()
+                message = f"cannot expand {o.name(pv)}: {why}"
+                self._reporter.rejected(
+                    "expand", involved=pvc, reason=RESIZE_FAILED, message=message
+                )
             return
         self.refusals.forget(o.uid(pvc))
         pv_name = o.name(pv)
-        with ctx.observed(
+        with self._reporter.observed(
             "expand",
             involved=pvc,
             reason=RESIZE_FAILED,
@@ -188,16 +179,17 @@ class Expander:
             self._expand(pvc, pv, wanted, class_name)
 
     def _expand(self, pvc: Obj, pv: Obj, wanted: int, class_name: str) -> None:
-        ctx = self._ctx
         target = size_gib(wanted)
-        ctx.guard()
+        self._writes.guard()
         pvc = self._set_conditions(
             pvc, [{"type": RESIZING, "status": "True", "lastTransitionTime": _now()}]
         )
-        ctx.events.normal(pvc, RESIZING, f"External resizer is resizing volume {o.name(pv)}")
+        self._reporter.events.normal(
+            pvc, RESIZING, f"External resizer is resizing volume {o.name(pv)}"
+        )
         volume, pv = self._expand_volume(pv, target, class_name)
-        ctx.guard()
-        ctx.api.merge_patch(
+        self._writes.guard()
+        self._api.merge_patch(
             path_for(plural="persistentvolumes", name=o.name(pv)),
             {
                 "metadata": {
@@ -213,26 +205,24 @@ class Expander:
     def _expand_volume(self, pv: Obj, target: int, class_name: str) -> tuple[Volume, Obj]:
         """Heketi expand, recorded on the PV before it is sent (so a restarted controller
         sends no second one while it may run); returns the volume and the PV as now."""
-        ctx = self._ctx
+        identity = self._identity
         latest: list[Obj] = []
 
         def record(_: Volume) -> None:
-            latest.append(
-                self._record_in_flight(pv, in_flight_record(size=target, by=ctx.identity))
-            )
+            latest.append(self._record_in_flight(pv, in_flight_record(size=target, by=identity)))
 
         try:
-            with ctx.rereading_object_key_if_refused(pv):
-                volume = ctx.volumes.expand_volume(
-                    heketi=ctx.heketi_for_object(pv, class_name=class_name),
+            with self._connections.rereading_object_key_if_refused(pv):
+                volume = self._volumes.expand_volume(
+                    heketi=self._connections.for_object(pv, class_name=class_name),
                     volume_id=o.volume_handle(pv),
                     size_gib=target,
-                    earlier=earlier_expand(pv, identity=ctx.identity),
+                    earlier=earlier_expand(pv, identity=identity),
                     before_send=record,
                 )
         except HeketiOutcomeUnknown as err:  # may still run: keep its queue entry durable
             if latest:
-                value = in_flight_record(size=target, by=ctx.identity, queue_path=err.queue_path)
+                value = in_flight_record(size=target, by=identity, queue_path=err.queue_path)
                 self._record_in_flight(pv, value, best_effort=True)
             raise
         except ExpansionInProgress:
@@ -248,8 +238,8 @@ class Expander:
         patch = {"metadata": {"annotations": {names.ANN_EXPAND_IN_FLIGHT: value}}}
         path = path_for(plural="persistentvolumes", name=o.name(pv))
         try:
-            self._ctx.guard()
-            return self._ctx.api.merge_patch(path, patch)
+            self._writes.guard()
+            return self._api.merge_patch(path, patch)
         except errors.ProvisionerError as err:
             if not best_effort:
                 raise
@@ -257,12 +247,14 @@ class Expander:
             return pv
 
     def _finish(self, pvc: Obj, size_bytes: int, pv: Obj) -> None:
-        self._ctx.guard()
+        self._writes.guard()
         capacity = (
             gib_quantity(size_bytes >> 30) if size_bytes % (1 << 30) == 0 else str(size_bytes)
         )
         updated = self._set_conditions(pvc, [], capacity=capacity)
-        self._ctx.events.normal(updated, RESIZE_DONE, f"volume {o.name(pv)} now has {capacity}")
+        self._reporter.events.normal(
+            updated, RESIZE_DONE, f"volume {o.name(pv)} now has {capacity}"
+        )
 
     def _set_conditions(
         self, pvc: Obj, extra: list[dict[str, Any]], *, capacity: str | None = None
@@ -281,6 +273,4 @@ class Expander:
             name=o.name(pvc),
             subresource="status",
         )
-        return self._ctx.write_claim(
-            pvc, lambda: self._ctx.api.merge_patch(path, {"status": status})
-        )
+        return self._writes.claim(pvc, lambda: self._api.merge_patch(path, {"status": status}))

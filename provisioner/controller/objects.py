@@ -8,6 +8,7 @@ from provisioner import names
 from provisioner.controller.quantity import gib_quantity, parse_bytes
 from provisioner.heketi.types import Volume
 from provisioner.kube.api import Obj
+from provisioner.pv_annotations import heketi_annotations
 from provisioner.storageclass import ProvisioningParams
 from provisioner.volumes import volume_context
 
@@ -199,21 +200,6 @@ def _int_annotation(obj: Obj, key: str) -> int | None:
         return None
 
 
-def heketi_annotations(params: ProvisioningParams, *, heketi_name: str) -> dict[str, str]:
-    """What deleting the volume needs when the StorageClass is gone (never the key)."""
-    ann = {
-        names.ANN_HEKETI_URL: params.rest_url,
-        names.ANN_HEKETI_USER: params.rest_user,
-        names.ANN_HEKETI_VOLUME_NAME: heketi_name,
-    }
-    if params.secret_namespace and params.secret_name:
-        ann[names.ANN_SECRET_NAMESPACE] = params.secret_namespace
-        ann[names.ANN_SECRET_NAME] = params.secret_name
-    if params.rest_ca_file:
-        ann[names.ANN_HEKETI_CA] = params.rest_ca_file
-    return ann
-
-
 def build_pv(
     *,
     pvc: Obj,
@@ -227,7 +213,7 @@ def build_pv(
     ann = {
         names.ANN_PROVISIONED_BY: driver,
         names.ANN_GID: str(gid),
-        **heketi_annotations(params, heketi_name=volume.name),
+        **heketi_annotations(params, volume_name=volume.name),
     }
     spec: dict[str, Any] = {
         "capacity": {"storage": gib_quantity(volume.size_gib)},

@@ -6,7 +6,8 @@ restart converge on exactly one volume and one PV):
 1. PVC: our finalizer + where the volume will live (Heketi URL, user, Secret, the
    deterministic volume name) and its GID — the intent, recorded *before* Heketi is
    called (a restart rebuilds the GID allocator from PVs and from these claims);
-2. Heketi: look the name up, create if absent (VolumeService.ensure_volume);
+2. Heketi, through the provisioning core (VolumeService.ensure_volume): the volume
+   of that name, created if absent (on the first attempt the core skips the lookup);
 3. PV `pvc-<uid>` pre-bound to the claim (AlreadyExists for our own PV = done);
 4. PVC: `spec.volumeName` set and our finalizer removed in one patch (the PV's
    finalizer and reclaim policy take over from here).
@@ -15,18 +16,23 @@ A claim deleted before step 4 keeps our finalizer: we delete the Heketi volume
 found under the recorded name (unless the PV exists to do so) and let it go.
 """
 
-from collections import OrderedDict
 from typing import Any, Final
 
 from provisioner import errors, names
 from provisioner.controller import objects as o
-from provisioner.controller.context import Context, NotLeading
+from provisioner.controller.classes import StorageClasses
+from provisioner.controller.connections import Connections
 from provisioner.controller.expansion import Expander
+from provisioner.controller.gid_reservations import GidReservations
+from provisioner.controller.informer import Informer
+from provisioner.controller.refusals import Refusals
+from provisioner.controller.reporting import Reporter
+from provisioner.controller.writes import NotLeading, Writes
 from provisioner.heketi.client import HeketiConfig
-from provisioner.heketi.errors import HeketiNameInUse, HeketiOutcomeUnknown
 from provisioner.heketi.types import Volume
 from provisioner.kube.api import (
     KubeAlreadyExists,
+    KubeApi,
     KubeConflict,
     KubeInvalid,
     KubeNotFound,
@@ -34,15 +40,15 @@ from provisioner.kube.api import (
     path_for,
 )
 from provisioner.log import get_logger
+from provisioner.pv_annotations import heketi_annotations
 from provisioner.storageclass import ProvisioningParams
-from provisioner.volumes import create_request, heketi_volume_name, size_gib
+from provisioner.volume_naming import heketi_volume_name
+from provisioner.volumes import VolumeService, size_gib
 
 log = get_logger("provision")
 
 #: Attempts to set spec.volumeName when another writer keeps changing the claim.
 BIND_ATTEMPTS: Final = 3
-#: Claims whose rejection Event was already sent (not repeated on every update).
-REJECTIONS_REMEMBERED: Final = 10_000
 
 PROVISIONING: Final = "Provisioning"
 SUCCEEDED: Final = "ProvisioningSucceeded"
@@ -50,19 +56,41 @@ FAILED: Final = "ProvisioningFailed"
 
 
 class ClaimReconciler:
-    def __init__(self, ctx: Context) -> None:
-        self._ctx = ctx
-        self.expander = Expander(ctx)
-        self._rejected: OrderedDict[str, str] = OrderedDict()
+    """Provisions pending claims of our classes; hands bound ones to the `expander`."""
+
+    def __init__(
+        self,
+        *,
+        api: KubeApi,
+        claims: Informer,
+        pvs: Informer,
+        classes: StorageClasses,
+        connections: Connections,
+        volumes: VolumeService,
+        gids: GidReservations,
+        writes: Writes,
+        reporter: Reporter,
+        expander: Expander,
+    ) -> None:
+        self._api = api
+        self._claims = claims
+        self._pvs = pvs
+        self._classes = classes
+        self._connections = connections
+        self._volumes = volumes
+        self._gids = gids
+        self._writes = writes
+        self._reporter = reporter
+        self.expander = expander
+        self._rejected: Refusals[str] = Refusals()
 
     def forget(self, pvc: Obj) -> None:
         """The claim is gone: drop what was remembered about it."""
-        self._rejected.pop(o.uid(pvc), None)
+        self._rejected.forget(o.uid(pvc))
         self.expander.refusals.forget(o.uid(pvc))
 
     def reconcile(self, key: str) -> None:
-        ctx = self._ctx
-        pvc = ctx.claims.get(key)
+        pvc = self._claims.get(key)
         if pvc is None:
             return
         if o.deleting(pvc):
@@ -87,22 +115,17 @@ class ClaimReconciler:
     def _reject(self, pvc: Obj, reason: str) -> None:
         """One Event per claim and reason: the fields at fault are immutable, so a
         retry or a resync could only repeat it."""
-        if self._rejected.get(o.uid(pvc)) == reason:
-            return
-        self._rejected[o.uid(pvc)] = reason
-        while len(self._rejected) > REJECTIONS_REMEMBERED:
-            self._rejected.popitem(last=False)
-        self._ctx.events.warning(pvc, FAILED, reason)
-        self._ctx.metrics.operations.labels("provision", "rejected").inc()
+        if self._rejected.first(o.uid(pvc), reason):
+            self._reporter.rejected("provision", involved=pvc, reason=FAILED, message=reason)
 
     # -- which claims -----------------------------------------------------------
     def _our_class(self, pvc: Obj) -> Obj | None:
         class_name = o.claim_class(pvc)
-        storage_class = self._ctx.classes.get(class_name) if class_name else None
+        storage_class = self._classes.get(class_name)
         if storage_class is not None:
-            return storage_class if storage_class.get("provisioner") == self._ctx.driver else None
-        if o.claim_names_provisioner(pvc, self._ctx.driver):
-            self._ctx.events.warning(
+            return storage_class if self._classes.is_ours(storage_class) else None
+        if o.claim_names_provisioner(pvc, self._classes.driver):
+            self._reporter.events.warning(
                 pvc,
                 FAILED,
                 f"StorageClass {class_name!r} not found"
@@ -121,7 +144,7 @@ class ClaimReconciler:
     # -- provisioning -------------------------------------------------------------
     def _provision_observed(self, pvc: Obj, storage_class: Obj) -> None:
         class_name = o.name(storage_class)
-        with self._ctx.observed(
+        with self._reporter.observed(
             "provision",
             involved=pvc,
             reason=FAILED,
@@ -132,34 +155,33 @@ class ClaimReconciler:
             self._provision(pvc, storage_class)
 
     def _provision(self, pvc: Obj, storage_class: Obj) -> None:
-        ctx = self._ctx
-        params = ctx.class_params(o.name(storage_class))
-        assert params is not None  # the class is ours: _our_class checked its provisioner
-        existing = ctx.pvs.get(o.pv_name_for(pvc))
+        """parse class → reserve GID → ensure volume → create PV → bind."""
+        params = self._classes.params(storage_class)
+        existing = self._pvs.get(o.pv_name_for(pvc))
         if existing is not None and o.pv_claim_uid(existing) == o.uid(pvc):
-            ctx.gids.hand_over(o.uid(pvc), existing)
+            self._gids.hand_over(o.uid(pvc), existing)
             self._bind(pvc, existing)  # an earlier attempt got as far as the PV
-            ctx.events.normal(pvc, SUCCEEDED, f"Successfully provisioned volume {o.name(existing)}")
+            self._succeeded(pvc, existing, volume=None)
             return
-        heketi = ctx.heketi_for_class(params)
-        name = self._heketi_name(pvc, params)
-        fresh = names.PVC_FINALIZER not in o.finalizers(pvc)
+        heketi = self._connections.for_class(params)
         # a claim with our intent recorded keeps the GID recorded with it (also across a
         # restart: a volume Heketi may have made already carries it)
-        recorded = None if fresh else o.claim_gid(pvc)
-        gid = ctx.gids.for_claim(o.uid(pvc), params, recorded=recorded)
+        fresh = names.PVC_FINALIZER not in o.finalizers(pvc)
+        gid = self._gids.for_claim(o.uid(pvc), params, recorded=None if fresh else o.claim_gid(pvc))
+        name = self._heketi_name(pvc, params)
         pvc = self._record_intent(pvc, params, name, gid)
         volume, gid = self._ensure_volume(pvc, heketi, params, name, gid, fresh=fresh)
         pv = self._create_pv(pvc, storage_class, params, volume, gid)
-        ctx.gids.hand_over(o.uid(pvc), pv)
+        self._gids.hand_over(o.uid(pvc), pv)
         self._bind(pvc, pv)
-        ctx.events.normal(
-            pvc,
-            SUCCEEDED,
-            f"Successfully provisioned volume {o.name(pv)} "
-            f"(Heketi volume {volume.name}, {volume.size_gib} GiB)",
-        )
-        log.info("provisioned", pvc=o.claim_ref(pvc), pv=o.name(pv), volume_id=volume.id)
+        self._succeeded(pvc, pv, volume=volume)
+
+    def _succeeded(self, pvc: Obj, pv: Obj, *, volume: Volume | None) -> None:
+        message = f"Successfully provisioned volume {o.name(pv)}"
+        if volume is not None:
+            message += f" (Heketi volume {volume.name}, {volume.size_gib} GiB)"
+            log.info("provisioned", pvc=o.claim_ref(pvc), pv=o.name(pv), volume_id=volume.id)
+        self._reporter.events.normal(pvc, SUCCEEDED, message)
 
     @staticmethod
     def _heketi_name(pvc: Obj, params: ProvisioningParams) -> str:
@@ -175,21 +197,22 @@ class ClaimReconciler:
     ) -> Obj:
         if names.PVC_FINALIZER in o.finalizers(pvc):
             return pvc
-        self._ctx.guard()
-        intent = o.heketi_annotations(params, heketi_name=heketi_name)
+        self._writes.guard()
+        intent = heketi_annotations(params, volume_name=heketi_name)
         intent[names.ANN_CLAIM_GID] = str(gid)
         ops = o.add_finalizer_ops(pvc, names.PVC_FINALIZER, intent)
         try:
             updated = self._json_patch_claim(pvc, ops)
         except KubeInvalid as exc:  # a precondition failed: the claim changed meanwhile
             raise KubeConflict(409, f"claim {o.claim_ref(pvc)} changed; retrying") from exc
-        self._ctx.events.progress(
+        events = self._reporter.events
+        events.progress(
             updated,
             PROVISIONING,
             f"External provisioner is provisioning volume for claim {o.claim_ref(pvc)}",
         )
         for warning in params.warnings:
-            self._ctx.events.warning(updated, "StorageClassWarning", warning)
+            events.warning(updated, "StorageClassWarning", warning)
         return updated
 
     def _ensure_volume(
@@ -202,52 +225,37 @@ class ClaimReconciler:
         *,
         fresh: bool,
     ) -> tuple[Volume, int]:
-        ctx = self._ctx
+        """The claim's volume through the provisioning core. A `fresh` claim's intent
+        was recorded just now, so no earlier attempt can have called Heketi: the core
+        may skip its name lookup."""
         size = size_gib(o.requested_bytes(pvc))
-        ctx.guard()
-        with ctx.rereading_key_if_refused(params.secret_namespace, params.secret_name):
-            if fresh:
-                volume = self._create_fresh(heketi, params, name, gid, size)
-            else:
-                volume = ctx.volumes.ensure_volume(
-                    heketi=heketi, name=name, params=params, gid=gid, size_gib=size
-                )
-        gid = volume.gid or gid
-        ctx.gids.settle(o.uid(pvc), gid)
-        return volume, gid
-
-    def _create_fresh(
-        self, heketi: HeketiConfig, params: ProvisioningParams, name: str, gid: int, size: int
-    ) -> Volume:
-        """First attempt for a claim: the intent was recorded just now, so no earlier
-        attempt can have called Heketi, and the (whole-topology) lookup by name is
-        skipped. An unknown outcome falls back to the idempotent look-up-then-create."""
-        request = create_request(name=name, size_gib=size, params=params, gid=gid)
-        try:
-            return self._ctx.heketi_clients(heketi).create_volume(request)
-        except (HeketiOutcomeUnknown, HeketiNameInUse) as err:
-            log.info("create outcome unknown; looking the volume up", name=name, cause=str(err))
-            return self._ctx.volumes.ensure_volume(
-                heketi=heketi, name=name, params=params, gid=gid, size_gib=size
+        self._writes.guard()
+        with self._connections.rereading_key_if_refused(
+            params.secret_namespace, params.secret_name
+        ):
+            volume = self._volumes.ensure_volume(
+                heketi=heketi, name=name, params=params, gid=gid, size_gib=size, unused_name=fresh
             )
+        gid = volume.gid or gid
+        self._gids.settle(o.uid(pvc), gid)
+        return volume, gid
 
     def _create_pv(
         self, pvc: Obj, storage_class: Obj, params: ProvisioningParams, volume: Volume, gid: int
     ) -> Obj:
-        ctx = self._ctx
         body = o.build_pv(
             pvc=pvc,
             storage_class=storage_class,
             params=params,
             volume=volume,
-            driver=ctx.driver,
+            driver=self._classes.driver,
             gid=gid,
         )
-        ctx.guard()
+        self._writes.guard()
         try:
-            return ctx.api.create(path_for(plural="persistentvolumes"), body)
+            return self._api.create(path_for(plural="persistentvolumes"), body)
         except KubeAlreadyExists:
-            existing = ctx.api.get(path_for(plural="persistentvolumes", name=o.name(body)))
+            existing = self._api.get(path_for(plural="persistentvolumes", name=o.name(body)))
             if o.pv_claim_uid(existing) != o.uid(pvc):
                 raise errors.AlreadyExists(
                     f"PersistentVolume {o.name(body)} exists and is not bound to this claim"
@@ -259,10 +267,10 @@ class ClaimReconciler:
         """Set spec.volumeName and drop our finalizer in one JSON patch; when another
         writer (the in-cluster binder) changed the claim first, re-read and retry."""
         for _ in range(BIND_ATTEMPTS):
-            self._ctx.guard()
+            self._writes.guard()
             spec_name = (pvc.get("spec") or {}).get("volumeName")
             if spec_name and spec_name != o.name(pv):
-                self._ctx.events.warning(
+                self._reporter.events.warning(
                     pvc,
                     FAILED,
                     f"the claim was bound to {spec_name} "
@@ -278,11 +286,11 @@ class ClaimReconciler:
                 self._json_patch_claim(pvc, ops)
                 return
             except (KubeConflict, KubeInvalid):
-                pvc = self._ctx.api.get(self._claim_path(pvc))
+                pvc = self._api.get(self._claim_path(pvc))
         raise KubeConflict(409, f"claim {o.claim_ref(pvc)} kept changing while binding it")
 
     def _drop_intent(self, pvc: Obj) -> None:
-        self._ctx.guard()
+        self._writes.guard()
         ops = o.remove_finalizer_ops(pvc, names.PVC_FINALIZER)
         if ops:
             try:
@@ -292,7 +300,7 @@ class ClaimReconciler:
 
     def _json_patch_claim(self, pvc: Obj, ops: list[dict[str, Any]]) -> Obj:
         path = self._claim_path(pvc)
-        return self._ctx.write_claim(pvc, lambda: self._ctx.api.json_patch(path, ops))
+        return self._writes.claim(pvc, lambda: self._api.json_patch(path, ops))
 
     @staticmethod
     def _claim_path(pvc: Obj) -> str:
@@ -308,7 +316,7 @@ class ClaimReconciler:
         except (NotLeading, KubeConflict):
             raise
         except errors.ProvisionerError as err:
-            self._ctx.events.warning(
+            self._reporter.events.warning(
                 pvc,
                 "VolumeFailedDelete",
                 f"the claim is being deleted; deleting its unfinished volume failed: {err}",
@@ -318,21 +326,20 @@ class ClaimReconciler:
     def _abandon_unguarded(self, pvc: Obj) -> None:
         pv = self._pv_of(pvc)
         if pv is not None:
-            self._ctx.gids.hand_over(o.uid(pvc), pv)  # the PV deletes the volume, frees the GID
+            self._gids.hand_over(o.uid(pvc), pv)  # the PV deletes the volume, frees the GID
         else:
             self._delete_unfinished_volume(pvc)
-            self._ctx.gids.cancel(o.uid(pvc))
+            self._gids.cancel(o.uid(pvc))
         self._drop_intent(pvc)
 
     def _delete_unfinished_volume(self, pvc: Obj) -> None:
-        ctx = self._ctx
-        heketi = ctx.heketi_for_object(pvc, class_name=o.claim_class(pvc))
+        heketi = self._connections.for_object(pvc, class_name=o.claim_class(pvc))
         name = o.annotations(pvc).get(names.ANN_HEKETI_VOLUME_NAME, "")
-        volume = ctx.volumes.find_volume(heketi=heketi, name=name) if name else None
+        volume = self._volumes.find_volume(heketi=heketi, name=name) if name else None
         if volume is None:
             return
-        ctx.guard()
-        ctx.volumes.delete_volume(heketi=heketi, volume_id=volume.id)
+        self._writes.guard()
+        self._volumes.delete_volume(heketi=heketi, volume_id=volume.id)
         log.info(
             "deleted the volume of a claim deleted mid-provisioning",
             pvc=o.claim_ref(pvc),
@@ -341,12 +348,10 @@ class ClaimReconciler:
 
     def _pv_of(self, pvc: Obj) -> Obj | None:
         """Our PV for this claim; asks the API when the cache has none (rare path)."""
-        pv = self._ctx.pvs.get(o.pv_name_for(pvc))
+        pv = self._pvs.get(o.pv_name_for(pvc))
         if pv is None:
             try:
-                pv = self._ctx.api.get(
-                    path_for(plural="persistentvolumes", name=o.pv_name_for(pvc))
-                )
+                pv = self._api.get(path_for(plural="persistentvolumes", name=o.pv_name_for(pvc)))
             except KubeNotFound:
                 return None
         return pv if o.pv_claim_uid(pv) == o.uid(pvc) else None

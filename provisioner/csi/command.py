@@ -6,12 +6,12 @@ Flags fall back to environment variables so a DaemonSet can set either.
 import argparse
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from provisioner import errors, log
-from provisioner.cli import env_default
+from provisioner.cli import env_default, parse_address
 from provisioner.csi import controller_command, csi_pb2_grpc, recovery, server
 from provisioner.csi.identity import IdentityService, validate_driver_name
 from provisioner.csi.mounter import Runner, SubprocessRunner, SystemMounter
@@ -22,6 +22,8 @@ from provisioner.csi.node import (
     NodeService,
     fuse_client_missing,
 )
+from provisioner.heketi.registry import HeketiClients
+from provisioner.metrics import CsiMetrics, MetricsServer
 from provisioner.names import DRIVER_NAME
 
 _log = log.get_logger("csi.command")
@@ -42,6 +44,8 @@ class NodeCommandConfig:
     state_dir: Path | None = None
     fuse_cgroup: Path | None = None
     fuse_cgroup_namespace: Path | None = None
+    #: (host, port) of /metrics, /healthz, /readyz; None = not served.
+    metrics_address: tuple[str, int] | None = None
 
 
 def register(subparsers: Any) -> None:
@@ -62,6 +66,12 @@ def register(subparsers: Any) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The node plugin's flags (each with an environment fallback)."""
+    _add_serving_flags(parser)
+    _add_mount_flags(parser)
+    controller_command.add_arguments(parser)
+
+
+def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoint",
         default=env_default("CSI_ENDPOINT", DEFAULT_ENDPOINT),
@@ -84,6 +94,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CSI driver name reported by GetPluginInfo; must match the CSIDriver object "
         "and StorageClass provisioner (env DRIVER_NAME)",
     )
+    parser.add_argument(
+        "--shutdown-grace", type=float,
+        default=env_default("SHUTDOWN_GRACE", str(server.DEFAULT_SHUTDOWN_GRACE)),
+        help="seconds SIGTERM waits for in-flight calls before exiting (env SHUTDOWN_GRACE)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--metrics-address",
+        default=env_default("METRICS_ADDRESS", ""),
+        help="serve /metrics (CSI calls per RPC, Heketi requests per route), /healthz and "
+        "/readyz here, e.g. :9808 (env METRICS_ADDRESS; default: not served)",
+    )
+
+
+def _add_mount_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mount-log-dir",
         type=Path,
@@ -111,12 +135,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="cgroup namespace to enter before joining --fuse-cgroup, e.g. /proc/1/ns/cgroup "
         "with hostPID (env FUSE_CGROUP_NAMESPACE)",
     )
-    parser.add_argument(
-        "--shutdown-grace", type=float,
-        default=env_default("SHUTDOWN_GRACE", str(server.DEFAULT_SHUTDOWN_GRACE)),
-        help="seconds SIGTERM waits for in-flight calls before exiting (env SHUTDOWN_GRACE)",
-    )  # fmt: skip
-    controller_command.add_arguments(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> NodeCommandConfig:
@@ -137,6 +155,7 @@ def config_from_args(args: argparse.Namespace) -> NodeCommandConfig:
         state_dir=args.state_dir or args.kubelet_dir / "plugins" / args.driver_name / "staged",
         fuse_cgroup=recovery.check_cgroup_dir(args.fuse_cgroup) if args.fuse_cgroup else None,
         fuse_cgroup_namespace=args.fuse_cgroup_namespace,
+        metrics_address=parse_address(args.metrics_address or ""),
     )
 
 
@@ -150,12 +169,22 @@ class Services:
     mounter: SystemMounter | None = None
     records: recovery.StageRecords | None = None
     locks: server.VolumeLocks | None = None
+    #: Counts every CSI call and (through `heketi`) every Heketi request.
+    metrics: CsiMetrics = field(default_factory=CsiMetrics)
+    #: The Heketi clients of the Controller service (closed when the plugin stops).
+    heketi: HeketiClients = field(default_factory=HeketiClients)
+
+    def ready(self) -> bool:
+        """What Probe reports: every readiness check passes."""
+        return self.identity.ready()
 
 
 def build_services(config: NodeCommandConfig) -> Services:
     """Identity + Node over the real mounter, sharing one set of per-volume locks."""
     locks = server.VolumeLocks()
-    controller = controller_command.build(config.controller, locks=locks)
+    metrics = CsiMetrics()
+    heketi = HeketiClients(observer=metrics.heketi)
+    controller = controller_command.build(config.controller, locks=locks, heketi=heketi)
     identity = IdentityService(
         driver_name=config.driver_name,
         controller_service=controller is not None,
@@ -171,7 +200,7 @@ def build_services(config: NodeCommandConfig) -> Services:
     node = NodeService(config=config.node, mounter=mounter, locks=locks, records=records)
     return Services(
         identity=identity, node=node, controller=controller, mounter=mounter, records=records,
-        locks=locks,
+        locks=locks, metrics=metrics, heketi=heketi,
     )  # fmt: skip
 
 
@@ -203,16 +232,34 @@ def run(args: argparse.Namespace) -> int:
         return 2
     services = build_services(config)
     try:
+        metrics_server = _start_metrics(config, services)
         grpc_server = server.serve(
             config.endpoint,
             identity=services.identity,
             node=services.node,
             controller=services.controller,
+            metrics=services.metrics,
         )
+    except errors.InvalidArgument as error:
+        print(f"glusterfs-provisioner node: {error}", file=sys.stderr)
+        return 2
     except errors.ProvisionerError as error:
         _log.error("cannot start the node plugin", error=str(error))
         return 1
     _log.info("node plugin started", node_id=config.node.node_id, driver=config.driver_name)
     _start_mount_repair(services)
     server.run_until_signalled(grpc_server, endpoint=config.endpoint, grace=config.shutdown_grace)
+    services.heketi.close()
+    if metrics_server is not None:
+        metrics_server.stop()
     return 0
+
+
+def _start_metrics(config: NodeCommandConfig, services: Services) -> MetricsServer | None:
+    if config.metrics_address is None:
+        return None
+    metrics_server = MetricsServer(
+        config.metrics_address, registry=services.metrics.registry, ready=services.ready
+    )
+    metrics_server.start()
+    return metrics_server

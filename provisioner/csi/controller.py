@@ -8,8 +8,7 @@ Which Heketi a call reaches and with which key: see `heketi_access`.
 """
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 import grpc
@@ -17,6 +16,15 @@ from google.protobuf import wrappers_pb2
 
 from provisioner import errors, log, names
 from provisioner.csi import csi_pb2, csi_pb2_grpc, validation
+from provisioner.csi.controller_checks import (
+    WantedCapacity,
+    check_capabilities,
+    check_compatible,
+    describe_durability,
+    refuse_unsupported_sources,
+    same_durability,
+    wanted_capacity,
+)
 from provisioner.csi.heketi_access import (
     ClassParameters,
     HeketiDefaults,
@@ -30,70 +38,17 @@ from provisioner.csi.heketi_access import (
 from provisioner.csi.server import VolumeLocks
 from provisioner.gids import GidAllocator
 from provisioner.heketi.config import HeketiConfig
-from provisioner.heketi.types import Durability, Volume
+from provisioner.heketi.types import Volume
 from provisioner.storageclass import ProvisioningParams, parse_parameters
-from provisioner.volumes import (
-    GIB,
-    VolumeService,
-    csi_volume_name,
-    heketi_volume_name,
-    is_heketi_id,
-    size_gib,
-    volume_context,
-)
+from provisioner.volume_naming import csi_volume_name, heketi_volume_name
+from provisioner.volumes import GIB, VolumeService, is_heketi_id, volume_context
 
 _log = log.get_logger("csi.controller")
 
 _Rpc = csi_pb2.ControllerServiceCapability.RPC
 #: Longest kept CSI name inside a `volumenameprefix` name, leaving room for the
-#: prefix (<= 32), the namespace and the claim name within volumes.HEKETI_NAME_MAX.
+#: prefix (<= 32), the namespace and the claim name within volume_naming.HEKETI_NAME_MAX.
 _PREFIXED_NAME_MAX: Final = 64
-
-
-@dataclass(frozen=True)
-class WantedCapacity:
-    """A validated CSI capacity range and the whole GiB Heketi will be asked for."""
-
-    required_bytes: int
-    limit_bytes: int
-    gib: int
-
-    def fits(self, volume: Volume) -> bool:
-        have = volume.size_gib * GIB
-        return have >= self.required_bytes and (not self.limit_bytes or have <= self.limit_bytes)
-
-    def describe(self) -> str:
-        return f"required_bytes={self.required_bytes}, limit_bytes={self.limit_bytes}"
-
-
-def wanted_capacity(capacity: csi_pb2.CapacityRange | None) -> WantedCapacity:
-    """Check a capacity range; no range (or 0/0) means the smallest volume, 1 GiB."""
-    required = capacity.required_bytes if capacity is not None else 0
-    limit = capacity.limit_bytes if capacity is not None else 0
-    if required < 0:
-        raise errors.InvalidArgument("capacity_range.required_bytes must not be negative")
-    if limit < 0:
-        raise errors.InvalidArgument("capacity_range.limit_bytes must not be negative")
-    if limit and required > limit:
-        raise errors.InvalidArgument(
-            f"capacity_range.required_bytes ({required}) must not exceed "
-            f"capacity_range.limit_bytes ({limit})"
-        )
-    gib = size_gib(required)
-    if limit and gib * GIB > limit:
-        raise errors.OutOfRange(
-            f"Heketi allocates whole GiB: the smallest volume of at least {required} bytes is "
-            f"{gib} GiB ({gib * GIB} bytes), more than capacity_range.limit_bytes ({limit})"
-        )
-    return WantedCapacity(required_bytes=required, limit_bytes=limit, gib=gib)
-
-
-def check_capabilities(capabilities: Sequence[csi_pb2.VolumeCapability]) -> None:
-    """Every capability must be a supported filesystem one (INVALID_ARGUMENT otherwise)."""
-    if not capabilities:
-        raise errors.InvalidArgument("volume_capabilities is required")
-    for capability in capabilities:
-        validation.mount_capability(capability, present=True)
 
 
 def raw_space_factor(params: ProvisioningParams) -> float:
@@ -106,24 +61,6 @@ def raw_space_factor(params: ProvisioningParams) -> float:
     else:
         factor = 1.0
     return factor * (params.snap_factor or 1.0)
-
-
-def same_durability(a: Durability, b: Durability) -> bool:
-    if a.type != b.type:
-        return False
-    if a.type == "replicate":
-        return a.replica == b.replica
-    if a.type == "disperse":
-        return (a.data, a.redundancy) == (b.data, b.redundancy)
-    return True
-
-
-def describe_durability(durability: Durability) -> str:
-    if durability.type == "replicate":
-        return f"replicate:{durability.replica}"
-    if durability.type == "disperse":
-        return f"disperse:{durability.data}:{durability.redundancy}"
-    return "none"
 
 
 def csi_context(volume: Volume) -> dict[str, str]:
@@ -211,7 +148,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
     ) -> csi_pb2.CreateVolumeResponse:
         name = validation.required(request.name, "name")
         check_capabilities(request.volume_capabilities)
-        _refuse_unsupported_sources(request)
+        refuse_unsupported_sources(request)
         wanted = wanted_capacity(
             request.capacity_range if request.HasField("capacity_range") else None
         )
@@ -224,7 +161,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         heketi_name = _heketi_name(name, params, split)
         with self._name_locks.hold(name):
             volume = self._ensure(heketi, heketi_name, wanted, params)
-        _check_compatible(name, volume, wanted, params)
+        check_compatible(name, volume, wanted, params)
         return csi_pb2.CreateVolumeResponse(volume=csi_volume(volume))
 
     def _ensure(
@@ -399,16 +336,6 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         )
 
 
-def _refuse_unsupported_sources(request: csi_pb2.CreateVolumeRequest) -> None:
-    if request.HasField("volume_content_source"):
-        raise errors.InvalidArgument(
-            "volume_content_source is not supported: this plugin cannot create volumes from "
-            "snapshots or clone volumes"
-        )
-    if request.mutable_parameters:
-        raise errors.InvalidArgument("mutable_parameters are not supported by this plugin")
-
-
 def _heketi_name(name: str, params: ProvisioningParams, split: ClassParameters) -> str:
     """Heketi volume name of a CSI name, with the class's `volumenameprefix` if any."""
     if params.volume_name_prefix is None:
@@ -419,19 +346,3 @@ def _heketi_name(name: str, params: ProvisioningParams, split: ClassParameters) 
         claim=split.claim_name,
         prefix=params.volume_name_prefix,
     )
-
-
-def _check_compatible(
-    name: str, volume: Volume, wanted: WantedCapacity, params: ProvisioningParams
-) -> None:
-    """An existing volume of this name must match the request (else ALREADY_EXISTS)."""
-    if not wanted.fits(volume):
-        raise errors.AlreadyExists(
-            f"volume {name!r} already exists with {volume.size_gib} GiB, outside the requested "
-            f"capacity range ({wanted.describe()})"
-        )
-    if not same_durability(volume.durability, params.durability):
-        raise errors.AlreadyExists(
-            f"volume {name!r} already exists as {describe_durability(volume.durability)}, "
-            f"the request asks for {describe_durability(params.durability)}"
-        )

@@ -15,17 +15,14 @@ from pathlib import Path
 from typing import Final
 
 from provisioner import errors
-from provisioner.cli import env_default
+from provisioner.cli import KEY_ENV, env_default, read_heketi_key
 from provisioner.csi.controller import ControllerService
 from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.csi.server import VolumeLocks
+from provisioner.heketi.registry import HeketiClients
 from provisioner.storageclass import DEFAULT_REST_USER
 from provisioner.volumes import VolumeService
 
-#: Environment variable that may hold the Heketi key instead of --heketi-key-file.
-KEY_ENV: Final = "HEKETI_KEY"
-#: A key file bigger than this is not a Heketi key (guards against a wrong path).
-_KEY_FILE_MAX_BYTES: Final = 4096
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 
 
@@ -84,40 +81,18 @@ def config_from_args(args: argparse.Namespace) -> ControllerServiceConfig | None
         heketi=HeketiDefaults(
             url=args.heketi_url or None,
             user=args.heketi_user,
-            key=read_key(args.heketi_key_file, os.environ.get(KEY_ENV)),
+            key=read_heketi_key(args.heketi_key_file, os.environ.get(KEY_ENV)),
             ca_file=args.heketi_ca_file or None,
         )
     )
 
 
-def read_key(path: Path | None, from_env: str | None) -> str | None:
-    """The Heketi key from its file or the environment (never echoed in errors)."""
-    if path is not None and from_env:
-        raise errors.InvalidArgument(f"set either --heketi-key-file or {KEY_ENV}, not both")
-    if path is None:
-        return from_env or None
-    try:
-        with path.open("rb") as stream:
-            raw = stream.read(_KEY_FILE_MAX_BYTES + 1)
-    except OSError as err:
-        raise errors.InvalidArgument(
-            f"cannot read --heketi-key-file {path}: {err.strerror}"
-        ) from None
-    if len(raw) > _KEY_FILE_MAX_BYTES:
-        raise errors.InvalidArgument(
-            f"--heketi-key-file {path} is larger than {_KEY_FILE_MAX_BYTES} bytes; "
-            "it should hold only the Heketi key"
-        )
-    key = raw.decode("utf-8", "replace").strip()
-    if not key:
-        raise errors.InvalidArgument(f"--heketi-key-file {path} is empty")
-    return key
-
-
 def build(
-    config: ControllerServiceConfig | None, *, locks: VolumeLocks
+    config: ControllerServiceConfig | None, *, locks: VolumeLocks, heketi: HeketiClients
 ) -> ControllerService | None:
-    """The Controller servicer over the real Heketi client, sharing the node's locks."""
+    """The Controller servicer over the process's Heketi clients, sharing the node's locks."""
     if config is None:
         return None
-    return ControllerService(volumes=VolumeService(), heketi=config.heketi, locks=locks)
+    return ControllerService(
+        volumes=VolumeService(clients=heketi), heketi=config.heketi, locks=locks
+    )

@@ -75,7 +75,14 @@ class IdentityService(csi_pb2_grpc.IdentityServicer):
     ) -> csi_pb2.ProbeResponse:
         """Ready, or FAILED_PRECONDITION naming each missing dependency (the CSI spec's
         code for "missing required dependency"; `ready=false` means still starting)."""
-        reasons = [reason for check in self._readiness_checks if (reason := check())]
+        reasons = self.not_ready()
         if reasons:
             raise errors.FailedPrecondition("plugin not ready: " + "; ".join(reasons))
         return csi_pb2.ProbeResponse(ready=wrappers_pb2.BoolValue(value=True))
+
+    def not_ready(self) -> list[str]:
+        """Why the plugin is not ready (empty when it is)."""
+        return [reason for check in self._readiness_checks if (reason := check())]
+
+    def ready(self) -> bool:
+        return not self.not_ready()

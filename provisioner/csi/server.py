@@ -13,7 +13,7 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 from typing import Any, Final
@@ -23,6 +23,8 @@ import grpc
 from provisioner import errors, log
 from provisioner.csi import csi_pb2_grpc
 from provisioner.csi.identity import IdentityService
+from provisioner.locks import VolumeLocks as VolumeLocks  # the servicers' per-volume locks
+from provisioner.metrics import CsiMetrics
 
 _log = log.get_logger("csi.server")
 
@@ -82,16 +84,20 @@ def _request_volume_id(request: Any) -> str | None:
 
 
 class _CallLogger:
-    """Times one call and logs it once with its final status."""
+    """Times one call and logs it once with its final status (and counts it)."""
 
-    def __init__(self, method: str) -> None:
+    def __init__(self, method: str, metrics: CsiMetrics | None) -> None:
         self.method = method.rsplit("/", 1)[-1]
+        self._metrics = metrics
         self._start = time.monotonic()
 
     def finish(self, *, request: Any, code: grpc.StatusCode, message: str = "") -> None:
+        seconds = time.monotonic() - self._start
+        if self._metrics is not None:
+            self._metrics.observe(method=self.method, code=code.name, seconds=seconds)
         fields: dict[str, Any] = {
             "method": self.method,
-            "duration_ms": round((time.monotonic() - self._start) * 1000, 1),
+            "duration_ms": round(seconds * 1000, 1),
             "code": code.name,
         }
         volume_id = _request_volume_id(request)
@@ -108,7 +114,11 @@ class _CallLogger:
 
 
 class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
-    """Maps domain errors to status codes and logs every unary call."""
+    """Maps domain errors to status codes, logs every unary call and, given `metrics`,
+    counts and times it per RPC."""
+
+    def __init__(self, metrics: CsiMetrics | None = None) -> None:
+        self._metrics = metrics
 
     def intercept_service(
         self,
@@ -118,7 +128,7 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        behaviour = _wrap(handler.unary_unary, handler_call_details.method)
+        behaviour = _wrap(handler.unary_unary, handler_call_details.method, self._metrics)
         return grpc.unary_unary_rpc_method_handler(
             behaviour,
             request_deserializer=handler.request_deserializer,
@@ -127,10 +137,12 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
 
 def _wrap(
-    behaviour: Callable[[Any, grpc.ServicerContext], Any], method: str
+    behaviour: Callable[[Any, grpc.ServicerContext], Any],
+    method: str,
+    metrics: CsiMetrics | None,
 ) -> Callable[[Any, grpc.ServicerContext], Any]:
     def call(request: Any, context: grpc.ServicerContext) -> Any:
-        call_log = _CallLogger(method)
+        call_log = _CallLogger(method, metrics)
         try:
             response = behaviour(request, context)
         except Exception as error:
@@ -153,37 +165,6 @@ def _failure(error: Exception, method: str) -> tuple[grpc.StatusCode, str]:
     # A bug of ours: log it with its traceback, never leak its details to the caller.
     _log.error("csi call crashed", method=method, exc_info=error)
     return grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(error).__name__}"
-
-
-class VolumeLocks:
-    """One operation per volume at a time; a second one gets `errors.Aborted`.
-
-    Shared by the Node and Controller servicers of one process.
-    """
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._busy: set[str] = set()
-
-    @contextlib.contextmanager
-    def hold(self, volume_id: str) -> Iterator[None]:
-        """Hold the lock for `volume_id` for the `with` block, or raise Aborted."""
-        with self._guard:
-            if volume_id in self._busy:
-                raise errors.Aborted(
-                    f"an operation on volume {volume_id} is already in progress; retry later"
-                )
-            self._busy.add(volume_id)
-        try:
-            yield
-        finally:
-            with self._guard:
-                self._busy.discard(volume_id)
-
-    def busy(self) -> frozenset[str]:
-        """Volume ids with an operation in progress (for tests and diagnostics)."""
-        with self._guard:
-            return frozenset(self._busy)
 
 
 def socket_path(endpoint: str) -> Path:
@@ -223,11 +204,13 @@ def serve(
     node: csi_pb2_grpc.NodeServicer | None = None,
     controller: csi_pb2_grpc.ControllerServicer | None = None,
     max_workers: int = DEFAULT_MAX_WORKERS,
+    metrics: CsiMetrics | None = None,
 ) -> grpc.Server:
     """Start serving on the unix socket `endpoint` and return the running server.
 
-    Identity always; Node and Controller when given. The identity servicer must
-    advertise CONTROLLER_SERVICE exactly when a controller servicer is served.
+    Identity always; Node and Controller when given; every call counted in `metrics`.
+    The identity servicer must advertise CONTROLLER_SERVICE exactly when a controller
+    servicer is served.
     """
     if identity.controller_service != (controller is not None):
         raise ValueError(
@@ -238,13 +221,20 @@ def serve(
     _remove_stale_socket(path)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="csi"),
-        interceptors=[ErrorMappingInterceptor()],
+        interceptors=[ErrorMappingInterceptor(metrics)],
     )
     csi_pb2_grpc.add_IdentityServicer_to_server(identity, server)  # type: ignore[no-untyped-call]
     if node is not None:
         csi_pb2_grpc.add_NodeServicer_to_server(node, server)  # type: ignore[no-untyped-call]
     if controller is not None:
         csi_pb2_grpc.add_ControllerServicer_to_server(controller, server)  # type: ignore[no-untyped-call]
+    _start_on_socket(server, path)
+    services = ["identity"] + (["node"] if node else []) + (["controller"] if controller else [])
+    _log.info("csi server listening", endpoint=f"unix://{path}", services=services)
+    return server
+
+
+def _start_on_socket(server: grpc.Server, path: Path) -> None:
     old_umask = os.umask(0o117)  # the socket is born 0660, never briefly wider
     try:
         server.add_insecure_port(f"unix://{path}")
@@ -252,9 +242,6 @@ def serve(
     finally:
         os.umask(old_umask)
     os.chmod(path, SOCKET_MODE)
-    services = ["identity"] + (["node"] if node else []) + (["controller"] if controller else [])
-    _log.info("csi server listening", endpoint=f"unix://{path}", services=services)
-    return server
 
 
 def stop(server: grpc.Server, *, endpoint: str, grace: float = DEFAULT_SHUTDOWN_GRACE) -> None:

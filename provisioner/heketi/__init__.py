@@ -1,6 +1,6 @@
 """Heketi REST client and its result types."""
 
-from provisioner.heketi.client import HeketiClient, client_for
+from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import (
     HeketiAuthError,
@@ -15,6 +15,7 @@ from provisioner.heketi.errors import (
     HeketiOutcomeUnknown,
     HeketiUnavailable,
 )
+from provisioner.heketi.registry import HeketiClients
 from provisioner.heketi.types import Cluster, Durability, Volume, VolumeCreateRequest
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "HeketiAuthError",
     "HeketiBusy",
     "HeketiClient",
+    "HeketiClients",
     "HeketiConfig",
     "HeketiConflict",
     "HeketiError",
@@ -35,5 +37,4 @@ __all__ = [
     "HeketiUnavailable",
     "Volume",
     "VolumeCreateRequest",
-    "client_for",
 ]

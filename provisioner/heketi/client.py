@@ -22,10 +22,11 @@ What callers can rely on (the provisioning core builds its idempotency on it):
 * `delete_volume` may be resent after a lost answer; the resend then reports
   `HeketiNotFound` (gone: success for the caller) or `HeketiConflict` (the
   first delete is still running).
-* Async operations hold one slot of a per-URL limit shared by every client in
-  the process (`max_inflight`, default 8 = Heketi's `max_inflight_operations`),
-  from the POST/DELETE until the final queue answer. Reads are not limited,
-  except that one call reads at most `max_inflight` volumes at a time.
+* Async operations hold one slot of the client's operation limit (`max_inflight`,
+  default 8 = Heketi's `max_inflight_operations`) from the POST/DELETE until the
+  final queue answer. Reads are not limited, except that one call reads at most
+  `max_inflight` volumes at a time. A client made on its own has its own limit; the
+  clients `registry.HeketiClients` hands out share one per URL.
 * Only routes of Heketi v10.4.1's route table are called (docs/heketi.md lists
   them with the handler each one reaches; a test walks the whole client).
 """
@@ -39,7 +40,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import (
@@ -51,13 +51,14 @@ from provisioner.heketi.errors import (
     HeketiOutcomeUnknown,
     HeketiUnavailable,
 )
-from provisioner.heketi.pacing import pace_for
+from provisioner.heketi.pacing import OperationPace
+from provisioner.heketi.session import new_session
 from provisioner.heketi.transport import Exchange, Transport, error_for, failure_kind
 from provisioner.heketi.types import Cluster, Volume, VolumeCreateRequest, online_free_kib
 from provisioner.heketi.volume_names import VolumeIdentity, VolumeNameMap, identity, read_all
 from provisioner.log import get_logger
 
-__all__ = ["HeketiClient", "HeketiConfig", "client_for"]
+__all__ = ["HeketiClient", "HeketiConfig"]
 
 _log = get_logger("heketi")
 _KIB_PER_GIB = 1024 * 1024
@@ -67,29 +68,16 @@ _ID_RE = re.compile(r"^[A-Fa-f0-9]{1,128}$")
 #: which may still change a volume.
 _OP_COUNTS = ("in_flight", "total")
 
-_limits: dict[tuple[str, int], threading.BoundedSemaphore] = {}
-_limits_lock = threading.Lock()
-
-
-def _limit_for(config: HeketiConfig) -> threading.BoundedSemaphore:
-    """The process-wide operation limit of one Heketi URL, shared by every client of that
-    URL configured with the same `max_inflight` (a client asking for another limit gets
-    its own, rather than silently inheriting whichever size came first)."""
-    key = (config.base_url, config.max_inflight)
-    with _limits_lock:
-        limit = _limits.get(key)
-        if limit is None:
-            limit = _limits[key] = threading.BoundedSemaphore(config.max_inflight)
-        return limit
-
 
 class HeketiClient:
-    """Talks to one Heketi server. Thread-safe; share one per config (`client_for`).
+    """Talks to one Heketi server. Thread-safe; a process shares one per config through
+    `registry.HeketiClients`, which also gives clients of one URL one `limit` and `pace`.
 
     A `session` given here sees every request through its `send`; its proxy and CA
     settings are resolved once, now, and its `trust_env` is switched off (`transport`).
-    `names`: the id → name map of this Heketi, shared by its clients (`volume_names`);
-    without one the client keeps its own.
+    `names`: the id → name map of this Heketi; `limit`, `pace`: its operation limit and
+    poll pace. `registry.HeketiClients` gives the clients of one URL one of each;
+    without them the client keeps its own.
     """
 
     def __init__(
@@ -98,11 +86,14 @@ class HeketiClient:
         *,
         session: requests.Session | None = None,
         names: VolumeNameMap | None = None,
+        limit: threading.BoundedSemaphore | None = None,
+        pace: OperationPace | None = None,
     ) -> None:
         self._config = config
-        self._session = session or _new_session(config)
+        self._session = session or new_session(config)
         self._transport = Transport(config, self._session)
-        self._limit = _limit_for(config)
+        self._limit = limit or threading.BoundedSemaphore(config.max_inflight)
+        self._pace = pace or OperationPace(config.poll_initial)
         self._names = names if names is not None else VolumeNameMap()
 
     @property
@@ -336,7 +327,7 @@ class HeketiClient:
             self._limit.release()
 
     def _poll(self, queue_path: str, deadline: float, operation: str) -> str | None:
-        pace = pace_for(self._config.base_url, initial=self._config.poll_initial)
+        pace = self._pace
         accepted = time.monotonic()
         interval = pace.first_wait()
         polls = 0
@@ -395,17 +386,6 @@ class HeketiClient:
         raise error
 
 
-def _new_session(config: HeketiConfig) -> requests.Session:
-    session = requests.Session()
-    adapter = HTTPAdapter(
-        pool_connections=1, pool_maxsize=max(10, 2 * config.max_inflight), max_retries=0
-    )
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.trust_env = False  # no proxy/netrc/CA variables: the Heketi URL is explicit
-    return session
-
-
 def _checked_id(heketi_id: str, *, what: str = "volume") -> str:
     if not _ID_RE.match(heketi_id):
         raise HeketiInvalidRequest(f"{heketi_id!r} is not a valid Heketi {what} id")
@@ -417,17 +397,3 @@ def _path_of(location: str | None) -> str | None:
         return None
     path = urlsplit(location).path
     return path or None
-
-
-_clients: dict[HeketiConfig, HeketiClient] = {}
-_clients_lock = threading.Lock()
-
-
-def client_for(config: HeketiConfig) -> HeketiClient:
-    """The process-wide client for `config` (created on first use)."""
-    with _clients_lock:
-        client = _clients.get(config)
-        if client is None:
-            client = HeketiClient(config)
-            _clients[config] = client
-        return client

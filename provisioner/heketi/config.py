@@ -1,7 +1,9 @@
 """Connection settings for one Heketi server, and the retry/poll policy."""
 
+import enum
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import Final
 from urllib.parse import urlsplit
 
 from provisioner.heketi.errors import HeketiInvalidRequest
@@ -36,17 +38,10 @@ DEFAULT_POLL_MAX = 2.0
 
 
 @dataclass(frozen=True)
-class HeketiConfig:
-    """How to reach one Heketi server. Hashable: `client_for` caches by it.
+class HeketiSettings:
+    """How every Heketi server is talked to (timeouts, limits, retry and poll policy),
+    whichever connection a class or volume names. Defaults: the constants above."""
 
-    The key is excluded from `repr` so a logged config never leaks it.
-    """
-
-    url: str  # http(s)://host:port
-    user: str = "admin"
-    key: str | None = field(default=None, repr=False)
-    auth_enabled: bool = True
-    ca_bundle: str | None = None  # PEM file for https; None = system trust store
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     operation_deadline: float = DEFAULT_OPERATION_DEADLINE
     max_inflight: int = DEFAULT_MAX_INFLIGHT
@@ -60,19 +55,7 @@ class HeketiConfig:
     poll_max: float = DEFAULT_POLL_MAX
 
     def __post_init__(self) -> None:
-        _check_url(self.url)
-        if not self.user:
-            raise HeketiInvalidRequest("Heketi user must not be empty")
-        for name in (
-            "request_timeout",
-            "operation_deadline",
-            "connect_timeout",
-            "retry_base",
-            "retry_cap",
-            "retry_budget",
-            "poll_initial",
-            "poll_max",
-        ):
+        for name in _POSITIVE:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise HeketiInvalidRequest(f"Heketi {name} must be a positive number, got {value}")
@@ -80,6 +63,48 @@ class HeketiConfig:
             raise HeketiInvalidRequest("Heketi max_inflight and retry_attempts must be at least 1")
         if self.poll_factor < 1:
             raise HeketiInvalidRequest("Heketi poll_factor must be at least 1")
+
+    def applied_to(self, config: "HeketiConfig") -> "HeketiConfig":
+        """`config` (a connection) with these settings (`config` itself when it has them:
+        this runs for every claim, and building a config costs more than comparing)."""
+        values = {name: getattr(self, name) for name in _SETTING_NAMES}
+        if all(getattr(config, name) == value for name, value in values.items()):
+            return config
+        return replace(config, **values)
+
+
+_SETTING_NAMES: Final = tuple(f.name for f in fields(HeketiSettings))
+_POSITIVE: Final = (
+    "request_timeout",
+    "operation_deadline",
+    "connect_timeout",
+    "retry_base",
+    "retry_cap",
+    "retry_budget",
+    "poll_initial",
+    "poll_max",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeketiConfig(HeketiSettings):
+    """How to reach one Heketi server, and the settings to use. Hashable: the registry
+    (`registry.HeketiClients`) holds one client per config.
+
+    The key is excluded from `repr` so a logged config never leaks it.
+    """
+
+    url: str  # http(s)://host:port
+    user: str = "admin"
+    key: str | None = field(default=None, repr=False)
+    auth_enabled: bool = True
+    ca_bundle: str | None = None  # PEM file for https; None = system trust store
+
+    def __post_init__(self) -> None:
+        _check_url(self.url)
+        if not self.user:
+            raise HeketiInvalidRequest("Heketi user must not be empty")
+        super().__post_init__()
 
     @property
     def base_url(self) -> str:
@@ -90,6 +115,36 @@ class HeketiConfig:
     def sends_token(self) -> bool:
         """Whether requests carry `Authorization: bearer <JWT>`."""
         return self.auth_enabled and self.key is not None
+
+
+class UrlProblem(enum.Enum):
+    """What is wrong with a Heketi URL (each caller words it for where it came from)."""
+
+    MALFORMED = "malformed"
+    NOT_HTTP = "not an http(s) URL of a host"
+    CREDENTIALS = "credentials"
+    PATH = "a path, query or fragment"
+    PORT = "an invalid port"
+
+
+def url_problem(url: str) -> UrlProblem | None:
+    """The one check of a Heketi URL: `http(s)://host[:port]`, nothing else (Heketi
+    signs the request path, so it must be served at the root)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return UrlProblem.MALFORMED
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return UrlProblem.NOT_HTTP
+    if "@" in parts.netloc:
+        return UrlProblem.CREDENTIALS
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        return UrlProblem.PATH
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    return None if port_ok else UrlProblem.PORT
 
 
 def shown_url(url: str) -> str:
@@ -104,16 +159,17 @@ def shown_url(url: str) -> str:
 
 
 def _check_url(url: str) -> None:
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
-        raise HeketiInvalidRequest(f"Heketi URL {shown_url(url)!r} is malformed: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    problem = url_problem(url)
+    if problem is None:
+        return
+    shown = shown_url(url)
+    if problem is UrlProblem.MALFORMED:
+        raise HeketiInvalidRequest(f"Heketi URL {shown!r} is malformed")
+    if problem in (UrlProblem.NOT_HTTP, UrlProblem.PORT):
         raise HeketiInvalidRequest(
-            f"Heketi URL {shown_url(url)!r} must look like http://host:port or https://host:port"
+            f"Heketi URL {shown!r} must look like http://host:port or https://host:port"
         )
-    if parts.path.strip("/") or parts.query or parts.fragment or parts.username:
-        raise HeketiInvalidRequest(
-            f"Heketi URL {shown_url(url)!r} must not have a path, query or credentials: "
-            "Heketi signs the request path, so it must be served at the root"
-        )
+    raise HeketiInvalidRequest(
+        f"Heketi URL {shown!r} must not have a path, query or credentials: "
+        "Heketi signs the request path, so it must be served at the root"
+    )

@@ -3,8 +3,9 @@
 A fixed schedule either polls a fast Heketi too late (each operation then holds
 one of the `max_inflight` slots longer than Heketi needs it) or polls a slow one
 too often. Instead, each Heketi URL keeps an estimate of how long its
-operations take: the first poll comes at the estimate, later ones at a tenth of
-it (at least POLL_FLOOR apart), growing by the configured factor.
+operations take (one `OperationPace`, shared by its clients through
+`registry.HeketiClients`): the first poll comes at the estimate, later ones at
+a tenth of it (at least POLL_FLOOR apart), growing by the configured factor.
 """
 
 import threading
@@ -46,16 +47,3 @@ class OperationPace:
                 self._estimate = max(POLL_FLOOR, DECAY * min(self._estimate, elapsed))
             else:
                 self._estimate += LEARN_RATE * (elapsed - self._estimate)
-
-
-_paces: dict[str, OperationPace] = {}
-_paces_lock = threading.Lock()
-
-
-def pace_for(base_url: str, *, initial: float) -> OperationPace:
-    """The process-wide pace of one Heketi URL (shared like its operation limit)."""
-    with _paces_lock:
-        pace = _paces.get(base_url)
-        if pace is None:
-            pace = _paces[base_url] = OperationPace(initial)
-        return pace

@@ -74,6 +74,14 @@ _CONFLICT = "The target exists, contains other items, or is in use."
 _MAX_MESSAGE = 500
 
 
+@dataclass(frozen=True)
+class _Retry:
+    """A retryable failure of one attempt, and Heketi's Retry-After (seconds) if any."""
+
+    failure: HeketiError
+    retry_after: float | None = None
+
+
 class _NotSent(Exception):
     """The request certainly did not reach Heketi (could not connect)."""
 
@@ -114,11 +122,11 @@ class Transport:
         attempt = 0
         while True:
             attempt += 1
-            failure, retry_after, answer = self._attempt(method, path, body, replay_safe)
-            if answer is not None:
-                return answer
-            assert failure is not None
-            delay = self._delay(attempt, retry_after)
+            outcome = self._attempt(method, path, body, replay_safe)
+            if isinstance(outcome, Exchange):
+                return outcome
+            failure = outcome.failure
+            delay = self._delay(attempt, outcome.retry_after)
             if attempt >= self._config.retry_attempts or time.monotonic() + delay > deadline:
                 raise failure
             _log.info(
@@ -130,21 +138,20 @@ class Transport:
             )
             time.sleep(delay)
 
-    def _attempt(
-        self, method: str, path: str, body: Any, replay_safe: bool
-    ) -> tuple[HeketiError | None, float | None, Exchange | None]:
+    def _attempt(self, method: str, path: str, body: Any, replay_safe: bool) -> "Exchange | _Retry":
+        """Heketi's answer, or why (and after how long) to try again."""
         operation = f"{method} {path}"
         try:
             answer = self._send(method, path, body)
         except _NotSent as exc:
-            return HeketiUnavailable(self._unreachable(exc), operation=operation), None, None
+            return _Retry(HeketiUnavailable(self._unreachable(exc), operation=operation))
         except _MaybeSent as exc:
             if not replay_safe:
                 raise HeketiOutcomeUnknown(
                     f"{self._unreachable(exc)}; the request may have taken effect",
                     operation=operation,
                 ) from None
-            return HeketiUnavailable(self._unreachable(exc), operation=operation), None, None
+            return _Retry(HeketiUnavailable(self._unreachable(exc), operation=operation))
         retryable = answer.status in _ALWAYS_RETRIED or (
             answer.status in _AMBIGUOUS_RETRIED and replay_safe
         )
@@ -156,8 +163,8 @@ class Transport:
                 operation=operation,
             )
         if not retryable:
-            return None, None, answer
-        return error_for(answer, operation), _retry_after(answer), None
+            return answer
+        return _Retry(error_for(answer, operation), _retry_after(answer))
 
     def _send(self, method: str, path: str, body: Any) -> Exchange:
         try:
@@ -232,9 +239,8 @@ def system_trust_store() -> bool | str:
 
 
 def _signer(config: HeketiConfig) -> TokenSigner | None:
-    if not config.sends_token:
+    if config.key is None or not config.sends_token:
         return None
-    assert config.key is not None
     try:
         return TokenSigner(user=config.user, key=config.key)
     except jwt.InvalidKeyError:
@@ -249,8 +255,7 @@ def _normalised_root(base_url: str) -> str:
     IDNA-encoded), without the trailing slash: request paths are appended to it."""
     probe = requests.PreparedRequest()
     probe.prepare_url(base_url + "/", None)
-    assert probe.url is not None
-    return probe.url.rstrip("/")
+    return (probe.url or base_url).rstrip("/")
 
 
 def _default_headers(session: requests.Session) -> CaseInsensitiveDict[str]:

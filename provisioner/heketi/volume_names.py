@@ -145,26 +145,3 @@ def read_all(ids: Sequence[str], read: Callable[[str], T], *, workers: int) -> l
 
 def identity(volume: Volume) -> VolumeIdentity:
     return VolumeIdentity(name=volume.name, gid=volume.gid)
-
-
-class VolumeNameMaps:
-    """One `VolumeNameMap` per Heketi URL, for whoever runs the process to own and
-    hand to its clients. Thread-safe; `close` forgets everything."""
-
-    def __init__(self, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
-        self._max = max_entries
-        self._lock = threading.Lock()
-        self._maps: dict[str, VolumeNameMap] = {}
-
-    def for_url(self, base_url: str) -> VolumeNameMap:
-        with self._lock:
-            found = self._maps.get(base_url)
-            if found is None:
-                found = self._maps[base_url] = VolumeNameMap(max_entries=self._max)
-            return found
-
-    def close(self) -> None:
-        with self._lock:
-            for names in self._maps.values():
-                names.clear()
-            self._maps.clear()

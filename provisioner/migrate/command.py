@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TextIO
 
-from provisioner import errors, names
+from provisioner import errors
 from provisioner.audit.command import parse_duration
-from provisioner.cli import env_default
+from provisioner.cli import add_cluster_flags
 from provisioner.kube.api import KubeApi
 from provisioner.kube.client import api_client as kube_api_client
 from provisioner.kube.secrets import SecretKeys
@@ -82,16 +82,7 @@ def register(subparsers: Any) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--kubeconfig",
-        default=env_default("KUBECONFIG"),
-        help="kubeconfig file (env KUBECONFIG); in-cluster config when absent",
-    )
-    p.add_argument(
-        "--driver-name",
-        default=env_default("DRIVER_NAME", names.DRIVER_NAME),
-        help=f"CSI driver name (env DRIVER_NAME; default {names.DRIVER_NAME})",
-    )
+    add_cluster_flags(p, driver_role="CSI driver name")
     p.add_argument("--wait", default=f"{int(DEFAULT_WAIT_SECONDS)}s", metavar="DURATION",
                    help="how long to wait for a PV to go or a claim to bind again "
                    f"(default {int(DEFAULT_WAIT_SECONDS)}s)")  # fmt: skip

@@ -7,6 +7,7 @@ from provisioner import names
 from provisioner.kube.api import Obj
 from provisioner.migrate.cluster import annotations_of, meta, spec_of
 from provisioner.migrate.intree import HEKETI, Source
+from provisioner.pv_annotations import heketi_annotations
 from provisioner.storageclass import ProvisioningParams
 
 #: Prefix of the volumeHandle of a migrated static PV. kubelet derives the staging path
@@ -22,21 +23,6 @@ _DROPPED_ANNOTATIONS: Final = (names.ANN_PROVISIONED_BY,)
 
 def static_handle(pv_name: str) -> str:
     return STATIC_HANDLE_PREFIX + hashlib.sha256(pv_name.encode()).hexdigest()[:40]
-
-
-def heketi_annotations(params: ProvisioningParams, *, volume_name: str) -> dict[str, str]:
-    """What our controller needs to expand and delete the volume (never the key)."""
-    ann = {
-        names.ANN_HEKETI_URL: params.rest_url,
-        names.ANN_HEKETI_USER: params.rest_user,
-        names.ANN_HEKETI_VOLUME_NAME: volume_name,
-    }
-    if params.secret_namespace and params.secret_name:
-        ann[names.ANN_SECRET_NAMESPACE] = params.secret_namespace
-        ann[names.ANN_SECRET_NAME] = params.secret_name
-    if params.rest_ca_file:
-        ann[names.ANN_HEKETI_CA] = params.rest_ca_file
-    return ann
 
 
 def build_target(

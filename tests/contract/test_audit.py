@@ -14,6 +14,7 @@ from provisioner import cli, names
 from provisioner.audit import command
 from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.errors import HeketiNotFound
+from provisioner.heketi.registry import HeketiClients
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from testbed import heketi_routes
 from testbed.kube_server import KubeTestServer
@@ -70,13 +71,11 @@ def world(target: Target) -> Iterator[tuple[KubeTestServer, str, str]]:
 
 
 def test_the_audit_finds_the_orphan_and_not_the_bound_volume_on_heketi_routes(
-    target: Target, world: tuple[KubeTestServer, str, str], monkeypatch: pytest.MonkeyPatch
+    target: Target, world: tuple[KubeTestServer, str, str]
 ) -> None:
     kube, healthy, orphan = world
     session = RecordingSession()
-    monkeypatch.setattr(
-        command, "HeketiClient", lambda config: HeketiClient(config, session=session)
-    )
+    clients = HeketiClients(sessions=lambda config: session)
     args = cli.build_parser().parse_args(
         ["audit", "--heketi-url", target.url, "--pending-after", "0s", "-o", "json"]
     )
@@ -87,7 +86,9 @@ def test_the_audit_finds_the_orphan_and_not_the_bound_volume_on_heketi_routes(
         environ={"HEKETI_KEY": target.key},
         out=out,
         now=time.time,
+        heketi_clients=clients,
     )
+    clients.close()
     orphans = {v["id"] for v in json.loads(out.getvalue())["orphaned_volumes"]}
     assert code == command.EXIT_FINDINGS and orphan in orphans and healthy not in orphans
     assert session.calls

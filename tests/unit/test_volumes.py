@@ -15,12 +15,11 @@ from provisioner.heketi.errors import (
 )
 from provisioner.heketi.types import Durability, Volume, VolumeCreateRequest
 from provisioner.storageclass import ProvisioningParams, parse_parameters
+from provisioner.volume_naming import csi_volume_name, heketi_volume_name
 from provisioner.volumes import (
     GIB,
     VolumeService,
-    csi_volume_name,
     heketi_config,
-    heketi_volume_name,
     is_heketi_id,
     size_gib,
     volume_context,
@@ -303,6 +302,68 @@ def test_concurrent_ensures_of_one_name_make_one_volume(
         thread.join(timeout=30)
     assert len(set(ids)) == 1 and len(ids) == 8
     assert heketi.count("create_volume") == 1
+
+
+def ensure_unused(service: VolumeService, name: str = "pvc-a") -> Volume:
+    return service.ensure_volume(
+        heketi=HEKETI, name=name, size_gib=2, params=PARAMS, gid=2000, unused_name=True
+    )
+
+
+def test_a_name_no_attempt_can_have_used_is_created_without_a_lookup(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    volume = ensure_unused(service)
+    assert list(heketi.volumes.values()) == [volume]
+    assert heketi.count("find_volume_by_name") == 0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [HeketiOutcomeUnknown("answer lost"), HeketiNameInUse("Name pvc-a already in use")],
+    ids=["outcome-unknown", "name-in-use"],
+)
+def test_an_unused_name_whose_create_is_unknown_is_looked_up_not_created_twice(
+    service: VolumeService, heketi: FakeHeketi, error: HeketiOutcomeUnknown
+) -> None:
+    heketi.fail_next("create_volume", error, after_effect=True)
+    volume = ensure_unused(service)
+    assert list(heketi.volumes.values()) == [volume]
+    assert heketi.count("find_volume_by_name") == 1
+    assert heketi.count("create_volume") == 1
+
+
+def test_an_unused_name_whose_lost_create_made_nothing_is_created_again(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    heketi.fail_next("create_volume", HeketiOutcomeUnknown("queue entry vanished"))
+    volume = ensure_unused(service)
+    assert list(heketi.volumes.values()) == [volume]
+    assert heketi.count("create_volume") == 2
+
+
+def test_a_create_of_an_unused_name_holds_the_names_lock(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+    create = heketi.create_volume
+
+    def slow_create(request: VolumeCreateRequest) -> Volume:
+        entered.set()
+        release.wait(30)
+        return create(request)
+
+    heketi.create_volume = slow_create  # type: ignore[method-assign]
+    first = threading.Thread(target=ensure_unused, args=(service,))
+    first.start()
+    assert entered.wait(30)
+    second: list[Volume] = []
+    waiter = threading.Thread(target=lambda: second.append(ensure(service)))
+    waiter.start()
+    release.set()
+    first.join(30)
+    waiter.join(30)
+    assert len(heketi.volumes) == 1 and second == list(heketi.volumes.values())
 
 
 def test_each_heketi_config_gets_its_own_client() -> None:

@@ -17,6 +17,7 @@ from provisioner.audit.run import run_audit
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from provisioner.kube.api import KubeApi
+from provisioner.volumes import VolumeService
 from testbed.heketi_server import HeketiTestServer
 from testbed.kube_server import KubeTestServer
 
@@ -372,6 +373,11 @@ def test_volume_of_a_claim_created_during_the_audit_is_not_an_orphan(planted: Pl
     settings = AuditSettings(
         driver_name=DRIVER, heketi_url=planted.heketi.url, pending_after_seconds=3600
     )
-    report = run_audit(heketi=planted.client, kube=reader, settings=settings)
+    report = run_audit(
+        volumes=VolumeService(clients=lambda _: planted.client),
+        heketi=planted.client.config,
+        kube=reader,
+        settings=settings,
+    )
     assert reader.volume_id
     assert [o.id for o in report.orphaned_volumes] == [planted.orphan]

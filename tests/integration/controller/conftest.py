@@ -19,6 +19,7 @@ from provisioner.controller.controller import Controller, ControllerConfig
 from provisioner.controller.informer import InformerSettings
 from provisioner.controller.leader import LeaderElectionConfig
 from provisioner.controller.workqueue import BackoffPolicy
+from provisioner.heketi.config import HeketiSettings
 from testbed.heketi_server import HeketiTestServer
 from testbed.kube_server import KubeTestServer
 
@@ -36,9 +37,16 @@ FAST_INFORMER = InformerSettings(
     reconnect_backoff=BackoffPolicy(base_seconds=0.05, cap_seconds=0.3, jitter=0.2)
 )
 #: Heketi client: retry a refused connection / 429 briefly, then let the queue back off.
-FAST_HEKETI = {"retry_base": 0.02, "retry_cap": 0.1, "retry_budget": 1.0, "retry_attempts": 4,
-               "operation_deadline": 20.0, "request_timeout": 5.0, "poll_initial": 0.02,
-               "poll_max": 0.1}  # fmt: skip
+FAST_HEKETI = HeketiSettings(
+    retry_base=0.02,
+    retry_cap=0.1,
+    retry_budget=1.0,
+    retry_attempts=4,
+    operation_deadline=20.0,
+    request_timeout=5.0,
+    poll_initial=0.02,
+    poll_max=0.1,
+)
 
 
 def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float = 15.0) -> T:

@@ -1,6 +1,7 @@
 """Deletion (Delete / Retain / class gone / Heketi 404 / failures) and expansion."""
 
 import base64
+from dataclasses import replace
 from typing import Any
 
 from provisioner import names
@@ -163,7 +164,7 @@ def test_a_restart_while_an_expand_runs_sends_no_second_expand(cluster: Cluster)
     cluster.stop_controller(first, release=False)  # crash: its worker is still waiting
     # Heketi (unlike this test server, which refuses it) would run a second expand
     # sent now and grow the volume twice
-    cluster.start_controller(heketi_settings={**FAST_HEKETI, "operation_deadline": 4.0})
+    cluster.start_controller(heketi_settings=replace(FAST_HEKETI, operation_deadline=4.0))
     wait_for("claim capacity 4Gi", lambda: _claim_capacity(cluster) == "4Gi", timeout=20)
     assert _expands_sent(cluster) == 1
     assert [v["size"] for v in cluster.heketi.volumes()] == [4]

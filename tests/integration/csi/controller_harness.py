@@ -20,8 +20,9 @@ from provisioner.csi import csi_pb2, csi_pb2_grpc, server
 from provisioner.csi.controller import ControllerService
 from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.csi.identity import IdentityService
-from provisioner.heketi.client import HeketiClient, client_for
+from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.config import HeketiConfig
+from provisioner.heketi.registry import HeketiClients
 from provisioner.volumes import VolumeService
 from testbed.heketi_server import HeketiTestServer
 
@@ -46,8 +47,12 @@ Mode = csi_pb2.VolumeCapability.AccessMode.Mode
 _names = itertools.count()
 
 
+#: The test process's Heketi clients (as the node plugin owns one for its process).
+_CLIENTS = HeketiClients()
+
+
 def fast_client(config: HeketiConfig) -> HeketiClient:
-    return client_for(dataclasses.replace(config, **FAST))
+    return _CLIENTS(dataclasses.replace(config, **FAST))
 
 
 def unique_name(label: str) -> str:

@@ -7,9 +7,12 @@ ControllerExpandVolume → DeleteVolume.
 """
 
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +39,20 @@ pytestmark = pytest.mark.gluster
 class Setup:
     plugin: Plugin
     heketi: HeketiTestServer
+    metrics_port: int
 
     @property
     def controller(self) -> csi_pb2_grpc.ControllerStub:
         return csi_pb2_grpc.ControllerStub(self.plugin.channel)  # type: ignore[no-untyped-call]
 
 
-def start_plugin_with_controller(base: Path, heketi_url: str) -> Plugin:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_plugin_with_controller(base: Path, heketi_url: str, metrics_port: int) -> Plugin:
     """`glusterfs-provisioner node --controller-service` as a process; wait for Probe."""
     kubelet_dir = base / "kubelet"
     kubelet_dir.mkdir(parents=True)
@@ -53,6 +63,7 @@ def start_plugin_with_controller(base: Path, heketi_url: str) -> Plugin:
         "node", "--node-id", "e2e-node", "--endpoint", endpoint,
         "--kubelet-dir", str(kubelet_dir), "--mount-log-dir", str(base / "mount-logs"),
         "--shutdown-grace", "20", "--controller-service", "--heketi-url", heketi_url,
+        "--metrics-address", f"127.0.0.1:{metrics_port}",
     ]  # fmt: skip
     env = {**os.environ, "HEKETI_KEY": ADMIN_KEY}
     with log_path.open("wb") as log_file:
@@ -75,9 +86,10 @@ def setup(gluster_host: GlusterHost, tmp_path_factory: pytest.TempPathFactory) -
     with HeketiTestServer(
         admin_key=ADMIN_KEY, mode="gluster", bricks_dir=str(base / "bricks")
     ) as heketi:
-        plugin = start_plugin_with_controller(base, heketi.url)
+        port = free_port()
+        plugin = start_plugin_with_controller(base, heketi.url, port)
         try:
-            yield Setup(plugin, heketi)
+            yield Setup(plugin, heketi, port)
         finally:
             stop_plugin(plugin)
             unmount_everything_under(plugin.kubelet_dir)
@@ -132,6 +144,38 @@ def test_volume_lifecycle_through_real_glusterfs(setup: Setup) -> None:
     setup.controller.DeleteVolume(delete, timeout=120)
     setup.controller.DeleteVolume(delete, timeout=120)
     assert name not in gluster("volume", "list").split()
+
+
+def scrape(port: int, path: str = "/metrics") -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read().decode()
+
+
+def test_the_metrics_address_counts_each_rpc_and_each_heketi_route(setup: Setup) -> None:
+    gone = csi_pb2.DeleteVolumeRequest(volume_id="0" * 32, secrets={"key": ADMIN_KEY})
+    setup.controller.DeleteVolume(gone, timeout=60)  # Heketi 404: already gone, OK
+    with pytest.raises(grpc.RpcError) as refused:
+        setup.controller.CreateVolume(csi_pb2.CreateVolumeRequest(), timeout=60)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status, text = scrape(setup.metrics_port)
+    assert status == 200
+    for line in (
+        'glusterfs_provisioner_csi_requests_total{code="OK",method="DeleteVolume"}',
+        'glusterfs_provisioner_csi_requests_total{code="INVALID_ARGUMENT",method="CreateVolume"}',
+        'glusterfs_provisioner_csi_errors_total{code="INVALID_ARGUMENT",method="CreateVolume"}',
+        'glusterfs_provisioner_csi_request_duration_seconds_count{method="DeleteVolume"}',
+        'glusterfs_provisioner_heketi_route_responses_total{route="DELETE /volumes/{id}",'
+        'status="404"}',
+        'glusterfs_provisioner_heketi_route_duration_seconds_count{route="DELETE /volumes/{id}"}',
+        'glusterfs_provisioner_heketi_responses_total{method="DELETE",status="404"}',
+    ):
+        assert line in text, line
+    assert 'glusterfs_provisioner_csi_errors_total{code="OK"' not in text
+    assert scrape(setup.metrics_port, "/healthz") == (200, "ok\n")
+    assert scrape(setup.metrics_port, "/nothing")[0] == 404
 
 
 def mount_and_write(plugin: Plugin, volume: csi_pb2.Volume) -> tuple[Path, Path]:

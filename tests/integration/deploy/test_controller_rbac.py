@@ -31,6 +31,7 @@ from provisioner.controller.command import build_config
 from provisioner.controller.controller import Controller, ControllerConfig
 from provisioner.controller.informer import InformerSettings
 from provisioner.controller.workqueue import BackoffPolicy
+from provisioner.heketi.config import HeketiSettings
 from testbed.heketi_server import HeketiTestServer
 from testbed.kube_server import KubeTestServer
 
@@ -51,9 +52,16 @@ FAST_BACKOFF = BackoffPolicy(base_seconds=0.05, cap_seconds=0.3, jitter=0.2)
 FAST_INFORMER = InformerSettings(
     reconnect_backoff=BackoffPolicy(base_seconds=0.05, cap_seconds=0.3, jitter=0.2)
 )
-FAST_HEKETI = {"retry_base": 0.02, "retry_cap": 0.1, "retry_budget": 1.0, "retry_attempts": 3,
-               "operation_deadline": 10.0, "request_timeout": 5.0, "poll_initial": 0.02,
-               "poll_max": 0.1}  # fmt: skip
+FAST_HEKETI = HeketiSettings(
+    retry_base=0.02,
+    retry_cap=0.1,
+    retry_budget=1.0,
+    retry_attempts=3,
+    operation_deadline=10.0,
+    request_timeout=5.0,
+    poll_initial=0.02,
+    poll_max=0.1,
+)
 #: Heketi answers this slowly while the test changes things under a provisioning.
 SLOW_HEKETI_MS = 1000
 

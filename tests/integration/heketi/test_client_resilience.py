@@ -11,6 +11,7 @@ from provisioner.heketi import (
     HeketiAuthError,
     HeketiBusy,
     HeketiClient,
+    HeketiClients,
     HeketiOutcomeUnknown,
     HeketiUnavailable,
     VolumeCreateRequest,
@@ -39,7 +40,11 @@ def test_429_storm_with_max_inflight_2_and_50_concurrent_creates_all_succeed() -
 
 def test_clients_of_one_url_share_the_concurrency_limit() -> None:
     with HeketiTestServer(admin_key=ADMIN_KEY, max_inflight=50, latency_ms=30) as srv:
-        clients = [HeketiClient(fast_config(srv.url, max_inflight=3)) for _ in range(2)]
+        registry = HeketiClients()
+        clients = [
+            registry(fast_config(srv.url, max_inflight=3, request_timeout=timeout))
+            for timeout in (5.0, 6.0)
+        ]
         with ThreadPoolExecutor(max_workers=16) as pool:
             list(
                 pool.map(
@@ -48,6 +53,7 @@ def test_clients_of_one_url_share_the_concurrency_limit() -> None:
             )
         assert srv.peak_inflight() <= 3
         assert srv.count_status(429) == 0
+        registry.close()
 
 
 def test_a_client_with_a_smaller_limit_keeps_it_after_a_larger_one_used_the_url() -> None:

@@ -2,6 +2,7 @@
 
 import argparse
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -303,3 +304,59 @@ def test_bad_flags_are_refused_with_an_exact_message(
     monkeypatch.delenv("HEKETI_URL", raising=False)
     with pytest.raises(errors.InvalidArgument, match=message):
         command.config_from_args(_args(*argv))
+
+
+class _NoKube:
+    """The audit's Kubernetes reader when no Secret is named: never asked."""
+
+    def secret_key(self, namespace: str, name: str) -> str:
+        raise AssertionError("no Secret was named")
+
+
+def _key_from(
+    tmp_path: Path, file_text: str | None, env_key: str | None, monkeypatch: pytest.MonkeyPatch
+) -> str | None:
+    monkeypatch.delenv("HEKETI_URL", raising=False)
+    argv = ["--heketi-url", URL]
+    if file_text is not None:
+        (tmp_path / "key").write_text(file_text)
+        argv += ["--heketi-key-file", str(tmp_path / "key")]
+    environ = {"HEKETI_KEY": env_key} if env_key is not None else {}
+    config = command.config_from_args(_args(*argv))
+    return command.heketi_key(config, _NoKube(), environ)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("file_text", "env_key", "expected"),
+    [("s3cret\n", None, "s3cret"), (None, "from-env", "from-env"), (None, None, None)],
+    ids=["file", "environment", "neither"],
+)
+def test_the_audit_reads_the_key_from_one_source(
+    file_text: str | None,
+    env_key: str | None,
+    expected: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _key_from(tmp_path, file_text, env_key, monkeypatch) == expected
+
+
+@pytest.mark.parametrize(
+    ("file_text", "env_key", "message"),
+    [
+        ("", None, "--heketi-key-file .* is empty"),
+        (" \n", None, "--heketi-key-file .* is empty"),
+        ("s3cret", "from-env", "set either --heketi-key-file or HEKETI_KEY, not both"),
+    ],
+    ids=["empty-file", "blank-file", "file-and-environment"],
+)
+def test_the_audit_refuses_an_empty_key_file_and_two_key_sources(
+    file_text: str,
+    env_key: str | None,
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(errors.InvalidArgument, match=message) as refused:
+        _key_from(tmp_path, file_text, env_key, monkeypatch)
+    assert "s3cret" not in str(refused.value) and "from-env" not in str(refused.value)

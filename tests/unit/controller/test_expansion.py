@@ -5,7 +5,8 @@ from typing import Any
 import pytest
 
 from provisioner import names
-from provisioner.controller.expansion import Refusals, earlier_expand, in_flight_record
+from provisioner.controller.expansion import earlier_expand, in_flight_record
+from provisioner.controller.refusals import Refusals
 
 
 def test_a_refusal_is_new_once_per_claim_and_size() -> None:

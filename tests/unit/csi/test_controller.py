@@ -9,7 +9,8 @@ from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.types import Volume, VolumeCreateRequest
 from provisioner.heketi.volume_names import VolumeIdentity
 from provisioner.storageclass import DEFAULT_DURABILITY
-from provisioner.volumes import VolumeService, csi_volume_name
+from provisioner.volume_naming import csi_volume_name
+from provisioner.volumes import VolumeService
 
 Mode = csi_pb2.VolumeCapability.AccessMode.Mode
 HEKETI_URL = "http://heketi.example.com:8080"

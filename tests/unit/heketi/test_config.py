@@ -2,8 +2,11 @@
 
 import pytest
 
+from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.errors import InvalidArgument
 from provisioner.heketi import HeketiConfig
+from provisioner.heketi.config import url_problem
+from provisioner.storageclass import parse_rest_url
 
 
 @pytest.mark.parametrize(
@@ -73,3 +76,34 @@ def test_token_is_sent_only_with_auth_enabled_and_a_key(
 ) -> None:
     config = HeketiConfig(url="http://h:1", key=key, auth_enabled=auth_enabled)
     assert config.sends_token is sends
+
+
+BAD_URLS = [
+    pytest.param("heketi:8080", id="no-scheme"),
+    pytest.param("ftp://heketi:8080", id="wrong-scheme"),
+    pytest.param("http://heketi:8080/api", id="path"),
+    pytest.param("http://heketi:8080?x=1", id="query"),
+    pytest.param("http://heketi:8080#top", id="fragment"),
+    pytest.param("http://heketi:99999", id="bad-port"),
+    pytest.param("http://admin:s3cret@heketi:8080", id="credentials"),
+    pytest.param("http://[heketi:8080", id="unclosed-ipv6-bracket"),
+]
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_every_place_that_takes_a_heketi_url_refuses_the_same_ones(url: str) -> None:
+    assert url_problem(url) is not None
+    with pytest.raises(InvalidArgument):
+        HeketiConfig(url=url)
+    with pytest.raises(InvalidArgument):
+        parse_rest_url(url)
+    with pytest.raises(InvalidArgument):
+        HeketiDefaults(url=url)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://heketi:8080", "https://heketi.storage.svc:8443/", "http://[::1]:8080"]
+)
+def test_every_place_that_takes_a_heketi_url_accepts_the_same_ones(url: str) -> None:
+    assert url_problem(url) is None
+    assert HeketiConfig(url=url).base_url == parse_rest_url(url) == HeketiDefaults(url=url).url

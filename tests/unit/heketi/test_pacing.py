@@ -2,7 +2,7 @@
 
 import pytest
 
-from provisioner.heketi.pacing import POLL_FLOOR, OperationPace, pace_for
+from provisioner.heketi.pacing import POLL_FLOOR, OperationPace
 
 
 def test_the_first_poll_waits_the_estimate() -> None:
@@ -44,9 +44,3 @@ def test_the_estimate_settles_near_a_steady_operation_time() -> None:
         elapsed = first if done_at_first else duration + 0.01
         pace.record(elapsed, done_at_first_poll=done_at_first)
     assert pace.estimate == pytest.approx(duration, rel=0.1)
-
-
-def test_each_heketi_url_has_one_shared_pace() -> None:
-    first = pace_for("http://heketi.test:1", initial=0.1)
-    assert pace_for("http://heketi.test:1", initial=5.0) is first
-    assert pace_for("http://heketi.test:2", initial=0.1) is not first

@@ -8,7 +8,6 @@ from provisioner.heketi.types import Durability, Volume
 from provisioner.heketi.volume_names import (
     VolumeIdentity,
     VolumeNameMap,
-    VolumeNameMaps,
     read_all,
 )
 
@@ -100,13 +99,3 @@ def test_read_all_keeps_order_and_propagates_the_first_error() -> None:
 
     with pytest.raises(RuntimeError):
         read_all(["a", "b"], failing, workers=2)
-
-
-def test_maps_are_one_per_url_and_close_forgets_them() -> None:
-    maps = VolumeNameMaps()
-    first = maps.for_url("http://a:8080")
-    first.remember("x", VolumeIdentity("vx", 0))
-    assert maps.for_url("http://a:8080") is first
-    assert maps.for_url("http://b:8080") is not first
-    maps.close()
-    assert len(first) == 0 and maps.for_url("http://a:8080") is not first

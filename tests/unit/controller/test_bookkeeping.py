@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from provisioner import names
-from provisioner.controller.context import EXPECTATION_TTL_SECONDS, Expectations, GidReservations
+from provisioner.controller.gid_reservations import GidReservations
+from provisioner.controller.writes import EXPECTATION_TTL_SECONDS, Expectations
 from provisioner.gids import GidAllocator
 from provisioner.storageclass import parse_parameters
 

@@ -1,0 +1,180 @@
+"""Prometheus metrics both daemons export, and the /metrics, /healthz, /readyz endpoint.
+
+Metric objects live in a `CollectorRegistry` owned by one daemon (not the
+process-wide default), so several daemons in one process (tests) do not collide.
+"""
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Final
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
+
+from provisioner import errors
+from provisioner.log import get_logger
+
+log = get_logger("metrics")
+
+PREFIX: Final = "glusterfs_provisioner"
+#: Buckets spanning a 5 ms API round trip to a multi-minute Heketi create.
+DURATION_BUCKETS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+HTTP_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+_Children = tuple[Histogram, Counter, Histogram, Counter]
+
+
+class HeketiRequestMetrics:
+    """Every HTTP request to Heketi, per method and per route (`POST /volumes`,
+    `GET /queue/{id}`, …). A `heketi.session.RequestObserver`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.latency = Histogram(
+            f"{PREFIX}_heketi_request_duration_seconds",
+            "Heketi HTTP request latency.",
+            ["method"],
+            buckets=HTTP_BUCKETS,
+            registry=registry,
+        )
+        self.responses = Counter(
+            f"{PREFIX}_heketi_responses",
+            "Heketi HTTP responses by status code ('error' when no response arrived).",
+            ["method", "status"],
+            registry=registry,
+        )
+        self.route_latency = Histogram(
+            f"{PREFIX}_heketi_route_duration_seconds",
+            "Heketi HTTP request latency per route (ids shown as {id}).",
+            ["route"],
+            buckets=HTTP_BUCKETS,
+            registry=registry,
+        )
+        self.route_responses = Counter(
+            f"{PREFIX}_heketi_route_responses",
+            "Heketi HTTP responses per route and status code ('error': no response).",
+            ["route", "status"],
+            registry=registry,
+        )
+        self._by_kind: dict[tuple[str, str, str], _Children] = {}
+
+    def observe(self, *, method: str, route: str, status: str, seconds: float) -> None:
+        latency, responses, route_latency, route_responses = self._children(method, route, status)
+        latency.observe(seconds)
+        responses.inc()
+        route_latency.observe(seconds)
+        route_responses.inc()
+
+    def _children(self, method: str, route: str, status: str) -> _Children:
+        """The labelled series of one request kind, looked up once (few kinds exist)."""
+        key = (method, route, status)
+        children = self._by_kind.get(key)
+        if children is None:
+            labelled = f"{method} {route}"
+            children = self._by_kind[key] = (
+                self.latency.labels(method),
+                self.responses.labels(method, status),
+                self.route_latency.labels(labelled),
+                self.route_responses.labels(labelled, status),
+            )
+        return children
+
+
+class CsiMetrics:
+    """The CSI calls one plugin served, per RPC: requests by final code, and latency."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            f"{PREFIX}_csi_requests",
+            "CSI calls by RPC and final gRPC code (every code but OK is an error).",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            f"{PREFIX}_csi_errors",
+            "CSI calls that ended with a code other than OK, by RPC and code.",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            f"{PREFIX}_csi_request_duration_seconds",
+            "CSI call duration by RPC (every code).",
+            ["method"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.heketi = HeketiRequestMetrics(self.registry)
+
+    def observe(self, *, method: str, code: str, seconds: float) -> None:
+        self.requests.labels(method, code).inc()
+        if code != "OK":
+            self.errors.labels(method, code).inc()
+        self.latency.labels(method).observe(seconds)
+
+
+class MetricsServer:
+    """Serves /metrics (one registry), /healthz (process alive), /readyz (`ready()`)."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        registry: CollectorRegistry,
+        ready: Callable[[], bool],
+        flag: str = "--metrics-address",
+    ) -> None:
+        handler = _handler_class(registry=registry, ready=ready)
+        host, port = address
+        try:
+            self._server = ThreadingHTTPServer(address, handler)
+        except OSError as exc:
+            raise errors.InvalidArgument(
+                f"cannot serve metrics on {host}:{port} ({flag}): {exc}"
+            ) from exc
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="metrics-server", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+def _handler_class(
+    *, registry: CollectorRegistry, ready: Callable[[], bool]
+) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+            elif path == "/healthz":
+                self._send(200, b"ok\n")
+            elif path == "/readyz":
+                ok = ready()
+                self._send(200 if ok else 503, b"ok\n" if ok else b"not ready\n")
+            else:
+                self._send(404, b"not found\n")
+
+        def _send(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            log.debug("http", request=format % args)
+
+    return Handler
