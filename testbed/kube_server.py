@@ -61,6 +61,13 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = _BACKLOG
     allow_reuse_address = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (reset, broken pipe) is routine, as for the apiserver:
+        no traceback on stderr. Anything else is reported as socketserver does."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class KubeTestServer:
     """The server, its store and its test controls; also a context manager."""
