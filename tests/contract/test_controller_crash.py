@@ -16,6 +16,7 @@ import pytest
 from provisioner import names
 from provisioner.heketi.client import HeketiClient
 from testbed.kube_server import KubeTestServer
+from tests import polling
 from tests.contract.conftest import OURS, Target, remove_our_volumes
 
 T = TypeVar("T")
@@ -29,14 +30,8 @@ DEADLINE = 240.0
 
 
 def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float = DEADLINE) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.05)
+    """`tests.polling.wait_for` with this module's default deadline."""
+    return polling.wait_for(what, probe, timeout=timeout)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ client and the real Heketi client. Timings are shrunk through configuration
 """
 
 import base64
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from provisioner.controller.workqueue import BackoffPolicy
 from provisioner.heketi.config import HeketiSettings
 from testbed.heketi_server import HeketiTestServer
 from testbed.kube_server import KubeTestServer
+from tests import polling
 
 T = TypeVar("T")
 
@@ -50,15 +50,8 @@ FAST_HEKETI = HeketiSettings(
 
 
 def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float = 15.0) -> T:
-    """Poll `probe` until it returns a truthy value; fail with `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.02)
+    """`tests.polling.wait_for` with this module's default deadline."""
+    return polling.wait_for(what, probe, timeout=timeout)
 
 
 @dataclass

@@ -15,7 +15,6 @@ import argparse
 import base64
 import dataclasses
 import socket
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,6 +33,7 @@ from provisioner.controller.workqueue import BackoffPolicy
 from provisioner.heketi.config import HeketiSettings
 from testbed.heketi_server import HeketiTestServer
 from testbed.kube_server import KubeTestServer
+from tests import polling
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -129,14 +129,8 @@ def test_requests_map_to_the_rbac_grant_they_need(
 
 # --- the run -----------------------------------------------------------------------------------
 def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float = SCENARIO_TIMEOUT_S) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.02)
+    """`tests.polling.wait_for` with this module's default deadline."""
+    return polling.wait_for(what, probe, timeout=timeout)
 
 
 def _free_port() -> int:

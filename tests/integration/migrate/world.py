@@ -2,7 +2,6 @@
 them, on the Kubernetes API test server (binder and pv-protection on), and `migrate` runs."""
 
 import io
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -15,6 +14,7 @@ from provisioner.heketi.types import Durability, VolumeCreateRequest
 from provisioner.migrate import command
 from testbed.heketi_server import HeketiTestServer
 from testbed.kube_server import KubeTestServer
+from tests import polling
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -26,14 +26,9 @@ CLASS = "gluster-heketi"
 DEADLINE = 30.0
 
 
-def wait_for(what: str, ready: Callable[[], T], *, timeout: float = DEADLINE) -> T:
-    """Poll `ready` until it returns something truthy (returned); fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not (value := ready()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return value
+def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float = DEADLINE) -> T:
+    """`tests.polling.wait_for` with this module's default deadline."""
+    return polling.wait_for(what, probe, timeout=timeout)
 
 
 def endpoints(name: str, ips: tuple[str, ...] = SERVERS, *, namespace: str = NS,
