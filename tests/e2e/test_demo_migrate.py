@@ -3,30 +3,14 @@
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 from tests.conftest import GlusterHost
-
-
-def _gluster_volumes() -> set[str]:
-    listing = subprocess.run(
-        ["gluster", "--mode=script", "volume", "list"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    return set(listing.stdout.split())
+from tests.e2e.system_state import gluster_volumes, mounts_containing
 
 
 def _made_by(out: str) -> set[str]:
     """The Gluster volumes the demo says it made (glusterd is shared with other runs)."""
     return set(re.findall(r"\b(gp-demo-legacy-\d+|vol_[0-9a-f]{32})\b", out))
-
-
-def _demo_mounts() -> list[str]:
-    lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    return [line for line in lines if "gp-demo-migrate-" in line]
 
 
 def test_demo_migrate_reads_the_old_data_through_csi_and_leaves_nothing_behind(
@@ -51,5 +35,5 @@ def test_demo_migrate_reads_the_old_data_through_csi_and_leaves_nothing_behind(
     assert "→ still there (static: Retain)" in out
     made = _made_by(out)
     assert len(made) == 2, made
-    assert made.isdisjoint(_gluster_volumes())
-    assert _demo_mounts() == []
+    assert made.isdisjoint(gluster_volumes())
+    assert mounts_containing("gp-demo-migrate-") == []
