@@ -14,9 +14,9 @@ from typing import IO
 
 from bench.hosts import BenchError
 from bench.objects import SYSTEM_NAMESPACE
-from bench.procs import stop_process
 from testbed.kube_server import kubeconfig
 from testbed.net import free_port
+from testbed.processes import stop_process
 
 #: Seconds the controller may take to become ready (the target is 10 at 10,000 pairs).
 READY_TIMEOUT = 120.0

@@ -17,6 +17,7 @@ import grpc
 from bench import gluster, procs
 from bench.hosts import BenchError
 from provisioner import names
+from testbed.processes import stop_process
 
 #: Pods that publish the one staged volume.
 PODS = 20
@@ -65,7 +66,7 @@ class NodePlugin:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        procs.stop_process(process, timeout=STOP_TIMEOUT)
+        stop_process(process, timeout=STOP_TIMEOUT)
         if self._log is not None:
             self._log.close()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -102,15 +101,3 @@ def machine() -> dict[str, object]:
         "git_commit": _first_line_of(["git", "rev-parse", "--short", "HEAD"]),
         "load_average_at_start": [round(load1, 2), round(load5, 2)],
     }
-
-
-def stop_process(process: subprocess.Popen[bytes] | None, *, timeout: float) -> None:
-    """SIGTERM a child we started and wait for it; SIGKILL it after `timeout` seconds."""
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
 
+from testbed.processes import stop_process
+
 #: Shorter than the defaults (15/10/2 s) so leader changes happen within a short run;
 #: the same ratios as the defaults.
 LEASE_DURATION: Final = "6s"
@@ -98,13 +100,7 @@ class Child:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop_process(process, timeout=STOP_TIMEOUT_S)
         if process is not None:
             self.exits.append(process.returncode)
         if self.log is not None:
