@@ -141,7 +141,8 @@ class VolumeService:
         as it is (callers compare its size with what they asked for).
 
         `unused_name`: the caller knows no earlier attempt can have used `name` (it
-        recorded its intent just now), so the core skips the (whole-listing) lookup
+        recorded its intent just now, or listed every name just now under the name's
+        lock), so the core skips the (whole-listing) lookup
         and creates at once — unless that create's outcome is unknown or the name
         turns out taken, when it looks the name up as for any other call.
         """

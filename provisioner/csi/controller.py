@@ -175,8 +175,15 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         gid = self._gids.reserve(heketi.url, (v.gid for v in known.values()), params)
         volume: Volume | None = None
         try:
+            # `known` is a listing made just now under the name's lock: the core need not
+            # list again (a name taken meanwhile still falls back to its lookup).
             volume = self._volumes.ensure_volume(
-                heketi=heketi, name=name, size_gib=wanted.gib, params=params, gid=gid
+                heketi=heketi,
+                name=name,
+                size_gib=wanted.gib,
+                params=params,
+                gid=gid,
+                unused_name=True,
             )
             return volume
         finally:

@@ -458,3 +458,25 @@ def test_concurrent_create_of_one_name_is_aborted(csi_controller: ControllerHarn
     assert error.code() == Code.ABORTED
     assert error.details() == (f"an operation on volume {name} is already in progress; retry later")
     assert csi_controller.create(name) == results[0]
+
+
+def test_a_new_volume_costs_one_listing_of_heketi_volumes(
+    csi_controller: ControllerHarness,
+) -> None:
+    before = len(csi_controller.heketi.requests)
+    csi_controller.create(unique_name("one-listing"))
+    sent = csi_controller.heketi.requests[before:]
+    listings = [r for r in sent if (r.method, r.path) == ("GET", "/volumes")]
+    creates = [r for r in sent if (r.method, r.path) == ("POST", "/volumes")]
+    assert (len(listings), len(creates)) == (1, 1)
+
+
+def test_a_repeated_create_finds_its_volume_without_a_second_create(
+    csi_controller: ControllerHarness,
+) -> None:
+    name = unique_name("again")
+    first = csi_controller.create(name)
+    before = len(csi_controller.heketi.requests)
+    assert csi_controller.create(name).volume_id == first.volume_id
+    sent = csi_controller.heketi.requests[before:]
+    assert not [r for r in sent if (r.method, r.path) == ("POST", "/volumes")]

@@ -6,6 +6,7 @@ from provisioner.csi import csi_pb2
 from provisioner.csi.controller import ControllerService
 from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.heketi.config import HeketiConfig
+from provisioner.heketi.errors import HeketiNameInUse
 from provisioner.heketi.types import Volume, VolumeCreateRequest
 from provisioner.heketi.volume_names import VolumeIdentity
 from provisioner.storageclass import DEFAULT_DURABILITY
@@ -27,6 +28,8 @@ class MemoryHeketi:
         return next((v for v in self.volumes.values() if v.name == name), None)
 
     def create_volume(self, request: VolumeCreateRequest) -> Volume:
+        if self.find_volume_by_name(request.name) is not None:  # as Heketi: names are unique
+            raise HeketiNameInUse(f"Name {request.name} already in use", status=409)
         volume = Volume(
             id=f"{len(self.volumes) + 1:032x}", name=request.name, size_gib=request.size_gib,
             cluster="c1", durability=request.durability, gid=request.gid, hosts=("g1",),
