@@ -214,9 +214,7 @@ def _start_mount_repair(services: Services) -> None:
 
     def repair() -> None:
         try:
-            recovery.repair_stale_mounts(
-                mounter=mounter, records=records, all_mounts=mounter.mounts, locks=services.locks
-            )
+            recovery.repair_stale_mounts(mounter=mounter, records=records, locks=services.locks)
         except Exception as error:  # a bug must not pass silently in a thread
             _log.error("start-up mount repair failed", exc_info=error)
 

@@ -8,7 +8,6 @@ client died ("Transport endpoint is not connected") is reported as stale.
 
 import errno
 import os
-import re
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -18,6 +17,13 @@ from pathlib import Path
 from typing import Final, Protocol, TypeVar
 
 from provisioner import errors, log
+from provisioner.csi.mount_table import (
+    MAX_REMEMBERED_LINES,
+    MountInfo,
+    MountTable,
+    ReportedOnce,
+    parse_mountinfo,
+)
 
 _log = log.get_logger("csi.mounter")
 
@@ -32,10 +38,7 @@ STAT_TIMEOUT: Final = 5.0
 MOUNTINFO: Final = Path("/proc/self/mountinfo")
 #: Filesystem type of a GlusterFS FUSE mount (and of bind mounts of one).
 GLUSTER_FSTYPE: Final = "fuse.glusterfs"
-#: Mounts stacked on one path that `unmount_all` peels off before giving up.
-MAX_STACKED_MOUNTS: Final = 8
 
-_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 _T = TypeVar("_T")
 
 
@@ -78,54 +81,6 @@ class SubprocessRunner:
 
 
 @dataclass(frozen=True)
-class MountInfo:
-    """One line of /proc/self/mountinfo (see proc(5)), paths decoded."""
-
-    mount_id: int
-    parent_id: int
-    root: str
-    mount_point: str
-    options: tuple[str, ...]
-    fs_type: str
-    source: str
-    super_options: tuple[str, ...]
-
-    @property
-    def read_only(self) -> bool:
-        return "ro" in self.options
-
-
-def decode_octal(field: str) -> str:
-    r"""Undo the kernel's escaping of space, tab, newline and backslash (\040 ...)."""
-    return _OCTAL_ESCAPE.sub(lambda match: chr(int(match.group(1), 8)), field)
-
-
-def parse_mountinfo(text: str) -> list[MountInfo]:
-    """Parse /proc/self/mountinfo; malformed lines raise Internal."""
-    # Only "\n" ends a line: the kernel escapes it (\012) inside fields, but not
-    # other characters str.splitlines() would split on (\x1c, \x85, \u2028, ...).
-    return [_parse_line(line) for line in text.split("\n") if line.strip()]
-
-
-def _parse_line(line: str) -> MountInfo:
-    fields = line.split(" ")
-    try:
-        separator = fields.index("-", 6)
-        return MountInfo(
-            mount_id=int(fields[0]),
-            parent_id=int(fields[1]),
-            root=decode_octal(fields[3]),
-            mount_point=decode_octal(fields[4]),
-            options=tuple(fields[5].split(",")),
-            fs_type=decode_octal(fields[separator + 1]),
-            source=decode_octal(fields[separator + 2]),
-            super_options=tuple(fields[separator + 3].split(",")),
-        )
-    except (ValueError, IndexError) as error:
-        raise errors.Internal(f"cannot parse mountinfo line {line!r}") from error
-
-
-@dataclass(frozen=True)
 class GlusterSource:
     """A Gluster volume and the servers to fetch its volfile from (first = primary)."""
 
@@ -154,11 +109,8 @@ class PathState(Enum):
 class Mounter(Protocol):
     """What the node service needs from the host. Paths are absolute and normalised."""
 
-    def mounts(self) -> list[MountInfo]:
-        """Every mount of this mount namespace, in mount order."""
-
-    def mount_at(self, path: Path) -> MountInfo | None:
-        """The topmost mount whose mount point is `path`, if any."""
+    def table(self) -> MountTable:
+        """One snapshot of this mount namespace's mount table."""
 
     def path_state(self, path: Path) -> PathState:
         """Whether `path` exists and its filesystem answers a statvfs (STALE: the FUSE
@@ -223,18 +175,21 @@ class SystemMounter:
         self._run = runner if runner is not None else SubprocessRunner()
         self._mountinfo = mountinfo
         self._stat_timeout = stat_timeout
+        self._skipped = ReportedOnce(limit=MAX_REMEMBERED_LINES)
+
+    def table(self) -> MountTable:
+        table = parse_mountinfo(self._mountinfo.read_bytes())
+        for line in table.skipped:
+            if self._skipped.first_time(line):
+                _log.warning(
+                    "mountinfo line skipped: cannot parse it",
+                    line=line.decode("utf-8", "backslashreplace")[:500],
+                )
+        return table
 
     def mounts(self) -> list[MountInfo]:
-        return parse_mountinfo(
-            self._mountinfo.read_text(encoding="utf-8", errors="surrogateescape")
-        )
-
-    def mount_at(self, path: Path) -> MountInfo | None:
-        # Resolve the parent only: a stat of the mount point itself would block
-        # for as long as a hung (not dead) FUSE client does not answer.
-        wanted = {str(path), os.path.join(os.path.realpath(path.parent), path.name)}
-        found = [mount for mount in self.mounts() if mount.mount_point in wanted]
-        return found[-1] if found else None
+        """Every mount of this mount namespace, in mount order (for tests and tools)."""
+        return list(self.table().entries)
 
     def path_state(self, path: Path) -> PathState:
         return probe_with_timeout(path, timeout=self._stat_timeout)
@@ -273,13 +228,21 @@ class SystemMounter:
         _log.debug("command ok", command=argv[0], target=argv[-1])
 
 
-def unmount_all(mounter: Mounter, path: Path) -> None:
-    """Unmount everything mounted at `path` (Internal after MAX_STACKED_MOUNTS tries)."""
-    for _ in range(MAX_STACKED_MOUNTS):
-        if mounter.mount_at(path) is None:
-            return
+def unmount_ours(mounter: Mounter, table: MountTable, path: Path) -> None:
+    """Unmount every GlusterFS mount stacked at `path` in `table`, topmost first.
+
+    A mount of another filesystem there is not this plugin's: FailedPrecondition, and
+    nothing at `path` is unmounted.
+    """
+    stacked = table.all_at(path)
+    foreign = [mount for mount in stacked if mount.fs_type != GLUSTER_FSTYPE]
+    if foreign:
+        raise errors.FailedPrecondition(
+            f"{path} has a {foreign[0].fs_type} mount ({foreign[0].source}) that this plugin "
+            "did not make; refusing to unmount it"
+        )
+    for _ in stacked:
         mounter.unmount(path)
-    raise errors.Internal(f"{path} still has mounts after {MAX_STACKED_MOUNTS} unmounts")
 
 
 def answer_within(call: Callable[[], _T], *, timeout: float, name: str) -> _T | None:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from provisioner import errors
-from provisioner.csi.mounter import MountInfo, PathState, Result
+from provisioner.csi.mount_table import MountInfo, MountTable
+from provisioner.csi.mounter import PathState, Result
 from provisioner.csi.recovery import (
     CgroupEscapeRunner,
     RepairOutcome,
@@ -118,23 +119,22 @@ class _FakeMounter:
     """Mount table + per-path health; records what repair did."""
 
     def __init__(self, mounts: dict[str, str], stale: set[str]) -> None:
-        self.table = [
+        self.mounted = [
             MountInfo(i, 1, "/", point, ("rw",), "fuse.glusterfs", source, ())
             for i, (point, source) in enumerate(mounts.items())
         ]
         self.stale = stale
         self.calls: list[tuple[str, ...]] = []
 
-    def mount_at(self, path: Path) -> MountInfo | None:
-        found = [m for m in self.table if m.mount_point == str(path)]
-        return found[-1] if found else None
+    def table(self) -> MountTable:
+        return MountTable(entries=tuple(self.mounted))
 
     def path_state(self, path: Path) -> PathState:
         return PathState.STALE if str(path) in self.stale else PathState.HEALTHY
 
     def mount_gluster(self, source: Any, target: Path, **_: Any) -> None:
         self.calls.append(("mount", source.device, str(target)))
-        self.table.append(MountInfo(99, 1, "/", str(target), ("rw",), "fuse.glusterfs",
+        self.mounted.append(MountInfo(99, 1, "/", str(target), ("rw",), "fuse.glusterfs",
                                     source.device, ()))  # fmt: skip
         self.stale.discard(str(target))
 
@@ -143,13 +143,10 @@ class _FakeMounter:
 
     def unmount(self, target: Path) -> None:
         self.calls.append(("umount", str(target)))
-        for mount in reversed(self.table):
+        for mount in reversed(self.mounted):
             if mount.mount_point == str(target):
-                self.table.remove(mount)
+                self.mounted.remove(mount)
                 break
-
-    def mounts(self) -> list[MountInfo]:
-        return list(self.table)
 
 
 def _repair(tmp_path: Path, mounter: _FakeMounter, **kwargs: Any) -> RepairOutcome:
@@ -161,9 +158,7 @@ def _repair(tmp_path: Path, mounter: _FakeMounter, **kwargs: Any) -> RepairOutco
                 volume="vol", read_only=False, flags=(), log_file="/l/vol.log",
             )
         )  # fmt: skip
-    return repair_stale_mounts(
-        mounter=mounter, records=records, all_mounts=mounter.mounts, **kwargs
-    )
+    return repair_stale_mounts(mounter=mounter, records=records, **kwargs)
 
 
 def test_stale_staging_is_remounted_and_its_published_paths_rebound(tmp_path: Path) -> None:
