@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from provisioner import errors
@@ -79,5 +79,7 @@ def _escape(text: str) -> str:
 
 
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40))
+@example("a\rb")  # read as text, "\r" ended a mountinfo line (issue 21)
+@example("tab\tspace \\back\nnew")
 def test_octal_decoding_undoes_the_kernels_escaping(text: str) -> None:
     assert mount_table.unescape(_escape(text).encode()) == text
