@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final, Protocol, TypeVar
 
 from provisioner import errors, log
+from provisioner.csi import gluster_tls
 from provisioner.csi.mount_table import (
     MAX_REMEMBERED_LINES,
     MountInfo,
@@ -171,8 +172,11 @@ class SystemMounter:
         runner: Runner | None = None,
         mountinfo: Path = MOUNTINFO,
         stat_timeout: float = STAT_TIMEOUT,
+        tls: gluster_tls.TlsDir | None = None,
     ) -> None:
         self._run = runner if runner is not None else SubprocessRunner()
+        #: Where FUSE clients take their TLS certificate, key and CA (None: glusterfs's own).
+        self._tls = tls
         self._mountinfo = mountinfo
         self._stat_timeout = stat_timeout
         self._skipped = ReportedOnce(limit=MAX_REMEMBERED_LINES)
@@ -203,10 +207,39 @@ class SystemMounter:
         flags: Sequence[str],
         log_file: Path,
     ) -> None:
-        argv = gluster_mount_argv(
-            source, target, read_only=read_only, flags=flags, log_file=log_file
-        )
-        self._check(argv, timeout=MOUNT_TIMEOUT, what=f"mounting {source.device} at {target}")
+        since = gluster_tls.log_size(log_file)
+        try:
+            self._mount_client(source, target, read_only=read_only, flags=flags, log_file=log_file)
+        except errors.Internal as error:
+            problem = gluster_tls.tls_problem(
+                log_file, since=since, volume=source.volume, tls=self._tls
+            )
+            if problem is not None:
+                raise problem from error
+            raise
+
+    def _mount_client(
+        self, source: GlusterSource, target: Path, *, read_only: bool, flags: Sequence[str],
+        log_file: Path,
+    ) -> None:  # fmt: skip
+        """mount.glusterfs; with a TLS directory the FUSE client itself (gluster_tls.py)."""
+        what = f"mounting {source.device} at {target}"
+        if self._tls is None:
+            argv = gluster_mount_argv(
+                source, target, read_only=read_only, flags=flags, log_file=log_file
+            )
+            self._check(argv, timeout=MOUNT_TIMEOUT, what=what)
+            return
+        argv = gluster_tls.glusterfs_argv(
+            source.servers, source.volume, target, read_only=read_only, flags=flags,
+            log_file=log_file, tls=self._tls,
+        )  # fmt: skip
+        self._check(argv, timeout=MOUNT_TIMEOUT, what=what)
+        # As mount.glusterfs: the client has daemonised; its root answers with inode 1.
+        inode = _root_inode(target, timeout=MOUNT_TIMEOUT)
+        if inode != 1:
+            self.unmount(target)
+            raise errors.Internal(f"{what} failed: the client does not answer; see {log_file}")
 
     def bind_mount(self, source: Path, target: Path, *, read_only: bool) -> None:
         first, *rest = bind_mount_argvs(source, target, read_only=read_only)
@@ -285,6 +318,14 @@ def probe_with_timeout(path: Path, *, timeout: float) -> PathState:
     except OSError as error:
         raise errors.Internal(f"cannot statvfs {path}: {error.strerror}") from error
     return PathState.STALE if state is None else state
+
+
+def _root_inode(path: Path, *, timeout: float) -> int | None:
+    """The inode number of `path` (None: no answer within `timeout`, or an error)."""
+    try:
+        return answer_within(lambda: os.stat(path).st_ino, timeout=timeout, name=f"stat {path}")
+    except OSError:
+        return None
 
 
 def statvfs_with_timeout(path: Path, *, timeout: float) -> os.statvfs_result | None:

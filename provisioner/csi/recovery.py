@@ -30,6 +30,7 @@ from typing import Final
 
 from provisioner import errors, log
 from provisioner.csi import validation
+from provisioner.csi.gluster_tls import GLUSTERFS
 from provisioner.csi.mount_table import MountInfo, MountTable
 from provisioner.csi.mounter import (
     GlusterSource,
@@ -250,7 +251,8 @@ def _repair_one(record: StageRecord, *, mounter: Mounter, table: MountTable) -> 
 
 
 class CgroupEscapeRunner:
-    """Runs `mount -t glusterfs` inside `cgroup_dir`, everything else as is.
+    """Runs `mount -t glusterfs` (or `glusterfs` itself) inside `cgroup_dir`, everything
+    else as is.
 
     The FUSE client that mount.glusterfs leaves running inherits the cgroup, so a
     container restart (which kills every process of the container's cgroup) misses it.
@@ -266,7 +268,10 @@ class CgroupEscapeRunner:
         self._cgroup_namespace = cgroup_namespace
 
     def __call__(self, argv: Sequence[str], *, timeout: float) -> Result:
-        if list(argv[:3]) != ["mount", "-t", "glusterfs"]:
+        starts_client = list(argv[:3]) == ["mount", "-t", "glusterfs"] or (
+            argv[:1] == [GLUSTERFS]  # the FUSE client itself (gluster_tls.py)
+        )
+        if not starts_client:
             return self._inner(argv, timeout=timeout)
         wrapped = [
             sys.executable, "-m", "provisioner.csi.cgroup_exec", str(self._cgroup_dir), "--",
