@@ -109,7 +109,8 @@ def glusterfs_argv(
         elif has_value:
             argv.append(f"--{_RENAMED.get(name, name)}={value}")
             transport = value if name == "transport" else transport
-    volume_id = f"{volume}.{transport}" if transport else volume
+    # mount.glusterfs keeps the "/" of host:/volume: the mount's source reads host:/volume.
+    volume_id = f"/{volume}.{transport}" if transport else f"/{volume}"
     argv += [f"--volfile-id={volume_id}", f"--log-file={log_file}", *tls.xlator_options()]
     if kernel:
         argv.append(f"--fuse-mountopts={','.join(kernel)}")

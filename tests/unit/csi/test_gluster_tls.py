@@ -31,7 +31,7 @@ def test_the_client_gets_every_server_the_volume_its_log_and_the_three_tls_files
     )  # fmt: skip
     assert argv == [
         "glusterfs", "--process-name", "fuse", "--volfile-server=g1", "--volfile-server=g2",
-        "--volfile-id=vol_1", "--log-file=/l/vol_1.log",
+        "--volfile-id=/vol_1", "--log-file=/l/vol_1.log",
         f"{CLIENTS}.ssl-own-cert=/etc/glusterfs-tls/glusterfs.pem",
         f"{CLIENTS}.ssl-private-key=/etc/glusterfs-tls/glusterfs.key",
         f"{CLIENTS}.ssl-ca-list=/etc/glusterfs-tls/glusterfs.ca",
@@ -65,7 +65,7 @@ def test_mount_options_become_the_arguments_mount_glusterfs_would_give(
     middle = [arg for arg in argv[4:-1] if not arg.startswith(("--volfile-id", "--log-file",
                                                                "--xlator-option"))]  # fmt: skip
     assert middle == expected
-    volume_id = "--volfile-id=v.rdma" if "transport=rdma" in flags else "--volfile-id=v"
+    volume_id = "--volfile-id=/v.rdma" if "transport=rdma" in flags else "--volfile-id=/v"
     assert volume_id in argv
 
 
