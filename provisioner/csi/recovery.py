@@ -33,6 +33,7 @@ from provisioner.csi import validation
 from provisioner.csi.gluster_tls import GLUSTERFS
 from provisioner.csi.mount_table import MountInfo, MountTable
 from provisioner.csi.mounter import (
+    GLUSTER_FSTYPE,
     GlusterSource,
     Mounter,
     PathState,
@@ -179,9 +180,12 @@ def repair_stale_mounts(
     table = mounter.table()
     for record in records.load_all():
         staging = Path(record.staging_path)
-        if table.at(staging) is None:
+        staged = table.at(staging)
+        if staged is None:
             records.remove(record.staging_path)
             found["forgotten"].append(record.staging_path)
+        elif staged.fs_type != GLUSTER_FSTYPE:  # not ours (any more): never stat'ed, left alone
+            found["failed"].append(f"{record.staging_path}: {staged.fs_type} is mounted there")
         elif mounter.path_state(staging) is PathState.HEALTHY:
             found["healthy"].append(record.staging_path)
         else:

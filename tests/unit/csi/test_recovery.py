@@ -186,3 +186,13 @@ def test_a_volume_kubelet_is_working_on_is_left_to_that_call(tmp_path: Path) -> 
     with locks.hold("s1"):
         outcome = _repair(tmp_path, mounter, locks=locks)
     assert outcome.repaired == () and mounter.calls == []
+
+
+def test_a_recorded_path_where_another_filesystem_is_mounted_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    mounter = _FakeMounter({"/k/s1": "10.0.0.1:/vol"}, {"/k/s1"})
+    mounter.mounted[0] = MountInfo(0, 1, "/", "/k/s1", ("rw",), "nfs", "nas:/export", ())
+    outcome = _repair(tmp_path, mounter)
+    assert outcome.failed == ("/k/s1: nfs is mounted there",)
+    assert mounter.calls == []
