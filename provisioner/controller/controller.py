@@ -31,6 +31,7 @@ from provisioner.controller.leader import LeaderElectionConfig, LeaderElector
 from provisioner.controller.metrics import Metrics
 from provisioner.controller.provision import ClaimReconciler
 from provisioner.controller.reporting import Reporter
+from provisioner.controller.signals import PendingClaims
 from provisioner.controller.workqueue import BackoffPolicy, WorkQueue
 from provisioner.controller.writes import NotLeading, Writes
 from provisioner.gids import GidAllocator
@@ -39,7 +40,7 @@ from provisioner.heketi.registry import HeketiClients
 from provisioner.kube.api import KubeApi, KubeConflict, path_for
 from provisioner.kube.secrets import DEFAULT_TTL_SECONDS, SecretKeys
 from provisioner.log import get_logger
-from provisioner.metrics import MetricsServer
+from provisioner.metrics import MetricsServer, export_build_info, glusterfs_client_version
 from provisioner.volumes import VolumeService
 
 log = get_logger("controller")
@@ -223,11 +224,20 @@ class Controller:
             ("storageclass", self.classes),
         ):
             self.metrics.cached.labels(name).set_function(_length_of(informer))
+        self._export_signals()
         if self.config.metrics_address is not None:
             self._health = MetricsServer(
                 self.config.metrics_address, registry=self.metrics.registry, ready=self.ready
             )
             self._health.start()
+
+    def _export_signals(self) -> None:
+        """Pending claims per class (read from the caches at each scrape); build info."""
+        classes = StorageClasses(self.classes, driver=self.config.driver_name)
+        self.metrics.registry.register(
+            PendingClaims(claims=self.claims, classes=classes, class_cache=self.classes)
+        )
+        export_build_info(self.metrics.registry, glusterfs=glusterfs_client_version())
 
     def _retrying(self) -> int:
         queue = self._queue
