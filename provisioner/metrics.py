@@ -8,6 +8,7 @@ import platform
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
@@ -112,6 +113,13 @@ class HeketiRequestMetrics:
             registry=registry,
         )
         self._by_kind: dict[tuple[str, str, str], _Children] = {}
+        #: When each Heketi last answered or failed to (monotonic seconds).
+        self._last_request: dict[str, float] = {}
+
+    def heard_from(self, server: str, *, within: float) -> bool:
+        """Whether a request to `server` ended within the last `within` seconds."""
+        last = self._last_request.get(server)
+        return last is not None and time.monotonic() - last < within
 
     def observe(self, *, server: str, method: str, route: str, status: str, seconds: float) -> None:
         latency, responses, route_latency, route_responses = self._children(method, route, status)
@@ -120,6 +128,7 @@ class HeketiRequestMetrics:
         route_latency.observe(seconds)
         route_responses.inc()
         self.up.labels(server).set(0 if status in UNREACHABLE_STATUSES else 1)
+        self._last_request[server] = time.monotonic()
 
     def _children(self, method: str, route: str, status: str) -> _Children:
         """The labelled series of one request kind, looked up once (few kinds exist)."""

@@ -26,6 +26,7 @@ from provisioner.controller.handlers import (
     ClassHandler,
     VolumeHandler,
 )
+from provisioner.controller.heketi_watch import DEFAULT_INTERVAL_SECONDS, HeketiWatch
 from provisioner.controller.informer import Informer, InformerSettings, object_key
 from provisioner.controller.leader import LeaderElectionConfig, LeaderElector
 from provisioner.controller.metrics import Metrics
@@ -78,6 +79,8 @@ class ControllerConfig:
     sync_timeout_seconds: float = DEFAULT_SYNC_TIMEOUT_SECONDS
     #: Applied to every Heketi server (timeouts, limits, retry and poll policy).
     heketi_settings: HeketiSettings = field(default_factory=HeketiSettings)
+    #: Say `GET /hello` to a Heketi of our classes that no request reached for this long.
+    heketi_check_seconds: float = DEFAULT_INTERVAL_SECONDS
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -127,6 +130,10 @@ class Controller:
         self.claim_reconciler, self._volumes_reconciler = self._reconcilers()
         self.elector = self._elector()
         self._health: MetricsServer | None = None
+        self._heketi_watch = HeketiWatch(
+            self.classes, driver=config.driver_name, settings=config.heketi_settings,
+            observer=self.metrics.heketi, interval=config.heketi_check_seconds,
+        )  # fmt: skip
         self._resync_thread = threading.Thread(target=self._resync_loop, name="resync", daemon=True)
 
     def _informer(self, plural: str, handler: Any) -> Informer:
@@ -211,6 +218,7 @@ class Controller:
             classes=len(self.classes),
         )
         self._resync_thread.start()
+        self._heketi_watch.start()
         if self.elector is None:
             self._on_started_leading()
         else:
@@ -224,20 +232,14 @@ class Controller:
             ("storageclass", self.classes),
         ):
             self.metrics.cached.labels(name).set_function(_length_of(informer))
-        self._export_signals()
+        pending = PendingClaims(self.claims, self.classes, driver=self.config.driver_name)
+        self.metrics.registry.register(pending)
+        export_build_info(self.metrics.registry, glusterfs=glusterfs_client_version())
         if self.config.metrics_address is not None:
             self._health = MetricsServer(
                 self.config.metrics_address, registry=self.metrics.registry, ready=self.ready
             )
             self._health.start()
-
-    def _export_signals(self) -> None:
-        """Pending claims per class (read from the caches at each scrape); build info."""
-        classes = StorageClasses(self.classes, driver=self.config.driver_name)
-        self.metrics.registry.register(
-            PendingClaims(claims=self.claims, classes=classes, class_cache=self.classes)
-        )
-        export_build_info(self.metrics.registry, glusterfs=glusterfs_client_version())
 
     def _retrying(self) -> int:
         queue = self._queue
@@ -252,6 +254,7 @@ class Controller:
         for informer in (self.claims, self.pvs, self.classes):
             informer.stop()
         self.events.close()
+        self._heketi_watch.stop()
         if self._health is not None:
             self._health.stop()
         self._heketi.close()

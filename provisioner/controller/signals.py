@@ -31,14 +31,14 @@ class PendingClaims(Collector):
 
     def __init__(
         self,
-        *,
         claims: Informer,
-        classes: StorageClasses,
         class_cache: Informer,
+        *,
+        driver: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._claims = claims
-        self._classes = classes
+        self._classes = StorageClasses(class_cache, driver=driver)
         self._class_cache = class_cache
         self._clock = clock
 

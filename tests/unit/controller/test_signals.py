@@ -6,7 +6,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from provisioner import names
-from provisioner.controller.classes import StorageClasses
 from provisioner.controller.signals import PendingClaims
 
 NOW = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC).timestamp()
@@ -44,11 +43,10 @@ def claim(
 
 
 def scrape(claims: list[dict[str, Any]], classes: list[dict[str, Any]]) -> dict[str, Any]:
-    cache = FakeCache(classes)
     collector = PendingClaims(
-        claims=FakeCache(claims),  # type: ignore[arg-type]
-        classes=StorageClasses(cache, driver=names.DRIVER_NAME),  # type: ignore[arg-type]
-        class_cache=cache,  # type: ignore[arg-type]
+        FakeCache(claims),  # type: ignore[arg-type]
+        FakeCache(classes),  # type: ignore[arg-type]
+        driver=names.DRIVER_NAME,
         clock=lambda: NOW,
     )
     registry = CollectorRegistry()
