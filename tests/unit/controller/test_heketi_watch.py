@@ -8,20 +8,10 @@ from provisioner import names
 from provisioner.controller.heketi_watch import HeketiWatch
 from provisioner.heketi.config import HeketiSettings
 from provisioner.metrics import HeketiRequestMetrics
+from tests.unit.controller.test_signals import FakeCache
 
 #: Nothing listens here (TEST-NET-1 is never routed; the connect is refused or times out).
 UNROUTED = "http://192.0.2.1:8080"
-
-
-class FakeCache:
-    def __init__(self, objects: list[dict[str, Any]]) -> None:
-        self.objects = {o["metadata"]["name"]: o for o in objects}
-
-    def items(self) -> list[dict[str, Any]]:
-        return list(self.objects.values())
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self.objects.get(key)
 
 
 def storage_class(

@@ -231,15 +231,6 @@ def test_registrar_writes_into_the_kubelet_plugin_registry() -> None:
     assert _mount_path(registrar, "registration-dir") == "/registration"
 
 
-def test_node_plugin_probes_its_own_endpoints_on_its_metrics_address() -> None:
-    plugin = container(_daemonset(), "glusterfs-plugin")
-    port = int(flag_value(plugin["args"], "--metrics-address").rpartition(":")[2])
-    ports = {p["name"]: p["containerPort"] for p in plugin["ports"]}
-    assert ports["metrics"] == port
-    assert plugin["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
-    assert plugin["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
-
-
 def test_node_ports_on_the_host_network_do_not_collide() -> None:
     ports = [p["containerPort"] for c in pod_containers(_daemonset()) for p in c.get("ports", [])]
     assert len(ports) == len(set(ports)), ports
@@ -294,13 +285,17 @@ def test_controller_runs_two_leader_elected_replicas_in_its_namespace() -> None:
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
 
 
-def test_controller_probes_and_metrics_use_the_metrics_address_port() -> None:
-    controller = container(_deployment(), "controller")
-    port = int(flag_value(controller["args"], "--metrics-address").rpartition(":")[2])
-    ports = {p["name"]: p["containerPort"] for p in controller["ports"]}
+@pytest.mark.parametrize(
+    ("workload", "name"), [("Deployment", "controller"), ("DaemonSet", "glusterfs-plugin")]
+)
+def test_probes_and_metrics_use_the_metrics_address_port(workload: str, name: str) -> None:
+    """Both daemons serve /metrics, /healthz and /readyz themselves; their probes use them."""
+    served = container(find(BASE, workload), name)
+    port = int(flag_value(served["args"], "--metrics-address").rpartition(":")[2])
+    ports = {p["name"]: p["containerPort"] for p in served["ports"]}
     assert ports["metrics"] == port
-    assert controller["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
-    assert controller["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert served["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert served["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
 
 
 def test_controller_runs_unprivileged_with_resources_set() -> None:
