@@ -10,6 +10,7 @@ same metrics.
 """
 
 import threading
+from dataclasses import replace
 from typing import Final
 
 from provisioner import errors
@@ -44,13 +45,17 @@ class HeketiWatch:
     ) -> None:
         self._classes = StorageClasses(class_cache, driver=driver)
         self._class_cache = class_cache
-        self._settings = settings
+        # One try per round: the next round is the retry, and a dead Heketi must not
+        # hold up the check of the others for the whole retry budget.
+        self._settings = replace(settings, retry_attempts=1)
         self._observer = observer
         self._interval = interval
         # Its own clients (no key: /hello needs none), so the provisioning clients'
         # sessions are never replaced by a probe's.
         self._clients = HeketiClients(observer=observer)
         self._stopping = threading.Event()
+        #: Heketi URLs whose last hello failed (warned about once).
+        self._silent: set[str] = set()
         self._thread = threading.Thread(target=self._loop, name="heketi-watch", daemon=True)
 
     def start(self) -> None:
@@ -74,10 +79,21 @@ class HeketiWatch:
                 return
             if self._observer.heard_from(server_of(config.base_url), within=self._interval):
                 continue
-            try:
-                self._clients(config).hello()
-            except errors.ProvisionerError as error:
-                log.warning("Heketi does not answer", url=config.base_url, error=str(error))
+            self._say_hello(config)
+
+    def _say_hello(self, config: HeketiConfig) -> None:
+        """One `GET /hello`; a warning when a Heketi stops answering, not every round."""
+        url = config.base_url
+        try:
+            self._clients(config).hello()
+        except errors.ProvisionerError as error:
+            report = log.debug if url in self._silent else log.warning
+            report("Heketi does not answer", url=url, error=str(error))
+            self._silent.add(url)
+            return
+        if url in self._silent:
+            self._silent.discard(url)
+            log.info("Heketi answers again", url=url)
 
     def configs(self) -> list[HeketiConfig]:
         """One connection per Heketi URL of our (valid) StorageClasses."""

@@ -2,12 +2,14 @@
 
 from typing import Any
 
+import structlog
 from prometheus_client import CollectorRegistry
 
 from provisioner import names
 from provisioner.controller.heketi_watch import HeketiWatch
 from provisioner.heketi.config import HeketiSettings
 from provisioner.metrics import HeketiRequestMetrics
+from testbed.net import free_port
 from tests.unit.controller.test_signals import FakeCache
 
 #: Nothing listens here (TEST-NET-1 is never routed; the connect is refused or times out).
@@ -61,3 +63,27 @@ def test_a_heketi_heard_from_within_the_interval_is_not_asked_again() -> None:
     assert samples == {
         ("glusterfs_provisioner_heketi_responses_total", (("method", "GET"), ("status", "200")))
     }
+
+
+def test_a_heketi_that_stops_answering_is_reported_down_and_warned_about_once() -> None:
+    refused = f"http://127.0.0.1:{free_port()}"
+    registry = CollectorRegistry()
+    checks = HeketiWatch(
+        FakeCache([storage_class("a", refused)]),  # type: ignore[arg-type]
+        driver=names.DRIVER_NAME,
+        settings=HeketiSettings(),
+        observer=HeketiRequestMetrics(registry),
+        interval=1e-9,  # so short that every round asks again
+    )
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            checks.check_idle()
+    checks.stop()
+    warned = [e for e in logs if e.get("url") == refused and e["log_level"] == "warning"]
+    assert [e["event"] for e in warned] == ["Heketi does not answer"]  # the rest at debug
+    assert registry.get_sample_value("glusterfs_provisioner_heketi_up", {"url": refused}) == 0
+    samples = registry.get_sample_value(
+        "glusterfs_provisioner_heketi_route_responses_total",
+        {"route": "GET /hello", "status": "error"},
+    )
+    assert samples == 3  # one try per round: the next round is the retry
