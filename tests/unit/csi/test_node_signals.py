@@ -1,5 +1,6 @@
 """The node plugin's mount signals from a given mount table, probe and /proc."""
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from prometheus_client import CollectorRegistry
 from provisioner import errors
 from provisioner.csi.mounter import GLUSTER_FSTYPE, MountInfo, PathState
 from provisioner.csi.node_signals import NodeMounts
+from tests.polling import wait_for
 
 KUBELET = Path("/var/lib/kubelet")
 STAGING = f"{KUBELET}/plugins/kubernetes.io/csi/glusterfs.csi.heketi.io/0a1b/globalmount"
@@ -123,3 +125,26 @@ def test_an_empty_node_reports_zeros(proc: Path) -> None:
         ("glusterfs_provisioner_node_stale_mounts", (("kind", "published"),)): 0,
         ("glusterfs_provisioner_node_fuse_clients", ()): 0,
     }
+
+
+def test_a_hung_mount_counts_stale_and_keeps_one_probe_until_it_answers(proc: Path) -> None:
+    answer = threading.Event()
+    asked: list[Path] = []
+
+    def hanging(path: Path) -> PathState:
+        asked.append(path)
+        answer.wait(30)  # a FUSE client that does not answer until released
+        return PathState.HEALTHY
+
+    mounts = NodeMounts(
+        mounts=lambda: [mount(STAGING)], kubelet_dir=KUBELET, probe=hanging,
+        probe_timeout=0.05, proc_dir=proc,
+    )  # fmt: skip
+    stale = ("glusterfs_provisioner_node_stale_mounts", (("kind", "staged"),))
+    assert scrape(mounts)[stale] == 1
+    assert scrape(mounts)[stale] == 1
+    assert asked == [Path(STAGING)]  # the second scrape found the first probe still waiting
+    answer.set()
+    wait_for("the probe to finish", lambda: scrape(mounts)[stale] == 0, timeout=10)
+    assert scrape(mounts)[stale] == 0
+    assert asked == [Path(STAGING)] * 2  # answered: the next scrape asks afresh
