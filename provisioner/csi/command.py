@@ -22,8 +22,14 @@ from provisioner.csi.node import (
     NodeService,
     fuse_client_missing,
 )
+from provisioner.csi.node_signals import NodeMounts
 from provisioner.heketi.registry import HeketiClients
-from provisioner.metrics import CsiMetrics, MetricsServer
+from provisioner.metrics import (
+    CsiMetrics,
+    MetricsServer,
+    export_build_info,
+    glusterfs_client_version,
+)
 from provisioner.names import DRIVER_NAME
 
 _log = log.get_logger("csi.command")
@@ -267,8 +273,17 @@ def run(args: argparse.Namespace) -> int:
 def _start_metrics(config: NodeCommandConfig, services: Services) -> MetricsServer | None:
     if config.metrics_address is None:
         return None
+    registry = services.metrics.registry
+    if services.mounter is not None:
+        registry.register(
+            NodeMounts(mounts=services.mounter.mounts, kubelet_dir=config.node.kubelet_dir)
+        )
+    export_build_info(registry, glusterfs=glusterfs_client_version())
     metrics_server = MetricsServer(
-        config.metrics_address, registry=services.metrics.registry, ready=services.ready
+        config.metrics_address,
+        registry=registry,
+        ready=services.ready,
+        healthy=lambda: server.answers_probe(config.endpoint),
     )
     metrics_server.start()
     return metrics_server

@@ -314,7 +314,7 @@ def probe_with_timeout(path: Path, *, timeout: float) -> PathState:
     answers ENOTCONN at once.
     """
     try:
-        state = answer_within(lambda: _probe_state(path), timeout=timeout, name=f"probe {path}")
+        state = answer_within(lambda: probe_state(path), timeout=timeout, name=f"probe {path}")
     except OSError as error:
         raise errors.Internal(f"cannot statvfs {path}: {error.strerror}") from error
     return PathState.STALE if state is None else state
@@ -333,7 +333,8 @@ def statvfs_with_timeout(path: Path, *, timeout: float) -> os.statvfs_result | N
     return answer_within(lambda: os.statvfs(path), timeout=timeout, name=f"statvfs {path}")
 
 
-def _probe_state(path: Path) -> PathState:
+def probe_state(path: Path) -> PathState:
+    """statvfs(2) of `path` read as a PathState; blocks while a hung FUSE client does."""
     try:
         os.statvfs(path)
     except FileNotFoundError:
