@@ -107,7 +107,7 @@ def test_plugin_started_with_the_flag_advertises_the_controller(setup: Setup) ->
     rpcs = setup.controller.ControllerGetCapabilities(
         csi_pb2.ControllerGetCapabilitiesRequest(), timeout=10
     )
-    assert len(rpcs.capabilities) == 5
+    assert len(rpcs.capabilities) == 6
 
 
 def test_volume_lifecycle_through_real_glusterfs(setup: Setup) -> None:
