@@ -8,7 +8,6 @@ published clone made by the controller (a claim's `dataSource`) and one made by
 CreateVolume (`volume_content_source`); writing to a clone leaves the source unchanged.
 """
 
-import base64
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,19 +16,16 @@ from typing import Any
 import pytest
 
 from provisioner import names
-from provisioner.csi import csi_pb2
 from provisioner.csi.heketi_access import HeketiDefaults
 from testbed.heketi_server import HeketiTestServer
 from testbed.kube_server import KubeTestServer
 from tests.conftest import GlusterHost
 from tests.integration.controller.conftest import (
-    APP_NS,
     HEKETI_KEY,
-    SECRET,
-    SYSTEM_NS,
     Cluster,
+    add_namespaces_and_secret,
 )
-from tests.integration.csi.conftest import Plugin, gluster
+from tests.integration.csi.conftest import Plugin, gluster, stage_and_publish
 from tests.integration.csi.controller_harness import (
     ControllerHarness,
     capability,
@@ -51,17 +47,7 @@ def world(gluster_host: GlusterHost, tmp_path: Path) -> Iterator[Cluster]:
         ) as heketi,
         KubeTestServer(binder=True) as kube,
     ):
-        for namespace in (SYSTEM_NS, APP_NS):
-            kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        kube.create(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "type": "kubernetes.io/glusterfs",
-                "metadata": {"name": SECRET, "namespace": SYSTEM_NS},
-                "data": {"key": base64.b64encode(HEKETI_KEY.encode()).decode()},
-            }
-        )
+        add_namespaces_and_secret(kube)
         cluster = Cluster(kube=kube, heketi=heketi)
         try:
             yield cluster
@@ -93,24 +79,8 @@ def publish(plugin: Plugin, volume_id: str, context: dict[str, str]) -> Path:
     target = plugin.kubelet_dir / "pods" / f"clone-pod-{n}" / "mount"
     staging.parent.mkdir(parents=True)
     target.parent.mkdir(parents=True)
-    plugin.node.NodeStageVolume(
-        csi_pb2.NodeStageVolumeRequest(
-            volume_id=volume_id,
-            staging_target_path=str(staging),
-            volume_capability=capability(),
-            volume_context=context,
-        ),
-        timeout=120,
-    )
-    plugin.node.NodePublishVolume(
-        csi_pb2.NodePublishVolumeRequest(
-            volume_id=volume_id,
-            staging_target_path=str(staging),
-            target_path=str(target),
-            volume_capability=capability(),
-            volume_context=context,
-        ),
-        timeout=120,
+    stage_and_publish(
+        plugin, volume_id, context, staging=staging, target=target, capability=capability()
     )
     return target
 

@@ -1,5 +1,6 @@
 """The Heketi test server clones volumes as Heketi v10.4.1 does (`POST /volumes/{id}/clone`;
-sources in testbed/heketi_clone.py)."""
+sources in testbed/heketi_clone.py). The refusals before any work are contract tests
+(tests/contract/test_heketi_clone.py), run against a real Heketi too."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -90,36 +91,6 @@ def test_a_clone_without_a_name_is_called_vol_and_its_id(server: HeketiTestServe
 
     copy_id = location.rsplit("/", 1)[1]
     assert info(server, copy_id)["name"] == f"vol_{copy_id}"
-
-
-def test_a_clone_of_an_unknown_volume_is_404_id_not_found(server: HeketiTestServer) -> None:
-    answer = call(server.url, "POST", f"/volumes/{'ab' * 16}/clone", body={"name": "copy"})
-
-    assert (answer.status_code, answer.text) == (404, "Id not found\n")
-
-
-@pytest.mark.parametrize(
-    ("body", "status", "message"),
-    [
-        pytest.param(b"not json", 422, "request unable to be parsed", id="not-json"),
-        pytest.param(b'{"name": 7}', 422, "request unable to be parsed", id="name-not-a-string"),
-        pytest.param(
-            b'{"name": "a.b"}',
-            400,
-            "validation failed: name: must be in a valid format.",
-            id="name-with-a-dot",
-        ),
-    ],
-)
-def test_a_malformed_clone_request_is_refused_before_anything_happens(
-    server: HeketiTestServer, body: bytes, status: int, message: str
-) -> None:
-    source = create(server, "source")
-
-    answer = call(server.url, "POST", f"/volumes/{source}/clone", raw_body=body)
-
-    assert (answer.status_code, answer.text) == (status, message + "\n")
-    assert len(server.volumes()) == 1
 
 
 def test_a_clone_named_like_an_existing_volume_fails_in_the_queue_and_changes_nothing(
