@@ -60,6 +60,10 @@ IN_TREE_DYNAMIC_ENDPOINTS_PREFIX: Final = "glusterfs-dynamic-"
 PV_PROTECTION_FINALIZER: Final = "kubernetes.io/pv-protection"
 ANN_DEFAULT_CLASS: Final = "storageclass.kubernetes.io/is-default-class"
 
+#: On a claim being provisioned as a clone: the Heketi id of the volume it clones, written
+#: with the intent (the source claim is checked once, before Heketi is called).
+ANN_CLONE_OF: Final = f"{DOMAIN}/clone-of"
+
 #: Well-known Kubernetes annotations we read or write.
 ANN_PROVISIONED_BY: Final = "pv.kubernetes.io/provisioned-by"
 ANN_GID: Final = "pv.beta.kubernetes.io/gid"

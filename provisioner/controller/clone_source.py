@@ -72,10 +72,15 @@ class CloneSources:
         self._driver = driver
 
     def of(self, pvc: Obj, params: ProvisioningParams) -> CloneSource | None:
-        """The claim's source, None if it has no data source; `CloneSourceUnusable`."""
+        """The claim's source, None if it has no data source; `CloneSourceUnusable`.
+        Once the claim's intent records the source volume (`ANN_CLONE_OF`) that one is
+        used: the source claim may be gone by then, its volume cloned already."""
         source = data_source(pvc)
         if source is None:
             return None
+        recorded = o.annotations(pvc).get(names.ANN_CLONE_OF, "")
+        if names.PVC_FINALIZER in o.finalizers(pvc) and is_heketi_id(recorded):
+            return CloneSource(claim="", volume_id=recorded, gid=o.claim_gid(pvc))
         ref = f"{o.namespace(pvc)}/{source.get('name', '')}"
         claim = self._claims.get(ref)
         if claim is None:

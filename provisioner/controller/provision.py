@@ -174,7 +174,7 @@ class ClaimReconciler:
         recorded = o.claim_gid(pvc) if not fresh else source.gid if source else None
         gid = self._gids.for_claim(o.uid(pvc), params, recorded=recorded)
         name = self._heketi_name(pvc, params)
-        pvc = self._record_intent(pvc, params, name, gid)
+        pvc = self._record_intent(pvc, params, name, gid, source)
         volume, gid = self._ensure_volume(pvc, heketi, params, name, gid, fresh, source)
         pv = self._create_pv(pvc, storage_class, params, volume, gid, source)
         self._gids.hand_over(o.uid(pvc), pv)
@@ -198,13 +198,20 @@ class ClaimReconciler:
         )
 
     def _record_intent(
-        self, pvc: Obj, params: ProvisioningParams, heketi_name: str, gid: int
+        self,
+        pvc: Obj,
+        params: ProvisioningParams,
+        heketi_name: str,
+        gid: int,
+        source: CloneSource | None,
     ) -> Obj:
         if names.PVC_FINALIZER in o.finalizers(pvc):
             return pvc
         self._writes.guard()
         intent = heketi_annotations(params, volume_name=heketi_name)
         intent[names.ANN_CLAIM_GID] = str(gid)
+        if source is not None:
+            intent[names.ANN_CLONE_OF] = source.volume_id
         ops = o.add_finalizer_ops(pvc, names.PVC_FINALIZER, intent)
         try:
             updated = self._json_patch_claim(pvc, ops)

@@ -161,3 +161,27 @@ def test_a_data_source_that_can_never_be_cloned_is_rejected_once(
 
     assert running.get_claim("copy")["spec"].get("volumeName") is None  # type: ignore[index]
     assert running.heketi.volumes() == []
+
+
+def test_a_clone_whose_source_claim_goes_away_after_the_intent_still_binds_once(
+    running: Cluster,
+) -> None:
+    running.claim("data", size="1Gi")
+    source_pv = running.pv_for(running.wait_bound("data"))
+    assert source_pv is not None
+    running.heketi.set_latency(400)
+    running.heketi.drop_next("volume_clone", after_commit=True)  # the answer is lost
+
+    running.claim("copy", size="1Gi", **claim_source())
+    wait_for(
+        "the clone sent", lambda: any(r.path.endswith("/clone") for r in running.heketi.requests)
+    )
+    running.delete_claim("data")
+    pvc = running.wait_bound("copy", timeout=30)
+
+    source_id = source_pv["spec"]["csi"]["volumeHandle"]
+    assert pvc["metadata"]["annotations"][names.ANN_CLONE_OF] == source_id
+    pv = running.pv_for(pvc)
+    assert pv is not None and pv["spec"]["csi"]["volumeAttributes"]["clone-of"] == source_id
+    clone_posts = [r for r in running.heketi.requests if r.path.endswith("/clone")]
+    assert len(clone_posts) == 1
