@@ -6,8 +6,9 @@ restart converge on exactly one volume and one PV):
 1. PVC: our finalizer + where the volume will live (Heketi URL, user, Secret, the
    deterministic volume name) and its GID — the intent, recorded *before* Heketi is
    called (a restart rebuilds the GID allocator from PVs and from these claims);
-2. Heketi, through the provisioning core (VolumeService.ensure_volume): the volume
-   of that name, created if absent (on the first attempt the core skips the lookup);
+2. Heketi, through the provisioning core (VolumeService.ensure_volume, or
+   ensure_clone for a claim whose dataSource is a claim): the volume of that name,
+   created if absent (on the first attempt the core skips the lookup);
 3. PV `pvc-<uid>` pre-bound to the claim (AlreadyExists for our own PV = done);
 4. PVC: `spec.volumeName` set and our finalizer removed in one patch (the PV's
    finalizer and reclaim policy take over from here).

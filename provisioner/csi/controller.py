@@ -117,8 +117,8 @@ class _GidReservations:
 
 
 class ControllerService(csi_pb2_grpc.ControllerServicer):
-    """CREATE_DELETE_VOLUME, EXPAND_VOLUME, SINGLE_NODE_MULTI_WRITER, and with the
-    plugin's own Heketi (`--heketi-url`) LIST_VOLUMES and GET_CAPACITY."""
+    """CREATE_DELETE_VOLUME, EXPAND_VOLUME, SINGLE_NODE_MULTI_WRITER, CLONE_VOLUME, and
+    with the plugin's own Heketi (`--heketi-url`) LIST_VOLUMES and GET_CAPACITY."""
 
     def __init__(
         self,
