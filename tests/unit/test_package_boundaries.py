@@ -101,3 +101,29 @@ def test_audit_and_migrate_never_import_the_controller_package() -> None:
 def test_the_kubernetes_adapter_knows_nothing_of_the_controller() -> None:
     imported = set().union(*(_imported_modules(p) for p in (PACKAGE / "kube").rglob("*.py")))
     assert not [m for m in imported if m.startswith(("provisioner.controller", "provisioner.csi"))]
+
+
+def test_only_the_entry_point_imports_the_command_line_module() -> None:
+    importers = sorted(
+        str(path.relative_to(REPO))
+        for path in _production_modules()
+        if "provisioner.cli" in _imported_modules(path)
+        or any(
+            isinstance(node, ast.ImportFrom)
+            and node.module == "provisioner"
+            and "cli" in {alias.name for alias in node.names}
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        )
+    )
+    assert importers == ["provisioner/__main__.py"]
+
+
+def test_the_command_line_module_loads_its_commands_by_import_statements() -> None:
+    imported = _imported_modules(PACKAGE / "cli.py")
+    assert "importlib" not in imported
+    assert {
+        "provisioner.csi",
+        "provisioner.controller",
+        "provisioner.audit",
+        "provisioner.migrate",
+    } <= imported
