@@ -31,17 +31,6 @@ def is_migrated(pv: Obj, driver: str) -> bool:
     return csi.get("driver") == driver and names.ANN_MIGRATED_FROM in annotations_of(pv)
 
 
-def plugin_of(pv: Obj) -> str:
-    """The volume source a PV uses (`glusterfs`, `csi:<driver>`, `nfs`, ...)."""
-    spec = spec_of(pv)
-    if isinstance(spec.get("csi"), dict):
-        return f"csi:{spec['csi'].get('driver', '')}"
-    known = ("capacity", "accessModes", "claimRef", "persistentVolumeReclaimPolicy",
-             "storageClassName", "mountOptions", "volumeMode", "nodeAffinity")  # fmt: skip
-    sources = [k for k, v in spec.items() if k not in known and isinstance(v, dict)]
-    return sources[0] if sources else "unknown"
-
-
 @dataclass(frozen=True)
 class Source:
     """An in-tree GlusterFS PV, read."""
