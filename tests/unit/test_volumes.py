@@ -20,7 +20,6 @@ from provisioner.volumes import (
     GIB,
     VolumeService,
     heketi_config,
-    is_heketi_id,
     size_gib,
     volume_context,
 )
@@ -68,15 +67,6 @@ def test_size_rounds_up_to_whole_gib_and_at_least_one(request_bytes: int, expect
 def test_negative_size_is_invalid() -> None:
     with pytest.raises(InvalidArgument, match="requested size -1 bytes is negative"):
         size_gib(-1)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [("0" * 32, True), ("ABCDEF" + "0" * 26, True), ("0" * 31, False), ("../" + "0" * 29, False)],
-    ids=["hex", "upper-hex", "short", "path"],
-)
-def test_heketi_ids_are_32_hex_digits(value: str, expected: bool) -> None:
-    assert is_heketi_id(value) is expected
 
 
 def test_claim_volume_name_is_pvc_dash_uid() -> None:
