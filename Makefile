@@ -26,7 +26,7 @@ test: $(STAMP) ## run the whole test suite (sets up GlusterFS when root)
 	bash scripts/ensure-gluster.sh
 	$(PY) -m pytest
 
-test-fast: $(STAMP) ## the quick part: no real GlusterFS, no deploy rendering, nothing slow (about a minute)
+test-fast: $(STAMP) ## the quick part (~1,500 tests): no real GlusterFS, no deploy rendering, nothing slow
 	$(PY) -m pytest -q -m "not slow and not gluster and not deploy"
 
 HOSTILE_EXAMPLES ?= 20000

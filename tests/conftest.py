@@ -53,7 +53,14 @@ def gluster_host() -> Iterator[GlusterHost]:
 DEPLOY_FOLDERS = ("tests/unit/deploy/", "tests/integration/deploy/", "tests/image/")
 #: Tests that take many seconds each (whole-system runs, soaks, crash scenarios,
 #: many-example property tests), measured with `pytest --durations`.
-SLOW_FOLDERS = ("tests/e2e/", "tests/contract/test_controller_crash.py")
+SLOW_FOLDERS = (
+    "tests/e2e/",
+    "tests/contract/test_controller_crash.py",
+    "tests/integration/csi/test_hostile_input.py",
+    "tests/integration/controller/test_command.py",
+    "tests/integration/heketi/test_client_resilience.py",
+    "tests/integration/testing/test_kube_server_scale.py",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
