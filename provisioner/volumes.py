@@ -9,7 +9,6 @@ the process (the PVC controller's workers and concurrent CSI calls may overlap).
 """
 
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -27,6 +26,7 @@ from provisioner.heketi.types import (
     Volume,
     VolumeCreateRequest,
     describe_durability,
+    is_heketi_id,
     same_durability,
 )
 from provisioner.heketi.volume_names import VolumeIdentity
@@ -37,7 +37,6 @@ from provisioner.storageclass import ProvisioningParams
 log = get_logger("volumes")
 
 GIB: Final = 1 << 30
-_HEKETI_ID: Final = re.compile(r"[0-9a-fA-F]{32}")
 #: Extra wait for a busy name/id beyond the Heketi operation deadline of its holder.
 _LOCK_SLACK_S: Final = 5.0
 
@@ -73,11 +72,6 @@ def size_gib(request_bytes: int) -> int:
     if request_bytes < 0:
         raise errors.InvalidArgument(f"requested size {request_bytes} bytes is negative")
     return max(1, math.ceil(request_bytes / GIB))
-
-
-def is_heketi_id(value: str) -> bool:
-    """Whether `value` has the form of a Heketi id (32 hex digits)."""
-    return _HEKETI_ID.fullmatch(value) is not None
 
 
 def volume_context(volume: Volume) -> dict[str, str]:

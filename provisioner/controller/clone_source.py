@@ -14,9 +14,9 @@ from typing import Any, Final
 from provisioner import errors, names
 from provisioner.controller import objects as o
 from provisioner.controller.informer import Informer
+from provisioner.heketi.types import is_heketi_id
 from provisioner.kube.api import Obj
 from provisioner.storageclass import ProvisioningParams
-from provisioner.volumes import is_heketi_id
 
 #: The only data source kind this provisioner can fill a claim from.
 CLAIM_KIND: Final = "PersistentVolumeClaim"

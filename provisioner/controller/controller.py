@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from socket import gethostname
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from kubernetes.client import ApiClient
 
@@ -43,6 +43,18 @@ from provisioner.kube.secrets import DEFAULT_TTL_SECONDS, SecretKeys
 from provisioner.log import get_logger
 from provisioner.metrics import MetricsServer, export_build_info, glusterfs_client_version
 from provisioner.volumes import VolumeService
+
+
+class _Shared(TypedDict):
+    """The collaborators every reconciler takes (mypy checks each `**shared` call)."""
+
+    api: KubeApi
+    pvs: Informer
+    connections: Connections
+    volumes: VolumeService
+    writes: Writes
+    reporter: Reporter
+
 
 log = get_logger("controller")
 
@@ -154,10 +166,14 @@ class Controller:
         )
         volumes = VolumeService(clients=self._heketi)
         reporter = Reporter(events=self.events, metrics=self.metrics)
-        shared: dict[str, Any] = {
-            "api": self.api, "pvs": self.pvs, "connections": connections, "volumes": volumes,
-            "writes": self.writes, "reporter": reporter,
-        }  # fmt: skip
+        shared = _Shared(
+            api=self.api,
+            pvs=self.pvs,
+            connections=connections,
+            volumes=volumes,
+            writes=self.writes,
+            reporter=reporter,
+        )
         expander = Expander(classes=classes, identity=self.identity, **shared)
         claims = ClaimReconciler(
             claims=self.claims, classes=classes, gids=self.gids, expander=expander, **shared

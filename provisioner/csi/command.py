@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from provisioner import errors, log
-from provisioner.cli import env_default, parse_address
 from provisioner.csi import controller_command, csi_pb2_grpc, gluster_tls, recovery, server
 from provisioner.csi.identity import IdentityService, validate_driver_name
 from provisioner.csi.mounter import Runner, SubprocessRunner, SystemMounter
@@ -23,6 +22,7 @@ from provisioner.csi.node import (
     fuse_client_missing,
 )
 from provisioner.csi.node_signals import NodeMounts
+from provisioner.flags import env_default, parse_address
 from provisioner.heketi.registry import HeketiClients
 from provisioner.metrics import (
     CsiMetrics,

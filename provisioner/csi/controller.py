@@ -39,10 +39,10 @@ from provisioner.csi.heketi_access import (
 from provisioner.csi.server import VolumeLocks
 from provisioner.gids import GidAllocator
 from provisioner.heketi.config import HeketiConfig
-from provisioner.heketi.types import Volume
+from provisioner.heketi.types import Volume, is_heketi_id
 from provisioner.storageclass import ProvisioningParams, parse_parameters
 from provisioner.volume_naming import csi_volume_name, heketi_volume_name
-from provisioner.volumes import GIB, VolumeService, is_heketi_id, volume_context
+from provisioner.volumes import GIB, VolumeService, volume_context
 
 _log = log.get_logger("csi.controller")
 

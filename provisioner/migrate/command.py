@@ -8,7 +8,7 @@ from typing import Any, Final, TextIO
 
 from provisioner import errors
 from provisioner.audit.command import parse_duration
-from provisioner.cli import add_cluster_flags
+from provisioner.flags import add_cluster_flags, add_log_flags
 from provisioner.kube.api import KubeApi
 from provisioner.kube.client import api_client as kube_api_client
 from provisioner.kube.secrets import SecretKeys
@@ -79,14 +79,23 @@ def register(subparsers: Any) -> None:
                          help="re-create each in-tree class under its own name with our "
                          "provisioner (default-class annotation kept)")  # fmt: skip
     classes.add_argument("--dry-run", action="store_true", help="print, write nothing")
+    for action in actions.choices.values():
+        _common(action, repeated=True)
     parser.set_defaults(run=run)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    add_cluster_flags(p, driver_role="CSI driver name")
-    p.add_argument("--wait", default=f"{int(DEFAULT_WAIT_SECONDS)}s", metavar="DURATION",
-                   help="how long to wait for a PV to go or a claim to bind again "
-                   f"(default {int(DEFAULT_WAIT_SECONDS)}s)")  # fmt: skip
+def _common(p: argparse.ArgumentParser, *, repeated: bool = False) -> None:
+    """The flags every action takes, before or after the action's name."""
+    add_cluster_flags(p, driver_role="CSI driver name", repeated=repeated)
+    if repeated:
+        add_log_flags(p, repeated=True)
+    p.add_argument(
+        "--wait",
+        default=argparse.SUPPRESS if repeated else f"{int(DEFAULT_WAIT_SECONDS)}s",
+        metavar="DURATION",
+        help="how long to wait for a PV to go or a claim to bind again "
+        f"(default {int(DEFAULT_WAIT_SECONDS)}s)",
+    )
 
 
 def _heketi_flag(p: argparse.ArgumentParser) -> None:

@@ -62,7 +62,7 @@ def entry(
     return MountInfo(1, 1, "/", str(path), options, fs, source, ("rw",))
 
 
-def capability(mode: int = Mode.MULTI_NODE_MULTI_WRITER) -> csi_pb2.VolumeCapability:
+def capability(mode: Mode = Mode.MULTI_NODE_MULTI_WRITER) -> csi_pb2.VolumeCapability:
     return csi_pb2.VolumeCapability(
         mount=csi_pb2.VolumeCapability.MountVolume(),
         access_mode=csi_pb2.VolumeCapability.AccessMode(mode=mode),
@@ -100,7 +100,7 @@ def target(tmp_path: Path) -> Path:
 
 
 def stage(
-    node: NodeService, staging: Path, *, mode: int = Mode.MULTI_NODE_MULTI_WRITER,
+    node: NodeService, staging: Path, *, mode: Mode = Mode.MULTI_NODE_MULTI_WRITER,
     flags: Sequence[str] = (),
 ) -> None:  # fmt: skip
     cap = capability(mode)
