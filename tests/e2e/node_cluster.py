@@ -22,7 +22,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,15 +151,3 @@ class Steps:
         elapsed = time.monotonic() - start
         self.times.append((name, elapsed))
         print(f"[e2e-node] {name}: {elapsed:.1f} s", flush=True)
-
-
-def poll(what: str, probe: Callable[[], Any], *, timeout: float, interval: float = 0.5) -> Any:
-    """Like tests.polling.wait_for, at a pace kubectl can keep up with."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)

@@ -10,9 +10,10 @@ The steps run in order and share one installation; each prints its time.
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import yaml
@@ -23,6 +24,7 @@ from tests.e2e.system_state import gluster_volumes
 from tests.polling import wait_for
 
 pytestmark = pytest.mark.gluster
+T = TypeVar("T")
 
 HEKETI_KEY = "e2e-node-admin-key"
 CLAIM = "glusterfs-claim"
@@ -31,6 +33,14 @@ POD_DEADLINE_S = 180.0
 BOUND_DEADLINE_S = 120.0
 #: The scenario's app writes one line this often while the node plugin is replaced.
 LOOP_INTERVAL_S = 0.2
+
+
+#: kubectl is a process per call: poll at a pace it keeps up with.
+KUBECTL_POLL_S = 0.5
+
+
+def _poll(what: str, probe: Callable[[], T | None], *, timeout: float) -> T:
+    return wait_for(what, probe, timeout=timeout, interval=KUBECTL_POLL_S)
 
 
 @dataclass
@@ -129,7 +139,7 @@ def _wait_installed(kubectl: nc.Kubectl) -> None:
         drivers = (csinode or {}).get("spec", {}).get("drivers") or []
         return any(d["name"] == "glusterfs.csi.heketi.io" for d in drivers)
 
-    nc.poll("the driver registered with kubelet (CSINode)", registered, timeout=POD_DEADLINE_S)
+    _poll("the driver registered with kubelet (CSINode)", registered, timeout=POD_DEADLINE_S)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -152,7 +162,7 @@ def _wait_bound(system: System, name: str) -> str:
         volume: str = claim["spec"]["volumeName"]
         return volume
 
-    volume = nc.poll(f"claim {name} bound", bound, timeout=BOUND_DEADLINE_S)
+    volume = _poll(f"claim {name} bound", bound, timeout=BOUND_DEADLINE_S)
     system.volumes.add(volume)  # the PV name is the Gluster volume's (pvc-<uid>)
     return str(volume)
 
@@ -183,7 +193,7 @@ def _run_pod(system: System, pod: nc.Obj, *, until: str = "Running") -> str:
         assert current != "Failed", system.kubectl.run("logs", name, "-n", system.namespace)
         return current if current == until else None
 
-    nc.poll(f"pod {name} {until}", phase, timeout=POD_DEADLINE_S)
+    _poll(f"pod {name} {until}", phase, timeout=POD_DEADLINE_S)
     return str(name)
 
 
@@ -232,7 +242,7 @@ def _lines_written(system: System, pod: str) -> int:
 
 def _writes_go_on(system: System, pod: str, after: int) -> int:
     """Wait until the loop has written past `after` lines; the new count."""
-    return int(nc.poll(
+    return int(_poll(
         "the app to keep writing",
         lambda: (lines := _lines_written(system, pod)) > after + 5 and lines,
         timeout=60,
@@ -289,8 +299,8 @@ def test_an_expanded_claim_is_bigger_inside_the_pod(system: System) -> None:
             claim = system.kubectl.get("pvc", CLAIM, system.namespace) or {}
             return bool(claim.get("status", {}).get("capacity", {}).get("storage") == "2Gi")
 
-        nc.poll("PVC capacity 2Gi", capacity, timeout=BOUND_DEADLINE_S)
-        after = nc.poll("df to grow", lambda: (s := _df_kib(system, "pod-1")) > before and s,
+        _poll("PVC capacity 2Gi", capacity, timeout=BOUND_DEADLINE_S)
+        after = _poll("df to grow", lambda: (s := _df_kib(system, "pod-1")) > before and s,
                         timeout=60)  # fmt: skip
     print(f"[e2e-node] df /data in pod-1: {before} KiB -> {after} KiB")
 
@@ -306,11 +316,9 @@ def test_an_app_keeps_writing_through_a_node_plugin_delete_and_a_rollout(system:
     client = _fuse_client(volume)
     lines = _writes_go_on(system, writer, 0)
     with system.steps.step("node plugin pod deleted while the app writes"):
-        old = nc.poll("the node plugin pod", lambda: _plugin_pod(system), timeout=60)
+        old = _poll("the node plugin pod", lambda: _plugin_pod(system), timeout=60)
         system.kubectl.run("delete", "pod", old["metadata"]["name"], "-n", nc.NAMESPACE)
-        nc.poll(
-            "a new node plugin pod ready", lambda: _replaced(system, old), timeout=POD_DEADLINE_S
-        )
+        _poll("a new node plugin pod ready", lambda: _replaced(system, old), timeout=POD_DEADLINE_S)
         lines = _writes_go_on(system, writer, lines)
     with system.steps.step("DaemonSet rollout to a new image tag while the app writes"):
         system.kubectl.run(
@@ -352,7 +360,7 @@ def test_deleting_pods_and_claims_leaves_nothing_behind(system: System) -> None:
             pvs = {pv["metadata"]["name"] for pv in system.kubectl.items("pv")}
             return not (system.volumes & pvs) and not (system.volumes & gluster_volumes())
 
-        nc.poll("PVs and Gluster volumes gone", gone, timeout=BOUND_DEADLINE_S)
+        _poll("PVs and Gluster volumes gone", gone, timeout=BOUND_DEADLINE_S)
     mountinfo = Path("/proc/self/mountinfo").read_text()
     assert not [v for v in system.volumes if f":{v} " in mountinfo or f"/{v} " in mountinfo]
     assert all(_fuse_client(v) is None for v in system.volumes)

@@ -1,6 +1,7 @@
 """Which cgroups FUSE clients start in, per cgroup mode (fake trees; the real v1 tree
 of this machine is used in tests/integration/csi/test_fuse_cgroups.py)."""
 
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -152,7 +153,7 @@ def test_a_probe_without_nsenter_on_the_node_is_unavailable() -> None:
 
 
 def _config(fuse_cgroup: Path) -> command.NodeCommandConfig:
-    parser = command.argparse.ArgumentParser()
+    parser = argparse.ArgumentParser()
     command.add_arguments(parser)
     args = parser.parse_args(["--node-id", "node-a", "--fuse-cgroup", str(fuse_cgroup)])
     return command.config_from_args(args)
