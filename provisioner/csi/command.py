@@ -228,17 +228,17 @@ def fuse_runner(config: NodeCommandConfig, runner: Runner) -> Runner:
     if config.fuse_cgroup is None:
         return runner
     try:
-        cgroups = fuse_cgroups.prepare(config.fuse_cgroup)
-        escape = fuse_cgroups.CgroupEscapeRunner(
-            runner, cgroups=cgroups, cgroup_namespace=config.fuse_cgroup_namespace
-        )
-        escape.probe()
+        escape = fuse_cgroups.escape_runner(
+            runner, cgroups=fuse_cgroups.prepare(config.fuse_cgroup),
+            cgroup_namespace=config.fuse_cgroup_namespace,
+        )  # fmt: skip
     except fuse_cgroups.FuseCgroupsUnavailable as error:
         _warn_fuse_cgroups_unavailable(config, str(error))
         return runner
     _log.info(
-        "FUSE clients start outside the plugin's cgroups", cgroup_mode=cgroups.mode,
-        cgroups=[str(d) for d in cgroups.directories],
+        "FUSE clients start outside the plugin's cgroups", cgroup_mode=escape.cgroups.mode,
+        cgroups=[str(d) for d in escape.cgroups.directories],
+        cgroup_namespace=str(escape.cgroup_namespace or "the plugin's own"),
     )  # fmt: skip
     return escape
 

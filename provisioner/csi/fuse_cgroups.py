@@ -116,10 +116,10 @@ class CgroupEscapeRunner:
         self, inner: Runner, *, cgroups: FuseCgroups, cgroup_namespace: Path | None = None
     ) -> None:
         self._inner = inner
-        self._cgroups = cgroups
+        self.cgroups = cgroups
         #: The host's cgroup namespace (/proc/1/ns/cgroup with hostPID): entered first,
         #: because a private container cgroup namespace may not move processes out.
-        self._cgroup_namespace = cgroup_namespace
+        self.cgroup_namespace = cgroup_namespace
 
     def __call__(self, argv: Sequence[str], *, timeout: float) -> Result:
         if list(argv[:3]) != ["mount", "-t", "glusterfs"]:
@@ -128,10 +128,10 @@ class CgroupEscapeRunner:
         return Result(tuple(argv), result.returncode, result.stdout, result.stderr)
 
     def _wrapped(self, argv: Sequence[str]) -> list[str]:
-        directories = [str(d) for d in self._cgroups.directories]
+        directories = [str(d) for d in self.cgroups.directories]
         wrapped = [sys.executable, "-m", "provisioner.csi.cgroup_exec", *directories, "--", *argv]
-        if self._cgroup_namespace is not None:
-            wrapped = ["nsenter", f"--cgroup={self._cgroup_namespace}", "--", *wrapped]
+        if self.cgroup_namespace is not None:
+            wrapped = ["nsenter", f"--cgroup={self.cgroup_namespace}", "--", *wrapped]
         return wrapped
 
     def probe(self) -> None:
@@ -142,3 +142,22 @@ class CgroupEscapeRunner:
             raise FuseCgroupsUnavailable(str(error)) from error
         if result.returncode != 0:
             raise FuseCgroupsUnavailable(result.output() or f"exit status {result.returncode}")
+
+
+def escape_runner(
+    inner: Runner, *, cgroups: FuseCgroups, cgroup_namespace: Path | None
+) -> CgroupEscapeRunner:
+    """The runner whose start-up probe passes: through `cgroup_namespace` first; when that
+    cannot be entered (e.g. a PID 1 whose namespaces are hidden even from root), from the
+    plugin's own cgroup namespace, which is the host's wherever the runtime made none (as
+    on cgroup v1). FuseCgroupsUnavailable with every reason when neither works."""
+    failures: list[str] = []
+    for namespace in dict.fromkeys([cgroup_namespace, None]):
+        runner = CgroupEscapeRunner(inner, cgroups=cgroups, cgroup_namespace=namespace)
+        try:
+            runner.probe()
+        except FuseCgroupsUnavailable as error:
+            failures.append(str(error))
+            continue
+        return runner
+    raise FuseCgroupsUnavailable("; ".join(failures))

@@ -103,7 +103,7 @@ def rendered(settings: Settings) -> list[Obj]:
     objects = [o for o in yaml.safe_load_all(out) if o]
     for obj in objects:
         for container in _containers(obj):
-            if container["image"].startswith("glusterfs-provisioner:"):
+            if settings.image and container["image"].startswith("glusterfs-provisioner:"):
                 container["image"] = settings.image
         if settings.api:
             _rig_patch(obj, settings)

@@ -2,6 +2,7 @@
 of this machine is used in tests/integration/csi/test_fuse_cgroups.py)."""
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from provisioner.csi.fuse_cgroups import (
     FuseCgroups,
     FuseCgroupsUnavailable,
     check_path,
+    escape_runner,
     hierarchies,
     prepare,
 )
@@ -172,3 +174,32 @@ def test_a_node_without_usable_cgroups_still_gets_a_plugin_that_mounts(
     (error,) = [entry for entry in logs if entry["log_level"] == "error"]
     assert "cannot be started outside the node plugin's cgroups" in error["event"]
     assert error["node_id"] == "node-a"
+
+
+class _RefusesNamespaces(_Recorder):
+    """nsenter cannot open the namespace (a PID 1 hidden from root); plain joins work."""
+
+    def __call__(self, argv: Sequence[str], *, timeout: float) -> Result:
+        self.argvs.append(list(argv))
+        if argv[0] == "nsenter":
+            return Result(
+                tuple(argv), 1, "", "nsenter: cannot open /proc/1/ns/cgroup: Permission denied\n"
+            )
+        return Result(tuple(argv), 0, "", "")
+
+
+def test_a_namespace_that_cannot_be_entered_falls_back_to_joining_directly() -> None:
+    inner = _RefusesNamespaces()
+    runner = escape_runner(inner, cgroups=_TWO, cgroup_namespace=Path("/proc/1/ns/cgroup"))
+    runner(GLUSTER, timeout=5)
+    assert runner.cgroup_namespace is None
+    assert inner.argvs[-1][0] != "nsenter"
+    assert inner.argvs[-1][-len(GLUSTER) - 1 :] == ["--", *GLUSTER]
+
+
+def test_when_neither_way_joins_every_reason_is_given() -> None:
+    inner = _Recorder(returncode=1, stderr="cannot join cgroup /h/memory/fuse: Permission denied")
+    with pytest.raises(FuseCgroupsUnavailable) as raised:
+        escape_runner(inner, cgroups=_TWO, cgroup_namespace=Path("/proc/1/ns/cgroup"))
+    assert str(raised.value).count("Permission denied") == 2
+    assert [argv[0] for argv in inner.argvs] == ["nsenter", sys.executable]
