@@ -215,7 +215,8 @@ def _fuse_client(volume: str) -> int | None:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv[0].endswith(b"glusterfs") and f"--volfile-id={volume}".encode() in argv:
+        ids = {f"--volfile-id={volume}".encode(), f"--volfile-id=/{volume}".encode()}
+        if argv[0].endswith(b"glusterfs") and ids & set(argv):
             return int(proc.name)
     return None
 
@@ -333,6 +334,9 @@ def test_an_app_keeps_writing_through_a_node_plugin_delete_and_a_rollout(system:
     writer = _run_pod(system, _pod(system, "writer", script, uid=1000))
     volume = next(iter(system.volumes))
     client = _fuse_client(volume)
+    assert client is not None, f"no FUSE client of {volume} on this node"
+    fuse_cgroups = Path(f"/proc/{client}/cgroup").read_text()
+    assert "glusterfs-csi-fuse" in fuse_cgroups
     lines = _writes_go_on(system, writer, 0)
     with system.steps.step("node plugin pod deleted while the app writes"):
         old = _poll("the node plugin pod", lambda: _plugin_pod(system), timeout=60)
@@ -354,6 +358,7 @@ def test_an_app_keeps_writing_through_a_node_plugin_delete_and_a_rollout(system:
     assert written[: len(written) - 1] == [str(i) for i in range(len(written) - 1)]
     assert _fuse_client(volume) == client, "the same FUSE client served throughout"
     print(f"[e2e-node] {len(written)} writes, none failed; FUSE client {client} throughout")
+    print("[e2e-node] its cgroups:", " ".join(sorted(set(fuse_cgroups.split()))))
 
 
 def test_claims_made_while_the_controller_pod_is_deleted_are_all_bound(system: System) -> None:
