@@ -27,8 +27,8 @@ test: $(STAMP) ## run the whole test suite (sets up GlusterFS when root)
 	$(PY) -m pytest tests
 
 HOSTILE_EXAMPLES ?= 20000
-fuzz: $(STAMP) ## hostile-input property tests of every CSI RPC with many examples (HOSTILE_EXAMPLES=20000 per RPC group)
-	HOSTILE_EXAMPLES=$(HOSTILE_EXAMPLES) $(PY) -m pytest -q --timeout=3600 tests/integration/csi/test_hostile_input.py
+fuzz: $(STAMP) ## hostile-input property tests of every CSI RPC with many random examples (HOSTILE_EXAMPLES=20000 per RPC group)
+	HYPOTHESIS_PROFILE=fuzz HOSTILE_EXAMPLES=$(HOSTILE_EXAMPLES) $(PY) -m pytest -q --timeout=3600 tests/integration/csi/test_hostile_input.py
 
 HEKETI_URL ?=
 HEKETI_KEY ?=

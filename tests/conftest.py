@@ -8,6 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import settings
+
+#: Property tests in `make test` run the same examples every time (derandomized), so a run
+#: passes or fails on the code, never on a seed; `make fuzz` (HYPOTHESIS_PROFILE=fuzz)
+#: explores at random. Inputs that ever failed are pinned with `@example` in their tests.
+settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
+settings.register_profile("fuzz", derandomize=False, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @dataclass(frozen=True)

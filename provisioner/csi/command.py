@@ -16,6 +16,7 @@ from provisioner.csi import (
     controller_command,
     csi_pb2_grpc,
     fuse_cgroups,
+    gluster_tls,
     node_events,
     recovery,
     server,
@@ -29,8 +30,14 @@ from provisioner.csi.node import (
     NodeService,
     fuse_client_missing,
 )
+from provisioner.csi.node_signals import NodeMounts
 from provisioner.heketi.registry import HeketiClients
-from provisioner.metrics import CsiMetrics, MetricsServer
+from provisioner.metrics import (
+    CsiMetrics,
+    MetricsServer,
+    export_build_info,
+    glusterfs_client_version,
+)
 from provisioner.names import DRIVER_NAME
 
 _log = log.get_logger("csi.command")
@@ -53,6 +60,8 @@ class NodeCommandConfig:
     state_dir: Path | None = None
     fuse_cgroup: Path | None = None
     fuse_cgroup_namespace: Path | None = None
+    #: Directory of the FUSE clients' TLS certificate, key and CA; None = glusterfs's own.
+    gluster_tls_dir: gluster_tls.TlsDir | None = None
     #: kubeconfig for the Node Event of a degraded start (None: the in-cluster account).
     kubeconfig: str | None = None
     #: (host, port) of /metrics, /healthz, /readyz; None = not served.
@@ -79,6 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The node plugin's flags (each with an environment fallback)."""
     _add_serving_flags(parser)
     _add_mount_flags(parser)
+    _add_api_flags(parser)
     controller_command.add_arguments(parser)
 
 
@@ -149,6 +159,17 @@ def _add_mount_flags(parser: argparse.ArgumentParser) -> None:
         "with hostPID (env FUSE_CGROUP_NAMESPACE)",
     )
     parser.add_argument(
+        "--gluster-tls-dir",
+        type=Path,
+        default=env_default("GLUSTER_TLS_DIR"),
+        help="directory with the GlusterFS client's glusterfs.pem, glusterfs.key and "
+        "glusterfs.ca, used by every FUSE mount (volumes with client.ssl on); volumes "
+        "without TLS ignore them (env GLUSTER_TLS_DIR; default: glusterfs's built-in path)",
+    )
+
+
+def _add_api_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--kubeconfig",
         default=env_default("KUBECONFIG"),
         help="kubeconfig for the one Warning Event the plugin may write on its Node "
@@ -174,6 +195,7 @@ def config_from_args(args: argparse.Namespace) -> NodeCommandConfig:
         state_dir=args.state_dir or args.kubelet_dir / "plugins" / args.driver_name / "staged",
         fuse_cgroup=fuse_cgroups.check_path(args.fuse_cgroup) if args.fuse_cgroup else None,
         fuse_cgroup_namespace=args.fuse_cgroup_namespace,
+        gluster_tls_dir=gluster_tls.TlsDir(args.gluster_tls_dir) if args.gluster_tls_dir else None,
         kubeconfig=args.kubeconfig or None,
         metrics_address=parse_address(args.metrics_address or ""),
     )
@@ -210,7 +232,9 @@ def build_services(config: NodeCommandConfig) -> Services:
         controller_service=controller is not None,
         readiness_checks=[fuse_client_missing],
     )
-    mounter = SystemMounter(runner=fuse_runner(config, SubprocessRunner()))
+    mounter = SystemMounter(
+        runner=fuse_runner(config, SubprocessRunner()), tls=config.gluster_tls_dir
+    )
     records = recovery.StageRecords(config.state_dir) if config.state_dir else None
     node = NodeService(config=config.node, mounter=mounter, locks=locks, records=records)
     return Services(
@@ -267,9 +291,7 @@ def _start_mount_repair(services: Services) -> None:
 
     def repair() -> None:
         try:
-            recovery.repair_stale_mounts(
-                mounter=mounter, records=records, all_mounts=mounter.mounts, locks=services.locks
-            )
+            recovery.repair_stale_mounts(mounter=mounter, records=records, locks=services.locks)
         except Exception as error:  # a bug must not pass silently in a thread
             _log.error("start-up mount repair failed", exc_info=error)
 
@@ -311,8 +333,17 @@ def run(args: argparse.Namespace) -> int:
 def _start_metrics(config: NodeCommandConfig, services: Services) -> MetricsServer | None:
     if config.metrics_address is None:
         return None
+    registry = services.metrics.registry
+    if services.mounter is not None:
+        registry.register(
+            NodeMounts(mounts=services.mounter.mounts, kubelet_dir=config.node.kubelet_dir)
+        )
+    export_build_info(registry, glusterfs=glusterfs_client_version())
     metrics_server = MetricsServer(
-        config.metrics_address, registry=services.metrics.registry, ready=services.ready
+        config.metrics_address,
+        registry=registry,
+        ready=services.ready,
+        healthy=lambda: server.answers_probe(config.endpoint),
     )
     metrics_server.start()
     return metrics_server

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Final
 
 from provisioner import errors
+from provisioner.csi.gluster_tls import GLUSTERFS
 from provisioner.csi.mounter import Result, Runner
 
 #: Only the unified (v2) hierarchy has this file in each cgroup.
@@ -106,7 +107,8 @@ def _inherit_cpuset(directory: Path) -> None:
 
 
 class CgroupEscapeRunner:
-    """Runs `mount -t glusterfs` inside the FUSE cgroups, everything else as is.
+    """Runs `mount -t glusterfs` (or `glusterfs` itself) inside the FUSE cgroups,
+    everything else as is.
 
     The FUSE client that mount.glusterfs leaves running inherits them, so a container
     restart (which kills every process of the container's cgroups) misses it.
@@ -122,7 +124,10 @@ class CgroupEscapeRunner:
         self.cgroup_namespace = cgroup_namespace
 
     def __call__(self, argv: Sequence[str], *, timeout: float) -> Result:
-        if list(argv[:3]) != ["mount", "-t", "glusterfs"]:
+        starts_client = list(argv[:3]) == ["mount", "-t", "glusterfs"] or (
+            list(argv[:1]) == [GLUSTERFS]  # the FUSE client itself (gluster_tls.py)
+        )
+        if not starts_client:
             return self._inner(argv, timeout=timeout)
         result = self._inner(self._wrapped(argv), timeout=timeout)
         return Result(tuple(argv), result.returncode, result.stdout, result.stderr)

@@ -142,3 +142,23 @@ class VolumeCreateRequest:
         if self.snapshot_factor is not None:
             body["snapshot"] = {"enable": True, "factor": self.snapshot_factor}
         return body
+
+
+def same_durability(a: Durability, b: Durability) -> bool:
+    """Whether two durabilities make the same layout (unused counts ignored)."""
+    if a.type != b.type:
+        return False
+    if a.type == "replicate":
+        return a.replica == b.replica
+    if a.type == "disperse":
+        return (a.data, a.redundancy) == (b.data, b.redundancy)
+    return True
+
+
+def describe_durability(durability: Durability) -> str:
+    """A durability as the StorageClass parameter `volumetype` writes it."""
+    if durability.type == "replicate":
+        return f"replicate:{durability.replica}"
+    if durability.type == "disperse":
+        return f"disperse:{durability.data}:{durability.redundancy}"
+    return "none"

@@ -55,6 +55,7 @@ class MigrateConfig:
     prune_dynamic: bool
     prune_named: tuple[tuple[str, str], ...]
     replace: bool
+    tls_ready: bool = False
 
 
 def register(subparsers: Any) -> None:
@@ -91,6 +92,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _heketi_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-heketi-check", action="store_true",
                    help="do not ask Heketi to confirm the volume ids of Heketi PVs")  # fmt: skip
+    p.add_argument("--gluster-tls-ready", action="store_true",
+                   help="the node plugin has the Gluster client's TLS certificate, key and CA "
+                   "(deploy/components/gluster-tls): migrate PVs whose volume uses "
+                   "TLS")  # fmt: skip
 
 
 def _apply_parser(actions: Any) -> None:
@@ -134,6 +139,7 @@ def config_from_args(args: argparse.Namespace) -> MigrateConfig:
         prune_dynamic=bool(getattr(args, "prune_endpoints", False)),
         prune_named=tuple(_namespaced(t) for t in getattr(args, "prune", [])),
         replace=bool(getattr(args, "replace", False)),
+        tls_ready=bool(getattr(args, "gluster_tls_ready", False)),
     )
 
 
@@ -148,7 +154,10 @@ def _say(out: TextIO) -> Say:
 def make_plan(cluster: Cluster, config: MigrateConfig) -> Plan:
     check = HeketiCheck(SecretKeys(cluster.api)) if config.heketi_check else None
     try:
-        settings = Settings(config.driver_name, check.problems if check else None)
+        settings = Settings(
+            config.driver_name, check.problems if check else None, tls_ready=config.tls_ready,
+            heketi_options=check.options if check else None,
+        )  # fmt: skip
         return build_plan(cluster.snapshot(), settings)
     finally:
         if check is not None:

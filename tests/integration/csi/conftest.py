@@ -93,6 +93,37 @@ def stop_plugin(plugin: Plugin) -> int:
         return plugin.process.wait(timeout=10)
 
 
+def stage_and_publish(
+    plugin: Plugin,
+    volume_id: str,
+    context: dict[str, str],
+    *,
+    staging: Path,
+    target: Path,
+    capability: csi_pb2.VolumeCapability,
+) -> None:
+    """NodeStageVolume then NodePublishVolume, as kubelet calls them for one pod."""
+    plugin.node.NodeStageVolume(
+        csi_pb2.NodeStageVolumeRequest(
+            volume_id=volume_id,
+            staging_target_path=str(staging),
+            volume_capability=capability,
+            volume_context=context,
+        ),
+        timeout=120,
+    )
+    plugin.node.NodePublishVolume(
+        csi_pb2.NodePublishVolumeRequest(
+            volume_id=volume_id,
+            staging_target_path=str(staging),
+            target_path=str(target),
+            volume_capability=capability,
+            volume_context=context,
+        ),
+        timeout=120,
+    )
+
+
 def unmount_everything_under(directory: Path) -> None:
     """Test cleanup: unmount every mount below `directory`, deepest and newest first."""
     mounts = mounter.SystemMounter().mounts()
