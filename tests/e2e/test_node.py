@@ -1,7 +1,7 @@
 """`make e2e-node`: the seed's scenario on a real node, through deploy/ and our image.
 
 kubelet and containerd run the controller, the node plugin (with the real
-node-driver-registrar and livenessprobe) and the app pods; GlusterFS is this
+node-driver-registrar) and the app pods; GlusterFS is this
 machine's glusterd behind the Heketi test server in gluster mode. Skipped unless
 E2E_NODE_KUBECONFIG names the cluster (tests/e2e/node_cluster.py lists the settings).
 The steps run in order and share one installation; each prints its time.
