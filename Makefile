@@ -6,10 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto test test-fast lint demo demo-migrate bench chaos fuzz sanity contract clean image image-test
+.PHONY: help install proto test test-fast lint demo demo-migrate bench chaos fuzz sanity contract e2e-node clean image image-test
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,12 @@ image: ## build the image with podman, no registry needed (root; IMAGE=name:tag)
 
 image-test: $(STAMP) ## build the image from a fresh clone of HEAD and check the archive (root, podman, debootstrap; 2-4 min)
 	IMAGE_BUILD_TEST=1 $(PY) -m pytest -q -p no:cacheprovider tests/image
+
+e2e-node: $(STAMP) ## the seed's scenario on a real node through deploy/ and the image: make e2e-node E2E_NODE_KUBECONFIG=path [E2E_NODE_API=host:port] (skipped when unset; docs/development.md)
+	bash scripts/ensure-gluster.sh
+	@E2E_NODE_KUBECONFIG='$(E2E_NODE_KUBECONFIG)' E2E_NODE_API='$(E2E_NODE_API)' \
+	  E2E_NODE_IMAGE='$(E2E_NODE_IMAGE)' E2E_NODE_ROLLOUT_IMAGE='$(E2E_NODE_ROLLOUT_IMAGE)' \
+	  E2E_NODE_APP_IMAGE='$(E2E_NODE_APP_IMAGE)' $(PY) -m pytest -q -s -rs tests/e2e/test_node.py
 
 CSI_SANITY ?= /tmp/peers/csi-sanity
 sanity: $(STAMP) ## kubernetes-csi csi-sanity against node --controller-service on real GlusterFS (root; CSI_SANITY=path of a csi-sanity binary)

@@ -12,9 +12,11 @@ T = TypeVar("T")
 POLL_INTERVAL_S = 0.02
 
 
-def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float) -> T:
-    """Poll `probe` until it returns a truthy value (returned); fail naming `what` at the
-    deadline."""
+def wait_for(
+    what: str, probe: Callable[[], T | None], *, timeout: float, interval: float = POLL_INTERVAL_S
+) -> T:
+    """Poll `probe` every `interval` seconds until it returns a truthy value (returned);
+    fail naming `what` at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
@@ -22,4 +24,4 @@ def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float) -> T:
             return value
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(POLL_INTERVAL_S)
+        time.sleep(interval)

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from provisioner import errors, log
-from provisioner.csi import controller_command, csi_pb2_grpc, gluster_tls, recovery, server
+from provisioner.csi import (
+    controller_command,
+    csi_pb2_grpc,
+    fuse_cgroups,
+    gluster_tls,
+    node_events,
+    recovery,
+    server,
+)
 from provisioner.csi.identity import IdentityService, validate_driver_name
 from provisioner.csi.mounter import Runner, SubprocessRunner, SystemMounter
 from provisioner.csi.node import (
@@ -36,6 +44,8 @@ _log = log.get_logger("csi.command")
 
 #: Where the node-driver-registrar and kubelet expect the socket in our DaemonSet.
 DEFAULT_ENDPOINT = "unix:///csi/csi.sock"
+#: Reason of the Node Event when FUSE clients cannot outlive the plugin.
+FUSE_CGROUPS_UNAVAILABLE = "FuseClientsNotIsolated"
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,8 @@ class NodeCommandConfig:
     fuse_cgroup_namespace: Path | None = None
     #: Directory of the FUSE clients' TLS certificate, key and CA; None = glusterfs's own.
     gluster_tls_dir: gluster_tls.TlsDir | None = None
+    #: kubeconfig for the Node Event of a degraded start (None: the in-cluster account).
+    kubeconfig: str | None = None
     #: (host, port) of /metrics, /healthz, /readyz; None = not served.
     metrics_address: tuple[str, int] | None = None
 
@@ -76,6 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The node plugin's flags (each with an environment fallback)."""
     _add_serving_flags(parser)
     _add_mount_flags(parser)
+    _add_api_flags(parser)
     controller_command.add_arguments(parser)
 
 
@@ -133,8 +146,10 @@ def _add_mount_flags(parser: argparse.ArgumentParser) -> None:
         "--fuse-cgroup",
         type=Path,
         default=env_default("FUSE_CGROUP"),
-        help="cgroup v2 directory to start GlusterFS FUSE clients in, outside the plugin "
-        "container, so they survive its restart; needs hostPID (env FUSE_CGROUP)",
+        help="cgroup to start GlusterFS FUSE clients in, outside the plugin container, so "
+        "they survive its restart; its parent is the host's cgroup root: on cgroup v2 this "
+        "directory, on cgroup v1 a cgroup of this name in every hierarchy mounted under the "
+        "parent; needs hostPID (env FUSE_CGROUP)",
     )
     parser.add_argument(
         "--fuse-cgroup-namespace",
@@ -150,6 +165,15 @@ def _add_mount_flags(parser: argparse.ArgumentParser) -> None:
         help="directory with the GlusterFS client's glusterfs.pem, glusterfs.key and "
         "glusterfs.ca, used by every FUSE mount (volumes with client.ssl on); volumes "
         "without TLS ignore them (env GLUSTER_TLS_DIR; default: glusterfs's built-in path)",
+    )
+
+
+def _add_api_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kubeconfig",
+        default=env_default("KUBECONFIG"),
+        help="kubeconfig for the one Warning Event the plugin may write on its Node "
+        "(env KUBECONFIG; default: the in-cluster service account)",
     )
 
 
@@ -169,9 +193,10 @@ def config_from_args(args: argparse.Namespace) -> NodeCommandConfig:
         shutdown_grace=args.shutdown_grace,
         controller=controller_command.config_from_args(args),
         state_dir=args.state_dir or args.kubelet_dir / "plugins" / args.driver_name / "staged",
-        fuse_cgroup=recovery.check_cgroup_dir(args.fuse_cgroup) if args.fuse_cgroup else None,
+        fuse_cgroup=fuse_cgroups.check_path(args.fuse_cgroup) if args.fuse_cgroup else None,
         fuse_cgroup_namespace=args.fuse_cgroup_namespace,
         gluster_tls_dir=gluster_tls.TlsDir(args.gluster_tls_dir) if args.gluster_tls_dir else None,
+        kubeconfig=args.kubeconfig or None,
         metrics_address=parse_address(args.metrics_address or ""),
     )
 
@@ -207,17 +232,52 @@ def build_services(config: NodeCommandConfig) -> Services:
         controller_service=controller is not None,
         readiness_checks=[fuse_client_missing],
     )
-    runner: Runner = SubprocessRunner()
-    if config.fuse_cgroup is not None:
-        runner = recovery.CgroupEscapeRunner(
-            runner, cgroup_dir=config.fuse_cgroup, cgroup_namespace=config.fuse_cgroup_namespace
-        )
-    mounter = SystemMounter(runner=runner, tls=config.gluster_tls_dir)
+    mounter = SystemMounter(
+        runner=fuse_runner(config, SubprocessRunner()), tls=config.gluster_tls_dir
+    )
     records = recovery.StageRecords(config.state_dir) if config.state_dir else None
     node = NodeService(config=config.node, mounter=mounter, locks=locks, records=records)
     return Services(
         identity=identity, node=node, controller=controller, mounter=mounter, records=records,
         locks=locks, metrics=metrics, heketi=heketi,
+    )  # fmt: skip
+
+
+def fuse_runner(config: NodeCommandConfig, runner: Runner) -> Runner:
+    """`runner`, starting gluster mounts in the FUSE cgroups of this node's cgroup mode.
+
+    When they cannot be used the plugin still serves (mounts are repaired at the next
+    start instead of surviving it) and says so once: an error log and a Node Event.
+    """
+    if config.fuse_cgroup is None:
+        return runner
+    try:
+        escape = fuse_cgroups.escape_runner(
+            runner, cgroups=fuse_cgroups.prepare(config.fuse_cgroup),
+            cgroup_namespace=config.fuse_cgroup_namespace,
+        )  # fmt: skip
+    except fuse_cgroups.FuseCgroupsUnavailable as error:
+        _warn_fuse_cgroups_unavailable(config, str(error))
+        return runner
+    _log.info(
+        "FUSE clients start outside the plugin's cgroups", cgroup_mode=escape.cgroups.mode,
+        cgroups=[str(d) for d in escape.cgroups.directories],
+        cgroup_namespace=str(escape.cgroup_namespace or "the plugin's own"),
+    )  # fmt: skip
+    return escape
+
+
+def _warn_fuse_cgroups_unavailable(config: NodeCommandConfig, reason: str) -> None:
+    message = (
+        f"GlusterFS FUSE clients cannot be started outside the node plugin's cgroups "
+        f"(--fuse-cgroup {config.fuse_cgroup}: {reason}): a restart or upgrade of the node "
+        "plugin stops them, and pods using Gluster volumes on this node lose their mounts "
+        "until they are recreated"
+    )
+    _log.error(message, node_id=config.node.node_id)
+    node_events.warn_in_background(
+        config.node.node_id, reason=FUSE_CGROUPS_UNAVAILABLE, message=message,
+        kubeconfig=config.kubeconfig,
     )  # fmt: skip
 
 

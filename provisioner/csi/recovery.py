@@ -5,11 +5,11 @@ GlusterFS FUSE client it started: staged and published paths then answer
 "Transport endpoint is not connected" until kubelet happens to stage again.
 Two mechanisms, used together:
 
-* **Survival** (`CgroupEscapeRunner`): with `--fuse-cgroup DIR` each
-  `mount -t glusterfs` runs in a cgroup outside the plugin container's, so the
-  container runtime's "kill every process of the container" misses the FUSE
-  client. This needs the plugin in the host PID namespace (`hostPID: true`) and
-  the host's cgroup v2 tree mounted (see the DaemonSet).
+* **Survival** (fuse_cgroups.py): with `--fuse-cgroup DIR` each
+  `mount -t glusterfs` runs in cgroups outside the plugin container's (every
+  hierarchy, cgroup v1 or v2), so the container runtime's "kill every process of
+  the container" misses the FUSE client. This needs the plugin in the host PID
+  namespace (`hostPID: true`) and the host's cgroup tree mounted (see the DaemonSet).
 * **Repair** (`StageRecords` + `repair_stale_mounts`): every successful
   NodeStageVolume leaves a record (volume, servers, flags) in a state directory
   on the host; at start-up, before serving, the plugin remounts each recorded
@@ -22,7 +22,6 @@ Two mechanisms, used together:
 import hashlib
 import json
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -30,15 +29,12 @@ from typing import Final
 
 from provisioner import errors, log
 from provisioner.csi import validation
-from provisioner.csi.gluster_tls import GLUSTERFS
 from provisioner.csi.mount_table import MountInfo, MountTable
 from provisioner.csi.mounter import (
     GLUSTER_FSTYPE,
     GlusterSource,
     Mounter,
     PathState,
-    Result,
-    Runner,
     unmount_ours,
 )
 from provisioner.csi.server import VolumeLocks
@@ -249,64 +245,3 @@ def _repair_one(record: StageRecord, *, mounter: Mounter, table: MountTable) -> 
     for bind in binds:
         mounter.bind_mount(staging, Path(bind.mount_point), read_only=bind.read_only)
     return [bind.mount_point for bind in binds]
-
-
-# ---------------------------------------------------------------------------- survival
-
-
-class CgroupEscapeRunner:
-    """Runs `mount -t glusterfs` (or `glusterfs` itself) inside `cgroup_dir`, everything
-    else as is.
-
-    The FUSE client that mount.glusterfs leaves running inherits the cgroup, so a
-    container restart (which kills every process of the container's cgroup) misses it.
-    """
-
-    def __init__(
-        self, inner: Runner, *, cgroup_dir: Path, cgroup_namespace: Path | None = None
-    ) -> None:
-        self._inner = inner
-        self._cgroup_dir = cgroup_dir
-        #: The host's cgroup namespace (/proc/1/ns/cgroup with hostPID): entered first,
-        #: because a private container cgroup namespace may not move processes out.
-        self._cgroup_namespace = cgroup_namespace
-
-    def __call__(self, argv: Sequence[str], *, timeout: float) -> Result:
-        starts_client = list(argv[:3]) == ["mount", "-t", "glusterfs"] or (
-            argv[:1] == [GLUSTERFS]  # the FUSE client itself (gluster_tls.py)
-        )
-        if not starts_client:
-            return self._inner(argv, timeout=timeout)
-        wrapped = [
-            sys.executable, "-m", "provisioner.csi.cgroup_exec", str(self._cgroup_dir), "--",
-            *argv,
-        ]  # fmt: skip
-        if self._cgroup_namespace is not None:
-            wrapped = ["nsenter", f"--cgroup={self._cgroup_namespace}", "--", *wrapped]
-        result = self._inner(wrapped, timeout=timeout)
-        return Result(tuple(argv), result.returncode, result.stdout, result.stderr)
-
-
-def check_cgroup_dir(path: Path) -> Path:
-    """A cgroup v2 directory we can move processes into (created when missing)."""
-    text = str(path)
-    if not path.is_absolute() or os.path.normpath(text) != text:
-        raise errors.InvalidArgument(f"--fuse-cgroup {text!r} must be an absolute, normalised path")
-    if not (path.parent / "cgroup.procs").exists():
-        raise errors.InvalidArgument(
-            f"--fuse-cgroup {text}: {path.parent} is not a cgroup v2 directory; mount the "
-            "host's cgroup v2 hierarchy (hostPath /sys/fs/cgroup) there, or drop --fuse-cgroup "
-            "on cgroup v1 nodes (mounts are then repaired at start-up instead of surviving)"
-        )
-    try:
-        path.mkdir(exist_ok=True)
-    except OSError as error:
-        raise errors.InvalidArgument(
-            f"--fuse-cgroup {text}: cannot create the cgroup ({error.strerror}); mount the "
-            "host's cgroup v2 hierarchy (hostPath /sys/fs/cgroup) and run privileged"
-        ) from error
-    if not (path / "cgroup.procs").exists():
-        raise errors.InvalidArgument(
-            f"--fuse-cgroup {text} is not a cgroup v2 directory (no cgroup.procs)"
-        )
-    return path

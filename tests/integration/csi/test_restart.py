@@ -20,7 +20,9 @@ import grpc
 import pytest
 
 from provisioner.csi import csi_pb2, csi_pb2_grpc
+from provisioner.csi.fuse_cgroups import prepare
 from tests.conftest import GlusterHost
+from tests.integration.csi import cgroup_tree
 from tests.integration.csi.conftest import (
     Plugin,
     _wait_ready,
@@ -284,19 +286,7 @@ def cgroups() -> Iterator[tuple[Path, Path]]:
     try:
         yield container, fuse
     finally:
-        for group in (container, fuse):
-            _remove_cgroup(group)
-
-
-def _remove_cgroup(group: Path) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while group.exists():
-        try:
-            group.rmdir()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+        cgroup_tree.remove([container, fuse], deadline=DEADLINE)
 
 
 def _pids(group: Path) -> set[int]:
@@ -327,9 +317,17 @@ def test_fuse_clients_outlive_a_killed_plugin_container_with_fuse_cgroup(
     first.channel.close()
 
     assert _pids(fuse) == clients  # the same FUSE client is still serving
+    _still_served_then_found_healthy(sandbox, paths, "c2", wrapper=in_container, extra=escape)
+
+
+def _still_served_then_found_healthy(
+    sandbox: Sandbox, paths: Paths, tag: str, *, wrapper: list[str], extra: list[str]
+) -> None:
+    """With no plugin running the published path still reads and writes; a plugin
+    started again finds the mount healthy (nothing to repair)."""
     assert (paths.target / "before").read_text() == "written before the restart"
     (paths.target / "after").write_text("written with no plugin running")
-    second = _start(sandbox, "c2", wrapper=in_container, extra=escape)
+    second = _start(sandbox, tag, wrapper=wrapper, extra=extra)
     try:
         _wait_for_log(second, "stale mount check done")
         assert '"healthy": 1' in second.log()
@@ -338,3 +336,74 @@ def test_fuse_clients_outlive_a_killed_plugin_container_with_fuse_cgroup(
         second.process.terminate()
         second.process.wait(timeout=DEADLINE)
         second.channel.close()
+
+
+@dataclass(frozen=True)
+class V1Cgroups:
+    container: tuple[Path, ...]  # the plugin "container": one cgroup per hierarchy
+    fuse: Path  # --fuse-cgroup
+
+
+@pytest.fixture
+def v1_cgroups(tmp_path: Path) -> Iterator[V1Cgroups]:
+    """A container's cgroups as runc makes them on cgroup v1 (one per hierarchy) and the
+    --fuse-cgroup below a root that stands for the host's /sys/fs/cgroup."""
+    if not cgroup_tree.v1_hierarchies():
+        pytest.skip("needs a cgroup v1 (or hybrid) node")
+    root = cgroup_tree.own_cgroup_root(tmp_path / "cgroup")
+    fuse = root / f"hard-fuse-v1-{os.getpid()}"
+    container = prepare(root / f"hard-plugin-v1-{os.getpid()}").directories
+    try:
+        yield V1Cgroups(container, fuse)
+    finally:
+        cgroup_tree.remove([*container, *(entry / fuse.name for entry in root.iterdir())])
+
+
+def _with_file(cgroups: tuple[Path, ...], name: str) -> Path:
+    (found,) = [group for group in cgroups if (group / name).exists()]
+    return found
+
+
+def _kill_container_v1(container: tuple[Path, ...]) -> None:
+    """What runc does to a stopped host-PID container on cgroup v1: freeze it, SIGKILL every
+    process listed in its devices cgroup, thaw; then wait until the cgroup is empty."""
+    freezer, devices = _with_file(container, "freezer.state"), _with_file(container, "devices.list")
+    (freezer / "freezer.state").write_text("FROZEN")
+    for pid in _pids(devices):
+        os.kill(pid, signal.SIGKILL)
+    (freezer / "freezer.state").write_text("THAWED")
+    deadline = time.monotonic() + DEADLINE
+    while _pids(devices):
+        assert time.monotonic() < deadline, f"{devices} still has {_pids(devices)}"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_fuse_clients_outlive_a_killed_plugin_container_on_cgroup_v1(
+    sandbox: Sandbox, v1_cgroups: V1Cgroups
+) -> None:
+    in_container = [
+        sys.executable, "-m", "provisioner.csi.cgroup_exec", *map(str, v1_cgroups.container), "--",
+    ]  # fmt: skip
+    paths = _paths(sandbox, "cgroup-v1-kill")
+    escape = ["--fuse-cgroup", str(v1_cgroups.fuse)]
+    first = _start(sandbox, "v1-1", wrapper=in_container, extra=escape)
+    _stage_and_publish(first, sandbox, paths)
+    (paths.target / "before").write_text("written before the restart")
+    client = _fuse_client(paths.staging)
+
+    _kill_container_v1(v1_cgroups.container)
+    first.process.wait(timeout=DEADLINE)
+    first.channel.close()
+
+    assert _alive(client), "the same FUSE client is still serving"
+    for controllers, path in cgroup_tree.cgroups_of(client).items():
+        if controllers in cgroup_tree.v1_hierarchies():
+            assert path.endswith(f"/{v1_cgroups.fuse.name}"), controllers
+    _still_served_then_found_healthy(sandbox, paths, "v1-2", wrapper=in_container, extra=escape)

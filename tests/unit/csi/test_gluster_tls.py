@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from provisioner import errors
-from provisioner.csi import gluster_tls, recovery
+from provisioner.csi import fuse_cgroups, gluster_tls
 from provisioner.csi.gluster_tls import TlsDir
 from provisioner.csi.mounter import GlusterSource, Result, SystemMounter
 
@@ -173,7 +173,8 @@ def test_the_cgroup_escape_also_starts_the_fuse_client_itself_outside_the_contai
         seen.append(list(argv))
         return Result(tuple(argv), 0, "", "")
 
-    runner = recovery.CgroupEscapeRunner(inner, cgroup_dir=Path("/sys/fs/cgroup/fuse"))
+    cgroups = fuse_cgroups.FuseCgroups(mode="v2", directories=(Path("/sys/fs/cgroup/fuse"),))
+    runner = fuse_cgroups.CgroupEscapeRunner(inner, cgroups=cgroups)
     client = ["glusterfs", "--process-name", "fuse", "--volfile-id=v", "/t"]
     assert runner(client, timeout=5).argv == tuple(client)
     assert seen[0][-len(client) - 1 :] == ["--", *client]

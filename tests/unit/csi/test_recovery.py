@@ -1,21 +1,17 @@
-"""Stage records and the cgroup-escaping runner (the restart tests use real mounts)."""
+"""Stage records and the start-up repair (the restart tests use real mounts)."""
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from provisioner import errors
 from provisioner.csi.mount_table import MountInfo, MountTable
-from provisioner.csi.mounter import PathState, Result
+from provisioner.csi.mounter import PathState
 from provisioner.csi.recovery import (
-    CgroupEscapeRunner,
     RepairOutcome,
     StageRecord,
     StageRecords,
-    check_cgroup_dir,
     repair_stale_mounts,
 )
 from provisioner.csi.server import VolumeLocks
@@ -84,35 +80,6 @@ def test_a_tampered_record_is_never_used_for_a_mount(
 
 def test_missing_state_directory_means_no_records(tmp_path: Path) -> None:
     assert StageRecords(tmp_path / "absent").load_all() == []
-
-
-class _Recorder:
-    def __init__(self) -> None:
-        self.argvs: list[list[str]] = []
-
-    def __call__(self, argv: Sequence[str], *, timeout: float) -> Result:
-        self.argvs.append(list(argv))
-        return Result(tuple(argv), 0, "", "")
-
-
-def test_only_gluster_mounts_are_started_in_the_fuse_cgroup() -> None:
-    inner = _Recorder()
-    runner = CgroupEscapeRunner(
-        inner, cgroup_dir=Path("/sys/fs/cgroup/fuse"), cgroup_namespace=Path("/proc/1/ns/cgroup")
-    )
-    gluster = ["mount", "-t", "glusterfs", "-o", "log-file=/l", "h:/v", "/t"]
-    result = runner(gluster, timeout=5)
-    runner(["umount", "/t"], timeout=5)
-    assert result.argv == tuple(gluster)
-    assert inner.argvs[0][:3] == ["nsenter", "--cgroup=/proc/1/ns/cgroup", "--"]
-    assert inner.argvs[0][-len(gluster) - 1 :] == ["--", *gluster]
-    assert inner.argvs[1] == ["umount", "/t"]
-
-
-def test_fuse_cgroup_outside_a_cgroup_v2_tree_is_refused_with_advice(tmp_path: Path) -> None:
-    with pytest.raises(errors.InvalidArgument, match="not a cgroup v2 directory"):
-        check_cgroup_dir(tmp_path / "fuse")
-    assert not (tmp_path / "fuse").exists()
 
 
 class _FakeMounter:

@@ -132,16 +132,30 @@ def test_bindings_tie_an_existing_role_to_an_existing_service_account(kind: str)
             assert (subject["namespace"], subject["name"]) in accounts
 
 
-def test_only_the_controller_account_is_bound_to_any_role() -> None:
-    subjects = {
-        subject["name"]
-        for o in BASE
-        if o["kind"] in ("ClusterRoleBinding", "RoleBinding")
-        for subject in o["subjects"]
-    }
-    assert subjects == {pod_spec(_deployment())["serviceAccountName"]}
-    node_account = find(BASE, "ServiceAccount", pod_spec(_daemonset())["serviceAccountName"])
+def _rules_of(account: str) -> list[Obj]:
+    rules: list[Obj] = []
+    for binding in (o for o in BASE if o["kind"] in ("ClusterRoleBinding", "RoleBinding")):
+        if account in {subject["name"] for subject in binding["subjects"]}:
+            rules += find(BASE, binding["roleRef"]["kind"], binding["roleRef"]["name"])["rules"]
+    return rules
+
+
+def test_the_node_account_may_only_create_events() -> None:
+    node = pod_spec(_daemonset())["serviceAccountName"]
+    assert _rules_of(node) == [{"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]
+
+
+def test_only_the_node_plugin_container_gets_an_api_token() -> None:
+    daemonset = _daemonset()
+    node_account = find(BASE, "ServiceAccount", pod_spec(daemonset)["serviceAccountName"])
     assert node_account["automountServiceAccountToken"] is False
+    token_dir = "/var/run/secrets/kubernetes.io/serviceaccount"
+    with_token = {
+        c["name"]
+        for c in pod_containers(daemonset)
+        if any(m["mountPath"] == token_dir for m in c.get("volumeMounts", []))
+    }
+    assert with_token == {"glusterfs-plugin"}
 
 
 def test_rbac_rules_name_every_group_resource_and_verb_without_wildcards() -> None:
@@ -155,7 +169,11 @@ def test_rbac_rules_name_every_group_resource_and_verb_without_wildcards() -> No
 
 def test_leases_are_granted_only_in_the_controller_namespace() -> None:
     cluster_resources = {
-        resource for rule in find(BASE, "ClusterRole")["rules"] for resource in rule["resources"]
+        resource
+        for role in BASE
+        if role["kind"] == "ClusterRole"
+        for rule in role["rules"]
+        for resource in rule["resources"]
     }
     assert "leases" not in cluster_resources
     role = find(BASE, "Role")
