@@ -9,6 +9,7 @@ CreateVolume (`volume_content_source`); writing to a clone leaves the source unc
 """
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,10 @@ def test_a_file_written_to_a_source_is_in_its_clones_and_their_writes_stay_their
     by_claim = publish(plugin, clone_id, clone_context)
 
     # through the CSI Controller service: CreateVolume with volume_content_source
-    request = csi.create_request("csi-clone", parameters={"volumetype": "replicate:3"})
+    # A name of this run's own: glusterd is shared with any other run on the machine.
+    request = csi.create_request(
+        f"csi-clone-{os.getpid()}", parameters={"volumetype": "replicate:3"}
+    )
     request.volume_content_source.volume.volume_id = source_id
     made = csi.controller.CreateVolume(request, timeout=180).volume
     by_csi = publish(plugin, made.volume_id, dict(made.volume_context))
