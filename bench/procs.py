@@ -39,6 +39,14 @@ def usage(pid: int) -> Usage:
     return Usage(cpu_seconds=cpu_seconds(pid), at=time.monotonic())
 
 
+def bytes_read(pid: int) -> int:
+    """Bytes `pid` has read so far through read-like calls, sockets included (`rchar`)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    return 0
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of `pid` in MiB."""
     resident_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])

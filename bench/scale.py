@@ -16,6 +16,10 @@ from provisioner import names
 
 #: Bound claim/volume pairs that exist before the controller starts.
 PAIRS = 10_000
+#: Pair counts of `scale_sizes`: start-up time, memory and idle CPU as the cluster grows.
+SIZES = (1_000, 10_000, 50_000)
+#: Seconds the idle controller is watched per size in `scale_sizes`.
+SIZES_IDLE_SECONDS = 10.0
 #: Namespaces the pairs are spread over (100 claims each).
 NAMESPACES = 100
 #: Seconds the controller is watched while nothing happens.
@@ -108,6 +112,33 @@ def run(
             )  # fmt: skip
             result["rss_mb_end"] = round(procs.rss_mb(controller.pid), 1)
     return result
+
+
+def run_sizes(
+    *, workdir: Path, sizes: tuple[int, ...] = SIZES, controller_args: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Start-up (ready time, memory) and idle CPU at each number of pairs."""
+    rows: dict[str, Any] = {}
+    for pairs in sizes:
+        with (
+            Host("heketi", **heketi_options(latency_ms=LATENCY_MS)) as heketi,
+            Host("kube", binder=True) as kube,
+        ):
+            kube.call("create", objs=objects.base_objects(heketi_url=heketi.url))
+            row: dict[str, Any] = {"pairs": pairs}
+            row["seed_seconds"] = round(seed_pairs(kube, count=pairs, heketi_url=heketi.url), 2)
+            mark = kube.call("request_mark")
+            with Controller(
+                workdir=workdir,
+                kube_url=kube.url,
+                name=f"scale-{pairs}",
+                extra_args=controller_args,
+            ) as controller:
+                row.update(_startup(kube, controller, since=mark))
+                row.update(_idle(kube, controller, seconds=SIZES_IDLE_SECONDS))
+            del row["startup_api_requests"], row["idle_api_requests"]
+            rows[f"p{pairs}"] = row
+    return {"scale_sizes": rows}
 
 
 def _startup(kube: Host, controller: Controller, *, since: int) -> dict[str, Any]:
