@@ -121,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.output.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
     print(f"\nMachine: {report.machine_line(results['machine'])}")
     print(report.markdown(results["targets"]))
+    writes = report.writes_table(results)
+    if writes:
+        print(f"\n{writes}")
     print(f"\nResults written to {args.output} ({results['duration_seconds']} s).")
     for name, error in results["errors"].items():
         print(f"bench: scenario {name} FAILED: {error}", file=sys.stderr)
