@@ -28,7 +28,7 @@ WAVE_TIMEOUT = 120.0
 KEPT = (
     "seconds",
     "cpu_ms_per_pvc",
-    "kb_read_per_pvc",
+    "kb_from_heketi_per_pvc",
     "heketi_requests_per_pvc",
     "heketi_lists_per_pvc",
     "heketi_requests",
@@ -70,6 +70,6 @@ def run(
         f"{figure}_ratio": round(largest[figure] / smallest[figure], 2)
         if smallest[figure]
         else None
-        for figure in ("cpu_ms_per_pvc", "kb_read_per_pvc", "heketi_requests_per_pvc")
+        for figure in ("cpu_ms_per_pvc", "kb_from_heketi_per_pvc", "heketi_requests_per_pvc")
     }
     return {"heketi_sizes": {**rows, **ratios}}

@@ -102,13 +102,14 @@ def measure_wave(
     kube_mark = kube.call("request_mark")
     heketi_mark = heketi.call("request_mark")
     with profiled(controller.pid, profile):
-        before, read_before = procs.usage(controller.pid), procs.bytes_read(controller.pid)
+        heketi_port = int(heketi.url.rsplit(":", 1)[1].rstrip("/"))
+        before, read_before = procs.usage(controller.pid), procs.bytes_received_from(heketi_port)
         started = time.monotonic()
         _create_claims(kube, namespace=namespace, claims=claims)
         curve = bound_curve(kube, namespace=namespace, claims=claims, timeout=timeout)
         seconds = time.monotonic() - started
         settle_seconds = _settle(kube, since=kube_mark)
-        after, read_after = procs.usage(controller.pid), procs.bytes_read(controller.pid)
+        after, read_after = procs.usage(controller.pid), procs.bytes_received_from(heketi_port)
     bound = curve[-1][1]
     if bound < claims:
         raise BenchError(
@@ -123,7 +124,7 @@ def measure_wave(
         "claims_per_second": round(claims / seconds, 1),
         "cpu_seconds": round(cpu, 3),
         "cpu_ms_per_pvc": round(1000 * cpu / claims, 2),
-        "kb_read_per_pvc": round((read_after - read_before) / 1024 / claims, 2),
+        "kb_from_heketi_per_pvc": round((read_after - read_before) / 1024 / claims, 2),
         "rss_mb_after": round(procs.rss_mb(controller.pid), 1),
     }
     result.update(_heketi_figures(heketi, since=heketi_mark, claims=claims))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,18 @@ def seed_pairs(kube: Host, *, count: int, heketi_url: str) -> float:
     return time.monotonic() - started
 
 
+@contextmanager
+def seeded_servers(pairs: int) -> Iterator[tuple[Host, Host, dict[str, Any]]]:
+    """The Heketi and API servers with `pairs` bound pairs seeded; the result row so far."""
+    with (
+        Host("heketi", **heketi_options(latency_ms=LATENCY_MS)) as heketi,
+        Host("kube", binder=True) as kube,
+    ):
+        kube.call("create", objs=objects.base_objects(heketi_url=heketi.url))
+        seconds = seed_pairs(kube, count=pairs, heketi_url=heketi.url)
+        yield heketi, kube, {"pairs": pairs, "seed_seconds": round(seconds, 2)}
+
+
 def run(
     *,
     workdir: Path,
@@ -92,13 +105,7 @@ def run(
     profile_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Seed the pairs, start the controller: start-up, idle and 100 more claims."""
-    with (
-        Host("heketi", **heketi_options(latency_ms=LATENCY_MS)) as heketi,
-        Host("kube", binder=True) as kube,
-    ):
-        kube.call("create", objs=objects.base_objects(heketi_url=heketi.url))
-        result: dict[str, Any] = {"pairs": pairs}
-        result["seed_seconds"] = round(seed_pairs(kube, count=pairs, heketi_url=heketi.url), 2)
+    with seeded_servers(pairs) as (heketi, kube, result):
         mark = kube.call("request_mark")
         with Controller(
             workdir=workdir, kube_url=kube.url, name="scale", extra_args=controller_args
@@ -120,13 +127,7 @@ def run_sizes(
     """Start-up (ready time, memory) and idle CPU at each number of pairs."""
     rows: dict[str, Any] = {}
     for pairs in sizes:
-        with (
-            Host("heketi", **heketi_options(latency_ms=LATENCY_MS)) as heketi,
-            Host("kube", binder=True) as kube,
-        ):
-            kube.call("create", objs=objects.base_objects(heketi_url=heketi.url))
-            row: dict[str, Any] = {"pairs": pairs}
-            row["seed_seconds"] = round(seed_pairs(kube, count=pairs, heketi_url=heketi.url), 2)
+        with seeded_servers(pairs) as (_, kube, row):
             mark = kube.call("request_mark")
             with Controller(
                 workdir=workdir,
