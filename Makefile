@@ -14,7 +14,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the package (editable) with test extras
@@ -56,9 +56,10 @@ demo-migrate: $(STAMP) ## in-tree GlusterFS PVs (static + Heketi) → CSI PVs on
 	bash scripts/ensure-gluster.sh
 	$(PY) -m testbed.demo_migrate
 
-bench: $(STAMP) ## benchmarks (burst, scale, node; ~3 min): a table, and bench/results.json
+bench: $(STAMP) ## benchmarks (burst, Heketi sizes, scale, node, names; ~8 min): a table, bench/results.json, charts in docs/images/
 	bash scripts/ensure-gluster.sh
 	$(PY) -m bench.run
+	$(PY) -m bench.charts
 
 CHAOS_MINUTES ?= 5
 CHAOS_SEED ?=

@@ -8,7 +8,7 @@ from typing import Any
 from bench import objects
 from bench.controller import Controller
 from bench.hosts import Host
-from bench.provisioning import ideal_seconds, measure_wave
+from bench.provisioning import bound_curve, ideal_seconds, measure_wave
 
 #: Claims created at once (the issue's figure; external-provisioner took ~4 min for 500).
 CLAIMS = 500
@@ -18,6 +18,10 @@ LATENCY_MS = 200
 INFLIGHT = 8
 #: Seconds a wave may take before the scenario fails (ideal is 12.6 s; 0 ms ~ 10 s).
 WAVE_TIMEOUT = 150.0
+#: The naive client for comparison: the same controller working one claim at a time.
+NAIVE_ARGS = ("--workers", "1")
+#: How long the naive client is watched, in multiples of our burst's time.
+NAIVE_WATCH = 1.5
 
 
 def heketi_options(*, latency_ms: int, inflight: int = INFLIGHT) -> dict[str, Any]:
@@ -65,4 +69,24 @@ def run(
                 profile=profile_dir / "burst_instant.txt" if profile_dir else None,
             )  # fmt: skip
             instant.update(heketi_latency_ms=0, heketi_max_inflight=INFLIGHT)
-    return {"burst": slow, "burst_instant": instant}
+    naive = run_naive(workdir=workdir, claims=claims, seconds=NAIVE_WATCH * slow["seconds"])
+    return {"burst": slow, "burst_instant": instant, "burst_naive": naive}
+
+
+def run_naive(*, workdir: Path, claims: int, seconds: float) -> dict[str, Any]:
+    """Claims bound over `seconds` by a client that provisions one claim at a time
+    (our controller with one worker) against the same Heketi: the curve to compare."""
+    with (
+        Host("heketi", **heketi_options(latency_ms=LATENCY_MS)) as heketi,
+        Host("kube", binder=True) as kube,
+    ):
+        kube.call("create", objs=objects.base_objects(heketi_url=heketi.url))
+        kube.call("create", objs=[objects.namespace("naive")])
+        with Controller(
+            workdir=workdir, kube_url=kube.url, name="naive", extra_args=NAIVE_ARGS
+        ) as controller:
+            controller.wait_ready()
+            kube.call("create", objs=[objects.claim(name=f"claim-{i:05d}", ns="naive")
+                                      for i in range(claims)])  # fmt: skip
+            curve = bound_curve(kube, namespace="naive", claims=claims, timeout=seconds)
+    return {"claims": claims, "workers": 1, "bound": curve[-1][1], "bound_over_time": curve}

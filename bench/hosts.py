@@ -51,6 +51,12 @@ def resource_of(path: str) -> str:
     return f"{rest[0]}/{rest[2]}" if len(rest) >= 3 else rest[0]
 
 
+def heketi_route(path: str) -> str:
+    """A Heketi request path with its ids replaced: `/volumes/{id}/expand`, `/queue/{id}`."""
+    parts = [part for part in path.split("?", 1)[0].split("/") if part]
+    return "/" + "/".join("{id}" if i == 1 else part for i, part in enumerate(parts))
+
+
 class KubeOps:
     """Commands run next to the Kubernetes API test server."""
 
@@ -150,12 +156,17 @@ class HeketiOps:
         return {str(k): v for k, v in Counter(r.status for r in records).items()}
 
     def op_request_counts(self, *, since: int) -> dict[str, int]:
-        """`"<METHOD> <first path segment>"` → requests after log position `since`."""
+        """`"<METHOD> <route>"` (`GET /volumes` lists, `GET /volumes/{id}` reads one)
+        → requests after log position `since`."""
         records = self.server.requests[since:]
-        return dict(Counter(f"{r.method} /{r.path.lstrip('/').split('/')[0]}" for r in records))
+        return dict(Counter(f"{r.method} {heketi_route(r.path)}" for r in records))
 
     def op_volume_count(self) -> int:
         return len(self.server.volumes())
+
+    def op_seed_volumes(self, *, count: int) -> int:
+        """`count` complete volumes made at once (a Heketi that already holds them)."""
+        return len(self.server.seed_volumes([f"seed-{i:05d}" for i in range(count)]))
 
 
 _OPS: dict[str, type[KubeOps] | type[HeketiOps]] = {"kube": KubeOps, "heketi": HeketiOps}

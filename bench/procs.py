@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -37,6 +38,15 @@ def cpu_seconds(pid: int) -> float:
 def usage(pid: int) -> Usage:
     """CPU seconds used by `pid` now."""
     return Usage(cpu_seconds=cpu_seconds(pid), at=time.monotonic())
+
+
+def bytes_received_from(port: int) -> int:
+    """Bytes received so far on the open TCP connections to 127.0.0.1:`port` (the
+    kernel's `bytes_received` of each, from `ss`). Connections closed meanwhile are
+    not counted: the controller keeps its connections to Heketi open for reuse."""
+    argv = ["ss", "-tinH", "state", "established", "dst", f"127.0.0.1:{port}"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=True)
+    return sum(int(m) for m in re.findall(r"bytes_received:(\d+)", out.stdout))
 
 
 def rss_mb(pid: int) -> float:

@@ -26,6 +26,8 @@ SETTLE_QUIET = 0.5
 SETTLE_TIMEOUT = 15.0
 #: Claims created per pipe message to the API host.
 CREATE_BATCH = 1000
+#: Seconds between points of the claims-bound-over-time curve of a wave.
+CURVE_STEP = 0.25
 
 
 #: Samples per second of the optional py-spy profile of the controller during a wave.
@@ -68,7 +70,13 @@ def _per_claim(counts: dict[str, int], claims: int) -> dict[str, Any]:
         else:
             by_verb[verb] += count
     writes = sum(count for verb, count in by_verb.items() if verb in WRITE_VERBS)
+    writes_by_object = {
+        key: round(count / claims, 3)
+        for key, count in sorted(counts.items())
+        if key.split(" ", 1)[0] in WRITE_VERBS and key.split(" ", 1)[1] not in LEASE_RESOURCES
+    }
     return {
+        "api_writes_per_pvc_by_verb_and_object": writes_by_object,
         "api_requests_per_pvc_by_verb": {
             verb: round(count / claims, 3) for verb, count in sorted(by_verb.items())
         },
@@ -94,13 +102,15 @@ def measure_wave(
     kube_mark = kube.call("request_mark")
     heketi_mark = heketi.call("request_mark")
     with profiled(controller.pid, profile):
-        before = procs.usage(controller.pid)
+        heketi_port = int(heketi.url.rsplit(":", 1)[1].rstrip("/"))
+        before, read_before = procs.usage(controller.pid), procs.bytes_received_from(heketi_port)
         started = time.monotonic()
         _create_claims(kube, namespace=namespace, claims=claims)
-        bound = _wait_bound(kube, namespace=namespace, claims=claims, timeout=timeout)
+        curve = bound_curve(kube, namespace=namespace, claims=claims, timeout=timeout)
         seconds = time.monotonic() - started
         settle_seconds = _settle(kube, since=kube_mark)
-        after = procs.usage(controller.pid)
+        after, read_after = procs.usage(controller.pid), procs.bytes_received_from(heketi_port)
+    bound = curve[-1][1]
     if bound < claims:
         raise BenchError(
             f"only {bound} of {claims} claims in {namespace} bound within {timeout:.0f} s; "
@@ -114,10 +124,12 @@ def measure_wave(
         "claims_per_second": round(claims / seconds, 1),
         "cpu_seconds": round(cpu, 3),
         "cpu_ms_per_pvc": round(1000 * cpu / claims, 2),
+        "kb_from_heketi_per_pvc": round((read_after - read_before) / 1024 / claims, 2),
         "rss_mb_after": round(procs.rss_mb(controller.pid), 1),
     }
-    result.update(_heketi_figures(heketi, since=heketi_mark))
+    result.update(_heketi_figures(heketi, since=heketi_mark, claims=claims))
     result.update(_api_figures(kube, since=kube_mark, claims=claims))
+    result["bound_over_time"] = curve
     return result
 
 
@@ -131,12 +143,15 @@ def _create_claims(kube: Host, *, namespace: str, claims: int) -> None:
         kube.call("create", objs=batch)
 
 
-def _heketi_figures(heketi: Host, *, since: int) -> dict[str, Any]:
+def _heketi_figures(heketi: Host, *, since: int, claims: int) -> dict[str, Any]:
     statuses: dict[str, int] = heketi.call("status_counts", since=since)
+    counts: dict[str, int] = heketi.call("request_counts", since=since)
     return {
         "http_429": int(statuses.get("429", 0)),
         "heketi_requests_by_status": statuses,
-        "heketi_requests": heketi.call("request_counts", since=since),
+        "heketi_requests": counts,
+        "heketi_requests_per_pvc": round(sum(counts.values()) / claims, 3),
+        "heketi_lists_per_pvc": round(counts.get("GET /volumes", 0) / claims, 3),
     }
 
 
@@ -167,12 +182,22 @@ def _settle(kube: Host, *, since: int) -> float:
     return time.monotonic() - started
 
 
-def _wait_bound(kube: Host, *, namespace: str, claims: int, timeout: float) -> int:
-    bound: int = kube.call(
-        "wait_bound",
-        timeout=timeout + 30,
-        namespace=namespace,
-        count=claims,
-        wait_seconds=timeout,
-    )
-    return bound
+def bound_curve(
+    kube: Host, *, namespace: str, claims: int, timeout: float
+) -> list[tuple[float, int]]:
+    """(seconds since now, claims Bound) every CURVE_STEP until all `claims` of
+    `namespace` are Bound or `timeout` passed; the last point is the end."""
+    started = time.monotonic()
+    curve: list[tuple[float, int]] = [(0.0, 0)]
+    while True:
+        left = timeout - (time.monotonic() - started)
+        bound: int = kube.call(
+            "wait_bound",
+            timeout=CURVE_STEP + 30,
+            namespace=namespace,
+            count=claims,
+            wait_seconds=max(0.0, min(CURVE_STEP, left)),
+        )
+        curve.append((round(time.monotonic() - started, 3), bound))
+        if bound >= claims or left <= CURVE_STEP:
+            return curve

@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import burst, names, node, procs, report, scale
+from bench import burst, heketi_sizes, names, node, procs, report, scale
 
-SCENARIOS = ("burst", "scale", "node", "names")
+SCENARIOS = ("burst", "heketi_sizes", "scale", "scale_sizes", "node", "names")
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
 
 
@@ -77,6 +77,8 @@ def _scenarios(args: argparse.Namespace, workdir: Path) -> dict[str, Callable[[]
         "scale": lambda: {"scale": scale.run(workdir=workdir, pairs=args.pairs,
                                              idle_seconds=args.idle_seconds,
                                              controller_args=extra, profile_dir=args.profile)},
+        "heketi_sizes": lambda: heketi_sizes.run(workdir=workdir, controller_args=extra),
+        "scale_sizes": lambda: scale.run_sizes(workdir=workdir, controller_args=extra),
         "node": lambda: {"node": node.run(workdir=workdir / "node")},
         "names": names.run,
     }  # fmt: skip
@@ -119,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.output.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
     print(f"\nMachine: {report.machine_line(results['machine'])}")
     print(report.markdown(results["targets"]))
+    writes = report.writes_table(results)
+    if writes:
+        print(f"\n{writes}")
     print(f"\nResults written to {args.output} ({results['duration_seconds']} s).")
     for name, error in results["errors"].items():
         print(f"bench: scenario {name} FAILED: {error}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,10 @@ from provisioner import names
 
 #: Bound claim/volume pairs that exist before the controller starts.
 PAIRS = 10_000
+#: Pair counts of `scale_sizes`: start-up time, memory and idle CPU as the cluster grows.
+SIZES = (1_000, 10_000, 50_000)
+#: Seconds the idle controller is watched per size in `scale_sizes`.
+SIZES_IDLE_SECONDS = 10.0
 #: Namespaces the pairs are spread over (100 claims each).
 NAMESPACES = 100
 #: Seconds the controller is watched while nothing happens.
@@ -79,6 +84,18 @@ def seed_pairs(kube: Host, *, count: int, heketi_url: str) -> float:
     return time.monotonic() - started
 
 
+@contextmanager
+def seeded_servers(pairs: int) -> Iterator[tuple[Host, Host, dict[str, Any]]]:
+    """The Heketi and API servers with `pairs` bound pairs seeded; the result row so far."""
+    with (
+        Host("heketi", **heketi_options(latency_ms=LATENCY_MS)) as heketi,
+        Host("kube", binder=True) as kube,
+    ):
+        kube.call("create", objs=objects.base_objects(heketi_url=heketi.url))
+        seconds = seed_pairs(kube, count=pairs, heketi_url=heketi.url)
+        yield heketi, kube, {"pairs": pairs, "seed_seconds": round(seconds, 2)}
+
+
 def run(
     *,
     workdir: Path,
@@ -88,13 +105,7 @@ def run(
     profile_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Seed the pairs, start the controller: start-up, idle and 100 more claims."""
-    with (
-        Host("heketi", **heketi_options(latency_ms=LATENCY_MS)) as heketi,
-        Host("kube", binder=True) as kube,
-    ):
-        kube.call("create", objs=objects.base_objects(heketi_url=heketi.url))
-        result: dict[str, Any] = {"pairs": pairs}
-        result["seed_seconds"] = round(seed_pairs(kube, count=pairs, heketi_url=heketi.url), 2)
+    with seeded_servers(pairs) as (heketi, kube, result):
         mark = kube.call("request_mark")
         with Controller(
             workdir=workdir, kube_url=kube.url, name="scale", extra_args=controller_args
@@ -108,6 +119,27 @@ def run(
             )  # fmt: skip
             result["rss_mb_end"] = round(procs.rss_mb(controller.pid), 1)
     return result
+
+
+def run_sizes(
+    *, workdir: Path, sizes: tuple[int, ...] = SIZES, controller_args: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Start-up (ready time, memory) and idle CPU at each number of pairs."""
+    rows: dict[str, Any] = {}
+    for pairs in sizes:
+        with seeded_servers(pairs) as (_, kube, row):
+            mark = kube.call("request_mark")
+            with Controller(
+                workdir=workdir,
+                kube_url=kube.url,
+                name=f"scale-{pairs}",
+                extra_args=controller_args,
+            ) as controller:
+                row.update(_startup(kube, controller, since=mark))
+                row.update(_idle(kube, controller, seconds=SIZES_IDLE_SECONDS))
+            del row["startup_api_requests"], row["idle_api_requests"]
+            rows[f"p{pairs}"] = row
+    return {"scale_sizes": rows}
 
 
 def _startup(kube: Host, controller: Controller, *, since: int) -> dict[str, Any]:

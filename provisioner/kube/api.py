@@ -4,17 +4,19 @@ The generated model classes of the `kubernetes` client cost far more CPU and
 memory than the work this controller does per object (10,000 PVC/PV pairs must
 sync in seconds), so every call goes through the client's own request pipeline
 (`ApiClient.param_serialize` for URL, headers and auth incl. token refresh, then
-`call_api`) and the JSON body is decoded here into dicts. Non-2xx answers become
-the typed errors below; the response body's `message` is kept, never a header.
+`call_api`) and the JSON body is decoded here into dicts (with orjson: list pages
+and watch events are most of the controller's start-up CPU at 50,000 pairs, and orjson
+decodes them in about half the time of `json`). Non-2xx answers become the typed errors
+below; the response body's `message` is kept, never a header.
 """
 
 import contextlib
-import json
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote
 
+import orjson
 import urllib3
 from kubernetes.client import ApiClient
 
@@ -92,7 +94,7 @@ def _status_message(body: bytes) -> tuple[str, str]:
     if not body:
         return "", ""
     try:
-        decoded = json.loads(body)
+        decoded = orjson.loads(body)
     except ValueError:
         return body[:200].decode("utf-8", errors="replace"), ""
     if not isinstance(decoded, dict):
@@ -151,7 +153,7 @@ class KubeApi:
             response.release_conn()
         if not 200 <= response.status <= 299:
             raise _error_for(response.status, data, method=method)
-        decoded: Obj = json.loads(data) if data else {}
+        decoded: Obj = orjson.loads(data) if data else {}
         return decoded
 
     def get(self, path: str) -> Obj:
@@ -272,8 +274,8 @@ def _events(response: urllib3.BaseHTTPResponse) -> Iterator[Obj]:
         pending = lines.pop()
         for line in lines:
             if line.strip():
-                event: Obj = json.loads(line)
+                event: Obj = orjson.loads(line)
                 yield event
     if pending.strip():
-        tail: Obj = json.loads(pending)
+        tail: Obj = orjson.loads(pending)
         yield tail
