@@ -93,11 +93,16 @@ def test_apply_gives_a_heketi_pv_what_our_controller_needs_to_delete_it(world: W
     assert [v["id"] for v in world.heketi.volumes()] == [volume_id]
 
 
-def test_the_claim_is_lost_while_the_pv_is_gone_and_bound_again_after(world: World) -> None:
+def test_the_claim_is_bound_again_after_at_most_one_claim_lost_warning(world: World) -> None:
+    # The PV binder reports ClaimLost only if it looks at the claim while no PV of that
+    # name exists; when it first looks after the new PV is there (a loaded binder, as in
+    # pv_controller.go, where the deleted PV's claim is queued and synced later), the
+    # claim is simply bound: both are what users may see.
     world.add_static()
     assert world.migrate("apply", "--all") == 0
     events = world.kube.list("events", NS)
-    assert [e["reason"] for e in events if e["involvedObject"]["name"] == "data"] == ["ClaimLost"]
+    reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == "data"]
+    assert reasons in ([], ["ClaimLost"])
     assert _claim(world, "data")["status"]["phase"] == "Bound"
 
 
