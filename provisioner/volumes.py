@@ -20,9 +20,11 @@ from provisioner.expands import EarlierExpand, UnsettledExpands
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import (
     HeketiNameInUse,
+    HeketiNoSpace,
     HeketiNotFound,
     HeketiOutcomeUnknown,
 )
+from provisioner.heketi.placement import InvalidTagRule, TagRule, placement_of
 from provisioner.heketi.types import Volume, VolumeCreateRequest
 from provisioner.heketi.volume_names import VolumeIdentity
 from provisioner.locks import KeyedLocks
@@ -47,7 +49,12 @@ class HeketiApi(Protocol):
     def list_volume_ids(self) -> list[str]: ...
     def list_volumes(self) -> list[Volume]: ...
     def volume_identities(self) -> dict[str, VolumeIdentity]: ...
-    def free_space_gib(self, clusters: Sequence[str] = ()) -> int: ...
+    def free_space_gib(
+        self, clusters: Sequence[str] = (), *, tag_rule: TagRule | None = None
+    ) -> int: ...
+    def placement_domains(
+        self, clusters: Sequence[str] = (), *, tag_rule: TagRule | None = None, zones: bool = False
+    ) -> int: ...
     def expand_volume(self, volume_id: str, *, add_gib: int) -> Volume: ...
     def poll_expand(self, queue_path: str) -> Volume | None: ...
     def operations_pending(self) -> int: ...
@@ -60,6 +67,12 @@ class VolumeNotFound(errors.NotFound):
 
 class VolumeCreationInProgress(errors.Aborted):
     """Heketi is still creating a volume of this name (another attempt's operation)."""
+
+
+class PlacementImpossible(errors.Unsatisfiable):
+    """Heketi found no space for a volume whose placement options (a device tag rule,
+    strict zones) fewer nodes or zones of the topology satisfy than one brick set
+    needs: freeing space cannot help."""
 
 
 def size_gib(request_bytes: int) -> int:
@@ -102,6 +115,29 @@ def create_request(
         clusters=params.cluster_ids,
         gluster_volume_options=params.volume_options,
         snapshot_factor=params.snap_factor,
+    )
+
+
+def placement_problem(client: HeketiApi, request: VolumeCreateRequest) -> str | None:
+    """Why no topology change short of more (tagged) nodes or zones can place the
+    request's brick sets, or None when its options do not restrict placement or the
+    topology has enough nodes (zones) with devices they allow."""
+    placement = placement_of(request.gluster_volume_options)
+    try:
+        rule = placement.tag_rule()
+    except InvalidTagRule:
+        return None  # Heketi says so itself, before any "No space"
+    if not placement.constrained:
+        return None
+    needed = request.durability.bricks_per_set
+    found = client.placement_domains(request.clusters, tag_rule=rule, zones=placement.zone_strict)
+    if found >= needed:
+        return None
+    where = "zones" if placement.zone_strict else "nodes"
+    devices = f"devices tagged {rule}" if rule else "online devices"
+    return (
+        f"a brick set needs {needed} {where} with {devices}, no cluster has more than "
+        f"{found}; tag more devices or add nodes, or use a class that asks for less"
     )
 
 
@@ -167,7 +203,13 @@ class VolumeService:
 
     @staticmethod
     def _create(client: HeketiApi, heketi: HeketiConfig, request: VolumeCreateRequest) -> Volume:
-        volume = client.create_volume(request)
+        try:
+            volume = client.create_volume(request)
+        except HeketiNoSpace as err:
+            problem = placement_problem(client, request)
+            if problem is None:
+                raise
+            raise PlacementImpossible(f"{err}: {problem}") from err
         log.info("volume created", heketi=heketi.url, name=request.name, volume_id=volume.id)
         return volume
 
@@ -210,8 +252,10 @@ class VolumeService:
         """Name and GID of every complete volume, by id (`HeketiClient.volume_identities`)."""
         return self._clients(heketi).volume_identities()
 
-    def free_space_gib(self, *, heketi: HeketiConfig, clusters: Sequence[str] = ()) -> int:
-        return self._clients(heketi).free_space_gib(clusters)
+    def free_space_gib(
+        self, *, heketi: HeketiConfig, clusters: Sequence[str] = (), tag_rule: TagRule | None = None
+    ) -> int:
+        return self._clients(heketi).free_space_gib(clusters, tag_rule=tag_rule)
 
     def delete_volume(self, *, heketi: HeketiConfig, volume_id: str) -> None:
         """Delete the volume; a volume that does not exist (or a malformed id) is done."""
