@@ -8,7 +8,6 @@ first device is `disktype=ssd` and the second `hdd`, both devices of zone 3 are 
 — so two nodes (and zones) have an SSD. Tags are restored afterwards.
 """
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +17,7 @@ import requests
 
 from provisioner.heketi import Durability, HeketiClient, VolumeCreateRequest
 from provisioner.heketi.errors import HeketiError
-from testbed.heketi_server import HeketiTestServer
-from tests.contract.conftest import TESTBED_KEY, Target, remove_our_volumes, unique
+from tests.contract.conftest import Target, remove_our_volumes, targets, unique
 from tests.integration.testing.heketi_http import call as raw_call
 from tests.integration.testing.heketi_http import token
 
@@ -72,14 +70,7 @@ class Topology:
 
 @pytest.fixture(scope="module", params=["testbed", "real"])
 def placement_target(request: pytest.FixtureRequest) -> Iterator[Target]:
-    if request.param == "real":
-        url = os.environ.get("HEKETI_URL")
-        if not url:
-            pytest.skip("no real Heketi: make contract HEKETI_URL=... HEKETI_KEY=...")
-        yield Target(url, os.environ.get("HEKETI_KEY", ""), None)
-        return
-    with HeketiTestServer(admin_key=TESTBED_KEY, topology=MOCK_TOPOLOGY, device_gib=500) as srv:
-        yield Target(srv.url, TESTBED_KEY, srv)
+    yield from targets(request.param, topology=MOCK_TOPOLOGY, device_gib=500)
 
 
 def _read_topology(target: Target) -> Topology:
