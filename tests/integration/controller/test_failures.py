@@ -310,14 +310,18 @@ def test_a_class_no_topology_can_place_is_reported_once_with_heketis_reason_not_
         "No space: a brick set needs 3 nodes with devices tagged disktype=nvme, no cluster "
         "has more than 0; tag more devices or add nodes, or use a class that asks for less"
     )
-    # while another claim is provisioned and then some, the refused one is not tried
-    # again (a fast-backoff retry loop would have sent many creates by now); its one
-    # second attempt follows the controller's own write of its intent to the claim
+    # once another claim is provisioned, the refused one is left alone: the fast-backoff
+    # retry loop of other failures would send several creates a second. It was tried
+    # again only after the controller's own writes to it (its intent), a bounded few.
     cluster.claim("plain")
     cluster.wait_bound("plain")
+
+    def refused_creates() -> int:
+        return sum(1 for r in cluster.heketi.requests if (r.path, r.status) == ("/volumes", 500))
+
+    settled = refused_creates()
     time.sleep(1.0)
-    creates = [r for r in cluster.heketi.requests if (r.method, r.path) == ("POST", "/volumes")]
-    assert sorted(r.status for r in creates) == [202, 500, 500]
+    assert refused_creates() == settled <= 3
     (refused,) = cluster.events(reason="ProvisioningFailed", name="fast")
     assert refused.get("count", 1) == 1
     fast = cluster.get_claim("fast")
