@@ -9,7 +9,6 @@ the process (the PVC controller's workers and concurrent CSI calls may overlap).
 """
 
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -24,17 +23,23 @@ from provisioner.heketi.errors import (
     HeketiNotFound,
     HeketiOutcomeUnknown,
 )
-from provisioner.heketi.placement import InvalidTagRule, TagRule, placement_of
-from provisioner.heketi.types import Volume, VolumeCreateRequest
+from provisioner.heketi.placement import TagRule
+from provisioner.heketi.types import (
+    Volume,
+    VolumeCreateRequest,
+    describe_durability,
+    is_heketi_id,
+    same_durability,
+)
 from provisioner.heketi.volume_names import VolumeIdentity
 from provisioner.locks import KeyedLocks
 from provisioner.log import get_logger
+from provisioner.placements import PlacementImpossible, placement_problem
 from provisioner.storageclass import ProvisioningParams
 
 log = get_logger("volumes")
 
 GIB: Final = 1 << 30
-_HEKETI_ID: Final = re.compile(r"[0-9a-fA-F]{32}")
 #: Extra wait for a busy name/id beyond the Heketi operation deadline of its holder.
 _LOCK_SLACK_S: Final = 5.0
 
@@ -44,6 +49,7 @@ class HeketiApi(Protocol):
 
     def find_volume_by_name(self, name: str) -> Volume | None: ...
     def create_volume(self, request: VolumeCreateRequest) -> Volume: ...
+    def clone_volume(self, volume_id: str, *, name: str) -> Volume: ...
     def get_volume(self, volume_id: str) -> Volume: ...
     def get_volumes(self, volume_ids: Sequence[str]) -> list[Volume]: ...
     def list_volume_ids(self) -> list[str]: ...
@@ -69,22 +75,11 @@ class VolumeCreationInProgress(errors.Aborted):
     """Heketi is still creating a volume of this name (another attempt's operation)."""
 
 
-class PlacementImpossible(errors.Unsatisfiable):
-    """Heketi found no space for a volume whose placement options (a device tag rule,
-    strict zones) fewer nodes or zones of the topology satisfy than one brick set
-    needs: freeing space cannot help."""
-
-
 def size_gib(request_bytes: int) -> int:
     """Bytes → whole GiB, rounded up, at least 1 (Heketi sizes volumes in GiB)."""
     if request_bytes < 0:
         raise errors.InvalidArgument(f"requested size {request_bytes} bytes is negative")
     return max(1, math.ceil(request_bytes / GIB))
-
-
-def is_heketi_id(value: str) -> bool:
-    """Whether `value` has the form of a Heketi id (32 hex digits)."""
-    return _HEKETI_ID.fullmatch(value) is not None
 
 
 def volume_context(volume: Volume) -> dict[str, str]:
@@ -104,6 +99,28 @@ def heketi_config(params: ProvisioningParams, *, key: str | None) -> HeketiConfi
     )
 
 
+def clone_problem(source: Volume, params: ProvisioningParams, size_gib: int | None) -> None:
+    """Refuse a clone of `source` that cannot be what the class and request ask for: a
+    clone keeps its source's cluster, volumetype and GID and is at least its size."""
+    if params.cluster_ids and source.cluster not in params.cluster_ids:
+        raise errors.InvalidArgument(
+            f"volume {source.name} is on Heketi cluster {source.cluster}, not one of the "
+            f"StorageClass's 'clusterid' ({','.join(params.cluster_ids)}); a clone stays on its "
+            "source's cluster"
+        )
+    if not same_durability(source.durability, params.durability):
+        raise errors.InvalidArgument(
+            f"volume {source.name} is {describe_durability(source.durability)}, the StorageClass "
+            f"asks for {describe_durability(params.durability)}; a clone keeps its source's "
+            "'volumetype': use a class with the same one"
+        )
+    if size_gib is not None and size_gib < source.size_gib:
+        raise errors.OutOfRange(
+            f"a clone of volume {source.name} needs at least {source.size_gib} GiB (the size of "
+            f"its source), {size_gib} GiB were requested: request at least {source.size_gib}Gi"
+        )
+
+
 def create_request(
     *, name: str, size_gib: int, params: ProvisioningParams, gid: int
 ) -> VolumeCreateRequest:
@@ -115,29 +132,6 @@ def create_request(
         clusters=params.cluster_ids,
         gluster_volume_options=params.volume_options,
         snapshot_factor=params.snap_factor,
-    )
-
-
-def placement_problem(client: HeketiApi, request: VolumeCreateRequest) -> str | None:
-    """Why no topology change short of more (tagged) nodes or zones can place the
-    request's brick sets, or None when its options do not restrict placement or the
-    topology has enough nodes (zones) with devices they allow."""
-    placement = placement_of(request.gluster_volume_options)
-    try:
-        rule = placement.tag_rule()
-    except InvalidTagRule:
-        return None  # Heketi says so itself, before any "No space"
-    if not placement.constrained:
-        return None
-    needed = request.durability.bricks_per_set
-    found = client.placement_domains(request.clusters, tag_rule=rule, zones=placement.zone_strict)
-    if found >= needed:
-        return None
-    where = "zones" if placement.zone_strict else "nodes"
-    devices = f"devices tagged {rule}" if rule else "online devices"
-    return (
-        f"a brick set needs {needed} {where} with {devices}, no cluster has more than "
-        f"{found}; tag more devices or add nodes, or use a class that asks for less"
     )
 
 
@@ -224,6 +218,54 @@ class VolumeService:
                 f"Heketi is still creating volume {name} (an earlier attempt); retry later"
             ) from err
         raise err
+
+    def ensure_clone(
+        self,
+        *,
+        heketi: HeketiConfig,
+        name: str,
+        source_id: str,
+        params: ProvisioningParams,
+        size_gib: int | None,
+        unused_name: bool = False,
+    ) -> Volume:
+        """The volume called `name`, cloned from volume `source_id` if absent (Heketi's
+        clone: same cluster, size, volumetype and GID as the source), then grown to
+        `size_gib` (None: the source's size). Idempotent by name as `ensure_volume`:
+        a clone whose answer was lost is found by its name, never made twice.
+        `VolumeNotFound` when the source does not exist; `clone_problem`'s refusals."""
+        client = self._clients(heketi)
+        with self._hold(heketi, "name", name):
+            volume = None if unused_name else client.find_volume_by_name(name)
+            if volume is None:
+                volume = self._clone(client, heketi, name, source_id, params, size_gib)
+            else:
+                log.info("clone exists", heketi=heketi.url, name=name, volume_id=volume.id)
+        if size_gib is not None and volume.size_gib < size_gib:
+            volume = self.expand_volume(heketi=heketi, volume_id=volume.id, size_gib=size_gib)
+        return volume
+
+    def _clone(
+        self,
+        client: HeketiApi,
+        heketi: HeketiConfig,
+        name: str,
+        source_id: str,
+        params: ProvisioningParams,
+        size_gib: int | None,
+    ) -> Volume:
+        source = self.get_volume(heketi=heketi, volume_id=source_id)
+        clone_problem(source, params, size_gib)
+        try:
+            volume = client.clone_volume(source.id, name=name)
+        except HeketiNotFound as err:  # deleted since it was read
+            raise VolumeNotFound(f"Heketi has no volume {source_id} to clone") from err
+        except (HeketiOutcomeUnknown, HeketiNameInUse) as err:
+            return self._settle_create(client, name, err)
+        log.info(
+            "volume cloned", heketi=heketi.url, name=name, volume_id=volume.id, source_id=source.id
+        )
+        return volume
 
     def find_volume(self, *, heketi: HeketiConfig, name: str) -> Volume | None:
         return self._clients(heketi).find_volume_by_name(name)

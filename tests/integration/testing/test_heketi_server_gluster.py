@@ -163,3 +163,41 @@ def test_an_arbiter_volume_is_a_real_replica_3_arbiter_1_volume_with_heketis_bri
     assert heketi.expand_volume(volume.id, add_gib=1).size_gib == 2
     assert "Number of Bricks: 2 x (2 + 1) = 6" in gluster("volume", "info", name).stdout
     heketi.delete_volume(volume.id)
+
+
+def _mounted_write_read(
+    device: str, point: Path, *, write: tuple[str, str] | None = None, read: str | None = None
+) -> str | None:
+    """Mount `device` at `point`, read file `read`, then write `write` = (file, text)."""
+    point.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "glusterfs", device, str(point)], check=True, timeout=60)
+    try:
+        seen = (point / read).read_text() if read is not None else None
+        if write is not None:
+            (point / write[0]).write_text(write[1])
+        return seen
+    finally:
+        subprocess.run(["umount", str(point)], check=True, timeout=60)
+
+
+def test_a_clone_is_a_real_gluster_volume_holding_the_sources_files(
+    heketi: HeketiClient, names: list[str], tmp_path: Path
+) -> None:
+    source = heketi.create_volume(replica_3(new_name(names), gid=2468))
+    _mounted_write_read(source.device, tmp_path / "s", write=("data.txt", "before the clone"))
+
+    copy = heketi.clone_volume(source.id, name=new_name(names))
+    seen = _mounted_write_read(
+        copy.device, tmp_path / "c", write=("data.txt", "changed in the clone"), read="data.txt"
+    )
+
+    assert seen == "before the clone"
+    assert _mounted_write_read(source.device, tmp_path / "s", read="data.txt") == (
+        "before the clone"
+    )
+    info = gluster("volume", "info", copy.name).stdout
+    assert "Status: Started" in info and "Number of Bricks: 1 x 3 = 3" in info
+    assert copy.gid == 2468
+    heketi.delete_volume(copy.id)
+    assert gluster("volume", "info", copy.name).returncode != 0
+    assert gluster("volume", "info", source.name).returncode == 0
