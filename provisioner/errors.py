@@ -46,6 +46,12 @@ class FailedPrecondition(ProvisionerError):
     """The system is not in a state where the operation can run."""
 
 
+class Unsatisfiable(FailedPrecondition):
+    """The request can never succeed as it stands: the class asks for a placement the
+    backend refuses or no topology offers. Report it once; retrying the same request
+    cannot help, a change to the class, the claim or the topology can."""
+
+
 class DeadlineExceeded(ProvisionerError):
     """An operation did not finish within its deadline; its outcome is unknown."""
 

@@ -19,9 +19,11 @@ from provisioner.expands import EarlierExpand, UnsettledExpands
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import (
     HeketiNameInUse,
+    HeketiNoSpace,
     HeketiNotFound,
     HeketiOutcomeUnknown,
 )
+from provisioner.heketi.placement import TagRule
 from provisioner.heketi.types import (
     Volume,
     VolumeCreateRequest,
@@ -32,6 +34,7 @@ from provisioner.heketi.types import (
 from provisioner.heketi.volume_names import VolumeIdentity
 from provisioner.locks import KeyedLocks
 from provisioner.log import get_logger
+from provisioner.placements import PlacementImpossible, placement_problem
 from provisioner.storageclass import ProvisioningParams
 
 log = get_logger("volumes")
@@ -52,7 +55,12 @@ class HeketiApi(Protocol):
     def list_volume_ids(self) -> list[str]: ...
     def list_volumes(self) -> list[Volume]: ...
     def volume_identities(self) -> dict[str, VolumeIdentity]: ...
-    def free_space_gib(self, clusters: Sequence[str] = ()) -> int: ...
+    def free_space_gib(
+        self, clusters: Sequence[str] = (), *, tag_rule: TagRule | None = None
+    ) -> int: ...
+    def placement_domains(
+        self, clusters: Sequence[str] = (), *, tag_rule: TagRule | None = None, zones: bool = False
+    ) -> int: ...
     def expand_volume(self, volume_id: str, *, add_gib: int) -> Volume: ...
     def poll_expand(self, queue_path: str) -> Volume | None: ...
     def operations_pending(self) -> int: ...
@@ -189,7 +197,13 @@ class VolumeService:
 
     @staticmethod
     def _create(client: HeketiApi, heketi: HeketiConfig, request: VolumeCreateRequest) -> Volume:
-        volume = client.create_volume(request)
+        try:
+            volume = client.create_volume(request)
+        except HeketiNoSpace as err:
+            problem = placement_problem(client, request)
+            if problem is None:
+                raise
+            raise PlacementImpossible(f"{err}: {problem}") from err
         log.info("volume created", heketi=heketi.url, name=request.name, volume_id=volume.id)
         return volume
 
@@ -280,8 +294,10 @@ class VolumeService:
         """Name and GID of every complete volume, by id (`HeketiClient.volume_identities`)."""
         return self._clients(heketi).volume_identities()
 
-    def free_space_gib(self, *, heketi: HeketiConfig, clusters: Sequence[str] = ()) -> int:
-        return self._clients(heketi).free_space_gib(clusters)
+    def free_space_gib(
+        self, *, heketi: HeketiConfig, clusters: Sequence[str] = (), tag_rule: TagRule | None = None
+    ) -> int:
+        return self._clients(heketi).free_space_gib(clusters, tag_rule=tag_rule)
 
     def delete_volume(self, *, heketi: HeketiConfig, volume_id: str) -> None:
         """Delete the volume; a volume that does not exist (or a malformed id) is done."""

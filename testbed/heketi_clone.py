@@ -35,6 +35,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
+from provisioner.heketi.placement import placement_of
 from provisioner.log import get_logger
 from testbed import heketi_gluster
 from testbed.heketi_store import Brick, RequestError, Store, VolumeRecord, new_id
@@ -115,6 +116,7 @@ def gluster_clone(
         bricks=bricks,
         gid=clone.gid,
         options=clone.options,
+        arbiter=placement_of(clone.options).arbiter,  # an arbiter source's clone is one too
     )
     try:
         copy_files(source=source.name, target=clone.name, host=bricks[0].host)

@@ -65,9 +65,13 @@ def run_gluster(args: Sequence[str], *, timeout: float = COMMAND_TIMEOUT_SECONDS
         raise GlusterCommandError(output or f"{' '.join(argv)} exited {result.returncode}")
 
 
-def _layout(durability: dict[str, Any]) -> list[str]:
+def _layout(durability: dict[str, Any], *, arbiter: bool = False) -> list[str]:
+    """cmdexec/volume.go VolumeCreate: `replica N` (+ `arbiter 1` for an arbiter
+    volume: the third brick of each set holds only metadata) or `disperse-data D
+    redundancy R`."""
     if durability["type"] == "replicate" and durability["replicate"]["replica"] > 1:
-        return ["replica", str(durability["replicate"]["replica"])]
+        replica = ["replica", str(durability["replicate"]["replica"])]
+        return [*replica, "arbiter", "1"] if arbiter else replica
     if durability["type"] == "disperse":
         disperse = durability["disperse"]
         return ["disperse-data", str(disperse["data"]), "redundancy", str(disperse["redundancy"])]
@@ -94,14 +98,15 @@ def create_volume(
     bricks: Sequence[BrickSpec],
     gid: int,
     options: Sequence[str],
+    arbiter: bool = False,
 ) -> None:
-    """volume create (+ set options) + start; rolls back on failure."""
+    """volume create (+ set options) + start; rolls back on failure. `bricks` in set
+    order (an arbiter volume's arbiter brick last in each set)."""
     _make_bricks(bricks, gid)
     created = False
+    layout = _layout(durability, arbiter=arbiter)
     try:
-        run_gluster(
-            ["volume", "create", name, *_layout(durability), *[b.argument for b in bricks], "force"]
-        )
+        run_gluster(["volume", "create", name, *layout, *[b.argument for b in bricks], "force"])
         created = True
         for option in options:
             key, _, value = option.strip().partition(" ")
@@ -116,10 +121,18 @@ def create_volume(
 
 
 def add_brick_set(
-    *, name: str, durability: dict[str, Any], bricks: Sequence[BrickSpec], gid: int
+    *,
+    name: str,
+    durability: dict[str, Any],
+    bricks: Sequence[BrickSpec],
+    gid: int,
+    arbiter: bool = False,
 ) -> None:
+    """add-brick of new sets; an arbiter volume's as Heketi's (createAddBrickCommands:
+    no replica count, Gluster keeps the volume's `replica 3 arbiter 1` shape)."""
     _make_bricks(bricks, gid)
-    replica = _layout(durability)[:2] if durability["type"] == "replicate" else []
+    replicate = durability["type"] == "replicate" and not arbiter
+    replica = _layout(durability)[:2] if replicate else []
     try:
         run_gluster(["volume", "add-brick", name, *replica, *[b.argument for b in bricks], "force"])
     except (GlusterCommandError, subprocess.TimeoutExpired):

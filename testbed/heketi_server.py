@@ -40,6 +40,7 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from provisioner.heketi.placement import placement_of
 from provisioner.log import get_logger
 from testbed import heketi_clone, heketi_gluster, heketi_routes
 from testbed.heketi_auth import check_request
@@ -50,7 +51,9 @@ from testbed.heketi_store import (
     RequestError,
     Store,
     VolumeRecord,
+    applied_tags,
     new_id,
+    tags_change,
 )
 
 _log = get_logger("heketi-test-server")
@@ -69,6 +72,8 @@ OP_KINDS = frozenset(
         "node_get",
         "cluster_get",
         "operations_info",
+        "node_tags",
+        "device_tags",
         "any",
     }
 )
@@ -182,8 +187,11 @@ class HeketiTestServer:
         device_gib: int = DEFAULT_DEVICE_GIB,
         clock_offset: float = 0.0,
         stale_cleanup_seconds: float = STALE_CLEANUP_SECONDS,
+        topology: dict[str, Any] | None = None,
     ) -> None:
-        """`nodes`/`device_gib`: memory-mode topology (one cluster). `clock_offset`:
+        """`nodes`/`device_gib`: memory-mode topology (one cluster); `topology`: instead,
+        a heketi-cli topology file's content (zones, tags; every device `device_gib`
+        GiB). `clock_offset`:
         seconds added to the server's clock for token checks (simulates clock skew).
         `stale_cleanup_seconds`: how long after a `restart` the background cleaner
         cleans the operations the restart left pending (see `restart`)."""
@@ -200,7 +208,7 @@ class HeketiTestServer:
         self._max_inflight = max_inflight
         self._host, self._port, self._tls = host, port, tls
         self._lock = threading.RLock()
-        self._store = self._initial_store(nodes, device_gib)
+        self._store = self._initial_store(nodes, device_gib, topology)
         self._queue: dict[str, _QueueEntry] = {}
         self._faults: list[_Fault] = []
         self._log: list[RequestRecord] = []
@@ -218,7 +226,13 @@ class HeketiTestServer:
         self._serve_thread: threading.Thread | None = None
         self.url = ""
 
-    def _initial_store(self, nodes: int, device_gib: int) -> Store:
+    def _initial_store(self, nodes: int, device_gib: int, topology: dict[str, Any] | None) -> Store:
+        if topology is not None:
+            if self._mode == "gluster":
+                raise ValueError("a topology is for the memory mode (gluster mode: this host)")
+            store = Store()
+            store.load_topology(topology, device_gib=device_gib)
+            return store
         if self._mode == "gluster":
             assert self._bricks_dir is not None
             os.makedirs(self._bricks_dir, exist_ok=True)
@@ -547,6 +561,8 @@ class HeketiTestServer:
             "VolumeExpand": ("volume_expand", lambda b, f: self._volume_expand(item, b, f)),
             "VolumeClone": ("volume_clone", lambda b, f: self._volume_clone(item, b, f)),
             "OperationsInfo": ("operations_info", lambda b, f: self._operations_info()),
+            "NodeSetTags": ("node_tags", lambda b, f: self._set_tags(item, b, node=True)),
+            "DeviceSetTags": ("device_tags", lambda b, f: self._set_tags(item, b, node=False)),
         }
         return handlers
 
@@ -568,6 +584,17 @@ class HeketiTestServer:
             if node is None:
                 return Response.text(404, "Id not found")
             return Response.json(self._store.node_json(node))
+
+    def _set_tags(self, item: str, body: bytes, *, node: bool) -> Response:
+        """app_node.go NodeSetTags / app_device.go DeviceSetTags: decode (422), validate
+        (400), look up (404), apply; the answer is the tags as they now are."""
+        change, tags = tags_change(_parse_json(body))
+        with self._lock:
+            target = self._store.node(item) if node else self._store.device(item)
+            if target is None:
+                return Response.text(404, "Id not found")
+            target.tags = applied_tags(target.tags, change, tags)
+            return Response.json(dict(target.tags))
 
     def _volume_list(self) -> Response:
         with self._lock:
@@ -833,6 +860,7 @@ class HeketiTestServer:
             heketi_gluster.create_volume(
                 name=volume.name,
                 durability=volume.durability,
+                arbiter=placement_of(volume.options).arbiter,
                 bricks=self._brick_specs(bricks),
                 gid=volume.gid,
                 options=volume.options,
@@ -843,6 +871,7 @@ class HeketiTestServer:
             heketi_gluster.add_brick_set(
                 name=volume.name,
                 durability=volume.durability,
+                arbiter=placement_of(volume.options).arbiter,
                 bricks=self._brick_specs(bricks),
                 gid=volume.gid,
             )
@@ -1021,6 +1050,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="N",
         help="start with N complete 1 GiB volumes named seed-00000... (benchmarks)",
     )
+    parser.add_argument(
+        "--topology",
+        help="memory mode: a heketi-cli topology load file (zones, node and device tags)",
+    )
+    parser.add_argument(
+        "--device-gib",
+        type=int,
+        default=DEFAULT_DEVICE_GIB,
+        help="memory mode: size of every device (default %(default)s)",
+    )
     parser.add_argument("--tls-cert", help="serve https with this PEM certificate")
     parser.add_argument("--tls-key", help="private key of --tls-cert")
     return parser.parse_args(argv)
@@ -1051,7 +1090,17 @@ def _server_from_args(args: argparse.Namespace) -> HeketiTestServer:
         host=host.strip("[]"),
         port=int(port),
         tls=tls,
+        device_gib=args.device_gib,
+        topology=_read_topology(args.topology) if args.topology else None,
     )
+
+
+def _read_topology(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        topology = json.load(handle)
+    if not isinstance(topology, dict) or not isinstance(topology.get("clusters"), list):
+        raise ValueError(f'{path}: a topology file holds {{"clusters": [...]}}')
+    return topology
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1060,7 +1109,7 @@ def main(argv: list[str] | None = None) -> int:
         server = _server_from_args(args)
         server.seed_volumes([f"seed-{i:05d}" for i in range(args.seed_volumes)])
         url = server.start()
-    except (ValueError, OSError, ssl.SSLError) as exc:
+    except (ValueError, OSError, ssl.SSLError, KeyError, TypeError) as exc:
         print(f"heketi_server: {exc}", file=sys.stderr)
         return 2
     done = threading.Event()

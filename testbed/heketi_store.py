@@ -2,19 +2,23 @@
 
 Not thread-safe by itself; the server holds its lock around every call.
 
-Placement is simpler than Heketi's but keeps its visible rules: every create
-or expand allocates one brick set (replica N: N bricks of the full size;
-disperse D+R: D+R bricks of size/D; none: one brick), bricks of a set go on
-distinct nodes (unless the topology allows several per node, as the one-host
-gluster mode does), snapshots reserve `factor` times the brick size, and a set
-that fits nowhere fails with Heketi's "No space".
+Placement follows Heketi's rules (`heketi_placer`): brick sets of the whole size,
+split into more, smaller sets when they find no room (replica N: N bricks per set;
+disperse D+R: D+R bricks of size/D; none: one brick), bricks of a set on distinct
+nodes (unless the topology is one host, as in the gluster mode), the device space a
+brick takes with its snapshot reserve and thin-pool metadata, strict zone checking,
+device tag rules and arbiter bricks; a volume that fits nowhere fails with Heketi's
+"No space".
 """
 
-import math
 import re
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from provisioner.heketi.placement import placement_of
+from testbed import heketi_placer
+from testbed.heketi_placer import PlacementError
 
 KIB_PER_GIB = 1024 * 1024
 #: Room for 10,000 one-GiB replica-3 volumes per node (the benchmarks' scale).
@@ -27,6 +31,12 @@ _GO_MAX_INT32 = 2**31 - 1
 _VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 _DISPERSE_COMBINATIONS = {(2, 1), (4, 2), (8, 3), (8, 4)}
 _DURABILITY_TYPES = ("replicate", "disperse", "none")
+#: api types.go ValidateTags / tagNameRe.
+_TAG_CHANGES = ("set", "update", "delete")
+_TAG_NAME_RE = re.compile(r"^[a-zA-Z0-9_.-]+\Z")
+_MAX_TAGS = 32
+_MAX_TAG_NAME = 32
+_MAX_TAG_VALUE = 64
 
 
 class RequestError(Exception):
@@ -51,6 +61,7 @@ class Device:
     used_kib: int = 0
     bricks: set[str] = field(default_factory=set)
     state: str = "online"  # Heketi's online / offline / failed
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def free_kib(self) -> int:
@@ -66,6 +77,7 @@ class Node:
     storage: str
     devices: list[Device]
     state: str = "online"  # Heketi's online / offline / failed
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,7 +88,7 @@ class Brick:
     node: str
     volume: str
     size_kib: int  # reported brick size
-    reserved_kib: int  # device space taken (includes the snapshot reserve)
+    reserved_kib: int  # device space taken (snapshot reserve and thin-pool metadata too)
 
 
 @dataclass
@@ -137,6 +149,17 @@ class Store:
         ]
         return cluster
 
+    def load_topology(self, topology: Any, *, device_gib: int) -> None:
+        """Clusters from a heketi-cli `topology load` file (clusters → nodes → `node`
+        {hostnames, zone, tags} and `devices`: names or {name, tags}); every device
+        `device_gib` GiB, as Heketi's mock executor makes them all one size."""
+        for raw_cluster in topology["clusters"]:
+            cluster = new_id()
+            self.clusters[cluster] = [
+                _topology_node(cluster, raw["node"], raw["devices"], device_gib)
+                for raw in raw_cluster["nodes"]
+            ]
+
     def volume_names(self, cluster: str) -> set[str]:
         return self._names.get(cluster, set())
 
@@ -157,9 +180,9 @@ class Store:
         if spec.snapshot["enable"] and not 1 <= spec.snapshot["factor"] <= MAX_SNAPSHOT_FACTOR:
             raise RequestError(400, "Invalid snapshot factor")
         durability = _checked_durability(spec.durability)
-        return replace(
-            spec, durability=durability, clusters=self._requested_clusters(spec.clusters)
-        )
+        clusters = self._requested_clusters(spec.clusters)
+        _check_min_size(spec.size, durability)
+        return replace(spec, durability=durability, clusters=clusters)
 
     def _requested_clusters(self, requested: tuple[str, ...]) -> tuple[str, ...]:
         if not self.clusters:
@@ -188,7 +211,10 @@ class Store:
             snapshot=spec.snapshot if spec.snapshot["enable"] else {"enable": False, "factor": 1},
         )
         for cluster in spec.clusters:
-            bricks = self._place(cluster, volume, spec.size)
+            try:
+                bricks = self._place(cluster, volume, spec.size)
+            except PlacementError as exc:
+                raise RequestError(500, str(exc)) from None
             if bricks is not None:
                 volume.cluster = cluster
                 volume.bricks = bricks
@@ -198,7 +224,10 @@ class Store:
         raise RequestError(500, "No space")
 
     def allocate_expand(self, volume: VolumeRecord, add_gib: int) -> list[Brick]:
-        bricks = self._place(volume.cluster, volume, add_gib)
+        try:
+            bricks = self._place(volume.cluster, volume, add_gib)
+        except PlacementError as exc:
+            raise RequestError(500, str(exc)) from None
         if bricks is None:
             raise RequestError(500, "No space")
         return bricks
@@ -224,52 +253,50 @@ class Store:
     # -- placement -------------------------------------------------------------
 
     def _place(self, cluster: str, volume: VolumeRecord, size_gib: int) -> list[Brick] | None:
-        count, brick_kib = _brick_set(volume.durability, size_gib)
-        reserve = math.ceil(
-            brick_kib * float(volume.snapshot.get("factor", 1) or 1)
-            if volume.snapshot.get("enable")
-            else brick_kib
-        )
-        chosen = self._choose_devices(cluster, count, reserve)
-        if chosen is None:
-            return None
-        bricks = []
-        for node, device in chosen:
-            brick_id = new_id()
-            device.used_kib += reserve
-            device.bricks.add(brick_id)
-            bricks.append(
-                Brick(
-                    id=brick_id,
-                    path=self._brick_path(device, brick_id),
-                    device=device.id,
-                    node=node.id,
-                    volume=volume.id,
-                    size_kib=brick_kib,
-                    reserved_kib=reserve,
-                )
-            )
-        return bricks
-
-    def _choose_devices(
-        self, cluster: str, count: int, reserve: int
-    ) -> list[tuple[Node, Device]] | None:
-        free = {d.id: d.free_kib for n in self.clusters[cluster] for d in n.devices}
-        chosen: list[tuple[Node, Device]] = []
-        for _ in range(count):
-            candidates = [
-                (free[d.id], n, d)
-                for n in self.clusters[cluster]
-                for d in n.devices
-                if free[d.id] >= reserve
-                and not (self._distinct_nodes and any(c[0] is n for c in chosen))
-            ]
-            if not candidates:
+        """allocBricksInCluster: the fewest brick sets that fit (None: "No space");
+        `PlacementError` for a request no split can change (bad tag rule, files larger
+        than an arbiter's brick)."""
+        placement = placement_of(volume.options)
+        rule = heketi_placer.tag_rule(placement)
+        set_size, data = _set_shape(volume.durability)
+        factor = float(volume.snapshot.get("factor", 1) or 1)
+        for sets, brick_kib in heketi_placer.brick_sets(size_gib * KIB_PER_GIB, data):
+            if sets * set_size + len(volume.bricks) > heketi_placer.BRICK_MAX_COUNT:
                 return None
-            _, node, device = max(candidates, key=lambda c: c[0])
-            free[device.id] -= reserve
-            chosen.append((node, device))
-        return chosen
+            slots = heketi_placer.set_slots(placement, set_size, brick_kib, factor)
+            free = {d.id: d.free_kib for n in self.clusters[cluster] for d in n.devices}
+            chosen = []
+            for _ in range(sets):
+                found = heketi_placer.choose(
+                    self.clusters[cluster],
+                    slots,
+                    placement=placement,
+                    rule=rule,
+                    free=free,
+                    distinct_nodes=self._distinct_nodes,
+                )
+                if found is None:
+                    break
+                chosen.extend(found)
+            else:
+                return [self._new_brick(volume, *c) for c in chosen]
+        return None
+
+    def _new_brick(
+        self, volume: VolumeRecord, slot: heketi_placer.Slot, node: Node, device: Device
+    ) -> Brick:
+        brick_id = new_id()
+        device.used_kib += slot.reserve_kib
+        device.bricks.add(brick_id)
+        return Brick(
+            id=brick_id,
+            path=self._brick_path(device, brick_id),
+            device=device.id,
+            node=node.id,
+            volume=volume.id,
+            size_kib=slot.amount_kib,
+            reserved_kib=slot.reserve_kib,
+        )
 
     def _brick_path(self, device: Device, brick_id: str) -> str:
         return f"{self._brick_root}/vg_{device.id}/brick_{brick_id}/brick"
@@ -280,12 +307,10 @@ class Store:
     # -- JSON --------------------------------------------------------------------
 
     def volume_json(self, volume: VolumeRecord) -> dict[str, Any]:
-        nodes = {n.id: n for n in self._all_nodes()}
-        hosts: list[str] = []
-        for brick in volume.bricks:
-            host = nodes[brick.node].storage
-            if host not in hosts:
-                hosts.append(host)
+        # volume_entry_create.go updateMountInfo: every node of the cluster serves the
+        # volfile, in the cluster's (sorted) node order; bricks in id order (v.Bricks)
+        nodes = sorted(self.clusters.get(volume.cluster, ()), key=lambda n: n.id)
+        hosts = [n.storage for n in nodes]
         body: dict[str, Any] = {
             "size": volume.size,
             "name": volume.name,
@@ -304,7 +329,7 @@ class Store:
                 }
             },
             "blockinfo": {},
-            "bricks": [_brick_json(b) for b in volume.bricks],
+            "bricks": [_brick_json(b) for b in sorted(volume.bricks, key=lambda b: b.id)],
         }
         if volume.gid:
             body["gid"] = volume.gid
@@ -339,6 +364,27 @@ class Store:
         return _node_json(node, bricks)
 
 
+def _topology_node(cluster: str, node: Any, devices: Any, device_gib: int) -> Node:
+    hostnames = node["hostnames"]
+    return Node(
+        id=new_id(),
+        cluster=cluster,
+        zone=int(node.get("zone", 0)),
+        manage=str(hostnames["manage"][0]),
+        storage=str(hostnames["storage"][0]),
+        tags=dict(node.get("tags") or {}),
+        devices=[
+            Device(
+                id=new_id(),
+                name=str(d if isinstance(d, str) else d["name"]),
+                total_kib=device_gib * KIB_PER_GIB,
+                tags={} if isinstance(d, str) else dict(d.get("tags") or {}),
+            )
+            for d in devices
+        ],
+    )
+
+
 def _int_field(body: dict[str, Any], key: str) -> int:
     value = body.get(key, 0)
     if value is None:
@@ -360,6 +406,20 @@ def _check_struct(size: int, name: str) -> None:
     if problems:
         text = "; ".join(f"{k}: {problems[k]}" for k in sorted(problems))
         raise RequestError(400, f"validation failed: {text}.")
+
+
+def _check_min_size(size_gib: int, durability: dict[str, Any]) -> None:
+    """app_volume.go: a volume smaller than Durability.MinVolumeSize() (disperse: one
+    1 GiB brick per data brick; in KiB) is refused before any placement."""
+    if durability["type"] != "disperse":
+        return
+    minimum = heketi_placer.BRICK_MIN_KIB * int(durability["disperse"]["data"])
+    if size_gib * KIB_PER_GIB < minimum:
+        raise RequestError(
+            400,
+            f"Requested volume size ({size_gib} GB) is smaller than the minimum "
+            f"supported volume size ({minimum})",
+        )
 
 
 def _decode_create(body: Any) -> CreateSpec:
@@ -446,15 +506,14 @@ def _decode_snapshot(raw: Any) -> dict[str, Any]:
     return {"enable": enable, "factor": factor}
 
 
-def _brick_set(durability: dict[str, Any], size_gib: int) -> tuple[int, int]:
-    """(bricks in the set, KiB per brick)."""
-    size_kib = size_gib * KIB_PER_GIB
+def _set_shape(durability: dict[str, Any]) -> tuple[int, int]:
+    """(bricks in a set, data bricks sharing a set's size)."""
     if durability["type"] == "replicate":
-        return int(durability["replicate"]["replica"]), size_kib
+        return int(durability["replicate"]["replica"]), 1
     if durability["type"] == "disperse":
         data = int(durability["disperse"]["data"])
-        return data + int(durability["disperse"]["redundancy"]), math.ceil(size_kib / data)
-    return 1, size_kib
+        return data + int(durability["disperse"]["redundancy"]), data
+    return 1, 1
 
 
 def _brick_json(brick: Brick) -> dict[str, Any]:
@@ -469,20 +528,80 @@ def _brick_json(brick: Brick) -> dict[str, Any]:
 
 
 def _node_json(node: Node, bricks: dict[str, Brick]) -> dict[str, Any]:
-    return {
+    body = {
         "zone": node.zone,
         "cluster": node.cluster,
         "id": node.id,
         "state": node.state,
         "hostnames": {"manage": [node.manage], "storage": [node.storage]},
         "devices": [
-            {
-                "name": d.name,
-                "id": d.id,
-                "state": d.state,
-                "storage": {"total": d.total_kib, "free": d.free_kib, "used": d.used_kib},
-                "bricks": [_brick_json(bricks[b]) for b in d.bricks if b in bricks],
-            }
+            _with_tags(
+                {
+                    "name": d.name,
+                    "id": d.id,
+                    "state": d.state,
+                    "storage": {"total": d.total_kib, "free": d.free_kib, "used": d.used_kib},
+                    "bricks": [_brick_json(bricks[b]) for b in d.bricks if b in bricks],
+                },
+                d.tags,
+            )
             for d in node.devices
         ],
     }
+    return _with_tags(body, node.tags)
+
+
+def _with_tags(body: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
+    """api types.go: `tags` is `omitempty` on nodes and devices."""
+    if tags:
+        body["tags"] = dict(tags)
+    return body
+
+
+def tags_change(body: Any) -> tuple[str, dict[str, str]]:
+    """A `POST /nodes|devices/{id}/tags` body as Heketi v10.4.1 checks it (api
+    types.go TagsChangeRequest.Validate, ValidateTags): 422 when it does not decode,
+    400 with ozzo-validation's wording otherwise."""
+    if not isinstance(body, dict):
+        raise _unparsable()
+    change, tags = _or(body.get("change_type"), ""), _or(body.get("tags"), {})
+    if not isinstance(change, str) or not isinstance(tags, dict):
+        raise _unparsable()
+    if not all(isinstance(v, str) for v in tags.values()):
+        raise _unparsable()
+    problems = {}
+    tag_problem = _tags_problem(tags)
+    if tag_problem:
+        problems["tags"] = tag_problem
+    if not change:
+        problems["change_type"] = "cannot be blank"
+    elif change not in _TAG_CHANGES:
+        problems["change_type"] = "must be a valid value"
+    if problems:
+        text = "; ".join(f"{k}: {problems[k]}" for k in sorted(problems))
+        raise RequestError(400, f"validation failed: {text}.")
+    return change, tags
+
+
+def _tags_problem(tags: dict[str, str]) -> str:
+    if len(tags) > _MAX_TAGS:
+        return f"too many tags specified ({len(tags)}), up to {_MAX_TAGS} supported"
+    for key, value in tags.items():
+        if not key:
+            return "tag names may not be empty"
+        if len(key) > _MAX_TAG_NAME:
+            return f"tag name {key}: the length must be between 1 and {_MAX_TAG_NAME}"
+        if len(value) > _MAX_TAG_VALUE:
+            return f"value of tag {key}: the length must be no more than {_MAX_TAG_VALUE}"
+        if not _TAG_NAME_RE.match(key):
+            return f"invalid characters in tag name {key}"
+    return ""
+
+
+def applied_tags(current: dict[str, str], change: str, tags: dict[str, str]) -> dict[str, str]:
+    """tags.go ApplyTags: set replaces, update merges, delete removes the keys named."""
+    if change == "set":
+        return dict(tags)
+    if change == "update":
+        return {**current, **tags}
+    return {k: v for k, v in current.items() if k not in tags}

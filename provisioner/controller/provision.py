@@ -146,16 +146,29 @@ class ClaimReconciler:
 
     # -- provisioning -------------------------------------------------------------
     def _provision_observed(self, pvc: Obj, storage_class: Obj) -> None:
+        """Provision; a failure is an Event and a retry with backoff, except a request
+        that can never succeed as it stands (`Unsatisfiable`: the class asks for a
+        placement Heketi refuses or no topology offers), reported once per claim and
+        tried again only when the claim changes or at the periodic resync."""
         class_name = o.name(storage_class)
-        with self._reporter.observed(
-            "provision",
-            involved=pvc,
-            reason=FAILED,
-            failure=lambda err: (
-                f"failed to provision a volume with StorageClass {class_name!r}: {err}"
-            ),
-        ):
-            self._provision(pvc, storage_class)
+
+        def failure(err: Exception) -> str:
+            return f"failed to provision a volume with StorageClass {class_name!r}: {err}"
+
+        try:
+            with self._reporter.observed(
+                "provision",
+                involved=pvc,
+                reason=FAILED,
+                failure=failure,
+                permanent=(errors.Unsatisfiable,),
+            ):
+                self._provision(pvc, storage_class)
+        except errors.Unsatisfiable as err:
+            log.warning(
+                "claim cannot be provisioned as it stands", pvc=o.claim_ref(pvc), error=str(err)
+            )
+            self._reject(pvc, failure(err))
 
     def _provision(self, pvc: Obj, storage_class: Obj) -> None:
         """parse class → reserve GID → ensure volume → create PV → bind."""

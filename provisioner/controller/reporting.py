@@ -20,15 +20,24 @@ class Reporter:
 
     @contextmanager
     def observed(
-        self, operation: str, *, involved: Obj, reason: str, failure: Callable[[Exception], str]
+        self,
+        operation: str,
+        *,
+        involved: Obj,
+        reason: str,
+        failure: Callable[[Exception], str],
+        permanent: tuple[type[errors.ProvisionerError], ...] = (),
     ) -> Iterator[None]:
         """Count and time one `operation`; a domain error becomes a Warning Event
         `reason` on `involved` with the message `failure(err)` and is re-raised.
-        Losing the lease and write conflicts are retries, not failures."""
+        Losing the lease and write conflicts are retries, not failures; `permanent`
+        errors pass through unreported (the caller reports them once, `rejected`)."""
         started = time.monotonic()
         try:
             yield
         except (NotLeading, KubeConflict):
+            raise
+        except permanent:
             raise
         except errors.ProvisionerError as err:
             self._metrics.operations.labels(operation, "failure").inc()

@@ -39,7 +39,9 @@ from provisioner.csi.heketi_access import (
 from provisioner.csi.server import VolumeLocks
 from provisioner.gids import GidAllocator
 from provisioner.heketi.config import HeketiConfig
+from provisioner.heketi.placement import InvalidTagRule, placement_of
 from provisioner.heketi.types import Volume, is_heketi_id
+from provisioner.placements import raw_space_factor
 from provisioner.storageclass import ProvisioningParams, parse_parameters
 from provisioner.volume_naming import csi_volume_name, heketi_volume_name
 from provisioner.volumes import GIB, VolumeService, volume_context
@@ -50,18 +52,6 @@ _Rpc = csi_pb2.ControllerServiceCapability.RPC
 #: Longest kept CSI name inside a `volumenameprefix` name, leaving room for the
 #: prefix (<= 32), the namespace and the claim name within volume_naming.HEKETI_NAME_MAX.
 _PREFIXED_NAME_MAX: Final = 64
-
-
-def raw_space_factor(params: ProvisioningParams) -> float:
-    """Raw device GiB one GiB of volume consumes (copies, parity, snapshot reserve)."""
-    durability = params.durability
-    if durability.type == "replicate":
-        factor = float(durability.replica)
-    elif durability.type == "disperse":
-        factor = (durability.data + durability.redundancy) / durability.data
-    else:
-        factor = 1.0
-    return factor * (params.snap_factor or 1.0)
 
 
 def csi_context(volume: Volume) -> dict[str, str]:
@@ -349,7 +339,13 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         split = split_parameters(request.parameters)
         params = parse_parameters(with_url(split.parameters, url))
         heketi = heketi_for_capacity(params, self._defaults)
-        raw_gib = self._volumes.free_space_gib(heketi=heketi, clusters=params.cluster_ids)
+        try:
+            tag_rule = placement_of(params.volume_options).tag_rule()
+        except InvalidTagRule:
+            return csi_pb2.GetCapacityResponse(available_capacity=0)  # Heketi refuses them all
+        raw_gib = self._volumes.free_space_gib(
+            heketi=heketi, clusters=params.cluster_ids, tag_rule=tag_rule
+        )
         return csi_pb2.GetCapacityResponse(
             available_capacity=int(raw_gib / raw_space_factor(params)) * GIB,
             minimum_volume_size=wrappers_pb2.Int64Value(value=GIB),

@@ -13,6 +13,7 @@ from provisioner.heketi.errors import (
     HeketiNotFound,
     HeketiOperationFailed,
     HeketiOutcomeUnknown,
+    HeketiPlacementRefused,
     HeketiUnavailable,
 )
 from provisioner.heketi.registry import HeketiClients
@@ -34,6 +35,7 @@ __all__ = [
     "HeketiNotFound",
     "HeketiOperationFailed",
     "HeketiOutcomeUnknown",
+    "HeketiPlacementRefused",
     "HeketiUnavailable",
     "Volume",
     "VolumeCreateRequest",

@@ -32,7 +32,6 @@ What callers can rely on (the provisioning core builds its idempotency on it):
   them with the handler each one reaches; a test walks the whole client).
 """
 
-import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -54,23 +53,21 @@ from provisioner.heketi.errors import (
 )
 from provisioner.heketi.pacing import OperationPace
 from provisioner.heketi.session import new_session
+from provisioner.heketi.topology import TopologyReads, checked_id
 from provisioner.heketi.transport import Exchange, Transport, error_for, failure_kind
-from provisioner.heketi.types import Cluster, Volume, VolumeCreateRequest, online_free_kib
+from provisioner.heketi.types import Volume, VolumeCreateRequest
 from provisioner.heketi.volume_names import VolumeIdentity, VolumeNameMap, identity, read_all
 from provisioner.log import get_logger
 
 __all__ = ["HeketiClient", "HeketiConfig"]
 
 _log = get_logger("heketi")
-_KIB_PER_GIB = 1024 * 1024
-#: Heketi's routes match ids by `[A-Fa-f0-9]+` (app.go); anything else is no route.
-_ID_RE = re.compile(r"^[A-Fa-f0-9]{1,128}$")
 #: Fields of Heketi's OperationsInfo (pkg/glusterfs/api/types.go) that count operations
 #: which may still change a volume.
 _OP_COUNTS = ("in_flight", "total")
 
 
-class HeketiClient:
+class HeketiClient(TopologyReads):
     """Talks to one Heketi server. Thread-safe; a process shares one per config through
     `registry.HeketiClients`, which gives the clients of one URL one `names` (its id →
     name map), `limit` (operation limit) and `pace` (poll pace); without them the client
@@ -104,33 +101,6 @@ class HeketiClient:
         """Check that Heketi answers (`GET /hello`)."""
         self._get("/hello", expect_json=False)
 
-    def list_clusters(self) -> list[str]:
-        return self._ids("/clusters", "clusters")
-
-    def cluster_info(self, cluster_id: str) -> Cluster:
-        """The cluster's nodes and volumes; `HeketiNotFound` when Heketi does not know it."""
-        raw = self._get(f"/clusters/{_checked_id(cluster_id, what='cluster')}")
-        try:
-            return Cluster.from_json(raw)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise HeketiOperationFailed(f"Heketi returned a malformed cluster: {exc!r}") from None
-
-    def free_space_gib(self, clusters: Sequence[str] = ()) -> int:
-        """Free space (whole GiB) of the online devices of online nodes in `clusters`
-        (all when empty), gathered as heketi-cli's "topology info" does: `GET
-        /clusters` → `GET /clusters/{id}` → `GET /nodes/{id}` (`storage.free`, KiB).
-        A cluster or node Heketi does not know adds nothing. Raw device space: a
-        replica-3 volume consumes three times its size."""
-        free_kib = 0
-        for cluster_id in clusters or self.list_clusters():
-            try:
-                cluster = self.cluster_info(cluster_id)
-            except HeketiNotFound:
-                continue
-            for node_id in cluster.nodes:
-                free_kib += self._node_free_kib(node_id)
-        return free_kib // _KIB_PER_GIB
-
     def operations_pending(self) -> int:
         """How many operations Heketi has pending (running, or left in its database by
         a restart until they are cleaned up), from `GET /operations` (admin only):
@@ -144,27 +114,14 @@ class HeketiClient:
             )
         return max(int(c) for c in counts if c is not None)
 
-    def _node_free_kib(self, node_id: str) -> int:
-        path = f"/nodes/{_checked_id(node_id, what='node')}"
-        try:
-            node = self._get(path)
-        except HeketiNotFound:
-            return 0  # removed since the cluster was read
-        try:
-            return online_free_kib(node)
-        except (AttributeError, KeyError, TypeError, ValueError):
-            raise HeketiOperationFailed(
-                f"Heketi answered GET {path} with a malformed node", status=200
-            ) from None
-
     def get_volume(self, volume_id: str) -> Volume:
         """The volume; `HeketiNotFound` when Heketi does not know the id."""
-        return self._parse_volume(self._get(f"/volumes/{_checked_id(volume_id)}"))
+        return self._parse_volume(self._get(f"/volumes/{checked_id(volume_id)}"))
 
     def get_volumes(self, volume_ids: Sequence[str]) -> list[Volume]:
         """The volumes with these ids, in order, read at most `max_inflight` at a time;
         ids Heketi no longer knows are left out."""
-        ids = [_checked_id(i) for i in volume_ids]
+        ids = [checked_id(i) for i in volume_ids]
         found = read_all(ids, self._volume_or_none, workers=self._config.max_inflight)
         return [v for v in found if v is not None]
 
@@ -220,7 +177,7 @@ class HeketiClient:
     def clone_volume(self, volume_id: str, *, name: str) -> Volume:
         """Clone the volume as `name` (`POST /volumes/{id}/clone`) and wait; the same
         guarantees as `create_volume`; `HeketiNotFound` when the source does not exist."""
-        path = f"/volumes/{_checked_id(volume_id)}/clone"
+        path = f"/volumes/{checked_id(volume_id)}/clone"
         return self._made(self._run("POST", path, body={"name": name}, replay_safe=False), "clone")
 
     def _made(self, location: str | None, what: str) -> Volume:
@@ -232,7 +189,7 @@ class HeketiClient:
         """Add `add_gib` GiB to the volume and wait for completion."""
         if add_gib < 1:
             raise HeketiInvalidRequest(f"expand size must be at least 1 GiB, got {add_gib}")
-        path = f"/volumes/{_checked_id(volume_id)}/expand"
+        path = f"/volumes/{checked_id(volume_id)}/expand"
         location = self._run("POST", path, body={"expand_size": add_gib}, replay_safe=False)
         return self._volume_at(location, "expand")
 
@@ -250,7 +207,7 @@ class HeketiClient:
     def delete_volume(self, volume_id: str) -> None:
         """Delete and wait; `HeketiNotFound` when the volume does not exist."""
         try:
-            self._run("DELETE", f"/volumes/{_checked_id(volume_id)}", body=None, replay_safe=True)
+            self._run("DELETE", f"/volumes/{checked_id(volume_id)}", body=None, replay_safe=True)
         finally:  # gone, going or unknown: the next lookup reads it again
             self._names.forget(volume_id)
 
@@ -385,12 +342,6 @@ class HeketiClient:
             raise failure_kind(text)(text, status=500, operation=operation)
         error: HeketiError = error_for(answer, f"GET {queue_path}")
         raise error
-
-
-def _checked_id(heketi_id: str, *, what: str = "volume") -> str:
-    if not _ID_RE.match(heketi_id):
-        raise HeketiInvalidRequest(f"{heketi_id!r} is not a valid Heketi {what} id")
-    return heketi_id
 
 
 def _path_of(location: str | None) -> str | None:

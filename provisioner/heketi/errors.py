@@ -33,6 +33,12 @@ class HeketiNoSpace(HeketiError, errors.ResourceExhausted):
     """No cluster has room for the requested bricks."""
 
 
+class HeketiPlacementRefused(HeketiError, errors.Unsatisfiable):
+    """Heketi refuses the placement the volume's options ask for, whatever the free
+    space: a malformed `user.heketi.device-tag-match` rule, or an
+    `user.heketi.average-file-size` larger than a data brick."""
+
+
 class HeketiAuthError(HeketiError, errors.PermissionDenied):
     """401/403: wrong key, clock skew, or a role without access. Never retried."""
 

@@ -57,6 +57,7 @@ from provisioner.heketi.errors import (
     HeketiNotFound,
     HeketiOperationFailed,
     HeketiOutcomeUnknown,
+    HeketiPlacementRefused,
     HeketiUnavailable,
 )
 from provisioner.log import get_logger
@@ -73,6 +74,11 @@ _NAME_IN_USE = re.compile(r"Volume name '[^']*' already in use|Volume with name:
 #: Heketi's ErrConflict text. Heketi answers it with 500 ("Failed to set up volume
 #: delete: ..."), not 409, when the volume or one of its bricks has a pending operation.
 _CONFLICT = "The target exists, contains other items, or is in use."
+#: Heketi v10.4.1's placement refusals (volume_entry_allocate.go generateDeviceFilter,
+#: placer_arbiter.go discountBrickSize): the request itself can never be placed.
+_PLACEMENT_REFUSED = re.compile(
+    r"Invalid tag matching rule: |Average file size \(\d+\) is greater than Brick size"
+)
 _MAX_MESSAGE = 500
 
 
@@ -366,4 +372,6 @@ def failure_kind(text: str) -> type[HeketiError]:
         return HeketiNameInUse
     if _CONFLICT in text:
         return HeketiConflict
+    if _PLACEMENT_REFUSED.search(text):
+        return HeketiPlacementRefused
     return HeketiOperationFailed

@@ -33,6 +33,15 @@ class Durability:
     data: int = 0  # disperse
     redundancy: int = 0  # disperse
 
+    @property
+    def bricks_per_set(self) -> int:
+        """Bricks of one brick set (Heketi: replica 0 means its default, 2)."""
+        if self.type == "replicate":
+            return self.replica or 2
+        if self.type == "disperse":
+            return self.data + self.redundancy
+        return 1
+
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"type": self.type}
         if self.type == "replicate":
@@ -76,16 +85,6 @@ class Cluster:
             file=bool(raw.get("file", True)),
             block=bool(raw.get("block", False)),
         )
-
-
-def online_free_kib(node: Mapping[str, Any]) -> int:
-    """Free KiB of a node's online devices, 0 unless the node is online (`GET
-    /nodes/{id}`: `state`, `devices[].state`, `devices[].storage.free`); raises
-    KeyError/TypeError/ValueError/AttributeError if malformed."""
-    if node.get("state", "online") != "online":
-        return 0
-    devices = [d for d in node.get("devices") or () if d.get("state", "online") == "online"]
-    return sum(int(d["storage"]["free"]) for d in devices)
 
 
 @dataclass(frozen=True)

@@ -56,16 +56,22 @@ def unique(label: str) -> str:
     return f"{NAME_PREFIX}{label}-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture(scope="module", params=["testbed", "real"])
-def target(request: pytest.FixtureRequest) -> Iterator[Target]:
-    if request.param == "real":
+def targets(kind: str, **server: Any) -> Iterator[Target]:
+    """The real Heketi of `HEKETI_URL` (skipped when unset) or a Heketi test server
+    made with `server`'s keyword arguments, for a fixture parametrized by `kind`."""
+    if kind == "real":
         url = os.environ.get("HEKETI_URL")
         if not url:
             pytest.skip("no real Heketi: make contract HEKETI_URL=... HEKETI_KEY=...")
         yield Target(url, os.environ.get("HEKETI_KEY", ""), None)
         return
-    with HeketiTestServer(admin_key=TESTBED_KEY) as server:
-        yield Target(server.url, TESTBED_KEY, server)
+    with HeketiTestServer(admin_key=TESTBED_KEY, **server) as test_server:
+        yield Target(test_server.url, TESTBED_KEY, test_server)
+
+
+@pytest.fixture(scope="module", params=["testbed", "real"])
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    yield from targets(request.param)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ def walk(client: HeketiClient) -> set[str]:
         ("list_clusters", client.list_clusters),
         ("cluster_info", lambda: client.cluster_info(cluster)),
         ("free_space_gib", lambda: (client.free_space_gib(), client.free_space_gib([cluster]))),
+        ("placement_domains", lambda: client.placement_domains([cluster], zones=True)),
         ("find_volume_by_name", lambda: client.find_volume_by_name(name)),
         ("create_volume", lambda: client.create_volume(request(name))),
     ]

@@ -11,6 +11,7 @@ from provisioner.heketi.errors import (
     HeketiNotFound,
     HeketiOutcomeUnknown,
 )
+from provisioner.heketi.placement import TagRule
 from provisioner.heketi.types import Durability, Volume, VolumeCreateRequest
 from provisioner.heketi.volume_names import VolumeIdentity
 
@@ -34,6 +35,10 @@ class FakeHeketi:
     #: Names Heketi is "still creating": hidden from reads, refused to creates.
     pending_names: set[str] = field(default_factory=set)
     free_gib: int = 100
+    #: The `tag_rule` of each `free_space_gib` call.
+    tag_rules: list[TagRule | None] = field(default_factory=list)
+    #: What `placement_domains` answers: nodes (zones) with devices a placement allows.
+    domains: int = 3
     #: Expands Heketi accepted and still runs: queue path → (volume id, GiB to add).
     running_expands: dict[str, tuple[str, int]] = field(default_factory=dict)
     #: Expands that finished and whose queue entry was not read yet: queue path → volume id.
@@ -138,8 +143,18 @@ class FakeHeketi:
             lambda: {i: VolumeIdentity(v.name, v.gid) for i, v in self.volumes.items()},
         )
 
-    def free_space_gib(self, clusters: Sequence[str] = ()) -> int:
+    def free_space_gib(
+        self, clusters: Sequence[str] = (), *, tag_rule: TagRule | None = None
+    ) -> int:
+        self.tag_rules.append(tag_rule)
         return self._act("free_space_gib", tuple(clusters), lambda: self.free_gib)
+
+    def placement_domains(
+        self, clusters: Sequence[str] = (), *, tag_rule: TagRule | None = None, zones: bool = False
+    ) -> int:
+        return self._act(
+            "placement_domains", (tuple(clusters), tag_rule, zones), lambda: self.domains
+        )
 
     def expand_volume(self, volume_id: str, *, add_gib: int) -> Volume:
         if self.stall_next_expand is not None:

@@ -4,17 +4,27 @@ import threading
 
 import pytest
 
-from provisioner.errors import Aborted, InvalidArgument, NotFound, OutOfRange, Unavailable
+from provisioner.errors import (
+    Aborted,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    Unavailable,
+    Unsatisfiable,
+)
 from provisioner.expands import EarlierExpand, ExpansionInProgress
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import (
     HeketiAuthError,
     HeketiNameInUse,
+    HeketiNoSpace,
     HeketiNotFound,
     HeketiOutcomeUnknown,
     HeketiUnavailable,
 )
+from provisioner.heketi.placement import TagRule
 from provisioner.heketi.types import Durability, Volume, VolumeCreateRequest
+from provisioner.placements import PlacementImpossible
 from provisioner.storageclass import ProvisioningParams, parse_parameters
 from provisioner.volume_naming import csi_volume_name, heketi_volume_name
 from provisioner.volumes import (
@@ -727,6 +737,64 @@ def test_params_defaults_construct_without_parsing() -> None:
     assert ProvisioningParams(rest_url="http://h:1").durability == Durability(
         type="replicate", replica=3
     )
+
+
+# --- placements no topology satisfies -----------------------------------------------------
+
+
+def placed_params(options: str, volumetype: str = "replicate:3") -> ProvisioningParams:
+    return parse_parameters(
+        {"resturl": "http://heketi:8080", "volumetype": volumetype, "volumeoptions": options}
+    )
+
+
+def ensure_placed(service: VolumeService, params: ProvisioningParams) -> Volume:
+    return service.ensure_volume(heketi=HEKETI, name="pvc-p", size_gib=1, params=params, gid=0)
+
+
+def test_no_space_for_a_tag_fewer_nodes_have_than_a_set_needs_is_unsatisfiable(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    heketi.domains = 2
+    heketi.fail_next("create_volume", HeketiNoSpace("Failed to allocate new volume: No space"))
+    params = placed_params("user.heketi.device-tag-match disktype=ssd")
+    with pytest.raises(PlacementImpossible) as raised:
+        ensure_placed(service, params)
+    assert str(raised.value) == (
+        "Failed to allocate new volume: No space: a brick set needs 3 nodes with devices "
+        "tagged disktype=ssd, no cluster has more than 2; tag more devices or add nodes, or "
+        "use a class that asks for less"
+    )
+    assert isinstance(raised.value, Unsatisfiable)
+    rule = TagRule("disktype", True, "ssd")
+    assert heketi.calls[-1] == ("placement_domains", ((), rule, False))
+
+
+def test_strict_zones_are_counted_as_zones(service: VolumeService, heketi: FakeHeketi) -> None:
+    heketi.domains = 1
+    heketi.fail_next("create_volume", HeketiNoSpace("Failed to allocate new volume: No space"))
+    params = placed_params("user.heketi.zone-checking strict", volumetype="replicate:2")
+    with pytest.raises(PlacementImpossible, match="a brick set needs 2 zones with online devices"):
+        ensure_placed(service, params)
+    assert heketi.calls[-1] == ("placement_domains", ((), None, True))
+
+
+@pytest.mark.parametrize(
+    ("options", "domains"),
+    [
+        ("user.heketi.device-tag-match disktype=ssd", 3),  # enough nodes: only full
+        ("client.ssl on", 0),  # no placement option: plain "No space"
+        ("user.heketi.arbiter true", 0),  # an arbiter restricts no device by itself
+    ],
+    ids=["enough-nodes", "unconstrained", "arbiter"],
+)
+def test_other_no_space_answers_stay_resource_exhausted(
+    service: VolumeService, heketi: FakeHeketi, options: str, domains: int
+) -> None:
+    heketi.domains = domains
+    heketi.fail_next("create_volume", HeketiNoSpace("Failed to allocate new volume: No space"))
+    with pytest.raises(HeketiNoSpace):
+        ensure_placed(service, placed_params(options))
 
 
 # --- clones -------------------------------------------------------------------------

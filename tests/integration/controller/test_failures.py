@@ -6,6 +6,7 @@ caches, new GID allocator, no memory of the first — must converge.
 """
 
 import base64
+import time
 from typing import Any
 
 import pytest
@@ -292,3 +293,36 @@ def test_a_claim_deleted_while_its_create_was_pending_in_heketi_leaves_no_volume
         "no volume and no PV left",
         lambda: running.heketi.volumes() == [] and running.kube.list("persistentvolumes") == [],
     )
+
+
+def test_a_class_no_topology_can_place_is_reported_once_with_heketis_reason_not_retried(
+    cluster: Cluster,
+) -> None:
+    # the test Heketi's devices carry no tags: no node has a device tagged disktype=nvme
+    nvme = cluster.class_parameters(volumeoptions="user.heketi.device-tag-match disktype=nvme")
+    cluster.storage_class("nvme", parameters=nvme)
+    cluster.storage_class()
+    cluster.start_controller()
+    cluster.claim("fast", storage_class="nvme")
+    event = cluster.wait_event("ProvisioningFailed", name="fast")
+    assert event["message"] == (
+        "failed to provision a volume with StorageClass 'nvme': Failed to allocate new volume: "
+        "No space: a brick set needs 3 nodes with devices tagged disktype=nvme, no cluster "
+        "has more than 0; tag more devices or add nodes, or use a class that asks for less"
+    )
+    # once another claim is provisioned, the refused one is left alone: the fast-backoff
+    # retry loop of other failures would send several creates a second. It was tried
+    # again only after the controller's own writes to it (its intent), a bounded few.
+    cluster.claim("plain")
+    cluster.wait_bound("plain")
+
+    def refused_creates() -> int:
+        return sum(1 for r in cluster.heketi.requests if (r.path, r.status) == ("/volumes", 500))
+
+    settled = refused_creates()
+    time.sleep(1.0)
+    assert refused_creates() == settled <= 3
+    (refused,) = cluster.events(reason="ProvisioningFailed", name="fast")
+    assert refused.get("count", 1) == 1
+    fast = cluster.get_claim("fast")
+    assert fast is not None and fast["spec"].get("volumeName") is None

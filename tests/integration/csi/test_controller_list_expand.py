@@ -7,6 +7,7 @@ import pytest
 
 from provisioner.csi import csi_pb2
 from provisioner.csi.heketi_access import HeketiDefaults
+from testbed.heketi_placer import space_needed
 from testbed.heketi_server import HeketiTestServer
 from tests.integration.csi.controller_harness import (
     ADMIN_KEY,
@@ -117,10 +118,13 @@ def test_negative_max_entries_is_invalid_argument(fresh: ControllerHarness) -> N
 
 
 def free_raw_gib(harness: ControllerHarness) -> int:
-    used: int = sum(
-        v["size"] * v["durability"]["replicate"]["replica"] for v in harness.heketi.volumes()
+    """Free device space as Heketi accounts it: each brick with its thin pool's metadata."""
+    used = sum(
+        space_needed(b["size"], v["snapshot"]["factor"])
+        for v in harness.heketi.volumes()
+        for b in v["bricks"]
     )
-    return 3 * DEVICE_GIB - used
+    return (3 * DEVICE_GIB * 1024 * 1024 - used) // (1024 * 1024)
 
 
 @pytest.mark.parametrize(

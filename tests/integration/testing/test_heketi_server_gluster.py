@@ -44,15 +44,22 @@ def names() -> Iterator[list[str]]:
 
 
 @pytest.fixture
-def heketi(gluster_host: GlusterHost, tmp_path: Path) -> Iterator[HeketiClient]:
+def served(
+    gluster_host: GlusterHost, tmp_path: Path
+) -> Iterator[tuple[HeketiTestServer, HeketiClient]]:
     with HeketiTestServer(
         admin_key=KEY, mode="gluster", bricks_dir=str(tmp_path / "bricks")
     ) as srv:
         client = HeketiClient(
             HeketiConfig(url=srv.url, key=KEY, poll_initial=0.05, operation_deadline=240)
         )
-        yield client
+        yield srv, client
         client.close()
+
+
+@pytest.fixture
+def heketi(served: tuple[HeketiTestServer, HeketiClient]) -> HeketiClient:
+    return served[1]
 
 
 def new_name(names: list[str]) -> str:
@@ -116,6 +123,46 @@ def test_gluster_failure_fails_the_operation_with_glusters_message_and_rolls_bac
         heketi.create_volume(replica_3(name, options=("no-such.option on",)))
     assert gluster("volume", "info", name).returncode != 0
     assert heketi.find_volume_by_name(name) is None
+
+
+def test_an_arbiter_volume_is_a_real_replica_3_arbiter_1_volume_with_heketis_brick_sizes(
+    served: tuple[HeketiTestServer, HeketiClient],
+    names: list[str],
+    tmp_path: Path,
+) -> None:
+    server, heketi = served
+    name = new_name(names)
+    volume = heketi.create_volume(
+        replica_3(name, options=("user.heketi.arbiter true", "user.heketi.average-file-size 32"))
+    )
+    info = gluster("volume", "info", name).stdout
+    assert "Number of Bricks: 1 x (2 + 1) = 3" in info
+    assert "Brick3: " in info and "(arbiter)" in info.split("Brick3: ")[1].splitlines()[0]
+    # Heketi's sizes: two data bricks of the whole size, the arbiter 1 GiB / 32 KiB
+    # per file = 32 MiB (the third brick of the set)
+    (shown,) = server.volumes()
+    bricks = {b["path"]: b["size"] for b in shown["bricks"]}
+    arbiter_path = info.split("Brick3: ")[1].split(" ")[0].split(":", 1)[1]
+    assert bricks.pop(arbiter_path.strip()) == 32 * 1024
+    assert sorted(bricks.values()) == [1024 * 1024, 1024 * 1024]
+
+    mount_point = tmp_path / "mnt"
+    mount_point.mkdir()
+    subprocess.run(
+        ["mount", "-t", "glusterfs", volume.device, str(mount_point)], check=True, timeout=60
+    )
+    try:
+        (mount_point / "data").write_bytes(b"x" * 65536)
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True, timeout=60)
+    brick_files = {Path(p).joinpath("data").stat().st_size for p in bricks} | {
+        Path(arbiter_path.strip()).joinpath("data").stat().st_size
+    }
+    assert brick_files == {65536, 0}  # the arbiter holds the file's name, not its data
+
+    assert heketi.expand_volume(volume.id, add_gib=1).size_gib == 2
+    assert "Number of Bricks: 2 x (2 + 1) = 6" in gluster("volume", "info", name).stdout
+    heketi.delete_volume(volume.id)
 
 
 def _mounted_write_read(

@@ -57,8 +57,11 @@ class MemoryHeketi:
     def get_volumes(self, volume_ids: Sequence[str]) -> list[Volume]:
         return [self.volumes[i] for i in volume_ids if i in self.volumes]
 
-    def free_space_gib(self, clusters: Sequence[str] = ()) -> int:
+    def free_space_gib(self, clusters: Sequence[str] = (), **_: object) -> int:
         return 100
+
+    def placement_domains(self, clusters: Sequence[str] = (), **_: object) -> int:
+        return 3
 
     def expand_volume(self, volume_id: str, *, add_gib: int) -> Volume:
         raise NotImplementedError

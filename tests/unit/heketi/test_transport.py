@@ -13,6 +13,7 @@ from provisioner.heketi import (
     HeketiNoSpace,
     HeketiNotFound,
     HeketiOperationFailed,
+    HeketiPlacementRefused,
     HeketiUnavailable,
 )
 from provisioner.heketi.transport import Exchange, error_for
@@ -49,6 +50,19 @@ from provisioner.heketi.transport import Exchange, error_for
             errors.Aborted,
         ),
         (500, "Unable to execute command on node1\n", HeketiOperationFailed, errors.Internal),
+        (
+            500,
+            "Failed to allocate new volume: Invalid tag matching rule: Invalid tag match rule: x\n",
+            HeketiPlacementRefused,
+            errors.Unsatisfiable,
+        ),
+        (
+            500,
+            "Failed to allocate new volume: Average file size (2000000) is greater than Brick "
+            "size (1048576)\n",
+            HeketiPlacementRefused,
+            errors.Unsatisfiable,
+        ),
     ],
     ids=[
         "400",
@@ -63,6 +77,8 @@ from provisioner.heketi.transport import Exchange, error_for
         "name-in-use",
         "pending-operation-conflict",
         "500",
+        "bad-tag-rule",
+        "average-file-too-large",
     ],
 )
 def test_status_maps_to_a_typed_error(
@@ -92,6 +108,7 @@ def test_empty_body_falls_back_to_the_status() -> None:
         (HeketiAuthError, errors.PermissionDenied),
         (HeketiInvalidRequest, errors.InvalidArgument),
         (HeketiNoSpace, errors.ResourceExhausted),
+        (HeketiPlacementRefused, errors.Unsatisfiable),
     ],
 )
 def test_each_heketi_error_is_the_domain_error_the_edges_map(
