@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto test lint demo demo-migrate bench chaos fuzz sanity contract clean image image-test
+.PHONY: help install proto test lint demo demo-migrate bench chaos fuzz sanity contract contract-kube clean image image-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,10 @@ HEKETI_URL ?=
 HEKETI_KEY ?=
 contract: $(STAMP) ## tests/contract against a real Heketi: make contract HEKETI_URL=http://host:port HEKETI_KEY=<admin key> (skipped when unset)
 	@HEKETI_URL='$(HEKETI_URL)' HEKETI_KEY='$(HEKETI_KEY)' $(PY) -m pytest -q -rs -k 'real and not testbed' tests/contract
+
+KUBECONFIG ?=
+contract-kube: $(STAMP) ## tests/contract against a real cluster: make contract-kube KUBECONFIG=<cluster-admin kubeconfig> [HEKETI_URL=... HEKETI_KEY=...] (skipped when unset)
+	@CONTRACT_KUBECONFIG='$(KUBECONFIG)' HEKETI_URL='$(HEKETI_URL)' HEKETI_KEY='$(HEKETI_KEY)' $(PY) -m pytest -q -rs -k 'kubeapiserver' tests/contract
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on our code
 	$(VENV)/bin/ruff check provisioner testbed tests bench

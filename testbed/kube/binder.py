@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from testbed.kube.claim_controllers import EXTERNAL_EXPANDING, ExpandController, release_claim
 from testbed.kube.errors import ApiError
 from testbed.kube.resources import BY_GROUP_VERSION
 from testbed.kube.store import Event, Store, Stored, now_rfc3339
@@ -76,6 +77,7 @@ class PVBinder:
     def __init__(self, store: Store, *, pv_protection: bool = False) -> None:
         self._store = store
         self._pv_protection = pv_protection
+        self._expand = ExpandController(store)
         self._claims: dict[ClaimKey, set[str]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -138,6 +140,7 @@ class PVBinder:
         for stored in self._store.objects("persistentvolumeclaims"):
             meta = stored.obj["metadata"]
             self._guarded(self._sync_claim, meta["namespace"], meta["name"])
+            self._guarded(self._claim_controllers, meta["namespace"], meta["name"])
         return cursor
 
     def _handle(self, event: Event) -> None:
@@ -148,6 +151,11 @@ class PVBinder:
                 self._guarded(self._sync_volume, event.name)
             if claim is not None:
                 self._guarded(self._sync_claim, *claim)
+        elif event.bucket == "pods" and self._pv_protection:
+            for volume in (event.obj.get("spec") or {}).get("volumes") or []:
+                claim_name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+                if claim_name:
+                    self._guarded(self._release_claim, event.namespace, claim_name)
         elif event.bucket == "storageclasses" and event.type != "DELETED":
             for stored in self._store.objects("persistentvolumeclaims"):
                 if (stored.obj.get("spec") or {}).get("storageClassName") == event.name:
@@ -156,6 +164,7 @@ class PVBinder:
         elif event.bucket == "persistentvolumeclaims":
             if event.type != "DELETED":
                 self._guarded(self._sync_claim, event.namespace, event.name)
+                self._guarded(self._claim_controllers, event.namespace, event.name)
             for pv_name in list(self._claims.get((event.namespace, event.name), ())):
                 self._guarded(self._sync_volume, pv_name)
 
@@ -228,7 +237,27 @@ class PVBinder:
         self._store.mutate(PVC, meta["namespace"], meta["name"], change, status=True)
         self._warn(claim.obj, reason, message)
 
-    def _warn(self, claim: JSON, reason: str, message: str) -> None:
+    def _claim_controllers(self, namespace: str, name: str) -> None:
+        """The pvc-protection and expand controllers (`claim_controllers`)."""
+        if self._pv_protection:
+            self._release_claim(namespace, name)
+        claim = self._store.find("persistentvolumeclaims", namespace, name)
+        if claim is not None and self._expand.wants_external(namespace, name):
+            self._warn(claim.obj, "ExternalExpanding", EXTERNAL_EXPANDING,
+                       kind="Normal", component="volume_expand")  # fmt: skip
+
+    def _release_claim(self, namespace: str, name: str) -> None:
+        release_claim(self._store, namespace, name)
+
+    def _warn(
+        self,
+        claim: JSON,
+        reason: str,
+        message: str,
+        *,
+        kind: str = "Warning",
+        component: str = "persistentvolume-controller",
+    ) -> None:
         meta, now = claim["metadata"], now_rfc3339()
         event = {
             "apiVersion": "v1",
@@ -244,8 +273,8 @@ class PVBinder:
             },
             "reason": reason,
             "message": message,
-            "type": "Warning",
-            "source": {"component": "persistentvolume-controller"},
+            "type": kind,
+            "source": {"component": component},
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
