@@ -24,7 +24,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from testbed.kube.claim_controllers import EXTERNAL_EXPANDING, ExpandController, release_claim
+from testbed.kube.claim_controllers import (
+    EXTERNAL_EXPANDING,
+    ExpandController,
+    deletion_finalizers,
+    release_claim,
+)
 from testbed.kube.errors import ApiError
 from testbed.kube.resources import BY_GROUP_VERSION
 from testbed.kube.store import Event, Store, Stored, now_rfc3339
@@ -357,10 +362,23 @@ class PVBinder:
         if volume is None:
             return
         self._sync_volume_phase(volume)
+        self._anneal_finalizers(pv_name)
         if self._pv_protection:
             current = self._store.find("persistentvolumes", "", pv_name)
             if current is not None:
                 self._protect(current)
+
+    def _anneal_finalizers(self, pv_name: str) -> None:
+        volume = self._store.find("persistentvolumes", "", pv_name)
+        finalizers = None if volume is None else deletion_finalizers(volume.obj)
+        if finalizers is None:
+            return
+
+        def change(doc: JSON) -> JSON:
+            doc["metadata"]["finalizers"] = finalizers
+            return doc
+
+        self._store.mutate(PV, "", pv_name, change)
 
     def _protect(self, volume: Stored) -> None:
         """pv_protection_controller.go `processPV`."""

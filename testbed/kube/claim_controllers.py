@@ -1,4 +1,4 @@
-"""Two more kube-controller-manager controllers a claim meets, beside the PV binder.
+"""More of kube-controller-manager's storage controllers, beside the PV binder's core.
 
 From kubernetes/kubernetes 1.36 (read in openshift/microshift's vendor tree, and observed
 on kube-controller-manager with `make contract-kube`):
@@ -14,6 +14,12 @@ on kube-controller-manager with `make contract-kube`):
   gets a Normal Event `ExternalExpanding` "waiting for an external controller to expand
   this PVC" from component `volume_expand`, and is left to that controller. The real
   recorder counts repeats of one Event; here it is recorded once per claim and size.
+- `pkg/controller/volume/persistentvolume/pv_controller_base.go`
+  (`modifyDeletionFinalizers`, HonorPVReclaimPolicy, GA in 1.33): a PV dynamically
+  provisioned by an in-tree plugin that is not migrated to CSI (annotation
+  `pv.kubernetes.io/provisioned-by: kubernetes.io/glusterfs`, …) gets the
+  `kubernetes.io/pv-controller` finalizer while its reclaim policy is Delete and loses it
+  when the policy becomes Retain (or Recycle).
 """
 
 import threading
@@ -28,6 +34,28 @@ PVC = BY_GROUP_VERSION[("", "v1")]["persistentvolumeclaims"]
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
 EXTERNAL_EXPANDING = "waiting for an external controller to expand this PVC"
 FINISHED = ("Succeeded", "Failed")
+ANN_PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
+IN_TREE_DELETION = "kubernetes.io/pv-controller"
+#: In-tree plugins whose volumes csi-translation-lib migrates (the finalizer is dropped).
+MIGRATED = frozenset({
+    "kubernetes.io/aws-ebs", "kubernetes.io/gce-pd", "kubernetes.io/cinder",
+    "kubernetes.io/azure-disk", "kubernetes.io/azure-file", "kubernetes.io/vsphere-volume",
+    "kubernetes.io/portworx-volume",
+})  # fmt: skip
+
+
+def deletion_finalizers(pv: JSON) -> list[str] | None:
+    """`modifyDeletionFinalizers`: the PV's new finalizers, or None when unchanged."""
+    meta = pv["metadata"]
+    provisioner = (meta.get("annotations") or {}).get(ANN_PROVISIONED_BY, "")
+    if not provisioner.startswith("kubernetes.io/") or meta.get("deletionTimestamp"):
+        return None
+    finalizers = list(meta.get("finalizers") or [])
+    policy = (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy")
+    present = IN_TREE_DELETION in finalizers
+    if provisioner in MIGRATED or policy in ("Retain", "Recycle"):
+        return [f for f in finalizers if f != IN_TREE_DELETION] if present else None
+    return [*finalizers, IN_TREE_DELETION] if policy == "Delete" and not present else None
 
 
 def _in_use(store: Store, namespace: str, name: str) -> bool:

@@ -306,3 +306,12 @@ def test_a_plan_of_ten_thousand_pvs_lists_each_once_and_prints_its_cost() -> Non
     print(f"\nplan of {count} in-tree PVs: {elapsed:.2f}s")  # a figure, not an assertion
     assert len(plan.volumes) == count
     assert {r.state for r in plan.volumes} == {READY}
+
+
+def test_a_heketi_pv_with_kube_controller_managers_deletion_finalizer_is_ready() -> None:
+    # kube-controller-manager 1.33+ keeps kubernetes.io/pv-controller on a Heketi-made PV
+    # of policy Delete (observed with make contract-kube); apply sets Retain and lifts it.
+    world = _heketi_world()
+    world.pvs[0]["metadata"]["finalizers"].append(names.IN_TREE_DELETION_FINALIZER)
+    row = _plan(world, _knows_every_volume).row("gluster-pv")
+    assert row is not None and row.state == READY, row.blockers
