@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto test lint demo demo-migrate bench chaos fuzz sanity contract contract-kube clean image image-test
+.PHONY: help install proto test lint demo demo-migrate bench chaos fuzz sanity contract contract-kube bench-kube clean image image-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -55,6 +55,10 @@ demo-migrate: $(STAMP) ## in-tree GlusterFS PVs (static + Heketi) → CSI PVs on
 bench: $(STAMP) ## benchmarks (burst, scale, node; ~3 min): a table, and bench/results.json
 	bash scripts/ensure-gluster.sh
 	$(PY) -m bench.run
+
+KUBE_AUDIT_LOG ?=
+bench-kube: $(STAMP) ## the burst on the API test server and on a real cluster: make bench-kube KUBECONFIG=<cluster-admin kubeconfig> [KUBE_AUDIT_LOG=<its audit log>]
+	$(PY) -m bench.burst_kube --kubeconfig '$(KUBECONFIG)' $(if $(KUBE_AUDIT_LOG),--audit-log '$(KUBE_AUDIT_LOG)')
 
 CHAOS_MINUTES ?= 5
 CHAOS_SEED ?=
