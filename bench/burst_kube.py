@@ -95,6 +95,8 @@ def wave(cluster: Cluster, target: Target, workdir: Path, claims: int,
         cpu = procs.usage(pid).cpu_seconds - before.cpu_seconds
         count = writes.count()
     finally:
+        if cluster.real:
+            world.delete_everything()
         controller.stop()
     return {
         "claims": claims, "seconds_to_create_claims": created,

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +25,8 @@ Obj = dict[str, Any]
 #: kube-controller-manager's binder sets phases at its own pace.
 DEADLINE = 240.0
 SECRET = "heketi"
+#: How long cleanup waits for the controller to delete the PVs a test left.
+CLEANUP_SECONDS = 120.0
 #: Short leases, so a controller that was SIGKILLed is followed within seconds.
 LEASE_FLAGS = ["--leader-election-lease-duration", "6s", "--leader-election-renew-deadline",
                "4s", "--leader-election-retry-period", "1s"]  # fmt: skip
@@ -106,6 +109,14 @@ class World:
         known = HeketiClient(self.target.config()).volume_identities()
         return {i: v.name for i, v in known.items() if v.name.startswith(f"{self.prefix}_")}
 
+    def delete_everything(self) -> None:
+        """Delete the claims and wait (bounded) until their PVs are gone."""
+        for claim in self.claims():
+            self.delete_claim(claim["metadata"]["name"])
+        deadline = time.monotonic() + CLEANUP_SECONDS
+        while self.volumes() and time.monotonic() < deadline:
+            time.sleep(0.5)
+
     def reasons(self, name: str) -> list[str]:
         """The reasons of the Events about claim `name`, oldest first."""
         events = sorted(self.cluster.events(self.ns, name), key=lambda e: e["metadata"]["name"])
@@ -156,6 +167,8 @@ def world_on(
     try:
         yield made, controller
     finally:
+        if cluster.real:  # a real cluster keeps PVs: the controller deletes what is left
+            made.delete_everything()
         controller.stop()
         client = HeketiClient(target.config())
         for volume_id in made.heketi_volumes():
