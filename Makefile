@@ -36,8 +36,11 @@ contract: $(STAMP) ## tests/contract against a real Heketi: make contract HEKETI
 	@HEKETI_URL='$(HEKETI_URL)' HEKETI_KEY='$(HEKETI_KEY)' $(PY) -m pytest -q -rs -k 'real and not testbed' tests/contract
 
 KUBECONFIG ?=
-contract-kube: $(STAMP) ## tests/contract against a real cluster: make contract-kube KUBECONFIG=<cluster-admin kubeconfig> [HEKETI_URL=... HEKETI_KEY=...] (skipped when unset)
-	@CONTRACT_KUBECONFIG='$(KUBECONFIG)' HEKETI_URL='$(HEKETI_URL)' HEKETI_KEY='$(HEKETI_KEY)' $(PY) -m pytest -q -rs -k 'kubeapiserver' tests/contract
+CSI_PROVISIONER ?=
+CSI_RESIZER ?=
+contract-kube: $(STAMP) ## tests/contract against a real cluster: make contract-kube KUBECONFIG=<cluster-admin kubeconfig> [HEKETI_URL=... HEKETI_KEY=...] [CSI_PROVISIONER=<bin> CSI_RESIZER=<bin>] (skipped when unset)
+	@CONTRACT_KUBECONFIG='$(KUBECONFIG)' HEKETI_URL='$(HEKETI_URL)' HEKETI_KEY='$(HEKETI_KEY)' \
+	  CSI_PROVISIONER='$(CSI_PROVISIONER)' CSI_RESIZER='$(CSI_RESIZER)' $(PY) -m pytest -q -rs -k 'kubeapiserver' tests/contract
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on our code
 	$(VENV)/bin/ruff check provisioner testbed tests bench

@@ -169,6 +169,10 @@ class RealCluster(Cluster):
         """A token of the service account (TokenRequest API) in a copy of the admin's
         kubeconfig: the process gets exactly the rights deploy/ gives the account."""
         name, _ = ACCOUNTS[account]
+        return self.token_kubeconfig(name, where / f"kubeconfig-{account}")
+
+    def token_kubeconfig(self, name: str, target: Path) -> Path:
+        """A kubeconfig with a token of service account `name` of INSTALL_NS."""
         request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                    "spec": {"expirationSeconds": 7200}}  # fmt: skip
         answer = self.api.create(path("serviceaccounts", name, INSTALL_NS, "token"), request)
@@ -179,7 +183,6 @@ class RealCluster(Cluster):
                 entry["cluster"]["certificate-authority"] = str(self._admin_path.parent / ca)
         for entry in config["users"]:
             entry["user"] = {"token": answer["status"]["token"]}
-        target = where / f"kubeconfig-{account}"
         target.write_text(json.dumps(config), encoding="utf-8")
         return target
 
