@@ -11,6 +11,7 @@ over HTTP as plain dicts on both, so one test body sees the two the same way.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import os
@@ -103,7 +104,7 @@ class Cluster:
     def patch(self, plural: str, name: str, namespace: str | None, change: Obj) -> Obj:
         return self.api.merge_patch(path(plural, name, namespace), change)
 
-    def events(self, namespace: str, name: str) -> list[Obj]:
+    def events(self, namespace: str, name: str) -> builtins.list[Obj]:
         """The Events about object `name` in `namespace` (what `kubectl describe` lists)."""
         return [
             e for e in self.list("events", namespace) if e["involvedObject"].get("name") == name

@@ -119,7 +119,9 @@ class World:
 
     def reasons(self, name: str) -> list[str]:
         """The reasons of the Events about claim `name`, oldest first."""
-        events = sorted(self.cluster.events(self.ns, name), key=lambda e: e["metadata"]["name"])
+        events: list[Obj] = sorted(
+            self.cluster.events(self.ns, name), key=lambda e: str(e["metadata"]["name"])
+        )
         return [e["reason"] for e in events]
 
 

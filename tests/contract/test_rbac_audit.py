@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.rbac_audit import ACCOUNTS, account_user, compare, granted, main, read_log
+from tests.contract.clusters import ACCOUNTS
+from tests.contract.rbac_audit import account_user, compare, granted, main, read_log
 
 
 def _event(account: str, verb: str, resource: str, *, group: str = "", code: int = 200,
