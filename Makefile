@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto test lint demo demo-migrate bench chaos fuzz sanity contract contract-kube bench-kube clean image image-test
+.PHONY: help install proto test test-fast lint demo demo-migrate bench chaos fuzz sanity contract contract-kube bench-kube clean image image-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -24,11 +24,14 @@ proto: $(STAMP) ## regenerate the CSI stubs in provisioner/csi/ from proto/csi.p
 
 test: $(STAMP) ## run the whole test suite (sets up GlusterFS when root)
 	bash scripts/ensure-gluster.sh
-	$(PY) -m pytest tests
+	$(PY) -m pytest
+
+test-fast: $(STAMP) ## the quick part (~1,500 tests): no real GlusterFS, no deploy rendering, nothing slow
+	$(PY) -m pytest -q -m "not slow and not gluster and not deploy"
 
 HOSTILE_EXAMPLES ?= 20000
-fuzz: $(STAMP) ## hostile-input property tests of every CSI RPC with many examples (HOSTILE_EXAMPLES=20000 per RPC group)
-	HOSTILE_EXAMPLES=$(HOSTILE_EXAMPLES) $(PY) -m pytest -q --timeout=3600 tests/integration/csi/test_hostile_input.py
+fuzz: $(STAMP) ## hostile-input property tests of every CSI RPC with many random examples (HOSTILE_EXAMPLES=20000 per RPC group)
+	HYPOTHESIS_PROFILE=fuzz HOSTILE_EXAMPLES=$(HOSTILE_EXAMPLES) $(PY) -m pytest -q --timeout=3600 tests/integration/csi/test_hostile_input.py
 
 HEKETI_URL ?=
 HEKETI_KEY ?=
@@ -42,10 +45,15 @@ contract-kube: $(STAMP) ## tests/contract against a real cluster: make contract-
 	@CONTRACT_KUBECONFIG='$(KUBECONFIG)' HEKETI_URL='$(HEKETI_URL)' HEKETI_KEY='$(HEKETI_KEY)' \
 	  CSI_PROVISIONER='$(CSI_PROVISIONER)' CSI_RESIZER='$(CSI_RESIZER)' $(PY) -m pytest -q -rs -k 'kubeapiserver' tests/contract
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on our code
+# Test code under mypy --strict: the fakes (checked against their Protocols by
+# tests/fakes_conform.py), the contract tests and the shared fixtures.
+TYPED_TESTS := tests/fakes_conform.py tests/unit/fake_heketi.py tests/integration/csi/fake_kernel.py \
+	tests/unit/csi/test_node.py tests/unit/csi/test_mounter.py tests/contract tests/conftest.py tests/polling.py
+lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on our code, the fakes and the contract tests
 	$(VENV)/bin/ruff check provisioner testbed tests bench
 	$(VENV)/bin/ruff format --check provisioner testbed tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict $(TYPED_TESTS)
 
 demo: $(STAMP) ## the whole journey on this machine (root): claim → Heketi → Gluster → mount → expand → delete
 	bash scripts/ensure-gluster.sh

@@ -9,9 +9,6 @@ messages. No grpc or http imports here. Messages must never contain a secret.
 class ProvisionerError(Exception):
     """Base of every error we raise on purpose. `str(err)` is user-facing."""
 
-    #: Whether retrying the same operation later may succeed without a user change.
-    temporary: bool = False
-
 
 class InvalidArgument(ProvisionerError):
     """A request or configuration value is malformed or not allowed."""
@@ -40,13 +37,9 @@ class PermissionDenied(ProvisionerError):
 class Aborted(ProvisionerError):
     """Another operation on the same volume is in progress; retry later."""
 
-    temporary = True
-
 
 class Unavailable(ProvisionerError):
     """A backend cannot be reached or is overloaded; retry later."""
-
-    temporary = True
 
 
 class FailedPrecondition(ProvisionerError):
@@ -55,8 +48,6 @@ class FailedPrecondition(ProvisionerError):
 
 class DeadlineExceeded(ProvisionerError):
     """An operation did not finish within its deadline; its outcome is unknown."""
-
-    temporary = True
 
 
 class Internal(ProvisionerError):

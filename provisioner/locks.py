@@ -46,11 +46,6 @@ class KeyedLocks:
         finally:
             self._leave(key)
 
-    def busy(self, key: Hashable) -> bool:
-        """Whether someone holds or waits for `key` (for tests and metrics)."""
-        with self._mutex:
-            return key in self._entries
-
     def in_use(self) -> frozenset[Hashable]:
         """Every key someone holds or waits for."""
         with self._mutex:

@@ -4,12 +4,17 @@ Metric objects live in a `CollectorRegistry` owned by one daemon (not the
 process-wide default), so several daemons in one process (tests) do not collide.
 """
 
+import platform
+import re
+import subprocess
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import metadata
 from typing import Final
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from provisioner import errors
@@ -21,9 +26,52 @@ PREFIX: Final = "glusterfs_provisioner"
 #: Buckets spanning a 5 ms API round trip to a multi-minute Heketi create.
 DURATION_BUCKETS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 HTTP_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+#: `glusterfs --version` prints one line and exits; a client that takes longer is broken.
+VERSION_TIMEOUT: Final = 5.0
+#: Its first line: `glusterfs 10.3`.
+_GLUSTERFS_VERSION = re.compile(r"glusterfs ([0-9][0-9A-Za-z.+~-]{0,40})\s*$")
 
 
 _Children = tuple[Histogram, Counter, Histogram, Counter]
+#: Outcomes that mean Heketi itself did not answer: no response at all, or a proxy or
+#: load balancer in front of it answering instead (Heketi answers 500 itself for a
+#: failed operation on `GET /queue/{id}`: that is an answer, not an outage).
+UNREACHABLE_STATUSES: Final = frozenset({"error", "502", "503", "504"})
+
+
+def glusterfs_client_version(argv: tuple[str, ...] = ("glusterfs", "--version")) -> str:
+    """The GlusterFS FUSE client's version (`10.3`); `none` when it is not installed,
+    `unknown` when it does not say."""
+    try:
+        done = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=VERSION_TIMEOUT, check=False
+        )
+    except FileNotFoundError:
+        return "none"
+    except (OSError, subprocess.TimeoutExpired) as error:
+        log.warning("cannot read the glusterfs client version", error=str(error))
+        return "unknown"
+    first = (done.stdout.splitlines() or [""])[0]
+    match = _GLUSTERFS_VERSION.match(first)
+    return match.group(1) if done.returncode == 0 and match else "unknown"
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("glusterfs-provisioner")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def export_build_info(registry: CollectorRegistry, *, glusterfs: str) -> None:
+    """`glusterfs_provisioner_build_info` = 1, its labels saying what runs."""
+    info = Gauge(
+        f"{PREFIX}_build_info",
+        "Always 1: the provisioner version, the Python version, the glusterfs client version.",
+        ["version", "python", "glusterfs_client"],
+        registry=registry,
+    )
+    info.labels(package_version(), platform.python_version(), glusterfs).set(1)
 
 
 class HeketiRequestMetrics:
@@ -57,14 +105,30 @@ class HeketiRequestMetrics:
             ["route", "status"],
             registry=registry,
         )
+        self.up = Gauge(
+            f"{PREFIX}_heketi_up",
+            "1 when the last request to this Heketi got an answer, 0 when none came or a "
+            "gateway answered for it (502, 503, 504).",
+            ["url"],
+            registry=registry,
+        )
         self._by_kind: dict[tuple[str, str, str], _Children] = {}
+        #: When each Heketi last answered or failed to (monotonic seconds).
+        self._last_request: dict[str, float] = {}
 
-    def observe(self, *, method: str, route: str, status: str, seconds: float) -> None:
+    def heard_from(self, server: str, *, within: float) -> bool:
+        """Whether a request to `server` ended within the last `within` seconds."""
+        last = self._last_request.get(server)
+        return last is not None and time.monotonic() - last < within
+
+    def observe(self, *, server: str, method: str, route: str, status: str, seconds: float) -> None:
         latency, responses, route_latency, route_responses = self._children(method, route, status)
         latency.observe(seconds)
         responses.inc()
         route_latency.observe(seconds)
         route_responses.inc()
+        self.up.labels(server).set(0 if status in UNREACHABLE_STATUSES else 1)
+        self._last_request[server] = time.monotonic()
 
     def _children(self, method: str, route: str, status: str) -> _Children:
         """The labelled series of one request kind, looked up once (few kinds exist)."""
@@ -115,7 +179,8 @@ class CsiMetrics:
 
 
 class MetricsServer:
-    """Serves /metrics (one registry), /healthz (process alive), /readyz (`ready()`)."""
+    """Serves /metrics (one registry), /healthz (`healthy()`; by default: the process
+    runs), /readyz (`ready()`)."""
 
     def __init__(
         self,
@@ -123,9 +188,10 @@ class MetricsServer:
         *,
         registry: CollectorRegistry,
         ready: Callable[[], bool],
+        healthy: Callable[[], bool] = lambda: True,
         flag: str = "--metrics-address",
     ) -> None:
-        handler = _handler_class(registry=registry, ready=ready)
+        handler = _handler_class(registry=registry, ready=ready, healthy=healthy)
         host, port = address
         try:
             self._server = ThreadingHTTPServer(address, handler)
@@ -152,17 +218,15 @@ class MetricsServer:
 
 
 def _handler_class(
-    *, registry: CollectorRegistry, ready: Callable[[], bool]
+    *, registry: CollectorRegistry, ready: Callable[[], bool], healthy: Callable[[], bool]
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
-            elif path == "/healthz":
-                self._send(200, b"ok\n")
-            elif path == "/readyz":
-                ok = ready()
+            elif path in ("/healthz", "/readyz"):
+                ok = healthy() if path == "/healthz" else ready()
                 self._send(200 if ok else 503, b"ok\n" if ok else b"not ready\n")
             else:
                 self._send(404, b"not found\n")

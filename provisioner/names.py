@@ -66,6 +66,10 @@ IN_TREE_DELETION_FINALIZER: Final = "kubernetes.io/pv-controller"
 KUBE_PV_FINALIZERS: Final = (PV_PROTECTION_FINALIZER, IN_TREE_DELETION_FINALIZER)
 ANN_DEFAULT_CLASS: Final = "storageclass.kubernetes.io/is-default-class"
 
+#: On a claim being provisioned as a clone: the Heketi id of the volume it clones, written
+#: with the intent (the source claim is checked once, before Heketi is called).
+ANN_CLONE_OF: Final = f"{DOMAIN}/clone-of"
+
 #: Well-known Kubernetes annotations we read or write.
 ANN_PROVISIONED_BY: Final = "pv.kubernetes.io/provisioned-by"
 ANN_GID: Final = "pv.beta.kubernetes.io/gid"
@@ -80,7 +84,10 @@ CTX_VOLUME: Final = "volume"
 #: Informational volume_context key of the CSI Controller service: the volume's GID
 #: (for a pod's supplementalGroups; the node plugin does not need it).
 CTX_GID: Final = "gid"
-#: The volume_context keys this plugin writes; a CO adds its own (external-provisioner:
+#: volume_context / PV volumeAttributes key on a clone: the Heketi id of the volume it
+#: was cloned from (it shares that volume's GID; the audit knows them as one family).
+CTX_CLONE_OF: Final = "clone-of"
+#: The volume_context keys this plugin compares; a CO adds its own (external-provisioner:
 #: `storage.kubernetes.io/csiProvisionerIdentity`), which ValidateVolumeCapabilities ignores.
 CTX_KEYS: Final = frozenset({CTX_SERVERS, CTX_VOLUME, CTX_GID})
 

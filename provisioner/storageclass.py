@@ -15,7 +15,7 @@ from typing import Final
 
 from provisioner.errors import InvalidArgument
 from provisioner.heketi.config import UrlProblem, shown_url, url_problem
-from provisioner.heketi.types import Durability
+from provisioner.heketi.types import Durability, is_heketi_id
 
 #: Heketi's administrator user; Heketi has exactly two users, `admin` and `user`.
 DEFAULT_REST_USER: Final = "admin"
@@ -36,7 +36,6 @@ VOLUME_NAME_PREFIX_MAX: Final = 32
 #: Durability when the class has no `volumetype`.
 DEFAULT_DURABILITY: Final = Durability(type="replicate", replica=DEFAULT_REPLICA)
 
-_HEKETI_ID = re.compile(r"[0-9a-f]{32}")
 _PREFIX = re.compile(r"[A-Za-z0-9-]+")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
@@ -222,7 +221,7 @@ def parse_volume_type(value: str) -> Durability:
 def _parse_cluster_ids(value: str) -> tuple[str, ...]:
     ids = tuple(part.strip() for part in value.split(",") if part.strip())
     for cluster in ids:
-        if not _HEKETI_ID.fullmatch(cluster):
+        if not is_heketi_id(cluster):
             raise InvalidParameter(
                 "clusterid",
                 f"StorageClass parameter 'clusterid' entry {cluster!r} is not a Heketi cluster "

@@ -9,7 +9,6 @@ the process (the PVC controller's workers and concurrent CSI calls may overlap).
 """
 
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -23,7 +22,13 @@ from provisioner.heketi.errors import (
     HeketiNotFound,
     HeketiOutcomeUnknown,
 )
-from provisioner.heketi.types import Volume, VolumeCreateRequest
+from provisioner.heketi.types import (
+    Volume,
+    VolumeCreateRequest,
+    describe_durability,
+    is_heketi_id,
+    same_durability,
+)
 from provisioner.heketi.volume_names import VolumeIdentity
 from provisioner.locks import KeyedLocks
 from provisioner.log import get_logger
@@ -32,7 +37,6 @@ from provisioner.storageclass import ProvisioningParams
 log = get_logger("volumes")
 
 GIB: Final = 1 << 30
-_HEKETI_ID: Final = re.compile(r"[0-9a-fA-F]{32}")
 #: Extra wait for a busy name/id beyond the Heketi operation deadline of its holder.
 _LOCK_SLACK_S: Final = 5.0
 
@@ -42,6 +46,7 @@ class HeketiApi(Protocol):
 
     def find_volume_by_name(self, name: str) -> Volume | None: ...
     def create_volume(self, request: VolumeCreateRequest) -> Volume: ...
+    def clone_volume(self, volume_id: str, *, name: str) -> Volume: ...
     def get_volume(self, volume_id: str) -> Volume: ...
     def get_volumes(self, volume_ids: Sequence[str]) -> list[Volume]: ...
     def list_volume_ids(self) -> list[str]: ...
@@ -69,11 +74,6 @@ def size_gib(request_bytes: int) -> int:
     return max(1, math.ceil(request_bytes / GIB))
 
 
-def is_heketi_id(value: str) -> bool:
-    """Whether `value` has the form of a Heketi id (32 hex digits)."""
-    return _HEKETI_ID.fullmatch(value) is not None
-
-
 def volume_context(volume: Volume) -> dict[str, str]:
     """What NodeStageVolume needs to mount `volume` (PV volumeAttributes)."""
     servers = volume.hosts or (volume.device.split(":", 1)[0],)
@@ -89,6 +89,28 @@ def heketi_config(params: ProvisioningParams, *, key: str | None) -> HeketiConfi
         auth_enabled=params.rest_auth_enabled,
         ca_bundle=params.rest_ca_file,
     )
+
+
+def clone_problem(source: Volume, params: ProvisioningParams, size_gib: int | None) -> None:
+    """Refuse a clone of `source` that cannot be what the class and request ask for: a
+    clone keeps its source's cluster, volumetype and GID and is at least its size."""
+    if params.cluster_ids and source.cluster not in params.cluster_ids:
+        raise errors.InvalidArgument(
+            f"volume {source.name} is on Heketi cluster {source.cluster}, not one of the "
+            f"StorageClass's 'clusterid' ({','.join(params.cluster_ids)}); a clone stays on its "
+            "source's cluster"
+        )
+    if not same_durability(source.durability, params.durability):
+        raise errors.InvalidArgument(
+            f"volume {source.name} is {describe_durability(source.durability)}, the StorageClass "
+            f"asks for {describe_durability(params.durability)}; a clone keeps its source's "
+            "'volumetype': use a class with the same one"
+        )
+    if size_gib is not None and size_gib < source.size_gib:
+        raise errors.OutOfRange(
+            f"a clone of volume {source.name} needs at least {source.size_gib} GiB (the size of "
+            f"its source), {size_gib} GiB were requested: request at least {source.size_gib}Gi"
+        )
 
 
 def create_request(
@@ -182,6 +204,54 @@ class VolumeService:
                 f"Heketi is still creating volume {name} (an earlier attempt); retry later"
             ) from err
         raise err
+
+    def ensure_clone(
+        self,
+        *,
+        heketi: HeketiConfig,
+        name: str,
+        source_id: str,
+        params: ProvisioningParams,
+        size_gib: int | None,
+        unused_name: bool = False,
+    ) -> Volume:
+        """The volume called `name`, cloned from volume `source_id` if absent (Heketi's
+        clone: same cluster, size, volumetype and GID as the source), then grown to
+        `size_gib` (None: the source's size). Idempotent by name as `ensure_volume`:
+        a clone whose answer was lost is found by its name, never made twice.
+        `VolumeNotFound` when the source does not exist; `clone_problem`'s refusals."""
+        client = self._clients(heketi)
+        with self._hold(heketi, "name", name):
+            volume = None if unused_name else client.find_volume_by_name(name)
+            if volume is None:
+                volume = self._clone(client, heketi, name, source_id, params, size_gib)
+            else:
+                log.info("clone exists", heketi=heketi.url, name=name, volume_id=volume.id)
+        if size_gib is not None and volume.size_gib < size_gib:
+            volume = self.expand_volume(heketi=heketi, volume_id=volume.id, size_gib=size_gib)
+        return volume
+
+    def _clone(
+        self,
+        client: HeketiApi,
+        heketi: HeketiConfig,
+        name: str,
+        source_id: str,
+        params: ProvisioningParams,
+        size_gib: int | None,
+    ) -> Volume:
+        source = self.get_volume(heketi=heketi, volume_id=source_id)
+        clone_problem(source, params, size_gib)
+        try:
+            volume = client.clone_volume(source.id, name=name)
+        except HeketiNotFound as err:  # deleted since it was read
+            raise VolumeNotFound(f"Heketi has no volume {source_id} to clone") from err
+        except (HeketiOutcomeUnknown, HeketiNameInUse) as err:
+            return self._settle_create(client, name, err)
+        log.info(
+            "volume cloned", heketi=heketi.url, name=name, volume_id=volume.id, source_id=source.id
+        )
+        return volume
 
     def find_volume(self, *, heketi: HeketiConfig, name: str) -> Volume | None:
         return self._clients(heketi).find_volume_by_name(name)

@@ -41,7 +41,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from provisioner.log import get_logger
-from testbed import heketi_gluster, heketi_routes
+from testbed import heketi_clone, heketi_gluster, heketi_routes
 from testbed.heketi_auth import check_request
 from testbed.heketi_store import (
     DEFAULT_DEVICE_GIB,
@@ -61,6 +61,7 @@ OP_KINDS = frozenset(
         "volume_create",
         "volume_expand",
         "volume_delete",
+        "volume_clone",
         "volume_get",
         "volume_list",
         "queue_get",
@@ -71,7 +72,7 @@ OP_KINDS = frozenset(
         "any",
     }
 )
-_ASYNC_KINDS = frozenset({"volume_create", "volume_expand", "volume_delete"})
+_ASYNC_KINDS = frozenset({"volume_create", "volume_expand", "volume_delete", "volume_clone"})
 #: Heketi's ErrConflict: the volume (or a brick of it) has a pending operation.
 _CONFLICT = "The target exists, contains other items, or is in use."
 #: Heketi's prefixes (app_volume.go) for errors of an operation's synchronous Build step.
@@ -370,6 +371,11 @@ class HeketiTestServer:
             self._cleaner.daemon = True
             self._cleaner.start()
 
+    def _holds(self, volume: VolumeRecord) -> bool:
+        """Whether `volume` is this server's (a clone refused for its name never was)."""
+        with self._lock:
+            return self._store.volumes.get(volume.id) is volume
+
     def stale_operations(self) -> int:
         """Operations a restart left pending and the cleaner has not cleaned yet."""
         with self._lock:
@@ -382,7 +388,7 @@ class HeketiTestServer:
         for op in stale:
             if op.worker is not None:  # the abandoned thread is this server's, not Heketi's
                 op.worker.join(timeout=heketi_gluster.COMMAND_TIMEOUT_SECONDS)
-            if self._mode == "gluster" and op.kind != "volume_expand":
+            if self._mode == "gluster" and op.kind != "volume_expand" and self._holds(op.volume):
                 with contextlib.suppress(Exception):
                     self._gluster_delete(op.volume)
             with self._lock:
@@ -539,6 +545,7 @@ class HeketiTestServer:
             "VolumeInfo": ("volume_get", lambda b, f: self._volume_get(item)),
             "VolumeDelete": ("volume_delete", lambda b, f: self._volume_delete(item, f)),
             "VolumeExpand": ("volume_expand", lambda b, f: self._volume_expand(item, b, f)),
+            "VolumeClone": ("volume_clone", lambda b, f: self._volume_clone(item, b, f)),
             "OperationsInfo": ("operations_info", lambda b, f: self._operations_info()),
         }
         return handlers
@@ -711,6 +718,44 @@ class HeketiTestServer:
                 ),
             )
 
+    def _volume_clone(self, source_id: str, body: bytes, fault: _Fault | None) -> Response:
+        """app_volume.go VolumeClone → VolumeCloneOperation (see `heketi_clone`)."""
+        name = heketi_clone.clone_name(_parse_json(body))
+        with self._lock:
+            source = self._any_volume(source_id)
+            if source.state != "online":
+                raise RequestError(500, heketi_clone.PANIC_MESSAGE)
+            self._check_capacity()
+            if source.busy:  # an expand runs: refused as `_claim` refuses it
+                raise RequestError(500, f"Failed clone volume {source_id}: {_CONFLICT}")
+            clone = heketi_clone.clone_record(self._store, source, name)
+            clash = heketi_clone.name_clash(self._store, clone)
+            if clash is None:
+                self._store.add_volume(clone)
+                heketi_clone.add_bricks_to_devices(self._store, clone.bricks)
+            source.state, source.busy = "cloning", True  # RecordCloneVolume: pending
+
+            def commit() -> _QueueEntry:
+                source.state, source.busy = "online", False
+                clone.state, clone.busy = "online", False
+                return _QueueEntry(True, 303, f"/volumes/{clone.id}")
+
+            def rollback() -> None:
+                source.state, source.busy = "online", False
+                self._store.drop_volume(clone)
+
+            op = _Operation(
+                "volume_clone",
+                new_id(),
+                self._generation,
+                execute=lambda: self._gluster_clone(source, clone),
+                commit=commit,
+                rollback=rollback,
+                volume=clone,
+                fail_message=clash,
+            )
+            return self._accept(fault, op)
+
     def _claim(self, volume_id: str, failed: str) -> VolumeRecord:
         """The volume for a new operation, in Heketi's order: 404 unknown, 429 server
         full, then the Build step's 500 conflict when an operation on it is pending.
@@ -801,6 +846,11 @@ class HeketiTestServer:
                 bricks=self._brick_specs(bricks),
                 gid=volume.gid,
             )
+
+    def _gluster_clone(self, source: VolumeRecord, clone: VolumeRecord) -> None:
+        if self._mode == "gluster":
+            bricks = self._brick_specs(clone.bricks)
+            heketi_clone.gluster_clone(source=source, clone=clone, bricks=bricks)
 
     def _gluster_delete(self, volume: VolumeRecord) -> None:
         if self._mode == "gluster":

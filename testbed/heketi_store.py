@@ -211,6 +211,11 @@ class Store:
                 device.bricks.discard(brick.id)
                 device.used_kib -= brick.reserved_kib
 
+    def add_volume(self, volume: VolumeRecord) -> None:
+        """Record a volume whose bricks were placed by the caller (a clone's)."""
+        self._names.setdefault(volume.cluster, set()).add(volume.name)
+        self.volumes[volume.id] = volume
+
     def drop_volume(self, volume: VolumeRecord) -> None:
         self.release_bricks(volume.bricks)
         if self.volumes.pop(volume.id, None) is not None:

@@ -71,7 +71,10 @@ def _ca(common_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]
 
 
 def _server_cert(
-    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, hosts: tuple[str, ...]
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    hosts: tuple[str, ...],
+    usages: tuple[x509.ObjectIdentifier, ...] = (ExtendedKeyUsageOID.SERVER_AUTH,),
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
@@ -91,7 +94,7 @@ def _server_cert(
         .not_valid_after(now + VALIDITY)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
@@ -106,20 +109,55 @@ def _write_cert(path: Path, cert: x509.Certificate) -> Path:
     return path
 
 
-def make_pki(directory: Path, *, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> Pki:
-    """Write a CA, a server cert for `hosts` signed by it, and a rogue CA into `directory`."""
-    ca_key, ca_cert = _ca("glusterfs-provisioner test CA")
-    _, rogue_cert = _ca("glusterfs-provisioner rogue CA")
-    key, cert = _server_cert(ca_key, ca_cert, hosts)
-    key_file = directory / "server-key.pem"
-    key_file.write_bytes(
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
+    path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
     )
-    key_file.chmod(0o600)
+    path.chmod(0o600)
+    return path
+
+
+@dataclass(frozen=True)
+class GlusterPeer:
+    """One TLS peer in GlusterFS's layout: glusterfs.pem, glusterfs.key, glusterfs.ca."""
+
+    directory: Path
+
+    @property
+    def files(self) -> tuple[Path, Path, Path]:
+        pem, key, ca = (self.directory / f"glusterfs.{kind}" for kind in ("pem", "key", "ca"))
+        return pem, key, ca
+
+
+def make_gluster_peers(directory: Path, names: tuple[str, ...]) -> dict[str, GlusterPeer]:
+    """One CA, and for each name a directory `directory/name` with a certificate (client
+    and server use, as GlusterFS peers use one certificate for both) signed by it, its key
+    and the CA — the three files glusterfs loads for TLS."""
+    ca_key, ca_cert = _ca("glusterfs-provisioner test Gluster CA")
+    peers: dict[str, GlusterPeer] = {}
+    usages = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
+    for name in names:
+        peer = GlusterPeer(directory / name)
+        peer.directory.mkdir(parents=True)
+        key, cert = _server_cert(ca_key, ca_cert, (name,), usages)
+        cert_file, key_file, ca_file = peer.files
+        _write_cert(cert_file, cert)
+        _write_key(key_file, key)
+        _write_cert(ca_file, ca_cert)
+        peers[name] = peer
+    return peers
+
+
+def make_pki(directory: Path, *, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> Pki:
+    """Write a CA, a server cert for `hosts` signed by it, and a rogue CA into `directory`."""
+    ca_key, ca_cert = _ca("glusterfs-provisioner test CA")
+    _, rogue_cert = _ca("glusterfs-provisioner rogue CA")
+    key, cert = _server_cert(ca_key, ca_cert, hosts)
+    key_file = _write_key(directory / "server-key.pem", key)
     return Pki(
         ca_file=_write_cert(directory / "ca.pem", ca_cert),
         rogue_ca_file=_write_cert(directory / "rogue-ca.pem", rogue_cert),

@@ -8,6 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import settings
+
+#: Property tests in `make test` run the same examples every time (derandomized), so a run
+#: passes or fails on the code, never on a seed; `make fuzz` (HYPOTHESIS_PROFILE=fuzz)
+#: explores at random. Inputs that ever failed are pinned with `@example` in their tests.
+settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
+settings.register_profile("fuzz", derandomize=False, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @dataclass(frozen=True)
@@ -47,3 +55,33 @@ def gluster_host() -> Iterator[GlusterHost]:
             pytest.fail(f"REQUIRE_GLUSTER=1 but {reason}")
         pytest.skip(reason)
     yield GlusterHost(brick_host=socket.gethostname())
+
+
+#: Folders whose tests check what we ship and deploy (kustomize, kubectl, wheel, image).
+DEPLOY_FOLDERS = ("tests/unit/deploy/", "tests/integration/deploy/", "tests/image/")
+#: Tests that take many seconds each (whole-system runs, soaks, crash scenarios,
+#: many-example property tests), measured with `pytest --durations`.
+SLOW_FOLDERS = (
+    "tests/e2e/",
+    "tests/contract/test_controller_crash.py",
+    "tests/integration/csi/test_hostile_input.py",
+    "tests/integration/controller/test_command.py",
+    "tests/integration/heketi/test_client_resilience.py",
+    "tests/integration/testing/test_kube_server_scale.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Markers by what a test needs, so `-m "not slow and not gluster and not deploy"`
+    (`make test-fast`) picks the quick, self-contained part: `gluster` for every test
+    using the `gluster_host` fixture (directly or through another fixture), `deploy` and
+    `slow` by folder."""
+    root = config.rootpath
+    for item in items:
+        where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        if "gluster_host" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.gluster)
+        if where.startswith(DEPLOY_FOLDERS):
+            item.add_marker(pytest.mark.deploy)
+        if where.startswith(SLOW_FOLDERS):
+            item.add_marker(pytest.mark.slow)

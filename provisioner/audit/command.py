@@ -15,7 +15,7 @@ from provisioner.audit.findings import AuditSettings
 from provisioner.audit.ledger import DEFAULT_STATE_CONFIGMAP, KubeReader
 from provisioner.audit.output import write_report
 from provisioner.audit.run import MIN_OLDER_THAN_SECONDS, DeletePolicy, run_audit
-from provisioner.cli import KEY_ENV, add_cluster_flags, env_default, read_heketi_key
+from provisioner.flags import KEY_ENV, add_cluster_flags, env_default, read_heketi_key
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.registry import HeketiClients
 from provisioner.kube.api import KubeApi

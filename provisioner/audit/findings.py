@@ -1,7 +1,7 @@
 """What the audit finds: pure functions over Heketi volumes and Kubernetes objects."""
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -289,19 +289,25 @@ def find_pending(state: ClusterState, settings: AuditSettings, *, now: float) ->
 def find_gid_collisions(
     volumes: Iterable[Volume], state: ClusterState, settings: AuditSettings
 ) -> list[GidCollision]:
-    """GIDs held by more than one volume (a PV and its own Heketi volume count as one)."""
+    """GIDs held by more than one volume. A PV and its own Heketi volume count as one,
+    and so do a clone and its source (Heketi gives a clone its source's GID): one
+    family, linked by the `clone-of` volume attribute of the clone's PV."""
     holders: dict[int, dict[str, set[str]]] = {}
+    ours = [
+        pv
+        for pv in state.pvs
+        if pv_is_ours(pv, driver_name=settings.driver_name, heketi_url=settings.heketi_url)
+    ]
+    family = _clone_families(ours)
 
     def add(gid: int, volume_key: str, label: str) -> None:
         if gid > 0:
-            holders.setdefault(gid, {}).setdefault(volume_key, set()).add(label)
+            holders.setdefault(gid, {}).setdefault(family(volume_key), set()).add(label)
 
     name_to_id = {v.name: v.id for v in volumes}
     for vol in volumes:
         add(vol.gid, vol.id, f"heketi:{vol.name}")
-    for pv in state.pvs:
-        if not pv_is_ours(pv, driver_name=settings.driver_name, heketi_url=settings.heketi_url):
-            continue
+    for pv in ours:
         gid_text = _annotations(pv).get(names.ANN_GID, "")
         if not gid_text.isdigit():
             continue
@@ -313,6 +319,24 @@ def find_gid_collisions(
         if len(by_vol) > 1
     ]
     return sorted(found, key=lambda c: c.gid)
+
+
+def _clone_families(pvs: Iterable[Mapping[str, Any]]) -> Callable[[str], str]:
+    """volume id → the id of its clone family's first volume (itself when not a clone)."""
+    parent: dict[str, str] = {}
+    for pv in pvs:
+        source = str((_csi(pv).get("volumeAttributes") or {}).get(names.CTX_CLONE_OF) or "")
+        if source:
+            parent[str(_csi(pv).get("volumeHandle") or "")] = source
+
+    def root(volume_id: str) -> str:
+        seen = {volume_id}
+        while volume_id in parent and parent[volume_id] not in seen:
+            volume_id = parent[volume_id]
+            seen.add(volume_id)
+        return volume_id
+
+    return root
 
 
 def orphans_of(

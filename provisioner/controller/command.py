@@ -10,7 +10,6 @@ from types import FrameType
 from typing import Final
 
 from provisioner import errors
-from provisioner.cli import add_cluster_flags, env_default, parse_address
 from provisioner.controller.controller import Controller, ControllerConfig, run_until_stopped
 from provisioner.controller.leader import (
     DEFAULT_LEASE_DURATION,
@@ -18,6 +17,7 @@ from provisioner.controller.leader import (
     DEFAULT_RETRY_PERIOD,
     LeaderElectionConfig,
 )
+from provisioner.flags import add_cluster_flags, env_default, parse_address
 from provisioner.kube.client import api_client
 from provisioner.log import get_logger
 

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from socket import gethostname
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from kubernetes.client import ApiClient
 
@@ -26,11 +26,13 @@ from provisioner.controller.handlers import (
     ClassHandler,
     VolumeHandler,
 )
+from provisioner.controller.heketi_watch import DEFAULT_INTERVAL_SECONDS, HeketiWatch
 from provisioner.controller.informer import Informer, InformerSettings, object_key
 from provisioner.controller.leader import LeaderElectionConfig, LeaderElector
 from provisioner.controller.metrics import Metrics
 from provisioner.controller.provision import ClaimReconciler
 from provisioner.controller.reporting import Reporter
+from provisioner.controller.signals import PendingClaims
 from provisioner.controller.workqueue import BackoffPolicy, WorkQueue
 from provisioner.controller.writes import NotLeading, Writes
 from provisioner.gids import GidAllocator
@@ -39,8 +41,20 @@ from provisioner.heketi.registry import HeketiClients
 from provisioner.kube.api import KubeApi, KubeConflict, path_for
 from provisioner.kube.secrets import DEFAULT_TTL_SECONDS, SecretKeys
 from provisioner.log import get_logger
-from provisioner.metrics import MetricsServer
+from provisioner.metrics import MetricsServer, export_build_info, glusterfs_client_version
 from provisioner.volumes import VolumeService
+
+
+class _Shared(TypedDict):
+    """The collaborators every reconciler takes (mypy checks each `**shared` call)."""
+
+    api: KubeApi
+    pvs: Informer
+    connections: Connections
+    volumes: VolumeService
+    writes: Writes
+    reporter: Reporter
+
 
 log = get_logger("controller")
 
@@ -77,6 +91,8 @@ class ControllerConfig:
     sync_timeout_seconds: float = DEFAULT_SYNC_TIMEOUT_SECONDS
     #: Applied to every Heketi server (timeouts, limits, retry and poll policy).
     heketi_settings: HeketiSettings = field(default_factory=HeketiSettings)
+    #: Say `GET /hello` to a Heketi of our classes that no request reached for this long.
+    heketi_check_seconds: float = DEFAULT_INTERVAL_SECONDS
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -126,6 +142,10 @@ class Controller:
         self.claim_reconciler, self._volumes_reconciler = self._reconcilers()
         self.elector = self._elector()
         self._health: MetricsServer | None = None
+        self._heketi_watch = HeketiWatch(
+            self.classes, driver=config.driver_name, settings=config.heketi_settings,
+            observer=self.metrics.heketi, interval=config.heketi_check_seconds,
+        )  # fmt: skip
         self._resync_thread = threading.Thread(target=self._resync_loop, name="resync", daemon=True)
 
     def _informer(self, plural: str, handler: Any) -> Informer:
@@ -146,10 +166,14 @@ class Controller:
         )
         volumes = VolumeService(clients=self._heketi)
         reporter = Reporter(events=self.events, metrics=self.metrics)
-        shared: dict[str, Any] = {
-            "api": self.api, "pvs": self.pvs, "connections": connections, "volumes": volumes,
-            "writes": self.writes, "reporter": reporter,
-        }  # fmt: skip
+        shared = _Shared(
+            api=self.api,
+            pvs=self.pvs,
+            connections=connections,
+            volumes=volumes,
+            writes=self.writes,
+            reporter=reporter,
+        )
         expander = Expander(classes=classes, identity=self.identity, **shared)
         claims = ClaimReconciler(
             claims=self.claims, classes=classes, gids=self.gids, expander=expander, **shared
@@ -210,6 +234,7 @@ class Controller:
             classes=len(self.classes),
         )
         self._resync_thread.start()
+        self._heketi_watch.start()
         if self.elector is None:
             self._on_started_leading()
         else:
@@ -223,6 +248,9 @@ class Controller:
             ("storageclass", self.classes),
         ):
             self.metrics.cached.labels(name).set_function(_length_of(informer))
+        pending = PendingClaims(self.claims, self.classes, driver=self.config.driver_name)
+        self.metrics.registry.register(pending)
+        export_build_info(self.metrics.registry, glusterfs=glusterfs_client_version())
         if self.config.metrics_address is not None:
             self._health = MetricsServer(
                 self.config.metrics_address, registry=self.metrics.registry, ready=self.ready
@@ -242,6 +270,7 @@ class Controller:
         for informer in (self.claims, self.pvs, self.classes):
             informer.stop()
         self.events.close()
+        self._heketi_watch.stop()
         if self._health is not None:
             self._health.stop()
         self._heketi.close()

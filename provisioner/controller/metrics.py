@@ -42,6 +42,12 @@ class Metrics:
         self.cached = Gauge(
             f"{PREFIX}_cached_objects", "Objects in the watch caches.", ["resource"], registry=r
         )
+        self.last_success = Gauge(
+            f"{PREFIX}_last_success_timestamp_seconds",
+            "When a provision/delete/expand last succeeded (Unix time).",
+            ["operation"],
+            registry=r,
+        )
 
     def observe_queue(self, *, depth: Callable[[], int], retrying: Callable[[], int]) -> None:
         self.queue_depth.set_function(lambda: float(depth()))

@@ -137,8 +137,6 @@ def rejection(pvc: Obj) -> str | None:
         return "volumeMode Block is not supported: GlusterFS volumes are file systems"
     if spec.get("selector"):
         return "claims with a selector cannot be dynamically provisioned; remove spec.selector"
-    if spec.get("dataSource") or spec.get("dataSourceRef"):
-        return "cloning and restoring from a data source are not supported by this provisioner"
     modes = spec.get("accessModes") or []
     if not modes:
         return "the claim has no accessModes"
@@ -208,13 +206,16 @@ def build_pv(
     volume: Volume,
     driver: str,
     gid: int,
+    cloned_from: str | None = None,
 ) -> Obj:
-    """The PV for `pvc` backed by Heketi `volume`, pre-bound to the claim."""
+    """The PV for `pvc` backed by Heketi `volume`, pre-bound to the claim; a clone's
+    `volumeAttributes` name the volume it was `cloned_from`."""
     ann = {
         names.ANN_PROVISIONED_BY: driver,
         names.ANN_GID: str(gid),
         **heketi_annotations(params, volume_name=volume.name),
     }
+    clone = {names.CTX_CLONE_OF: cloned_from} if cloned_from is not None else {}
     spec: dict[str, Any] = {
         "capacity": {"storage": gib_quantity(volume.size_gib)},
         "accessModes": list((pvc.get("spec") or {}).get("accessModes") or []),
@@ -227,7 +228,7 @@ def build_pv(
             "namespace": namespace(pvc), "name": name(pvc), "uid": uid(pvc),
         },
         "csi": {"driver": driver, "volumeHandle": volume.id,
-                "volumeAttributes": volume_context(volume)},
+                "volumeAttributes": volume_context(volume) | clone},
     }  # fmt: skip
     if storage_class.get("mountOptions"):
         spec["mountOptions"] = list(storage_class["mountOptions"])

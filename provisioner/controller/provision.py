@@ -6,8 +6,9 @@ restart converge on exactly one volume and one PV):
 1. PVC: our finalizer + where the volume will live (Heketi URL, user, Secret, the
    deterministic volume name) and its GID — the intent, recorded *before* Heketi is
    called (a restart rebuilds the GID allocator from PVs and from these claims);
-2. Heketi, through the provisioning core (VolumeService.ensure_volume): the volume
-   of that name, created if absent (on the first attempt the core skips the lookup);
+2. Heketi, through the provisioning core (VolumeService.ensure_volume, or
+   ensure_clone for a claim whose dataSource is a claim): the volume of that name,
+   created if absent (on the first attempt the core skips the lookup);
 3. PV `pvc-<uid>` pre-bound to the claim (AlreadyExists for our own PV = done);
 4. PVC: `spec.volumeName` set and our finalizer removed in one patch (the PV's
    finalizer and reclaim policy take over from here).
@@ -21,6 +22,7 @@ from typing import Any, Final
 from provisioner import errors, names
 from provisioner.controller import objects as o
 from provisioner.controller.classes import StorageClasses
+from provisioner.controller.clone_source import CloneSource, CloneSources, source_problem
 from provisioner.controller.connections import Connections
 from provisioner.controller.expansion import Expander
 from provisioner.controller.gid_reservations import GidReservations
@@ -83,6 +85,7 @@ class ClaimReconciler:
         self._reporter = reporter
         self.expander = expander
         self._rejected: Refusals[str] = Refusals()
+        self._sources = CloneSources(claims=claims, pvs=pvs, driver=classes.driver)
 
     def forget(self, pvc: Obj) -> None:
         """The claim is gone: drop what was remembered about it."""
@@ -106,7 +109,7 @@ class ClaimReconciler:
         storage_class = self._our_class(pvc)
         if storage_class is None or self._waits_for_consumer(pvc, storage_class):
             return
-        reason = o.rejection(pvc)
+        reason = o.rejection(pvc) or source_problem(pvc)
         if reason is not None:
             self._reject(pvc, reason)
             return
@@ -164,14 +167,17 @@ class ClaimReconciler:
             self._succeeded(pvc, existing, volume=None)
             return
         heketi = self._connections.for_class(params)
+        source = self._sources.of(pvc, params)
         # a claim with our intent recorded keeps the GID recorded with it (also across a
-        # restart: a volume Heketi may have made already carries it)
+        # restart: a volume Heketi may have made already carries it); a clone gets its
+        # source's GID from Heketi, so it holds that one
         fresh = names.PVC_FINALIZER not in o.finalizers(pvc)
-        gid = self._gids.for_claim(o.uid(pvc), params, recorded=None if fresh else o.claim_gid(pvc))
+        recorded = o.claim_gid(pvc) if not fresh else source.gid if source else None
+        gid = self._gids.for_claim(o.uid(pvc), params, recorded=recorded)
         name = self._heketi_name(pvc, params)
-        pvc = self._record_intent(pvc, params, name, gid)
-        volume, gid = self._ensure_volume(pvc, heketi, params, name, gid, fresh=fresh)
-        pv = self._create_pv(pvc, storage_class, params, volume, gid)
+        pvc = self._record_intent(pvc, params, name, gid, source)
+        volume, gid = self._ensure_volume(pvc, heketi, params, name, gid, fresh, source)
+        pv = self._create_pv(pvc, storage_class, params, volume, gid, source)
         self._gids.hand_over(o.uid(pvc), pv)
         self._bind(pvc, pv)
         self._succeeded(pvc, pv, volume=volume)
@@ -193,13 +199,20 @@ class ClaimReconciler:
         )
 
     def _record_intent(
-        self, pvc: Obj, params: ProvisioningParams, heketi_name: str, gid: int
+        self,
+        pvc: Obj,
+        params: ProvisioningParams,
+        heketi_name: str,
+        gid: int,
+        source: CloneSource | None,
     ) -> Obj:
         if names.PVC_FINALIZER in o.finalizers(pvc):
             return pvc
         self._writes.guard()
         intent = heketi_annotations(params, volume_name=heketi_name)
         intent[names.ANN_CLAIM_GID] = str(gid)
+        if source is not None:
+            intent[names.ANN_CLONE_OF] = source.volume_id
         ops = o.add_finalizer_ops(pvc, names.PVC_FINALIZER, intent)
         try:
             updated = self._json_patch_claim(pvc, ops)
@@ -222,26 +235,39 @@ class ClaimReconciler:
         params: ProvisioningParams,
         name: str,
         gid: int,
-        *,
         fresh: bool,
+        source: CloneSource | None,
     ) -> tuple[Volume, int]:
-        """The claim's volume through the provisioning core. A `fresh` claim's intent
-        was recorded just now, so no earlier attempt can have called Heketi: the core
-        may skip its name lookup."""
+        """The claim's volume through the provisioning core (a clone of `source` if
+        given). A `fresh` claim's intent was recorded just now, so no earlier attempt
+        can have called Heketi: the core may skip its name lookup."""
         size = size_gib(o.requested_bytes(pvc))
         self._writes.guard()
         with self._connections.rereading_key_if_refused(
             params.secret_namespace, params.secret_name
         ):
-            volume = self._volumes.ensure_volume(
-                heketi=heketi, name=name, params=params, gid=gid, size_gib=size, unused_name=fresh
-            )
+            if source is not None:
+                volume = self._volumes.ensure_clone(
+                    heketi=heketi, name=name, source_id=source.volume_id, params=params,
+                    size_gib=size, unused_name=fresh,
+                )  # fmt: skip
+            else:
+                volume = self._volumes.ensure_volume(
+                    heketi=heketi, name=name, params=params, gid=gid, size_gib=size,
+                    unused_name=fresh,
+                )  # fmt: skip
         gid = volume.gid or gid
         self._gids.settle(o.uid(pvc), gid)
         return volume, gid
 
     def _create_pv(
-        self, pvc: Obj, storage_class: Obj, params: ProvisioningParams, volume: Volume, gid: int
+        self,
+        pvc: Obj,
+        storage_class: Obj,
+        params: ProvisioningParams,
+        volume: Volume,
+        gid: int,
+        source: CloneSource | None,
     ) -> Obj:
         body = o.build_pv(
             pvc=pvc,
@@ -250,6 +276,7 @@ class ClaimReconciler:
             volume=volume,
             driver=self._classes.driver,
             gid=gid,
+            cloned_from=source.volume_id if source is not None else None,
         )
         self._writes.guard()
         try:

@@ -36,6 +36,7 @@ class Reporter:
             raise
         self._metrics.operations.labels(operation, "success").inc()
         self._metrics.duration.labels(operation).observe(time.monotonic() - started)
+        self._metrics.last_success.labels(operation).set_to_current_time()
 
     def rejected(self, operation: str, *, involved: Obj, reason: str, message: str) -> None:
         """An operation refused for a cause only the user can remove (one Event)."""

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner import errors, log
-from provisioner.cli import env_default, parse_address
-from provisioner.csi import controller_command, csi_pb2_grpc, recovery, server
+from provisioner.csi import controller_command, csi_pb2_grpc, gluster_tls, recovery, server
 from provisioner.csi.identity import IdentityService, validate_driver_name
 from provisioner.csi.mounter import Runner, SubprocessRunner, SystemMounter
 from provisioner.csi.node import (
@@ -22,8 +21,15 @@ from provisioner.csi.node import (
     NodeService,
     fuse_client_missing,
 )
+from provisioner.csi.node_signals import NodeMounts
+from provisioner.flags import env_default, parse_address
 from provisioner.heketi.registry import HeketiClients
-from provisioner.metrics import CsiMetrics, MetricsServer
+from provisioner.metrics import (
+    CsiMetrics,
+    MetricsServer,
+    export_build_info,
+    glusterfs_client_version,
+)
 from provisioner.names import DRIVER_NAME
 
 _log = log.get_logger("csi.command")
@@ -44,6 +50,8 @@ class NodeCommandConfig:
     state_dir: Path | None = None
     fuse_cgroup: Path | None = None
     fuse_cgroup_namespace: Path | None = None
+    #: Directory of the FUSE clients' TLS certificate, key and CA; None = glusterfs's own.
+    gluster_tls_dir: gluster_tls.TlsDir | None = None
     #: (host, port) of /metrics, /healthz, /readyz; None = not served.
     metrics_address: tuple[str, int] | None = None
 
@@ -135,6 +143,14 @@ def _add_mount_flags(parser: argparse.ArgumentParser) -> None:
         help="cgroup namespace to enter before joining --fuse-cgroup, e.g. /proc/1/ns/cgroup "
         "with hostPID (env FUSE_CGROUP_NAMESPACE)",
     )
+    parser.add_argument(
+        "--gluster-tls-dir",
+        type=Path,
+        default=env_default("GLUSTER_TLS_DIR"),
+        help="directory with the GlusterFS client's glusterfs.pem, glusterfs.key and "
+        "glusterfs.ca, used by every FUSE mount (volumes with client.ssl on); volumes "
+        "without TLS ignore them (env GLUSTER_TLS_DIR; default: glusterfs's built-in path)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> NodeCommandConfig:
@@ -155,6 +171,7 @@ def config_from_args(args: argparse.Namespace) -> NodeCommandConfig:
         state_dir=args.state_dir or args.kubelet_dir / "plugins" / args.driver_name / "staged",
         fuse_cgroup=recovery.check_cgroup_dir(args.fuse_cgroup) if args.fuse_cgroup else None,
         fuse_cgroup_namespace=args.fuse_cgroup_namespace,
+        gluster_tls_dir=gluster_tls.TlsDir(args.gluster_tls_dir) if args.gluster_tls_dir else None,
         metrics_address=parse_address(args.metrics_address or ""),
     )
 
@@ -195,7 +212,7 @@ def build_services(config: NodeCommandConfig) -> Services:
         runner = recovery.CgroupEscapeRunner(
             runner, cgroup_dir=config.fuse_cgroup, cgroup_namespace=config.fuse_cgroup_namespace
         )
-    mounter = SystemMounter(runner=runner)
+    mounter = SystemMounter(runner=runner, tls=config.gluster_tls_dir)
     records = recovery.StageRecords(config.state_dir) if config.state_dir else None
     node = NodeService(config=config.node, mounter=mounter, locks=locks, records=records)
     return Services(
@@ -214,9 +231,7 @@ def _start_mount_repair(services: Services) -> None:
 
     def repair() -> None:
         try:
-            recovery.repair_stale_mounts(
-                mounter=mounter, records=records, all_mounts=mounter.mounts, locks=services.locks
-            )
+            recovery.repair_stale_mounts(mounter=mounter, records=records, locks=services.locks)
         except Exception as error:  # a bug must not pass silently in a thread
             _log.error("start-up mount repair failed", exc_info=error)
 
@@ -258,8 +273,17 @@ def run(args: argparse.Namespace) -> int:
 def _start_metrics(config: NodeCommandConfig, services: Services) -> MetricsServer | None:
     if config.metrics_address is None:
         return None
+    registry = services.metrics.registry
+    if services.mounter is not None:
+        registry.register(
+            NodeMounts(mounts=services.mounter.mounts, kubelet_dir=config.node.kubelet_dir)
+        )
+    export_build_info(registry, glusterfs=glusterfs_client_version())
     metrics_server = MetricsServer(
-        config.metrics_address, registry=services.metrics.registry, ready=services.ready
+        config.metrics_address,
+        registry=registry,
+        ready=services.ready,
+        healthy=lambda: server.answers_probe(config.endpoint),
     )
     metrics_server.start()
     return metrics_server

@@ -19,9 +19,10 @@ from provisioner.csi import csi_pb2, csi_pb2_grpc, validation
 from provisioner.csi.controller_checks import (
     WantedCapacity,
     check_capabilities,
+    check_clone_capacity,
     check_compatible,
+    clone_source,
     describe_durability,
-    refuse_unsupported_sources,
     same_durability,
     wanted_capacity,
 )
@@ -38,10 +39,10 @@ from provisioner.csi.heketi_access import (
 from provisioner.csi.server import VolumeLocks
 from provisioner.gids import GidAllocator
 from provisioner.heketi.config import HeketiConfig
-from provisioner.heketi.types import Volume
+from provisioner.heketi.types import Volume, is_heketi_id
 from provisioner.storageclass import ProvisioningParams, parse_parameters
 from provisioner.volume_naming import csi_volume_name, heketi_volume_name
-from provisioner.volumes import GIB, VolumeService, is_heketi_id, volume_context
+from provisioner.volumes import GIB, VolumeService, volume_context
 
 _log = log.get_logger("csi.controller")
 
@@ -71,11 +72,20 @@ def csi_context(volume: Volume) -> dict[str, str]:
     return context
 
 
-def csi_volume(volume: Volume) -> csi_pb2.Volume:
+def csi_volume(volume: Volume, *, cloned_from: str | None = None) -> csi_pb2.Volume:
+    """The CSI volume; a clone names its source in `content_source` and `clone-of`."""
+    context = csi_context(volume)
+    if cloned_from is None:
+        return csi_pb2.Volume(
+            capacity_bytes=volume.size_gib * GIB, volume_id=volume.id, volume_context=context
+        )
+    context[names.CTX_CLONE_OF] = cloned_from
+    source = csi_pb2.VolumeContentSource.VolumeSource(volume_id=cloned_from)
     return csi_pb2.Volume(
         capacity_bytes=volume.size_gib * GIB,
         volume_id=volume.id,
-        volume_context=csi_context(volume),
+        volume_context=context,
+        content_source=csi_pb2.VolumeContentSource(volume=source),
     )
 
 
@@ -107,8 +117,8 @@ class _GidReservations:
 
 
 class ControllerService(csi_pb2_grpc.ControllerServicer):
-    """CREATE_DELETE_VOLUME, EXPAND_VOLUME, SINGLE_NODE_MULTI_WRITER, and with the
-    plugin's own Heketi (`--heketi-url`) LIST_VOLUMES and GET_CAPACITY."""
+    """CREATE_DELETE_VOLUME, EXPAND_VOLUME, SINGLE_NODE_MULTI_WRITER, CLONE_VOLUME, and
+    with the plugin's own Heketi (`--heketi-url`) LIST_VOLUMES and GET_CAPACITY."""
 
     def __init__(
         self,
@@ -126,7 +136,12 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
     # --- capabilities -------------------------------------------------------------
 
     def capabilities(self) -> list[_Rpc.Type]:
-        rpcs = [_Rpc.CREATE_DELETE_VOLUME, _Rpc.EXPAND_VOLUME, _Rpc.SINGLE_NODE_MULTI_WRITER]
+        rpcs = [
+            _Rpc.CREATE_DELETE_VOLUME,
+            _Rpc.EXPAND_VOLUME,
+            _Rpc.SINGLE_NODE_MULTI_WRITER,
+            _Rpc.CLONE_VOLUME,
+        ]
         if self._defaults.url is not None:
             rpcs += [_Rpc.LIST_VOLUMES, _Rpc.GET_CAPACITY]
         return rpcs
@@ -148,7 +163,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
     ) -> csi_pb2.CreateVolumeResponse:
         name = validation.required(request.name, "name")
         check_capabilities(request.volume_capabilities)
-        refuse_unsupported_sources(request)
+        source_id = clone_source(request)
         wanted = wanted_capacity(
             request.capacity_range if request.HasField("capacity_range") else None
         )
@@ -160,9 +175,32 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         heketi = heketi_for_class(params, secrets, self._defaults)
         heketi_name = _heketi_name(name, params, split)
         with self._name_locks.hold(name):
-            volume = self._ensure(heketi, heketi_name, wanted, params)
+            if source_id is None:
+                volume = self._ensure(heketi, heketi_name, wanted, params)
+            else:
+                volume = self._clone(heketi, heketi_name, wanted, params, source_id)
         check_compatible(name, volume, wanted, params)
-        return csi_pb2.CreateVolumeResponse(volume=csi_volume(volume))
+        return csi_pb2.CreateVolumeResponse(volume=csi_volume(volume, cloned_from=source_id))
+
+    def _clone(
+        self,
+        heketi: HeketiConfig,
+        name: str,
+        wanted: WantedCapacity,
+        params: ProvisioningParams,
+        source_id: str,
+    ) -> Volume:
+        """The clone of `source_id` called `name` (NOT_FOUND: no such source on this
+        Heketi; OUT_OF_RANGE: the range cannot hold the source's size)."""
+        source = self._volumes.get_volume(heketi=heketi, volume_id=source_id)
+        check_clone_capacity(wanted, source)
+        return self._volumes.ensure_clone(
+            heketi=heketi,
+            name=name,
+            source_id=source.id,
+            params=params,
+            size_gib=wanted.gib if wanted.required_bytes else None,
+        )
 
     def _ensure(
         self, heketi: HeketiConfig, name: str, wanted: WantedCapacity, params: ProvisioningParams

@@ -6,9 +6,20 @@ from dataclasses import dataclass
 
 from provisioner import errors
 from provisioner.csi import csi_pb2, validation
-from provisioner.heketi.types import Durability, Volume
+from provisioner.heketi.types import Volume, describe_durability, same_durability
 from provisioner.storageclass import ProvisioningParams
 from provisioner.volumes import GIB, size_gib
+
+__all__ = [
+    "WantedCapacity",
+    "check_capabilities",
+    "check_clone_capacity",
+    "check_compatible",
+    "clone_source",
+    "describe_durability",
+    "same_durability",
+    "wanted_capacity",
+]
 
 
 @dataclass(frozen=True)
@@ -57,32 +68,34 @@ def check_capabilities(capabilities: Sequence[csi_pb2.VolumeCapability]) -> None
         validation.mount_capability(capability, present=True)
 
 
-def same_durability(a: Durability, b: Durability) -> bool:
-    if a.type != b.type:
-        return False
-    if a.type == "replicate":
-        return a.replica == b.replica
-    if a.type == "disperse":
-        return (a.data, a.redundancy) == (b.data, b.redundancy)
-    return True
-
-
-def describe_durability(durability: Durability) -> str:
-    if durability.type == "replicate":
-        return f"replicate:{durability.replica}"
-    if durability.type == "disperse":
-        return f"disperse:{durability.data}:{durability.redundancy}"
-    return "none"
-
-
-def refuse_unsupported_sources(request: csi_pb2.CreateVolumeRequest) -> None:
-    if request.HasField("volume_content_source"):
-        raise errors.InvalidArgument(
-            "volume_content_source is not supported: this plugin cannot create volumes from "
-            "snapshots or clone volumes"
-        )
+def clone_source(request: csi_pb2.CreateVolumeRequest) -> str | None:
+    """The id of the volume to clone (`volume_content_source.volume`), or None; a snapshot
+    source or `mutable_parameters` are refused (neither is supported)."""
     if request.mutable_parameters:
         raise errors.InvalidArgument("mutable_parameters are not supported by this plugin")
+    if not request.HasField("volume_content_source"):
+        return None
+    source = request.volume_content_source
+    if not source.HasField("volume"):
+        raise errors.InvalidArgument(
+            "volume_content_source: only a volume can be cloned; this plugin has no snapshots"
+        )
+    return validation.required(source.volume.volume_id, "volume_content_source.volume.volume_id")
+
+
+def check_clone_capacity(wanted: WantedCapacity, source: Volume) -> None:
+    """A clone is at least as big as its source (OUT_OF_RANGE otherwise)."""
+    have = source.size_gib * GIB
+    if wanted.limit_bytes and have > wanted.limit_bytes:
+        raise errors.OutOfRange(
+            f"volume {source.id} to clone has {source.size_gib} GiB, more than "
+            f"capacity_range.limit_bytes ({wanted.limit_bytes}); a clone cannot be smaller"
+        )
+    if wanted.required_bytes and wanted.gib < source.size_gib:
+        raise errors.OutOfRange(
+            f"volume {source.id} to clone has {source.size_gib} GiB, more than "
+            f"capacity_range.required_bytes ({wanted.required_bytes}); a clone cannot be smaller"
+        )
 
 
 def check_compatible(

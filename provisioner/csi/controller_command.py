@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Final
 
 from provisioner import errors
-from provisioner.cli import KEY_ENV, env_default, read_heketi_key
 from provisioner.csi.controller import ControllerService
 from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.csi.server import VolumeLocks
+from provisioner.flags import KEY_ENV, env_default, read_heketi_key
 from provisioner.heketi.registry import HeketiClients
 from provisioner.storageclass import DEFAULT_REST_USER
 from provisioner.volumes import VolumeService

@@ -8,7 +8,6 @@ client died ("Transport endpoint is not connected") is reported as stale.
 
 import errno
 import os
-import re
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -18,6 +17,14 @@ from pathlib import Path
 from typing import Final, Protocol, TypeVar
 
 from provisioner import errors, log
+from provisioner.csi import gluster_tls
+from provisioner.csi.mount_table import (
+    MAX_REMEMBERED_LINES,
+    MountInfo,
+    MountTable,
+    ReportedOnce,
+    parse_mountinfo,
+)
 
 _log = log.get_logger("csi.mounter")
 
@@ -32,10 +39,7 @@ STAT_TIMEOUT: Final = 5.0
 MOUNTINFO: Final = Path("/proc/self/mountinfo")
 #: Filesystem type of a GlusterFS FUSE mount (and of bind mounts of one).
 GLUSTER_FSTYPE: Final = "fuse.glusterfs"
-#: Mounts stacked on one path that `unmount_all` peels off before giving up.
-MAX_STACKED_MOUNTS: Final = 8
 
-_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 _T = TypeVar("_T")
 
 
@@ -78,54 +82,6 @@ class SubprocessRunner:
 
 
 @dataclass(frozen=True)
-class MountInfo:
-    """One line of /proc/self/mountinfo (see proc(5)), paths decoded."""
-
-    mount_id: int
-    parent_id: int
-    root: str
-    mount_point: str
-    options: tuple[str, ...]
-    fs_type: str
-    source: str
-    super_options: tuple[str, ...]
-
-    @property
-    def read_only(self) -> bool:
-        return "ro" in self.options
-
-
-def decode_octal(field: str) -> str:
-    r"""Undo the kernel's escaping of space, tab, newline and backslash (\040 ...)."""
-    return _OCTAL_ESCAPE.sub(lambda match: chr(int(match.group(1), 8)), field)
-
-
-def parse_mountinfo(text: str) -> list[MountInfo]:
-    """Parse /proc/self/mountinfo; malformed lines raise Internal."""
-    # Only "\n" ends a line: the kernel escapes it (\012) inside fields, but not
-    # other characters str.splitlines() would split on (\x1c, \x85, \u2028, ...).
-    return [_parse_line(line) for line in text.split("\n") if line.strip()]
-
-
-def _parse_line(line: str) -> MountInfo:
-    fields = line.split(" ")
-    try:
-        separator = fields.index("-", 6)
-        return MountInfo(
-            mount_id=int(fields[0]),
-            parent_id=int(fields[1]),
-            root=decode_octal(fields[3]),
-            mount_point=decode_octal(fields[4]),
-            options=tuple(fields[5].split(",")),
-            fs_type=decode_octal(fields[separator + 1]),
-            source=decode_octal(fields[separator + 2]),
-            super_options=tuple(fields[separator + 3].split(",")),
-        )
-    except (ValueError, IndexError) as error:
-        raise errors.Internal(f"cannot parse mountinfo line {line!r}") from error
-
-
-@dataclass(frozen=True)
 class GlusterSource:
     """A Gluster volume and the servers to fetch its volfile from (first = primary)."""
 
@@ -154,11 +110,8 @@ class PathState(Enum):
 class Mounter(Protocol):
     """What the node service needs from the host. Paths are absolute and normalised."""
 
-    def mounts(self) -> list[MountInfo]:
-        """Every mount of this mount namespace, in mount order."""
-
-    def mount_at(self, path: Path) -> MountInfo | None:
-        """The topmost mount whose mount point is `path`, if any."""
+    def table(self) -> MountTable:
+        """One snapshot of this mount namespace's mount table."""
 
     def path_state(self, path: Path) -> PathState:
         """Whether `path` exists and its filesystem answers a statvfs (STALE: the FUSE
@@ -219,22 +172,28 @@ class SystemMounter:
         runner: Runner | None = None,
         mountinfo: Path = MOUNTINFO,
         stat_timeout: float = STAT_TIMEOUT,
+        tls: gluster_tls.TlsDir | None = None,
     ) -> None:
         self._run = runner if runner is not None else SubprocessRunner()
+        #: Where FUSE clients take their TLS certificate, key and CA (None: glusterfs's own).
+        self._tls = tls
         self._mountinfo = mountinfo
         self._stat_timeout = stat_timeout
+        self._skipped = ReportedOnce(limit=MAX_REMEMBERED_LINES)
+
+    def table(self) -> MountTable:
+        table = parse_mountinfo(self._mountinfo.read_bytes())
+        for line in table.skipped:
+            if self._skipped.first_time(line):
+                _log.warning(
+                    "mountinfo line skipped: cannot parse it",
+                    line=line.decode("utf-8", "backslashreplace")[:500],
+                )
+        return table
 
     def mounts(self) -> list[MountInfo]:
-        return parse_mountinfo(
-            self._mountinfo.read_text(encoding="utf-8", errors="surrogateescape")
-        )
-
-    def mount_at(self, path: Path) -> MountInfo | None:
-        # Resolve the parent only: a stat of the mount point itself would block
-        # for as long as a hung (not dead) FUSE client does not answer.
-        wanted = {str(path), os.path.join(os.path.realpath(path.parent), path.name)}
-        found = [mount for mount in self.mounts() if mount.mount_point in wanted]
-        return found[-1] if found else None
+        """Every mount of this mount namespace, in mount order (for tests and tools)."""
+        return list(self.table().entries)
 
     def path_state(self, path: Path) -> PathState:
         return probe_with_timeout(path, timeout=self._stat_timeout)
@@ -248,10 +207,39 @@ class SystemMounter:
         flags: Sequence[str],
         log_file: Path,
     ) -> None:
-        argv = gluster_mount_argv(
-            source, target, read_only=read_only, flags=flags, log_file=log_file
-        )
-        self._check(argv, timeout=MOUNT_TIMEOUT, what=f"mounting {source.device} at {target}")
+        since = gluster_tls.log_size(log_file)
+        try:
+            self._mount_client(source, target, read_only=read_only, flags=flags, log_file=log_file)
+        except errors.Internal as error:
+            problem = gluster_tls.tls_problem(
+                log_file, since=since, volume=source.volume, tls=self._tls
+            )
+            if problem is not None:
+                raise problem from error
+            raise
+
+    def _mount_client(
+        self, source: GlusterSource, target: Path, *, read_only: bool, flags: Sequence[str],
+        log_file: Path,
+    ) -> None:  # fmt: skip
+        """mount.glusterfs; with a TLS directory the FUSE client itself (gluster_tls.py)."""
+        what = f"mounting {source.device} at {target}"
+        if self._tls is None:
+            argv = gluster_mount_argv(
+                source, target, read_only=read_only, flags=flags, log_file=log_file
+            )
+            self._check(argv, timeout=MOUNT_TIMEOUT, what=what)
+            return
+        argv = gluster_tls.glusterfs_argv(
+            source.servers, source.volume, target, read_only=read_only, flags=flags,
+            log_file=log_file, tls=self._tls,
+        )  # fmt: skip
+        self._check(argv, timeout=MOUNT_TIMEOUT, what=what)
+        # As mount.glusterfs: the client has daemonised; its root answers with inode 1.
+        inode = _root_inode(target, timeout=MOUNT_TIMEOUT)
+        if inode != 1:
+            self.unmount(target)
+            raise errors.Internal(f"{what} failed: the client does not answer; see {log_file}")
 
     def bind_mount(self, source: Path, target: Path, *, read_only: bool) -> None:
         first, *rest = bind_mount_argvs(source, target, read_only=read_only)
@@ -273,13 +261,21 @@ class SystemMounter:
         _log.debug("command ok", command=argv[0], target=argv[-1])
 
 
-def unmount_all(mounter: Mounter, path: Path) -> None:
-    """Unmount everything mounted at `path` (Internal after MAX_STACKED_MOUNTS tries)."""
-    for _ in range(MAX_STACKED_MOUNTS):
-        if mounter.mount_at(path) is None:
-            return
+def unmount_ours(mounter: Mounter, table: MountTable, path: Path) -> None:
+    """Unmount every GlusterFS mount stacked at `path` in `table`, topmost first.
+
+    A mount of another filesystem there is not this plugin's: FailedPrecondition, and
+    nothing at `path` is unmounted.
+    """
+    stacked = table.all_at(path)
+    foreign = [mount for mount in stacked if mount.fs_type != GLUSTER_FSTYPE]
+    if foreign:
+        raise errors.FailedPrecondition(
+            f"{path} has a {foreign[0].fs_type} mount ({foreign[0].source}) that this plugin "
+            "did not make; refusing to unmount it"
+        )
+    for _ in stacked:
         mounter.unmount(path)
-    raise errors.Internal(f"{path} still has mounts after {MAX_STACKED_MOUNTS} unmounts")
 
 
 def answer_within(call: Callable[[], _T], *, timeout: float, name: str) -> _T | None:
@@ -318,10 +314,18 @@ def probe_with_timeout(path: Path, *, timeout: float) -> PathState:
     answers ENOTCONN at once.
     """
     try:
-        state = answer_within(lambda: _probe_state(path), timeout=timeout, name=f"probe {path}")
+        state = answer_within(lambda: probe_state(path), timeout=timeout, name=f"probe {path}")
     except OSError as error:
         raise errors.Internal(f"cannot statvfs {path}: {error.strerror}") from error
     return PathState.STALE if state is None else state
+
+
+def _root_inode(path: Path, *, timeout: float) -> int | None:
+    """The inode number of `path` (None: no answer within `timeout`, or an error)."""
+    try:
+        return answer_within(lambda: os.stat(path).st_ino, timeout=timeout, name=f"stat {path}")
+    except OSError:
+        return None
 
 
 def statvfs_with_timeout(path: Path, *, timeout: float) -> os.statvfs_result | None:
@@ -329,7 +333,8 @@ def statvfs_with_timeout(path: Path, *, timeout: float) -> os.statvfs_result | N
     return answer_within(lambda: os.statvfs(path), timeout=timeout, name=f"statvfs {path}")
 
 
-def _probe_state(path: Path) -> PathState:
+def probe_state(path: Path) -> PathState:
+    """statvfs(2) of `path` read as a PathState; blocks while a hung FUSE client does."""
     try:
         os.statvfs(path)
     except FileNotFoundError:

@@ -18,7 +18,8 @@ import grpc
 
 from provisioner import errors, log
 from provisioner.csi import csi_pb2, csi_pb2_grpc, publications, validation
-from provisioner.csi.mounter import Mounter, MountInfo, PathState, unmount_all
+from provisioner.csi.mount_table import MountInfo, MountTable
+from provisioner.csi.mounter import GLUSTER_FSTYPE, Mounter, PathState, unmount_ours
 from provisioner.csi.recovery import StageRecord, StageRecords
 from provisioner.csi.server import VolumeLocks
 from provisioner.csi.volume_stats import stats_response
@@ -127,7 +128,7 @@ class NodeService(csi_pb2_grpc.NodeServicer):
             access_mode=mount.mode,
         )  # fmt: skip
         with self._locks.hold(volume_id):
-            if self._staged_already(record):
+            if self._staged_already(record, self._mounter.table()):
                 self._remember(record)
                 return csi_pb2.NodeStageVolumeResponse()
             self._config.mount_log_dir.mkdir(parents=True, exist_ok=True)
@@ -135,7 +136,6 @@ class NodeService(csi_pb2_grpc.NodeServicer):
                 self._mounter.mount_gluster(
                     source, staging, read_only=read_only, flags=mount.flags, log_file=log_file
                 )
-                self._expect_mounted(staging, source.device)
             self._remember(record)
         _log.info("volume staged", volume_id=volume_id, source=source.device, read_only=read_only)
         return csi_pb2.NodeStageVolumeResponse()
@@ -151,9 +151,9 @@ class NodeService(csi_pb2_grpc.NodeServicer):
                 "cannot write stage record", path=record.staging_path, error=error.strerror
             )
 
-    def _staged_already(self, wanted: StageRecord) -> bool:
+    def _staged_already(self, wanted: StageRecord, table: MountTable) -> bool:
         """Whether `wanted` is mounted already (ALREADY_EXISTS if in another way)."""
-        existing = self._live_mount(Path(wanted.staging_path), wanted.volume_id)
+        existing = self._live_mount(table, Path(wanted.staging_path), wanted.volume_id)
         if existing is None:
             return False
         staging, read_only = wanted.staging_path, wanted.read_only
@@ -185,7 +185,7 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         volume_id = validation.volume_id(request.volume_id)
         staging = self._path(request.staging_target_path, "staging_target_path")
         with self._locks.hold(volume_id):
-            unmount_all(self._mounter, staging)
+            unmount_ours(self._mounter, self._mounter.table(), staging)
             if self._records is not None:
                 self._records.remove(str(staging))
             _remove_dir(staging, field="staging_target_path")
@@ -206,14 +206,14 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         if request.volume_context:
             validation.gluster_source(request.volume_context)
         with self._locks.hold(volume_id):
-            staged = self._healthy_staging(volume_id, staging)
+            table = self._mounter.table()
+            staged = self._healthy_staging(table, volume_id, staging)
             read_only = request.readonly or mount.read_only_mode or staged.read_only
-            if self._published_already(volume_id, staged, target, read_only=read_only):
+            if self._published_already(table, volume_id, staged, target, read_only=read_only):
                 return csi_pb2.NodePublishVolumeResponse()
-            self._check_access_mode(volume_id, mount.mode, staging=staging, target=target)
+            self._check_access_mode(table, volume_id, mount.mode, staged=staged, target=target)
             with _mount_point(target, field="target_path"):
                 self._mounter.bind_mount(staging, target, read_only=read_only)
-                self._expect_mounted(target, staged.source)
         _log.info("volume published", volume_id=volume_id, read_only=read_only)
         return csi_pb2.NodePublishVolumeResponse()
 
@@ -232,25 +232,26 @@ class NodeService(csi_pb2_grpc.NodeServicer):
             kubelet_dir=self._config.kubelet_dir,
         )
 
-    def _check_access_mode(self, volume_id: str, mode: int, *, staging: Path, target: Path) -> None:
+    def _check_access_mode(
+        self, table: MountTable, volume_id: str, mode: int, *, staged: MountInfo, target: Path
+    ) -> None:
         """A single-workload volume (by this request or by its stage) gets one target path."""
+        staging = Path(staged.mount_point)
         record = self._records.load(str(staging)) if self._records is not None else None
         modes = {mode} if record is None else {mode, record.access_mode}
         if not modes & publications.ONE_TARGET_MODES:
             return
-        staged = self._mounter.mount_at(staging)
         others = publications.bound_elsewhere(
-            self._mounter.mounts(), staged=staged,
-            skip=(staging, Path(staged.mount_point), target),
+            table.entries, staged=staged, skip=(staging, target),
             kubelet_dir=self._config.kubelet_dir,
-        ) if staged is not None else []  # fmt: skip
+        )  # fmt: skip
         publications.check_one_target(
             volume_id=volume_id, modes=modes, target=target, others=others
         )
 
-    def _healthy_staging(self, volume_id: str, staging: Path) -> MountInfo:
-        staged = self._mounter.mount_at(staging)
-        if staged is None:
+    def _healthy_staging(self, table: MountTable, volume_id: str, staging: Path) -> MountInfo:
+        staged = table.at(staging)
+        if staged is None or staged.fs_type != GLUSTER_FSTYPE:
             raise errors.FailedPrecondition(
                 f"volume {volume_id} is not staged at {staging}; call NodeStageVolume first"
             )
@@ -262,10 +263,10 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         return staged
 
     def _published_already(
-        self, volume_id: str, staged: MountInfo, target: Path, *, read_only: bool
+        self, table: MountTable, volume_id: str, staged: MountInfo, target: Path, *, read_only: bool
     ) -> bool:
         """Whether the staged volume is bound at `target` already (ALREADY_EXISTS if not so)."""
-        existing = self._live_mount(target, volume_id)
+        existing = self._live_mount(table, target, volume_id)
         if existing is None:
             return False
         if (existing.source, existing.fs_type) != (staged.source, staged.fs_type):
@@ -286,7 +287,7 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         volume_id = validation.volume_id(request.volume_id)
         target = self._path(request.target_path, "target_path")
         with self._locks.hold(volume_id):
-            unmount_all(self._mounter, target)
+            unmount_ours(self._mounter, self._mounter.table(), target)
             _remove_dir(target, field="target_path")
         _log.info("volume unpublished", volume_id=volume_id)
         return csi_pb2.NodeUnpublishVolumeResponse()
@@ -300,11 +301,15 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         path = validation.stats_path(
             request.volume_path, volume_id=volume_id, kubelet_dir=self._config.kubelet_dir
         )
+        mounted = self._mounter.table().at(path)
+        if mounted is None or mounted.fs_type != GLUSTER_FSTYPE:
+            # Another filesystem's mount is never stat'ed; a bare path only to word the answer.
+            if mounted is None and self._mounter.path_state(path) is PathState.MISSING:
+                raise errors.NotFound(f"volume_path {path} does not exist")
+            raise errors.NotFound(f"volume {volume_id} is not mounted at volume_path {path}")
         state = self._mounter.path_state(path)
         if state is PathState.MISSING:
             raise errors.NotFound(f"volume_path {path} does not exist")
-        if self._mounter.mount_at(path) is None:  # a bare directory: the volume is not there
-            raise errors.NotFound(f"volume {volume_id} is not mounted at volume_path {path}")
         return stats_response(path, stale=state is PathState.STALE)
 
     # ------------------------------------------------------------ helpers
@@ -312,18 +317,17 @@ class NodeService(csi_pb2_grpc.NodeServicer):
     def _path(self, value: str, field: str) -> Path:
         return validation.node_path(value, field=field, kubelet_dir=self._config.kubelet_dir)
 
-    def _live_mount(self, path: Path, volume_id: str) -> MountInfo | None:
-        """The mount at `path`; a stale one (its FUSE client died) is unmounted: None."""
-        existing = self._mounter.mount_at(path)
-        if existing is None or self._mounter.path_state(path) is not PathState.STALE:
+    def _live_mount(self, table: MountTable, path: Path, volume_id: str) -> MountInfo | None:
+        """The mount at `path`; a stale one (its FUSE client died) is unmounted: None.
+        A mount of another filesystem is returned as it is, never stat'ed."""
+        existing = table.at(path)
+        if existing is None or existing.fs_type != GLUSTER_FSTYPE:
+            return existing
+        if self._mounter.path_state(path) is not PathState.STALE:
             return existing
         _log.warning("stale mount found; mounting again", volume_id=volume_id, path=str(path))
-        unmount_all(self._mounter, path)
+        unmount_ours(self._mounter, table, path)
         return None
-
-    def _expect_mounted(self, path: Path, source: str) -> None:
-        if self._mounter.mount_at(path) is None:
-            raise errors.Internal(f"mount of {source} at {path} reported success but is missing")
 
 
 def _mode(read_only: bool) -> str:

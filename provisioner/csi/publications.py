@@ -28,7 +28,7 @@ from typing import Final
 
 from provisioner import errors
 from provisioner.csi import csi_pb2
-from provisioner.csi.mounter import MountInfo
+from provisioner.csi.mount_table import MountInfo
 
 _Mode = csi_pb2.VolumeCapability.AccessMode.Mode
 #: Modes that allow one target path per node.

@@ -23,21 +23,23 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Final
 
 from provisioner import errors, log
 from provisioner.csi import validation
+from provisioner.csi.gluster_tls import GLUSTERFS
+from provisioner.csi.mount_table import MountInfo, MountTable
 from provisioner.csi.mounter import (
+    GLUSTER_FSTYPE,
     GlusterSource,
     Mounter,
-    MountInfo,
     PathState,
     Result,
     Runner,
-    unmount_all,
+    unmount_ours,
 )
 from provisioner.csi.server import VolumeLocks
 
@@ -166,7 +168,6 @@ def repair_stale_mounts(
     *,
     mounter: Mounter,
     records: StageRecords,
-    all_mounts: Callable[[], list[MountInfo]],
     locks: VolumeLocks | None = None,
 ) -> RepairOutcome:
     """Remount every recorded staging path whose FUSE client died, re-bind its targets.
@@ -176,15 +177,19 @@ def repair_stale_mounts(
     """
     locks = locks if locks is not None else VolumeLocks()
     found: dict[str, list[str]] = {field.name: [] for field in fields(RepairOutcome)}
+    table = mounter.table()
     for record in records.load_all():
         staging = Path(record.staging_path)
-        if mounter.mount_at(staging) is None:
+        staged = table.at(staging)
+        if staged is None:
             records.remove(record.staging_path)
             found["forgotten"].append(record.staging_path)
+        elif staged.fs_type != GLUSTER_FSTYPE:  # not ours (any more): never stat'ed, left alone
+            found["failed"].append(f"{record.staging_path}: {staged.fs_type} is mounted there")
         elif mounter.path_state(staging) is PathState.HEALTHY:
             found["healthy"].append(record.staging_path)
         else:
-            _repair_locked(record, mounter=mounter, all_mounts=all_mounts, locks=locks, found=found)
+            _repair_locked(record, mounter=mounter, table=table, locks=locks, found=found)
     outcome = RepairOutcome(**{name: tuple(paths) for name, paths in found.items()})
     _log.info("stale mount check done", **{k: len(v) for k, v in found.items()})
     return outcome
@@ -194,14 +199,14 @@ def _repair_locked(
     record: StageRecord,
     *,
     mounter: Mounter,
-    all_mounts: Callable[[], list[MountInfo]],
+    table: MountTable,
     locks: VolumeLocks,
     found: dict[str, list[str]],
 ) -> None:
     """Repair one stale staging path under its volume's lock; note the outcome in `found`."""
     try:
         with locks.hold(record.volume_id):
-            found["rebound"] += _repair_one(record, mounter=mounter, all_mounts=all_mounts)
+            found["rebound"] += _repair_one(record, mounter=mounter, table=table)
     except errors.Aborted:
         _log.info("volume busy; left to kubelet's call", volume_id=record.volume_id)
         return
@@ -212,7 +217,9 @@ def _repair_locked(
     found["repaired"].append(record.staging_path)
 
 
-def _dead_binds(record: StageRecord, mounter: Mounter, mounts: list[MountInfo]) -> list[MountInfo]:
+def _dead_binds(
+    record: StageRecord, mounter: Mounter, mounts: Sequence[MountInfo]
+) -> list[MountInfo]:
     """Other mounts of the same Gluster volume that are stale too: published paths."""
     return [
         m
@@ -223,18 +230,16 @@ def _dead_binds(record: StageRecord, mounter: Mounter, mounts: list[MountInfo]) 
     ]
 
 
-def _repair_one(
-    record: StageRecord, *, mounter: Mounter, all_mounts: Callable[[], list[MountInfo]]
-) -> list[str]:
+def _repair_one(record: StageRecord, *, mounter: Mounter, table: MountTable) -> list[str]:
     staging = Path(record.staging_path)
-    binds = _dead_binds(record, mounter, all_mounts())
+    binds = _dead_binds(record, mounter, table.entries)
     _log.warning(
         "GlusterFS client of a staged volume is gone; remounting",
         volume_id=record.volume_id, path=record.staging_path, published=len(binds),
     )  # fmt: skip
     for bind in binds:
         mounter.unmount(Path(bind.mount_point))
-    unmount_all(mounter, staging)
+    unmount_ours(mounter, table, staging)
     mounter.mount_gluster(
         record.source, staging, read_only=record.read_only, flags=record.flags,
         log_file=Path(record.log_file),
@@ -250,7 +255,8 @@ def _repair_one(
 
 
 class CgroupEscapeRunner:
-    """Runs `mount -t glusterfs` inside `cgroup_dir`, everything else as is.
+    """Runs `mount -t glusterfs` (or `glusterfs` itself) inside `cgroup_dir`, everything
+    else as is.
 
     The FUSE client that mount.glusterfs leaves running inherits the cgroup, so a
     container restart (which kills every process of the container's cgroup) misses it.
@@ -266,7 +272,10 @@ class CgroupEscapeRunner:
         self._cgroup_namespace = cgroup_namespace
 
     def __call__(self, argv: Sequence[str], *, timeout: float) -> Result:
-        if list(argv[:3]) != ["mount", "-t", "glusterfs"]:
+        starts_client = list(argv[:3]) == ["mount", "-t", "glusterfs"] or (
+            argv[:1] == [GLUSTERFS]  # the FUSE client itself (gluster_tls.py)
+        )
+        if not starts_client:
             return self._inner(argv, timeout=timeout)
         wrapped = [
             sys.executable, "-m", "provisioner.csi.cgroup_exec", str(self._cgroup_dir), "--",

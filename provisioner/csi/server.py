@@ -21,7 +21,7 @@ from typing import Any, Final
 import grpc
 
 from provisioner import errors, log
-from provisioner.csi import csi_pb2_grpc
+from provisioner.csi import csi_pb2, csi_pb2_grpc
 from provisioner.csi.identity import IdentityService
 from provisioner.locks import VolumeLocks as VolumeLocks  # the servicers' per-volume locks
 from provisioner.metrics import CsiMetrics
@@ -38,6 +38,8 @@ SOCKET_MODE: Final = 0o660
 #: Longest a SIGTERM waits for in-flight calls; above the mount command timeout
 #: so a mount that is running when the pod is stopped can still finish.
 DEFAULT_SHUTDOWN_GRACE: Final = 75.0
+#: How long the liveness check waits for the plugin's own Probe (kubelet's probe: 3 s).
+LIVENESS_PROBE_TIMEOUT: Final = 2.0
 
 #: Methods that kubelet and the sidecars call every few seconds: logged at debug.
 _CHATTY_METHODS: Final = frozenset(
@@ -271,3 +273,17 @@ def run_until_signalled(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     stop(server, endpoint=endpoint, grace=grace)
+
+
+def answers_probe(endpoint: str, *, timeout: float = LIVENESS_PROBE_TIMEOUT) -> bool:
+    """Whether the server on `endpoint` answers a CSI Probe at all (liveness: any code
+    but UNAVAILABLE and DEADLINE_EXCEEDED is an answer; readiness is Probe's own verdict).
+    """
+    with grpc.insecure_channel(endpoint) as channel:
+        try:
+            stub = csi_pb2_grpc.IdentityStub(channel)  # type: ignore[no-untyped-call]
+            stub.Probe(csi_pb2.ProbeRequest(), timeout=timeout)
+        except grpc.RpcError as error:
+            code = error.code() if isinstance(error, grpc.Call) else None
+            return code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    return True

@@ -23,11 +23,6 @@ def query_string_hash(method: str, path: str) -> str:
     return hashlib.sha256(claim.encode()).hexdigest()
 
 
-def make_token(*, user: str, key: str, method: str, path: str, now: float | None = None) -> str:
-    """A signed token for exactly one request."""
-    return TokenSigner(user=user, key=key).token(method, path, now=now)
-
-
 class TokenSigner:
     """Mints the tokens of one Heketi user. The key is prepared once (PyJWT checks a
     key's format on every preparation: a third of a token's cost); `repr` omits it."""

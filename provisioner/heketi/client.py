@@ -14,6 +14,7 @@ What callers can rely on (the provisioning core builds its idempotency on it):
   `HeketiNameInUse` answer means the first attempt is still running (Heketi
   reserves the name at once but lists the volume only when complete).
   Any other error means no volume was created (Heketi rolls back failures).
+* `clone_volume` (`POST /volumes/{id}/clone`, Heketi's VolumeClone) likewise.
 * `expand_volume` raises `HeketiOutcomeUnknown` in the same cases; re-read the
   volume's size before expanding again. It is never resent automatically. Heketi
   accepts a second expand while the first runs and updates the size only at the
@@ -71,13 +72,10 @@ _OP_COUNTS = ("in_flight", "total")
 
 class HeketiClient:
     """Talks to one Heketi server. Thread-safe; a process shares one per config through
-    `registry.HeketiClients`, which also gives clients of one URL one `limit` and `pace`.
-
-    A `session` given here sees every request through its `send`; its proxy and CA
-    settings are resolved once, now, and its `trust_env` is switched off (`transport`).
-    `names`: the id → name map of this Heketi; `limit`, `pace`: its operation limit and
-    poll pace. `registry.HeketiClients` gives the clients of one URL one of each;
-    without them the client keeps its own.
+    `registry.HeketiClients`, which gives the clients of one URL one `names` (its id →
+    name map), `limit` (operation limit) and `pace` (poll pace); without them the client
+    keeps its own. A `session` given here sees every request through its `send`; its
+    proxy and CA settings are resolved once, now, and its `trust_env` is switched off.
     """
 
     def __init__(
@@ -217,7 +215,16 @@ class HeketiClient:
     def create_volume(self, request: VolumeCreateRequest) -> Volume:
         """Create and wait for completion. See the module docstring for guarantees."""
         location = self._run("POST", "/volumes", body=request.to_json(), replay_safe=False)
-        volume = self._volume_at(location, "create")
+        return self._made(location, "create")
+
+    def clone_volume(self, volume_id: str, *, name: str) -> Volume:
+        """Clone the volume as `name` (`POST /volumes/{id}/clone`) and wait; the same
+        guarantees as `create_volume`; `HeketiNotFound` when the source does not exist."""
+        path = f"/volumes/{_checked_id(volume_id)}/clone"
+        return self._made(self._run("POST", path, body={"name": name}, replay_safe=False), "clone")
+
+    def _made(self, location: str | None, what: str) -> Volume:
+        volume = self._volume_at(location, what)
         self._names.remember(volume.id, identity(volume))
         return volume
 
@@ -234,29 +241,23 @@ class HeketiClient:
         None while Heketi still runs it, the grown volume once it finished; raises the
         operation's failure, or `HeketiOutcomeUnknown` without a queue path when Heketi
         no longer knows the entry (then the size Heketi reports is final)."""
-        operation = "volume expand"
         deadline = time.monotonic() + self._config.retry_budget
         answer = self._transport.request("GET", queue_path, replay_safe=True, deadline=deadline)
         if answer.status == 200:
             return None
-        return self._volume_at(self._finished(answer, queue_path, operation), "expand")
+        return self._volume_at(self._finished(answer, queue_path, "volume expand"), "expand")
 
     def delete_volume(self, volume_id: str) -> None:
         """Delete and wait; `HeketiNotFound` when the volume does not exist."""
         try:
             self._run("DELETE", f"/volumes/{_checked_id(volume_id)}", body=None, replay_safe=True)
-        except HeketiNotFound:
+        finally:  # gone, going or unknown: the next lookup reads it again
             self._names.forget(volume_id)
-            raise
-        self._names.forget(volume_id)
 
     def close(self) -> None:
         self._session.close()
 
     # -- internals -------------------------------------------------------------
-
-    def _deadline(self) -> float:
-        return time.monotonic() + self._config.operation_deadline
 
     def _get(self, path: str, *, expect_json: bool = True) -> Any:
         deadline = time.monotonic() + self._config.retry_budget
@@ -299,7 +300,7 @@ class HeketiClient:
 
     def _run(self, method: str, path: str, *, body: Any, replay_safe: bool) -> str | None:
         """Start an async operation and follow it to the end; the result path or None."""
-        deadline = self._deadline()
+        deadline = time.monotonic() + self._config.operation_deadline
         with self._slot(deadline, f"{method} {path}"):
             answer = self._transport.request(
                 method, path, body=body, replay_safe=replay_safe, deadline=deadline

@@ -28,8 +28,6 @@ class HeketiNameInUse(HeketiError, errors.AlreadyExists):
     its creation has finished, but reserves the name from the start.
     """
 
-    temporary = True
-
 
 class HeketiNoSpace(HeketiError, errors.ResourceExhausted):
     """No cluster has room for the requested bricks."""

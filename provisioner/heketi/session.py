@@ -18,8 +18,9 @@ _ROUTE_WORD = re.compile(r"[a-z]+")
 class RequestObserver(Protocol):
     """Receives one call per HTTP request a client sends (metrics)."""
 
-    def observe(self, *, method: str, route: str, status: str, seconds: float) -> None:
-        """`status`: the HTTP code, or `error` when no answer came."""
+    def observe(self, *, server: str, method: str, route: str, status: str, seconds: float) -> None:
+        """`server`: `scheme://host:port` of the Heketi asked; `status`: the HTTP code,
+        or `error` when no answer came."""
 
 
 def route_of(path_url: str) -> str:
@@ -27,6 +28,17 @@ def route_of(path_url: str) -> str:
     path = urlsplit(path_url).path
     segments = [s if _ROUTE_WORD.fullmatch(s) else "{id}" for s in path.split("/") if s]
     return "/" + "/".join(segments)
+
+
+def server_of(url: str) -> str:
+    """`https://user@heketi:8080/volumes` → `https://heketi:8080`: which Heketi, and
+    nothing a user name or path could add to a label."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    return f"{parts.scheme}://{host}{port}"
 
 
 class ObservedSession(requests.Session):
@@ -39,6 +51,7 @@ class ObservedSession(requests.Session):
     def send(self, request: requests.PreparedRequest, **kwargs: object) -> requests.Response:
         method = request.method or "GET"
         route = route_of(request.path_url)
+        server = server_of(request.url or "")
         start = time.perf_counter()
         status = "error"
         try:
@@ -47,7 +60,9 @@ class ObservedSession(requests.Session):
             return response
         finally:
             seconds = time.perf_counter() - start
-            self._observer.observe(method=method, route=route, status=status, seconds=seconds)
+            self._observer.observe(
+                server=server, method=method, route=route, status=status, seconds=seconds
+            )
 
 
 def new_session(

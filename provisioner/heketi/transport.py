@@ -67,7 +67,9 @@ _log = get_logger("heketi")
 _ALWAYS_RETRIED = frozenset({429})
 #: Gateway answers after which the request may or may not have reached Heketi.
 _AMBIGUOUS_RETRIED = frozenset({502, 503, 504})
-_NAME_IN_USE = re.compile(r"Volume name '[^']*' already in use")
+#: A create's name clash (Heketi's eligibleClusters), and a clone's: Heketi checks no
+#: name for a clone, so glusterd's `snapshot clone` refuses it while the clone runs.
+_NAME_IN_USE = re.compile(r"Volume name '[^']*' already in use|Volume with name:\S+ already exists")
 #: Heketi's ErrConflict text. Heketi answers it with 500 ("Failed to set up volume
 #: delete: ..."), not 409, when the volume or one of its bricks has a pending operation.
 _CONFLICT = "The target exists, contains other items, or is in use."

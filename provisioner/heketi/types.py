@@ -5,6 +5,7 @@ GiB for volumes, `durability.{type, replicate.replica, disperse.{data,redundancy
 `mount.glusterfs.{device, hosts, options.backup-volfile-servers}`.
 """
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -12,6 +13,15 @@ from typing import Any, Literal, cast
 DurabilityType = Literal["replicate", "disperse", "none"]
 
 _DURABILITY_TYPES: tuple[DurabilityType, ...] = ("replicate", "disperse", "none")
+#: Heketi's ids (volumes, clusters, nodes, devices): 32 lowercase hexadecimal digits,
+#: the hex form of 16 random bytes (v10.4.1 `pkg/utils/uuid.go` GenUUID).
+_HEKETI_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def is_heketi_id(value: str) -> bool:
+    """Whether `value` has the form of a Heketi id. Heketi writes ids in lower case and
+    looks them up exactly; callers that accept an id in any case lower it first."""
+    return _HEKETI_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -142,3 +152,23 @@ class VolumeCreateRequest:
         if self.snapshot_factor is not None:
             body["snapshot"] = {"enable": True, "factor": self.snapshot_factor}
         return body
+
+
+def same_durability(a: Durability, b: Durability) -> bool:
+    """Whether two durabilities make the same layout (unused counts ignored)."""
+    if a.type != b.type:
+        return False
+    if a.type == "replicate":
+        return a.replica == b.replica
+    if a.type == "disperse":
+        return (a.data, a.redundancy) == (b.data, b.redundancy)
+    return True
+
+
+def describe_durability(durability: Durability) -> str:
+    """A durability as the StorageClass parameter `volumetype` writes it."""
+    if durability.type == "replicate":
+        return f"replicate:{durability.replica}"
+    if durability.type == "disperse":
+        return f"disperse:{durability.data}:{durability.redundancy}"
+    return "none"

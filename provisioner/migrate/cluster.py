@@ -1,7 +1,6 @@
 """The Kubernetes reads and writes of `migrate`, on plain dicts (see provisioner.kube.api)."""
 
 import functools
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -171,7 +170,3 @@ class Cluster:
             if self._clock() >= deadline:
                 raise errors.DeadlineExceeded(f"{what} did not happen within {timeout:g}s")
             time.sleep(POLL_SECONDS)
-
-
-def compact_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))

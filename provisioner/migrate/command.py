@@ -8,7 +8,7 @@ from typing import Any, Final, TextIO
 
 from provisioner import errors
 from provisioner.audit.command import parse_duration
-from provisioner.cli import add_cluster_flags
+from provisioner.flags import add_cluster_flags, add_log_flags
 from provisioner.kube.api import KubeApi
 from provisioner.kube.client import api_client as kube_api_client
 from provisioner.kube.secrets import SecretKeys
@@ -55,6 +55,7 @@ class MigrateConfig:
     prune_dynamic: bool
     prune_named: tuple[tuple[str, str], ...]
     replace: bool
+    tls_ready: bool = False
 
 
 def register(subparsers: Any) -> None:
@@ -78,19 +79,32 @@ def register(subparsers: Any) -> None:
                          help="re-create each in-tree class under its own name with our "
                          "provisioner (default-class annotation kept)")  # fmt: skip
     classes.add_argument("--dry-run", action="store_true", help="print, write nothing")
+    for action in actions.choices.values():
+        _common(action, repeated=True)
     parser.set_defaults(run=run)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    add_cluster_flags(p, driver_role="CSI driver name")
-    p.add_argument("--wait", default=f"{int(DEFAULT_WAIT_SECONDS)}s", metavar="DURATION",
-                   help="how long to wait for a PV to go or a claim to bind again "
-                   f"(default {int(DEFAULT_WAIT_SECONDS)}s)")  # fmt: skip
+def _common(p: argparse.ArgumentParser, *, repeated: bool = False) -> None:
+    """The flags every action takes, before or after the action's name."""
+    add_cluster_flags(p, driver_role="CSI driver name", repeated=repeated)
+    if repeated:
+        add_log_flags(p, repeated=True)
+    p.add_argument(
+        "--wait",
+        default=argparse.SUPPRESS if repeated else f"{int(DEFAULT_WAIT_SECONDS)}s",
+        metavar="DURATION",
+        help="how long to wait for a PV to go or a claim to bind again "
+        f"(default {int(DEFAULT_WAIT_SECONDS)}s)",
+    )
 
 
 def _heketi_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-heketi-check", action="store_true",
                    help="do not ask Heketi to confirm the volume ids of Heketi PVs")  # fmt: skip
+    p.add_argument("--gluster-tls-ready", action="store_true",
+                   help="the node plugin has the Gluster client's TLS certificate, key and CA "
+                   "(deploy/components/gluster-tls): migrate PVs whose volume uses "
+                   "TLS")  # fmt: skip
 
 
 def _apply_parser(actions: Any) -> None:
@@ -134,6 +148,7 @@ def config_from_args(args: argparse.Namespace) -> MigrateConfig:
         prune_dynamic=bool(getattr(args, "prune_endpoints", False)),
         prune_named=tuple(_namespaced(t) for t in getattr(args, "prune", [])),
         replace=bool(getattr(args, "replace", False)),
+        tls_ready=bool(getattr(args, "gluster_tls_ready", False)),
     )
 
 
@@ -148,7 +163,10 @@ def _say(out: TextIO) -> Say:
 def make_plan(cluster: Cluster, config: MigrateConfig) -> Plan:
     check = HeketiCheck(SecretKeys(cluster.api)) if config.heketi_check else None
     try:
-        settings = Settings(config.driver_name, check.problems if check else None)
+        settings = Settings(
+            config.driver_name, check.problems if check else None, tls_ready=config.tls_ready,
+            heketi_options=check.options if check else None,
+        )  # fmt: skip
         return build_plan(cluster.snapshot(), settings)
     finally:
         if check is not None:

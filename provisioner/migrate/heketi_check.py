@@ -18,6 +18,8 @@ class HeketiCheck:
 
     secrets: SecretKeys
     clients: HeketiClients = field(default_factory=HeketiClients)
+    #: Gluster volume options of each volume confirmed so far (for the TLS check).
+    _options: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def problems(self, source: Source, params: ProvisioningParams) -> list[str]:
         """Blockers: the key cannot be read, Heketi does not know the id or names it
@@ -32,12 +34,17 @@ class HeketiCheck:
             return [f"Heketi at {where} does not know volume id {source.heketi_id}"]
         except (HeketiError, errors.ProvisionerError) as exc:
             return [f"could not ask Heketi at {where} about {source.heketi_id}: {exc}"]
+        self._options[source.heketi_id] = volume.options
         if volume.name != source.volume:
             return [
                 f"Heketi at {where} names volume {source.heketi_id} {volume.name!r}, "
                 f"but the PV mounts {source.volume!r}"
             ]
         return []
+
+    def options(self, source: Source) -> tuple[str, ...]:
+        """The `glustervolumeoptions` Heketi listed for `source` (asked by `problems`)."""
+        return self._options.get(source.heketi_id, ())
 
     def _key(self, params: ProvisioningParams) -> str | None:
         if not params.rest_auth_enabled:
@@ -48,3 +55,4 @@ class HeketiCheck:
 
     def close(self) -> None:
         self.clients.close()
+        self._options.clear()

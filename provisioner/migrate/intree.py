@@ -7,19 +7,17 @@ the claim's). Its Heketi provisioner annotated the PVs it made with the Heketi v
 id; its deleter used that annotation, else the path with `vol_` trimmed.
 """
 
-import re
 from dataclasses import dataclass
 from typing import Any, Final
 
 from provisioner import names
+from provisioner.heketi.types import is_heketi_id
 from provisioner.kube.api import Obj
 from provisioner.migrate.cluster import annotations_of, name_of, spec_of
 
 STATIC: Final = "static"
 HEKETI: Final = "heketi"
 HEKETI_CREATED_BY: Final = "heketi-dynamic-provisioner"
-_HEKETI_PATH = re.compile(r"^vol_([0-9a-f]{32})$")
-_HEKETI_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def is_in_tree(pv: Obj) -> bool:
@@ -29,17 +27,6 @@ def is_in_tree(pv: Obj) -> bool:
 def is_migrated(pv: Obj, driver: str) -> bool:
     csi = spec_of(pv).get("csi") or {}
     return csi.get("driver") == driver and names.ANN_MIGRATED_FROM in annotations_of(pv)
-
-
-def plugin_of(pv: Obj) -> str:
-    """The volume source a PV uses (`glusterfs`, `csi:<driver>`, `nfs`, ...)."""
-    spec = spec_of(pv)
-    if isinstance(spec.get("csi"), dict):
-        return f"csi:{spec['csi'].get('driver', '')}"
-    known = ("capacity", "accessModes", "claimRef", "persistentVolumeReclaimPolicy",
-             "storageClassName", "mountOptions", "volumeMode", "nodeAffinity")  # fmt: skip
-    sources = [k for k, v in spec.items() if k not in known and isinstance(v, dict)]
-    return sources[0] if sources else "unknown"
 
 
 @dataclass(frozen=True)
@@ -81,13 +68,19 @@ def kind_of(pv: Obj) -> str:
     return HEKETI if made_by_heketi else STATIC
 
 
+#: Heketi names a volume made without a name `vol_<id>` (v10.4.1 `volume_entry.go`), the
+#: Gluster path the in-tree plugin recorded for every volume it made.
+HEKETI_NAME_PREFIX = "vol_"
+
+
 def heketi_id_of(pv: Obj) -> str:
     """The Heketi volume id as the in-tree deleter found it ("" when it cannot be found)."""
     annotated = annotations_of(pv).get(names.ANN_IN_TREE_HEKETI_ID, "")
     if annotated:
-        return annotated if _HEKETI_ID.match(annotated) else ""
-    match = _HEKETI_PATH.match(str((spec_of(pv).get("glusterfs") or {}).get("path", "")))
-    return match.group(1) if match else ""
+        return annotated if is_heketi_id(annotated) else ""
+    path = str((spec_of(pv).get("glusterfs") or {}).get("path", ""))
+    volume_id = path.removeprefix(HEKETI_NAME_PREFIX)
+    return volume_id if path.startswith(HEKETI_NAME_PREFIX) and is_heketi_id(volume_id) else ""
 
 
 def source_of(pv: Obj) -> Source:

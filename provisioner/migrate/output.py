@@ -20,7 +20,7 @@ def row_json(row: Row) -> dict[str, Any]:
         "reclaimPolicy": row.reclaim_policy, "accessModes": list(row.access_modes),
         "mountOptions": list(row.mount_options), "readOnly": row.read_only,
         "state": row.state, "actions": list(row.actions), "blockers": list(row.blockers),
-        "notes": list(row.notes),
+        "notes": list(row.notes), "tls": row.tls,
     }  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from provisioner.migrate.intree import (
 )
 from provisioner.migrate.steps import Record, RecordUnreadable, Step, record_of, remaining
 from provisioner.migrate.target import build_target
+from provisioner.migrate.tls import tls_evidence, tls_findings
 from provisioner.storageclass import InvalidParameter, ProvisioningParams, parse_parameters
 
 READY = "ready"
@@ -37,6 +38,8 @@ INTERRUPTED = "interrupted"
 
 #: Heketi confirmation: blockers for a Heketi volume of a class (see heketi_check).
 Confirm = Callable[[Source, ProvisioningParams], list[str]]
+#: The Gluster volume options Heketi lists for a volume it confirmed (heketi_check).
+HeketiOptions = Callable[[Source], tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Row:
     actions: tuple[str, ...] = ()
     blockers: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    #: Whether its Gluster volume uses TLS (class volumeoptions or Heketi's volume info).
+    tls: bool = False
     #: The CSI PV `apply` creates (from the record when one exists); not printed.
     target: Obj | None = field(default=None, compare=False, repr=False)
 
@@ -77,6 +82,9 @@ class Plan:
 class Settings:
     driver: str = names.DRIVER_NAME
     confirm: Confirm | None = None
+    #: --gluster-tls-ready: the node plugin has the client's TLS files (tls.py).
+    tls_ready: bool = False
+    heketi_options: HeketiOptions | None = None
 
 
 def build_plan(snapshot: Snapshot, settings: Settings) -> Plan:
@@ -118,11 +126,15 @@ def _row(pv: Obj, snapshot: Snapshot, settings: Settings) -> Row:
         blockers.append(unreadable)
     if not started and source.kind == HEKETI:
         blockers += _heketi_blockers(source, params, class_problem, settings)
+    tls_blockers, tls_notes = _tls(source, params, settings) if not started else ([], [])
+    blockers += tls_blockers
     target = record.target if started and record is not None else None
     if target is None and not blockers:
         target = build_target(pv, source, servers=servers, driver=settings.driver, params=params)
     state = INTERRUPTED if started else BLOCKED if blockers else READY
-    row = _source_row(source, servers, state, steps, blockers, target)
+    row = replace(_source_row(source, servers, state, steps, blockers, target),
+                  tls=bool(tls_blockers or tls_notes))  # fmt: skip
+    notes = (*notes, *tls_notes)
     return replace(row, notes=notes) if notes and not started else row
 
 
@@ -261,6 +273,22 @@ def _heketi_blockers(
     if params is None:
         return [problem]
     return settings.confirm(source, params) if settings.confirm else []
+
+
+def _tls(
+    source: Source, params: ProvisioningParams | None, settings: Settings
+) -> tuple[list[str], list[str]]:
+    """TLS blockers and notes of a Heketi PV: its class's volumeoptions, Heketi's options."""
+    if source.kind != HEKETI:
+        return [], []
+    evidence: list[str] = []
+    if params is not None:
+        where = f"StorageClass {source.storage_class} volumeoptions"
+        evidence += tls_evidence(params.volume_options, where=where)
+    if settings.heketi_options is not None:
+        where = f"Heketi volume {source.heketi_id} glustervolumeoptions"
+        evidence += tls_evidence(settings.heketi_options(source), where=where)
+    return tls_findings(source.volume, evidence, ready=settings.tls_ready)
 
 
 def _shared_volumes(rows: list[Row]) -> list[Row]:

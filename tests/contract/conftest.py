@@ -9,6 +9,7 @@ client side) and remove every volume they create (names start with `NAME_PREFIX`
 
 import contextlib
 import os
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -83,9 +84,9 @@ class RecordingSession(requests.Session):
         super().__init__()
         self.calls: list[Call] = []
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         answer = super().send(request, **kwargs)
-        path = requests.utils.urlparse(request.url or "").path
+        path = urllib.parse.urlsplit(request.url or "").path
         self.calls.append(Call(request.method or "", path, answer.status_code, answer.text[:200]))
         return answer
 

@@ -72,6 +72,8 @@ def walk(client: HeketiClient) -> set[str]:
         ("expand_volume", lambda: client.expand_volume(volume.id, add_gib=1)),
         ("poll_expand", lambda: _raises(HeketiOutcomeUnknown, client.poll_expand, NO_QUEUE_ENTRY)),
         ("operations_pending", client.operations_pending),
+        # an unknown source only: real Heketi's mock executor panics on a clone it runs
+        ("clone_volume", lambda: _raises(HeketiNotFound, _clone_as(client, name), NO_VOLUME)),
         ("delete_volume", lambda: client.delete_volume(volume.id)),
         ("delete_volume", lambda: _raises(HeketiNotFound, client.delete_volume, volume.id)),
         ("close", client.close),
@@ -79,6 +81,10 @@ def walk(client: HeketiClient) -> set[str]:
     for _, step in more:
         step()
     return {n for n, _ in steps + more}
+
+
+def _clone_as(client: HeketiClient, name: str) -> Callable[[str], object]:
+    return lambda volume_id: client.clone_volume(volume_id, name=f"{name}-clone")
 
 
 def _raises(error: type[Exception], call: Callable[[str], object], arg: str) -> None:

@@ -33,7 +33,8 @@ class Sidecar:
 
     @property
     def controller(self) -> csi_pb2_grpc.ControllerStub:
-        return csi_pb2_grpc.ControllerStub(self.channel)
+        # The generated stubs carry no annotations (provisioner/csi/csi_pb2_grpc.py).
+        return csi_pb2_grpc.ControllerStub(self.channel)  # type: ignore[no-untyped-call]
 
 
 def _start(target: Target, base: Path) -> Sidecar:
@@ -51,7 +52,7 @@ def _start(target: Target, base: Path) -> Sidecar:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     sidecar = Sidecar(process, grpc.insecure_channel(endpoint), log)
     deadline = time.monotonic() + STARTUP_DEADLINE
-    identity = csi_pb2_grpc.IdentityStub(sidecar.channel)
+    identity = csi_pb2_grpc.IdentityStub(sidecar.channel)  # type: ignore[no-untyped-call]
     while True:
         if process.poll() is not None:
             raise AssertionError(f"plugin exited early:\n{log.read_text()}")

@@ -27,7 +27,7 @@ from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.csi.identity import IdentityService
 from provisioner.csi.mounter import SystemMounter
 from provisioner.csi.node import NodeConfig, NodeService
-from provisioner.heketi.auth import make_token
+from provisioner.heketi.auth import TokenSigner
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.errors import HeketiError
 from provisioner.heketi.types import Durability, VolumeCreateRequest
@@ -60,7 +60,7 @@ def assert_clean(where: str, text: str) -> None:
 @pytest.mark.parametrize(
     "leak",
     [
-        pytest.param(make_token(user="admin", key=SENTINEL, method="GET", path="/"), id="jwt"),
+        pytest.param(TokenSigner(user="admin", key=SENTINEL).token("GET", "/"), id="jwt"),
         pytest.param(json.dumps({"data": {"key": _b64(SENTINEL)}}), id="secret-data"),
         pytest.param(f"Authorization: bearer x key={WRONG}", id="wrong-key"),
     ],

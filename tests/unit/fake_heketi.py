@@ -93,6 +93,23 @@ class FakeHeketi:
 
         return self._act("create_volume", request, create)
 
+    def clone_volume(self, volume_id: str, *, name: str) -> Volume:
+        """As Heketi: same size, GID, cluster and durability; a taken name fails (glusterd)."""
+
+        def clone() -> Volume:
+            if volume_id not in self.volumes:
+                raise HeketiNotFound("Id not found", status=404)
+            if self._named(name) is not None or name in self.pending_names:
+                raise HeketiNameInUse(f"Volume with name:{name} already exists", status=500)
+            source = self.volumes[volume_id]
+            made = self.add(name, source.size_gib, gid=source.gid)
+            self.volumes[made.id] = replace(
+                made, cluster=source.cluster, durability=source.durability
+            )
+            return self.volumes[made.id]
+
+        return self._act("clone_volume", (volume_id, name), clone)
+
     def get_volume(self, volume_id: str) -> Volume:
         def get() -> Volume:
             if volume_id not in self.volumes:

@@ -14,7 +14,7 @@ def test_different_keys_do_not_block_each_other() -> None:
         locks.held("a", timeout=0, busy_message="busy a"),
         locks.held("b", timeout=0, busy_message="busy b"),
     ):
-        assert locks.busy("a") and locks.busy("b")
+        assert "a" in locks.in_use() and "b" in locks.in_use()
 
 
 def test_a_held_key_aborts_a_caller_that_does_not_wait() -> None:
@@ -26,7 +26,6 @@ def test_a_held_key_aborts_a_caller_that_does_not_wait() -> None:
     ):
         pass
     assert str(caught.value) == "busy v"
-    assert caught.value.temporary
 
 
 def test_a_waiting_caller_gives_up_after_its_timeout() -> None:
@@ -72,7 +71,7 @@ def test_entries_are_dropped_when_nobody_holds_or_waits() -> None:
     locks = KeyedLocks()
     with locks.held("v", timeout=0, busy_message="x"):
         pass
-    assert not locks.busy("v")
+    assert "v" not in locks.in_use()
     with pytest.raises(RuntimeError), locks.held("w", timeout=0, busy_message="x"):
         raise RuntimeError("work failed")
-    assert not locks.busy("w")
+    assert "w" not in locks.in_use()

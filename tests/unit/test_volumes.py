@@ -4,12 +4,13 @@ import threading
 
 import pytest
 
-from provisioner.errors import Aborted, InvalidArgument, NotFound, Unavailable
+from provisioner.errors import Aborted, InvalidArgument, NotFound, OutOfRange, Unavailable
 from provisioner.expands import EarlierExpand, ExpansionInProgress
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import (
     HeketiAuthError,
     HeketiNameInUse,
+    HeketiNotFound,
     HeketiOutcomeUnknown,
     HeketiUnavailable,
 )
@@ -20,7 +21,6 @@ from provisioner.volumes import (
     GIB,
     VolumeService,
     heketi_config,
-    is_heketi_id,
     size_gib,
     volume_context,
 )
@@ -68,15 +68,6 @@ def test_size_rounds_up_to_whole_gib_and_at_least_one(request_bytes: int, expect
 def test_negative_size_is_invalid() -> None:
     with pytest.raises(InvalidArgument, match="requested size -1 bytes is negative"):
         size_gib(-1)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [("0" * 32, True), ("ABCDEF" + "0" * 26, True), ("0" * 31, False), ("../" + "0" * 29, False)],
-    ids=["hex", "upper-hex", "short", "path"],
-)
-def test_heketi_ids_are_32_hex_digits(value: str, expected: bool) -> None:
-    assert is_heketi_id(value) is expected
 
 
 def test_claim_volume_name_is_pvc_dash_uid() -> None:
@@ -277,7 +268,6 @@ def test_name_still_being_created_is_a_temporary_abort(
     assert str(caught.value) == (
         "Heketi is still creating volume pvc-a (an earlier attempt); retry later"
     )
-    assert caught.value.temporary
     assert heketi.volumes == {}
 
 
@@ -285,9 +275,8 @@ def test_heketi_unavailable_propagates_as_temporary(
     service: VolumeService, heketi: FakeHeketi
 ) -> None:
     heketi.fail_next("create_volume", HeketiUnavailable("connection refused"))
-    with pytest.raises(Unavailable) as caught:
+    with pytest.raises(Unavailable):
         ensure(service)
-    assert caught.value.temporary
     assert heketi.volumes == {}
 
 
@@ -738,3 +727,142 @@ def test_params_defaults_construct_without_parsing() -> None:
     assert ProvisioningParams(rest_url="http://h:1").durability == Durability(
         type="replicate", replica=3
     )
+
+
+# --- clones -------------------------------------------------------------------------
+
+CLONE_PARAMS = parse_parameters({"resturl": "http://heketi:8080", "volumetype": "replicate:3"})
+
+
+def clone(
+    service: VolumeService, source_id: str, *, name: str = "pvc-clone", size: int | None = None
+) -> Volume:
+    return service.ensure_clone(
+        heketi=HEKETI, name=name, source_id=source_id, params=CLONE_PARAMS, size_gib=size
+    )
+
+
+def test_a_clone_is_made_from_its_source_with_the_sources_size_and_gid(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    source = heketi.add("pvc-source", 3, gid=2345)
+
+    made = clone(service, source.id)
+
+    assert (made.name, made.size_gib, made.gid) == ("pvc-clone", 3, 2345)
+    assert heketi.count("clone_volume") == 1
+
+
+def test_a_clone_asked_again_is_found_by_its_name_and_not_cloned_twice(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    source = heketi.add("pvc-source", 2)
+
+    first = clone(service, source.id)
+    second = clone(service, source.id)
+
+    assert first.id == second.id
+    assert heketi.count("clone_volume") == 1
+
+
+def test_a_clone_whose_answer_was_lost_is_found_by_its_name(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    source = heketi.add("pvc-source", 2)
+    heketi.fail_next("clone_volume", HeketiOutcomeUnknown("answer lost"), after_effect=True)
+
+    made = clone(service, source.id)
+
+    assert made.name == "pvc-clone"
+    assert heketi.count("clone_volume") == 1
+    assert [v.name for v in heketi.volumes.values()].count("pvc-clone") == 1
+
+
+def test_a_clone_whose_name_heketi_is_still_cloning_is_aborted_for_a_retry(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    source = heketi.add("pvc-source", 2)
+    heketi.pending_names.add("pvc-clone")
+
+    with pytest.raises(Aborted, match="Heketi is still creating volume pvc-clone"):
+        clone(service, source.id)
+
+
+def test_a_clone_larger_than_its_source_is_cloned_then_expanded(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    source = heketi.add("pvc-source", 2)
+
+    made = clone(service, source.id, size=5)
+
+    assert made.size_gib == 5
+    assert heketi.calls[-1][0] == "expand_volume"
+    assert heketi.volumes[source.id].size_gib == 2
+
+
+def test_a_clone_found_smaller_than_asked_is_expanded_on_the_retry(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    source = heketi.add("pvc-source", 2)
+    clone(service, source.id)
+
+    grown = clone(service, source.id, size=4)
+
+    assert grown.size_gib == 4
+    assert heketi.count("clone_volume") == 1
+
+
+def test_a_clone_smaller_than_its_source_is_out_of_range(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    source = heketi.add("pvc-source", 5)
+
+    with pytest.raises(OutOfRange, match=r"needs at least 5 GiB .* request at least 5Gi"):
+        clone(service, source.id, size=2)
+    assert heketi.count("clone_volume") == 0
+
+
+def test_a_clone_of_a_missing_volume_is_not_found(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    with pytest.raises(NotFound):
+        clone(service, "ab" * 16)
+    assert heketi.count("clone_volume") == 0
+
+
+def test_a_clone_of_a_volume_deleted_meanwhile_is_not_found(
+    service: VolumeService, heketi: FakeHeketi
+) -> None:
+    source = heketi.add("pvc-source", 1)
+    heketi.fail_next("clone_volume", HeketiNotFound("Id not found", status=404))
+
+    with pytest.raises(NotFound, match=f"no volume {source.id} to clone"):
+        clone(service, source.id)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        pytest.param(
+            {"volumetype": "disperse:4:2"},
+            "is replicate:3, the StorageClass asks for disperse:4:2",
+            id="other-volumetype",
+        ),
+        pytest.param(
+            {"clusterid": "f" * 32},
+            "not one of the StorageClass's 'clusterid'",
+            id="other-cluster",
+        ),
+    ],
+)
+def test_a_clone_the_class_cannot_describe_is_an_invalid_argument(
+    service: VolumeService, heketi: FakeHeketi, parameters: dict[str, str], message: str
+) -> None:
+    source = heketi.add("pvc-source", 1)
+    params = parse_parameters({"resturl": "http://heketi:8080", **parameters})
+
+    with pytest.raises(InvalidArgument, match=message):
+        service.ensure_clone(
+            heketi=HEKETI, name="c", source_id=source.id, params=params, size_gib=None
+        )
+    assert heketi.count("clone_volume") == 0

@@ -204,22 +204,25 @@ class Cluster:
         self.controllers.remove(controller)
 
 
+def add_namespaces_and_secret(server: KubeTestServer, *, key: str = HEKETI_KEY) -> None:
+    """The namespaces of these tests and the Heketi Secret (data key `key`) in SYSTEM_NS."""
+    for namespace in (SYSTEM_NS, APP_NS):
+        server.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    server.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/glusterfs",
+            "metadata": {"name": SECRET, "namespace": SYSTEM_NS},
+            "data": {"key": base64.b64encode(key.encode()).decode()},
+        }
+    )
+
+
 @pytest.fixture
 def kube() -> Iterator[KubeTestServer]:
     with KubeTestServer(binder=True) as server:
-        for namespace in (SYSTEM_NS, APP_NS):
-            server.create(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-            )
-        server.create(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "type": "kubernetes.io/glusterfs",
-                "metadata": {"name": SECRET, "namespace": SYSTEM_NS},
-                "data": {"key": base64.b64encode(HEKETI_KEY.encode()).decode()},
-            }
-        )
+        add_namespaces_and_secret(server)
         yield server
 
 

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +48,7 @@ class Plugin:
         return self.log_path.read_text(errors="replace")
 
 
-def start_plugin(base: Path, *, node_id: str = "test-node") -> Plugin:
+def start_plugin(base: Path, *, node_id: str = "test-node", extra: Sequence[str] = ()) -> Plugin:
     """Start `glusterfs-provisioner node` on a socket under `base`; wait for Probe."""
     kubelet_dir = base / "kubelet"
     kubelet_dir.mkdir(parents=True, exist_ok=True)
@@ -58,7 +58,7 @@ def start_plugin(base: Path, *, node_id: str = "test-node") -> Plugin:
         sys.executable, "-m", "provisioner", "--log-format", "json", "--log-level", "debug",
         "node", "--node-id", node_id, "--endpoint", endpoint,
         "--kubelet-dir", str(kubelet_dir), "--mount-log-dir", str(base / "mount-logs"),
-        "--shutdown-grace", "20",
+        "--shutdown-grace", "20", *extra,
     ]  # fmt: skip
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT)
@@ -91,6 +91,37 @@ def stop_plugin(plugin: Plugin) -> int:
     except subprocess.TimeoutExpired:
         plugin.process.kill()
         return plugin.process.wait(timeout=10)
+
+
+def stage_and_publish(
+    plugin: Plugin,
+    volume_id: str,
+    context: dict[str, str],
+    *,
+    staging: Path,
+    target: Path,
+    capability: csi_pb2.VolumeCapability,
+) -> None:
+    """NodeStageVolume then NodePublishVolume, as kubelet calls them for one pod."""
+    plugin.node.NodeStageVolume(
+        csi_pb2.NodeStageVolumeRequest(
+            volume_id=volume_id,
+            staging_target_path=str(staging),
+            volume_capability=capability,
+            volume_context=context,
+        ),
+        timeout=120,
+    )
+    plugin.node.NodePublishVolume(
+        csi_pb2.NodePublishVolumeRequest(
+            volume_id=volume_id,
+            staging_target_path=str(staging),
+            target_path=str(target),
+            volume_capability=capability,
+            volume_context=context,
+        ),
+        timeout=120,
+    )
 
 
 def unmount_everything_under(directory: Path) -> None:

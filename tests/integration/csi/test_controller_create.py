@@ -329,17 +329,6 @@ def test_bad_create_requests_fail_with_the_spec_code_and_an_exact_message(
     assert "wrong" not in details and ADMIN_KEY not in details
 
 
-def test_volume_content_source_is_not_supported(csi_controller: ControllerHarness) -> None:
-    request = csi_controller.create_request(unique_name("source"))
-    request.volume_content_source.volume.volume_id = "0" * 32
-    error = rpc_error(csi_controller.controller.CreateVolume, request)
-    assert error.code() == Code.INVALID_ARGUMENT
-    assert error.details() == (
-        "volume_content_source is not supported: this plugin cannot create volumes from "
-        "snapshots or clone volumes"
-    )
-
-
 def test_mutable_parameters_are_not_supported(csi_controller: ControllerHarness) -> None:
     request = csi_controller.create_request(unique_name("mutable"))
     request.mutable_parameters["iops"] = "100"

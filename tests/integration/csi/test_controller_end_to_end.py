@@ -27,6 +27,7 @@ from tests.integration.csi.conftest import (
     STARTUP_DEADLINE,
     Plugin,
     gluster,
+    stage_and_publish,
     stop_plugin,
     unmount_everything_under,
 )
@@ -107,7 +108,7 @@ def test_plugin_started_with_the_flag_advertises_the_controller(setup: Setup) ->
     rpcs = setup.controller.ControllerGetCapabilities(
         csi_pb2.ControllerGetCapabilitiesRequest(), timeout=10
     )
-    assert len(rpcs.capabilities) == 5
+    assert len(rpcs.capabilities) == 6
 
 
 def test_volume_lifecycle_through_real_glusterfs(setup: Setup) -> None:
@@ -184,25 +185,13 @@ def mount_and_write(plugin: Plugin, volume: csi_pb2.Volume) -> tuple[Path, Path]
     target = plugin.kubelet_dir / "pods" / "pod-1" / "mount"
     staging.parent.mkdir(parents=True)
     target.parent.mkdir(parents=True)
-    context = dict(volume.volume_context)
-    plugin.node.NodeStageVolume(
-        csi_pb2.NodeStageVolumeRequest(
-            volume_id=volume.volume_id,
-            staging_target_path=str(staging),
-            volume_capability=capability(),
-            volume_context=context,
-        ),
-        timeout=90,
-    )
-    plugin.node.NodePublishVolume(
-        csi_pb2.NodePublishVolumeRequest(
-            volume_id=volume.volume_id,
-            staging_target_path=str(staging),
-            target_path=str(target),
-            volume_capability=capability(),
-            volume_context=context,
-        ),
-        timeout=90,
+    stage_and_publish(
+        plugin,
+        volume.volume_id,
+        dict(volume.volume_context),
+        staging=staging,
+        target=target,
+        capability=capability(),
     )
     (target / "hello.txt").write_text("written through the CSI controller volume\n")
     assert (staging / "hello.txt").read_text() == "written through the CSI controller volume\n"

@@ -284,6 +284,7 @@ def test_controller_capabilities_with_the_plugins_own_heketi(
         Rpc.CREATE_DELETE_VOLUME,
         Rpc.EXPAND_VOLUME,
         Rpc.SINGLE_NODE_MULTI_WRITER,
+        Rpc.CLONE_VOLUME,
         Rpc.LIST_VOLUMES,
         Rpc.GET_CAPACITY,
     }
@@ -300,7 +301,12 @@ def test_without_heketi_url_list_and_capacity_are_not_offered(
         error = rpc_error(harness.controller.ListVolumes, csi_pb2.ListVolumesRequest())
     finally:
         stop_harness(harness)
-    assert rpcs == {Rpc.CREATE_DELETE_VOLUME, Rpc.EXPAND_VOLUME, Rpc.SINGLE_NODE_MULTI_WRITER}
+    assert rpcs == {
+        Rpc.CREATE_DELETE_VOLUME,
+        Rpc.EXPAND_VOLUME,
+        Rpc.SINGLE_NODE_MULTI_WRITER,
+        Rpc.CLONE_VOLUME,
+    }
     assert (error.code(), error.details()) == (
         Code.FAILED_PRECONDITION,
         "ListVolumes needs the plugin's own Heketi: start it with --heketi-url",

@@ -12,7 +12,10 @@ client against the Heketi test server. Invariants, for every call:
 * no file or directory appears outside the kubelet directory.
 
 `HOSTILE_EXAMPLES` sets examples per RPC (default keeps `make test` fast; `make fuzz`
-raises it).
+raises it). In `make test` the examples are derandomized (the `deterministic` profile of
+tests/conftest.py: the same examples on every run); `make fuzz` explores at random. Every
+input that ever failed is pinned as an `@example` of its test, so it runs every time.
+Generated paths start with `KUBELET`, which stands for the world's kubelet directory.
 """
 
 import os
@@ -24,7 +27,7 @@ from typing import Any
 import grpc
 import pytest
 import structlog
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from provisioner import log, names
@@ -150,14 +153,25 @@ _segment = st.one_of(
 )  # fmt: skip
 
 
+#: Stands for the world's kubelet directory at the start of a generated path.
+KUBELET = "<kubelet>"
+#: The staged volume the publish test binds from (see `_staged`).
+STAGED = f"{KUBELET}/plugins/staged"
+
+
+def _at(world: World, path: str) -> str:
+    """A generated path with `KUBELET` replaced by the world's kubelet directory."""
+    return str(world.kubelet) + path[len(KUBELET) :] if path.startswith(KUBELET) else path
+
+
 @st.composite
-def _paths(draw: Any, kubelet: Path) -> str:
+def _paths(draw: Any) -> str:
     if draw(st.booleans()):  # well-formed, possibly through a symlink out of the kubelet dir
         area = draw(st.sampled_from(["pods", "plugins"]))
         via = draw(st.sampled_from(["escape", "root", "pod-1", "escape/deeper", "root/tmp"]))
-        return f"{kubelet}/{area}/{via}/{draw(st.sampled_from(['mount', 'globalmount']))}"
+        return f"{KUBELET}/{area}/{via}/{draw(st.sampled_from(['mount', 'globalmount']))}"
     segments = draw(st.lists(_segment, max_size=5))
-    start = draw(st.sampled_from([str(kubelet), str(kubelet) + "/", "/tmp", "/", "", "relative"]))
+    start = draw(st.sampled_from([KUBELET, KUBELET + "/", "/tmp", "/", "", "relative"]))
     return "/".join([start.rstrip("/") if start != "/" else "", *segments]) or start
 
 
@@ -223,53 +237,78 @@ def _call(world: World, method: Any, request: Any) -> None:
         assert all("\x00" not in arg for arg in command)
 
 
-def _node_paths(world: World) -> st.SearchStrategy[str]:
-    return _paths(world.kubelet)
-
-
 # ---------------------------------------------------------------------------- Node RPCs
 
 
+_volume_ids = st.one_of(st.just("v1"), _text)
+_secrets = st.dictionaries(_text, _text, max_size=2)
+
+
 @HOSTILE
-@given(data=st.data())
-def test_node_stage_survives_hostile_requests(world: World, data: st.DataObject) -> None:
+@given(volume_id=_volume_ids, staging=_paths(), capability=_capability(), context=_context,
+       secrets=_secrets)  # fmt: skip
+# Found by this test: mkdir and the mount went through a symlink out of the kubelet dir.
+@example(volume_id="v1", staging=f"{KUBELET}/pods/escape/mount", capability=_VALID_CAPABILITY,
+         context={"servers": "127.0.0.1", "volume": "vol-1"}, secrets={})  # fmt: skip
+@example(volume_id="v1", staging=f"{KUBELET}/plugins/root/tmp/globalmount",
+         capability=_VALID_CAPABILITY, context={"servers": "127.0.0.1", "volume": "vol-1"},
+         secrets={})  # fmt: skip
+def test_node_stage_survives_hostile_requests(
+    world: World, volume_id: str, staging: str, capability: csi_pb2.VolumeCapability,
+    context: dict[str, str], secrets: dict[str, str],
+) -> None:  # fmt: skip
     request = csi_pb2.NodeStageVolumeRequest(
-        volume_id=data.draw(st.one_of(st.just("v1"), _text)),
-        staging_target_path=data.draw(_node_paths(world)),
-        volume_capability=data.draw(_capability()),
-        volume_context=data.draw(_context),
-        secrets=data.draw(st.dictionaries(_text, _text, max_size=2)),
-    )
+        volume_id=volume_id, staging_target_path=_at(world, staging),
+        volume_capability=capability, volume_context=context, secrets=secrets,
+    )  # fmt: skip
     _call(world, world.node.NodeStageVolume, request)
 
 
-@HOSTILE
-@given(data=st.data())
-def test_node_publish_survives_hostile_requests(world: World, data: st.DataObject) -> None:
-    staging = world.kubelet / "plugins" / "staged"
+def _staged(world: World) -> None:
+    """The Gluster volume the publish test binds from, mounted at STAGED."""
+    staging = Path(_at(world, STAGED))
     staging.mkdir(exist_ok=True)
     if str(staging) not in world.kernel.mounted():
         world.kernel(["mount", "-t", "glusterfs", "-o", f"log-file={world.kernel.log_dir}/v.log",
                       "127.0.0.1:/vol-1", str(staging)], timeout=1)  # fmt: skip
-    request = csi_pb2.NodePublishVolumeRequest(
-        volume_id=data.draw(st.one_of(st.just("v1"), _text)),
-        staging_target_path=data.draw(st.one_of(st.just(str(staging)), _node_paths(world))),
-        target_path=data.draw(_node_paths(world)),
-        volume_capability=data.draw(_capability()),
-        readonly=data.draw(st.booleans()),
-        volume_context=data.draw(_context),
-    )
-    _call(world, world.node.NodePublishVolume, request)
 
 
 @HOSTILE
-@given(data=st.data())
+@given(volume_id=_volume_ids, staging=st.one_of(st.just(STAGED), _paths()), target=_paths(),
+       capability=_capability(), readonly=st.booleans(), context=_context)  # fmt: skip
+# Found by this test: a mount point holding a character str.splitlines() splits on (and,
+# read as text in universal-newline mode, "\r") made every later call INTERNAL.
+@example(volume_id="v1", staging=STAGED, target=f"{KUBELET}/pods/a\x85b",
+         capability=_VALID_CAPABILITY, readonly=False, context={})  # fmt: skip
+@example(volume_id="v1", staging=STAGED, target=f"{KUBELET}/pods/a\u2028b",
+         capability=_VALID_CAPABILITY, readonly=False, context={})  # fmt: skip
+@example(volume_id="v1", staging=STAGED, target=f"{KUBELET}/pods/\xfe\r",
+         capability=_VALID_CAPABILITY, readonly=True, context={})  # fmt: skip
+def test_node_publish_survives_hostile_requests(
+    world: World, volume_id: str, staging: str, target: str,
+    capability: csi_pb2.VolumeCapability, readonly: bool, context: dict[str, str],
+) -> None:  # fmt: skip
+    _staged(world)
+    request = csi_pb2.NodePublishVolumeRequest(
+        volume_id=volume_id, staging_target_path=_at(world, staging),
+        target_path=_at(world, target), volume_capability=capability, readonly=readonly,
+        volume_context=context,
+    )  # fmt: skip
+    _call(world, world.node.NodePublishVolume, request)
+
+
+_NODE_RPCS = ["unpublish", "unstage", "stats", "info", "caps", "expand"]
+
+
+@HOSTILE
+@given(volume_id=_volume_ids, path=_paths(), rpc=st.sampled_from(_NODE_RPCS))
+# Found by this test: a path component longer than NAME_MAX crashed NodeUnpublishVolume.
+@example(volume_id="v1", path=f"{KUBELET}/pods/{'x' * 256}", rpc="unpublish")
+@example(volume_id="v1", path=f"{KUBELET}/pods/\r", rpc="stats")
 def test_node_unpublish_unstage_and_stats_survive_hostile_requests(
-    world: World, data: st.DataObject
+    world: World, volume_id: str, path: str, rpc: str
 ) -> None:
-    volume_id = data.draw(st.one_of(st.just("v1"), _text))
-    path = data.draw(_node_paths(world))
-    rpc = data.draw(st.sampled_from(["unpublish", "unstage", "stats", "info", "caps", "expand"]))
+    path = _at(world, path)
     requests = {
         "unpublish": (world.node.NodeUnpublishVolume,
                       csi_pb2.NodeUnpublishVolumeRequest(volume_id=volume_id, target_path=path)),

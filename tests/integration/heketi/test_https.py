@@ -1,6 +1,5 @@
 """Heketi over HTTPS: certificates are verified, a bad one is a clear error, never ignored."""
 
-import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,12 @@ from provisioner.volumes import heketi_config
 from testbed.heketi_server import HeketiTestServer
 from testbed.kube_server import KubeTestServer
 from testbed.tls import Pki, make_pki
-from tests.integration.controller.conftest import APP_NS, SYSTEM_NS, Cluster, wait_for
+from tests.integration.controller.conftest import (
+    SYSTEM_NS,
+    Cluster,
+    add_namespaces_and_secret,
+    wait_for,
+)
 
 KEY = "tls-admin-key"
 
@@ -119,17 +123,7 @@ def test_controller_uses_restcafile_end_to_end_and_reports_a_bad_ca_in_an_event(
     https_heketi: HeketiTestServer, pki: Pki
 ) -> None:
     with KubeTestServer(binder=True) as kube:
-        for namespace in (SYSTEM_NS, APP_NS):
-            kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        kube.create(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "type": "kubernetes.io/glusterfs",
-                "metadata": {"name": "heketi", "namespace": SYSTEM_NS},
-                "data": {"key": base64.b64encode(KEY.encode()).decode()},
-            }
-        )
+        add_namespaces_and_secret(kube, key=KEY)
         cluster = Cluster(kube=kube, heketi=https_heketi)
         common = {"resturl": https_heketi.url, "secretNamespace": SYSTEM_NS, "secretName": "heketi"}
         cluster.storage_class(parameters={**common, "restcafile": str(pki.ca_file)})

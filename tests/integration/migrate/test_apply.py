@@ -42,7 +42,7 @@ def test_plan_json_has_the_documented_schema(world: World) -> None:
         "volume": f"vol_{volume_id}", "heketiVolumeId": volume_id, "gid": 2001,
         "reclaimPolicy": "Delete", "accessModes": ["ReadWriteMany"],
         "mountOptions": ["log-level=WARNING"], "readOnly": False, "state": "ready",
-        "actions": rows[pv]["actions"], "blockers": [], "notes": [],
+        "actions": rows[pv]["actions"], "blockers": [], "notes": [], "tls": False,
     }  # fmt: skip
     assert len(rows[pv]["actions"]) == 7
     assert rows["gluster-pv"]["kind"] == "static"
@@ -160,3 +160,29 @@ def test_a_migrated_pv_whose_claim_was_deleted_since_needs_nothing(world: World)
     )
     assert world.migrate("plan") == 0
     assert "migrated" in world.output and "gluster-pv: 1." not in world.output
+
+
+def test_a_heketi_pv_whose_volume_uses_tls_is_reported_and_refused_without_the_flag(
+    world: World,
+) -> None:
+    pv, volume_id = world.add_heketi(options=("client.ssl on", "server.ssl on"))
+    assert world.migrate("plan", "-o", "json") == 1
+    (row,) = json.loads(world.output)["volumes"]
+    assert (row["tls"], row["state"]) == (True, "blocked")
+    (blocker,) = row["blockers"]
+    assert blocker.startswith(
+        f"Gluster volume vol_{volume_id} uses TLS (client.ssl on (Heketi volume {volume_id} "
+        f"glustervolumeoptions); server.ssl on (Heketi volume {volume_id} glustervolumeoptions))"
+    )
+    assert blocker.endswith("then run with --gluster-tls-ready")
+    assert world.migrate("apply", "--pv", pv) == 1
+    assert f"{pv}: NOT DONE: blocked: Gluster volume vol_{volume_id} uses TLS" in world.output
+    assert "glusterfs" in _pv(world, pv)["spec"]  # still the in-tree PV, untouched
+
+
+def test_with_the_flag_a_tls_volume_is_migrated_with_a_note(world: World) -> None:
+    pv, volume_id = world.add_heketi(options=("client.ssl on",))
+    assert world.migrate("plan", "--gluster-tls-ready") == 0
+    assert f"{pv}: note: uses TLS (client.ssl on (Heketi volume {volume_id}" in world.output
+    assert world.migrate("apply", "--pv", pv, "--gluster-tls-ready") == 0, world.output
+    assert _pv(world, pv)["spec"]["csi"]["volumeHandle"] == volume_id

@@ -111,10 +111,13 @@ class World:
         self.kube.create(claim(claim_name, volume=pv))
         self.wait_bound(claim_name, pv)
 
-    def add_heketi(self, claim_name: str = "db", gid: int = 2001) -> tuple[str, str]:
-        """A Heketi volume and its in-tree PV, Endpoints, Service; (pv name, volume id)."""
+    def add_heketi(
+        self, claim_name: str = "db", gid: int = 2001, options: tuple[str, ...] = ()
+    ) -> tuple[str, str]:
+        """A Heketi volume (with these Gluster volume options) and its in-tree PV, Endpoints,
+        Service; (pv name, volume id)."""
         request = VolumeCreateRequest(size_gib=1, name="", durability=Durability(type="none"),
-                                      gid=gid)  # fmt: skip
+                                      gid=gid, gluster_volume_options=options)  # fmt: skip
         volume = self.client.create_volume(request)
         ep_name = f"{names.IN_TREE_DYNAMIC_ENDPOINTS_PREFIX}{claim_name}"
         label = {names.LABEL_IN_TREE_PROVISIONED_FOR: claim_name}

@@ -116,3 +116,41 @@ def test_gluster_failure_fails_the_operation_with_glusters_message_and_rolls_bac
         heketi.create_volume(replica_3(name, options=("no-such.option on",)))
     assert gluster("volume", "info", name).returncode != 0
     assert heketi.find_volume_by_name(name) is None
+
+
+def _mounted_write_read(
+    device: str, point: Path, *, write: tuple[str, str] | None = None, read: str | None = None
+) -> str | None:
+    """Mount `device` at `point`, read file `read`, then write `write` = (file, text)."""
+    point.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "glusterfs", device, str(point)], check=True, timeout=60)
+    try:
+        seen = (point / read).read_text() if read is not None else None
+        if write is not None:
+            (point / write[0]).write_text(write[1])
+        return seen
+    finally:
+        subprocess.run(["umount", str(point)], check=True, timeout=60)
+
+
+def test_a_clone_is_a_real_gluster_volume_holding_the_sources_files(
+    heketi: HeketiClient, names: list[str], tmp_path: Path
+) -> None:
+    source = heketi.create_volume(replica_3(new_name(names), gid=2468))
+    _mounted_write_read(source.device, tmp_path / "s", write=("data.txt", "before the clone"))
+
+    copy = heketi.clone_volume(source.id, name=new_name(names))
+    seen = _mounted_write_read(
+        copy.device, tmp_path / "c", write=("data.txt", "changed in the clone"), read="data.txt"
+    )
+
+    assert seen == "before the clone"
+    assert _mounted_write_read(source.device, tmp_path / "s", read="data.txt") == (
+        "before the clone"
+    )
+    info = gluster("volume", "info", copy.name).stdout
+    assert "Status: Started" in info and "Number of Bricks: 1 x 3 = 3" in info
+    assert copy.gid == 2468
+    heketi.delete_volume(copy.id)
+    assert gluster("volume", "info", copy.name).returncode != 0
+    assert gluster("volume", "info", source.name).returncode == 0

@@ -360,3 +360,49 @@ def test_the_audit_refuses_an_empty_key_file_and_two_key_sources(
     with pytest.raises(errors.InvalidArgument, match=message) as refused:
         _key_from(tmp_path, file_text, env_key, monkeypatch)
     assert "s3cret" not in str(refused.value) and "from-env" not in str(refused.value)
+
+
+def _clone_pv(name: str, handle: str, source: str, *, gid: int) -> dict[str, object]:
+    pv = _pv(name, handle, gid=gid)
+    pv["spec"]["csi"]["volumeAttributes"][names.CTX_CLONE_OF] = source  # type: ignore[index]
+    return pv
+
+
+def test_a_clone_and_its_source_sharing_a_gid_is_no_collision() -> None:
+    source = _volume(f"pvc-{uuid.uuid4()}", gid=2001)
+    clone = _volume(f"pvc-{uuid.uuid4()}", gid=2001)
+    clone_of_clone = _volume(f"pvc-{uuid.uuid4()}", gid=2001)
+    state = _state(
+        pvs=[
+            _pv("pv-src", source.id, gid=2001),
+            _clone_pv("pv-clone", clone.id, source.id, gid=2001),
+            _clone_pv("pv-clone-2", clone_of_clone.id, clone.id, gid=2001),
+        ]
+    )
+    report = findings.build_report([source, clone, clone_of_clone], state, SETTINGS, now=NOW)
+    assert report.gid_collisions == ()
+
+
+def test_a_clone_family_still_collides_with_an_unrelated_volume() -> None:
+    source = _volume(f"pvc-{uuid.uuid4()}", gid=2001)
+    clone = _volume(f"pvc-{uuid.uuid4()}", gid=2001)
+    other = _volume(f"pvc-{uuid.uuid4()}", gid=2001)
+    state = _state(
+        pvs=[
+            _pv("pv-src", source.id, gid=2001),
+            _clone_pv("pv-clone", clone.id, source.id, gid=2001),
+            _pv("pv-other", other.id, gid=2001),
+        ]
+    )
+    (collision,) = findings.build_report(
+        [source, clone, other], state, SETTINGS, now=NOW
+    ).gid_collisions
+    assert "pv:pv-other" in collision.holders and "pv:pv-clone" in collision.holders
+
+
+def test_a_clone_whose_pv_is_gone_is_reported_with_its_source() -> None:
+    source = _volume(f"pvc-{uuid.uuid4()}", gid=2001)
+    clone = _volume(f"pvc-{uuid.uuid4()}", gid=2001)
+    state = _state(pvs=[_pv("pv-src", source.id, gid=2001)])
+    (collision,) = findings.build_report([source, clone], state, SETTINGS, now=NOW).gid_collisions
+    assert f"heketi:{clone.name}" in collision.holders

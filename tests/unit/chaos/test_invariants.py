@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from provisioner import names
-from provisioner.heketi.auth import make_token
+from provisioner.heketi.auth import TokenSigner
 from testbed.chaos import final, invariants
 from testbed.chaos.invariants import Snapshot, Violation
 from testbed.chaos.leaks import Scanner
@@ -148,7 +148,7 @@ def test_a_pv_whose_claim_was_deleted_is_an_orphan() -> None:
     [
         pytest.param(KEY, id="the-key"),
         pytest.param("Y2hhb3MtdW5pdC10ZXN0LWtleS0zYjhlMGM=", id="the-key-base64"),
-        pytest.param(make_token(user="admin", key="other", method="GET", path="/"), id="a-jwt"),
+        pytest.param(TokenSigner(user="admin", key="other").token("GET", "/"), id="a-jwt"),
     ],
 )
 def test_a_secret_in_a_log_line_is_found(tmp_path: Path, leak: str) -> None:

@@ -164,16 +164,20 @@ def test_every_kubernetes_access_mode_is_accepted(modes: list[str]) -> None:
         ({"selector": {"matchLabels": {"a": "b"}}}, "selector"),
         ({"accessModes": ["ReadWriteSometimes"]}, "unsupported access modes ReadWriteSometimes"),
         ({"accessModes": []}, "no accessModes"),
-        ({"dataSource": {"kind": "PersistentVolumeClaim", "name": "x"}}, "data source"),
         ({"resources": {"requests": {}}}, "requests no storage"),
     ],
-    ids=["block", "selector", "unknown-mode", "no-modes", "clone", "no-size"],
+    ids=["block", "selector", "unknown-mode", "no-modes", "no-size"],
 )
 def test_claims_we_cannot_serve_are_rejected_with_the_reason(
     spec: dict[str, Any], reason: str
 ) -> None:
     rejection = o.rejection(claim(**spec))
     assert rejection is not None and reason in rejection
+
+
+def test_a_claim_with_a_claim_as_data_source_is_not_rejected() -> None:
+    pvc = claim(dataSource={"kind": "PersistentVolumeClaim", "name": "x"})
+    assert o.rejection(pvc) is None
 
 
 def test_the_legacy_class_annotation_names_the_class() -> None:

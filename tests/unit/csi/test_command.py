@@ -54,5 +54,6 @@ def test_the_named_environment_variable_really_sets_the_flag(
         raw = "/env/value" if "dir" in action.dest or "file" in action.dest else "env-value"
         expected = action.type(raw) if callable(action.type) else raw
     monkeypatch.setenv(env_var(action), raw)
-    args = node_parser().parse_args([])  # the parser reads the environment when built
+    # the parsers read the environment when built; the log flags fall back at the top level
+    args = cli.build_parser().parse_args(["node"])
     assert getattr(args, action.dest) == expected

@@ -6,7 +6,7 @@ import pytest
 
 from provisioner import errors
 from provisioner.csi import validation
-from provisioner.csi.mounter import parse_mountinfo
+from provisioner.csi.mount_table import parse_mountinfo
 
 
 def test_a_path_through_a_symlink_out_of_the_kubelet_dir_is_refused(tmp_path: Path) -> None:
@@ -36,7 +36,7 @@ def test_a_path_component_longer_than_name_max_is_refused(tmp_path: Path) -> Non
 def test_mountinfo_with_unusual_line_separators_in_a_mount_point_parses(separator: str) -> None:
     point = f"/var/lib/kubelet/pods/a{separator}b/mount"
     text = f"42 1 0:52 / {point} rw,relatime - fuse.glusterfs h:/v rw,user_id=0\n"
-    (mount,) = parse_mountinfo(text)
+    (mount,) = parse_mountinfo(text.encode()).entries
     assert mount.mount_point == point
 
 

@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import structlog
 
 from provisioner import errors
 from provisioner.csi import mounter
-from provisioner.csi.mounter import GlusterSource, MountInfo, PathState, Result, SystemMounter
+from provisioner.csi.mount_table import MountInfo, MountTable, ReportedOnce, parse_mountinfo
+from provisioner.csi.mounter import GlusterSource, PathState, Result, SystemMounter
 
 SOURCE = GlusterSource(servers=("g1.example.com", "g2.example.com", "10.0.0.3"), volume="vol_1")
 STAGING = Path("/var/lib/kubelet/plugins/kubernetes.io/csi/d/abc/globalmount")
@@ -117,17 +119,17 @@ def test_a_failing_command_raises_internal_with_its_own_explanation() -> None:
 
 
 MOUNTINFO = (
-    "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
-    "43 22 0:39 / /var/lib/kubelet/plugins/x/globalmount rw,relatime shared:20 - fuse.glusterfs "
-    "g1:/vol_1 rw,user_id=0,group_id=0,default_permissions,allow_other,max_read=131072\n"
-    "44 22 0:39 / /var/lib/kubelet/pods/a\\040b/mount ro,relatime - fuse.glusterfs g1:/vol_1 "
-    "rw,user_id=0\n"
-    "45 22 0:40 /sub\\134dir /mnt/tab\\011and\\012newline rw - tmpfs tmp\\040fs rw\n"
+    b"22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+    b"43 22 0:39 / /var/lib/kubelet/plugins/x/globalmount rw,relatime shared:20 - fuse.glusterfs "
+    b"g1:/vol_1 rw,user_id=0,group_id=0,default_permissions,allow_other,max_read=131072\n"
+    b"44 22 0:39 / /var/lib/kubelet/pods/a\\040b/mount ro,relatime - fuse.glusterfs g1:/vol_1 "
+    b"rw,user_id=0\n"
+    b"45 22 0:40 /sub\\134dir /mnt/tab\\011and\\012newline rw - tmpfs tmp\\040fs rw\n"
 )
 
 
 def test_mountinfo_lines_are_parsed_with_optional_fields_skipped() -> None:
-    entries = mounter.parse_mountinfo(MOUNTINFO)
+    entries = parse_mountinfo(MOUNTINFO).entries
     assert entries[1] == MountInfo(
         mount_id=43, parent_id=22, root="/", mount_point="/var/lib/kubelet/plugins/x/globalmount",
         options=("rw", "relatime"), fs_type="fuse.glusterfs", source="g1:/vol_1",
@@ -138,16 +140,52 @@ def test_mountinfo_lines_are_parsed_with_optional_fields_skipped() -> None:
 
 
 def test_mountinfo_octal_escapes_are_decoded() -> None:
-    entries = mounter.parse_mountinfo(MOUNTINFO)
+    entries = parse_mountinfo(MOUNTINFO).entries
     assert entries[2].mount_point == "/var/lib/kubelet/pods/a b/mount"
     assert (entries[3].root, entries[3].mount_point, entries[3].source) == (
         "/sub\\dir", "/mnt/tab\tand\nnewline", "tmp fs",
     )  # fmt: skip
 
 
-def test_a_malformed_mountinfo_line_is_an_internal_error() -> None:
-    with pytest.raises(errors.Internal, match="cannot parse mountinfo line"):
-        mounter.parse_mountinfo("43 22 0:39 / /mnt rw\n")
+@pytest.mark.parametrize(
+    "raw",
+    [b"\r", b"\x0b", b"\x0c", b"\x1c", b"\xc2\x85", "\u2028".encode(), b"\xff\xfe", b"trail "],
+    ids=["cr", "vt", "ff", "fs", "nel", "line-separator", "not-utf8", "trailing-space"],
+)
+def test_a_mount_point_keeps_every_byte_the_kernel_passes_through(raw: bytes) -> None:
+    point = b"/tmp/odd" + raw.replace(b" ", b"\\040")
+    line = b"60 1 0:70 / " + point + b" rw - tmpfs none rw\n"
+    (entry,) = parse_mountinfo(MOUNTINFO + line).entries[4:]
+    assert os.fsencode(entry.mount_point) == b"/tmp/odd" + raw
+
+
+def test_an_unparsable_line_is_skipped_and_the_others_still_parse() -> None:
+    table = parse_mountinfo(b"43 22 0:39 / /mnt rw\n" + MOUNTINFO)
+    assert [entry.mount_id for entry in table.entries] == [22, 43, 44, 45]
+    assert table.skipped == (b"43 22 0:39 / /mnt rw",)
+
+
+def test_an_unparsable_line_is_logged_once_however_often_the_table_is_read(
+    tmp_path: Path,
+) -> None:
+    table = tmp_path / "mountinfo"
+    table.write_bytes(b"bad line one\n" + MOUNTINFO + b"bad line two\n")
+    system = SystemMounter(runner=FakeRunner(), mountinfo=table)
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            assert len(system.table().entries) == 4
+    skipped = [
+        entry for entry in logs if entry["event"] == "mountinfo line skipped: cannot parse it"
+    ]
+    assert [entry["line"] for entry in skipped] == ["bad line one", "bad line two"]
+    assert {entry["log_level"] for entry in skipped} == {"warning"}
+
+
+def test_the_lines_reported_as_skipped_are_bounded_oldest_forgotten_first() -> None:
+    reported = ReportedOnce(limit=2)
+    assert [reported.first_time(line) for line in (b"a", b"b", b"a", b"c", b"b")] == [
+        True, True, False, True, True,
+    ]  # fmt: skip
 
 
 def test_mount_at_returns_the_topmost_of_stacked_mounts(tmp_path: Path) -> None:
@@ -157,9 +195,11 @@ def test_mount_at_returns_the_topmost_of_stacked_mounts(tmp_path: Path) -> None:
         "51 50 0:2 / /k/t ro - fuse.glusterfs g1:/v rw\n"
         "52 1 0:3 / /k/other rw - tmpfs b rw\n"
     )
-    found = SystemMounter(runner=FakeRunner(), mountinfo=table).mount_at(Path("/k/t"))
+    snapshot = SystemMounter(runner=FakeRunner(), mountinfo=table).table()
+    found = snapshot.at(Path("/k/t"))
     assert found is not None and found.mount_id == 51
-    assert SystemMounter(mountinfo=table).mount_at(Path("/k/none")) is None
+    assert [mount.mount_id for mount in snapshot.all_at(Path("/k/t"))] == [50, 51]
+    assert snapshot.at(Path("/k/none")) is None
 
 
 def test_mount_at_finds_a_mount_reached_through_a_symlinked_parent(tmp_path: Path) -> None:
@@ -168,7 +208,7 @@ def test_mount_at_finds_a_mount_reached_through_a_symlinked_parent(tmp_path: Pat
     (tmp_path / "kubelet").symlink_to(real)  # e.g. /var/lib/kubelet -> /data/kubelet
     table = tmp_path / "mountinfo"
     table.write_text(f"51 1 0:2 / {real}/t rw - fuse.glusterfs g1:/v rw\n")
-    found = SystemMounter(mountinfo=table).mount_at(tmp_path / "kubelet" / "t")
+    found = SystemMounter(mountinfo=table).table().at(tmp_path / "kubelet" / "t")
     assert found is not None and found.mount_id == 51
 
 
@@ -234,21 +274,31 @@ def test_a_call_that_answers_in_time_gives_its_value_or_raises_its_error() -> No
         mounter.answer_within(lambda: os.statvfs("/no/such/path"), timeout=5, name="missing")
 
 
-class _StuckMounter:
-    """A path whose mount never goes away, however often it is unmounted."""
-
+class _RecordingMounter:
     def __init__(self) -> None:
-        self.unmounts = 0
-
-    def mount_at(self, path: Path) -> MountInfo:
-        return MountInfo(1, 1, "/", str(path), ("rw",), "fuse.glusterfs", "g1:/v", ("rw",))
+        self.unmounts: list[Path] = []
 
     def unmount(self, target: Path) -> None:
-        self.unmounts += 1
+        self.unmounts.append(target)
 
 
-def test_unmount_all_gives_up_with_internal_when_a_mount_never_goes_away() -> None:
-    stuck = _StuckMounter()
-    with pytest.raises(errors.Internal, match="still has mounts after 8 unmounts"):
-        mounter.unmount_all(stuck, Path("/k/t"))  # type: ignore[arg-type]
-    assert stuck.unmounts == mounter.MAX_STACKED_MOUNTS
+def _stack(*fs_types: str) -> MountTable:
+    return MountTable(
+        entries=tuple(
+            MountInfo(i, 1, "/", "/k/t", ("rw",), fs, "g1:/v", ("rw",))
+            for i, fs in enumerate(fs_types)
+        )
+    )
+
+
+def test_unmount_ours_peels_off_every_gluster_mount_stacked_at_the_path() -> None:
+    recording = _RecordingMounter()
+    mounter.unmount_ours(recording, _stack("fuse.glusterfs", "fuse.glusterfs"), Path("/k/t"))  # type: ignore[arg-type]
+    assert recording.unmounts == [Path("/k/t"), Path("/k/t")]
+
+
+def test_unmount_ours_refuses_a_path_where_another_filesystem_is_mounted() -> None:
+    recording = _RecordingMounter()
+    with pytest.raises(errors.FailedPrecondition, match=r"has a nfs mount .* did not make"):
+        mounter.unmount_ours(recording, _stack("fuse.glusterfs", "nfs"), Path("/k/t"))  # type: ignore[arg-type]
+    assert recording.unmounts == []

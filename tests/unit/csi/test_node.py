@@ -8,7 +8,8 @@ import pytest
 
 from provisioner import errors
 from provisioner.csi import csi_pb2
-from provisioner.csi.mounter import GlusterSource, MountInfo, PathState
+from provisioner.csi.mount_table import MountInfo, MountTable
+from provisioner.csi.mounter import GlusterSource, PathState
 from provisioner.csi.node import NodeConfig, NodeService
 from provisioner.csi.recovery import StageRecords
 from provisioner.csi.server import VolumeLocks
@@ -21,17 +22,18 @@ class FakeMounter:
     """An in-memory mount table; records what it was asked to do."""
 
     def __init__(self) -> None:
-        self.table: dict[Path, MountInfo] = {}
+        self.mounted: dict[Path, MountInfo] = {}
         self.stale: set[Path] = set()
         self.calls: list[str] = []
+        self.table_reads = 0
+        self.stated: list[Path] = []
 
-    def mounts(self) -> list[MountInfo]:
-        return list(self.table.values())
-
-    def mount_at(self, path: Path) -> MountInfo | None:
-        return self.table.get(path)
+    def table(self) -> MountTable:
+        self.table_reads += 1
+        return MountTable(entries=tuple(self.mounted.values()))
 
     def path_state(self, path: Path) -> PathState:
+        self.stated.append(path)
         if path in self.stale:
             return PathState.STALE
         return PathState.HEALTHY if path.exists() else PathState.MISSING
@@ -41,15 +43,15 @@ class FakeMounter:
         log_file: Path,
     ) -> None:  # fmt: skip
         self.calls.append(f"mount {source.device} {target}")
-        self.table[target] = entry(target, source.device, read_only=read_only)
+        self.mounted[target] = entry(target, source.device, read_only=read_only)
 
     def bind_mount(self, source: Path, target: Path, *, read_only: bool) -> None:
         self.calls.append(f"bind {source} {target}")
-        self.table[target] = entry(target, self.table[source].source, read_only=read_only)
+        self.mounted[target] = entry(target, self.mounted[source].source, read_only=read_only)
 
     def unmount(self, target: Path) -> None:
         self.calls.append(f"umount {target}")
-        del self.table[target]
+        del self.mounted[target]
         self.stale.discard(target)
 
 
@@ -60,7 +62,7 @@ def entry(
     return MountInfo(1, 1, "/", str(path), options, fs, source, ("rw",))
 
 
-def capability(mode: int = Mode.MULTI_NODE_MULTI_WRITER) -> csi_pb2.VolumeCapability:
+def capability(mode: Mode = Mode.MULTI_NODE_MULTI_WRITER) -> csi_pb2.VolumeCapability:
     return csi_pb2.VolumeCapability(
         mount=csi_pb2.VolumeCapability.MountVolume(),
         access_mode=csi_pb2.VolumeCapability.AccessMode(mode=mode),
@@ -98,7 +100,7 @@ def target(tmp_path: Path) -> Path:
 
 
 def stage(
-    node: NodeService, staging: Path, *, mode: int = Mode.MULTI_NODE_MULTI_WRITER,
+    node: NodeService, staging: Path, *, mode: Mode = Mode.MULTI_NODE_MULTI_WRITER,
     flags: Sequence[str] = (),
 ) -> None:  # fmt: skip
     cap = capability(mode)
@@ -134,7 +136,7 @@ def test_stage_accepts_a_mount_from_a_backup_server_as_the_same_volume(
     node: NodeService, fake: FakeMounter, staging: Path
 ) -> None:
     staging.mkdir()
-    fake.table[staging] = entry(staging, "g2:/vol_1")
+    fake.mounted[staging] = entry(staging, "g2:/vol_1")
     stage(node, staging)
     assert fake.calls == []
 
@@ -151,13 +153,76 @@ def test_publish_over_a_foreign_mount_is_already_exists(
 ) -> None:
     stage(node, staging)
     target.mkdir()
-    fake.table[target] = entry(target, "tmpfs", fs="tmpfs")
+    fake.mounted[target] = entry(target, "tmpfs", fs="tmpfs")
     with pytest.raises(errors.AlreadyExists) as raised:
         publish(node, staging, target)
     assert str(raised.value) == (
         f"target_path {target} already has tmpfs (tmpfs) mounted; "
         "refusing to publish volume v1 there"
     )
+
+
+def test_each_node_rpc_reads_the_mount_table_once(
+    node: NodeService, fake: FakeMounter, staging: Path, target: Path
+) -> None:
+    reads = []
+    for call in (
+        lambda: stage(node, staging),
+        lambda: publish(node, staging, target),
+        lambda: node.NodeGetVolumeStats(
+            csi_pb2.NodeGetVolumeStatsRequest(volume_id="v1", volume_path=str(target)), None
+        ),
+        lambda: node.NodeUnpublishVolume(
+            csi_pb2.NodeUnpublishVolumeRequest(volume_id="v1", target_path=str(target)), None
+        ),
+        lambda: node.NodeUnstageVolume(
+            csi_pb2.NodeUnstageVolumeRequest(volume_id="v1", staging_target_path=str(staging)),
+            None,
+        ),
+    ):
+        before = fake.table_reads
+        call()
+        reads.append(fake.table_reads - before)
+    assert reads == [1, 1, 1, 1, 1]
+
+
+def test_unpublish_never_unmounts_or_stats_another_filesystems_mount_at_the_target(
+    node: NodeService, fake: FakeMounter, target: Path
+) -> None:
+    target.mkdir()
+    fake.mounted[target] = entry(target, "/dev/sdb1", fs="ext4")
+    with pytest.raises(errors.FailedPrecondition) as raised:
+        node.NodeUnpublishVolume(
+            csi_pb2.NodeUnpublishVolumeRequest(volume_id="v1", target_path=str(target)), None
+        )
+    assert str(raised.value) == (
+        f"{target} has a ext4 mount (/dev/sdb1) that this plugin did not make; "
+        "refusing to unmount it"
+    )
+    assert (fake.calls, fake.stated) == ([], [])
+    assert target in fake.mounted
+
+
+def test_stats_of_another_filesystems_mount_is_not_found_without_a_stat(
+    node: NodeService, fake: FakeMounter, target: Path
+) -> None:
+    target.mkdir()
+    fake.mounted[target] = entry(target, "tmpfs", fs="tmpfs")
+    with pytest.raises(errors.NotFound, match=f"volume v1 is not mounted at volume_path {target}"):
+        node.NodeGetVolumeStats(
+            csi_pb2.NodeGetVolumeStatsRequest(volume_id="v1", volume_path=str(target)), None
+        )
+    assert fake.stated == []
+
+
+def test_staging_over_another_filesystems_mount_never_stats_it(
+    node: NodeService, fake: FakeMounter, staging: Path
+) -> None:
+    staging.mkdir()
+    fake.mounted[staging] = entry(staging, "tmpfs", fs="tmpfs")
+    with pytest.raises(errors.AlreadyExists, match="already has tmpfs \\(tmpfs\\) mounted"):
+        stage(node, staging)
+    assert (fake.calls, fake.stated) == ([], [])
 
 
 def test_publishing_read_only_over_a_read_write_publish_is_already_exists(
@@ -174,7 +239,7 @@ def test_publish_of_a_read_only_stage_is_read_only(
 ) -> None:
     stage(node, staging, mode=Mode.MULTI_NODE_READER_ONLY)
     publish(node, staging, target)
-    assert fake.table[target].read_only
+    assert fake.mounted[target].read_only
 
 
 def test_publish_needs_a_healthy_staging_mount(

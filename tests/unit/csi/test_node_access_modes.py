@@ -67,7 +67,7 @@ def test_a_single_workload_volume_is_not_published_at_a_second_target_on_the_nod
         f"volume v1 has access mode SINGLE_NODE_SINGLE_WRITER and is already published on "
         f"this node at {first}; unpublish it there before publishing it at {second}"
     )
-    assert second not in fake.table and not second.exists()
+    assert second not in fake.mounted and not second.exists()
 
 
 def test_a_single_workload_volume_publishes_again_at_the_same_target(
@@ -90,7 +90,7 @@ def test_a_single_workload_volume_moves_to_a_new_target_once_the_old_is_unpublis
         csi_pb2.NodeUnpublishVolumeRequest(volume_id="v1", target_path=str(first)), None
     )
     publish(node, staging, second, Mode.SINGLE_NODE_SINGLE_WRITER)
-    assert second in fake.table
+    assert second in fake.mounted
 
 
 def test_the_staged_single_workload_mode_holds_when_a_publish_names_another_mode(
@@ -120,7 +120,7 @@ def test_a_subpath_bind_inside_the_pod_is_not_a_second_publication(
 ) -> None:
     stage(node, staging, mode=Mode.SINGLE_NODE_SINGLE_WRITER)
     subpath = tmp_path / "pods" / "a" / "volume-subpaths" / "v" / "c" / "0"
-    fake.table[subpath] = dataclasses.replace(entry(subpath, "g1:/vol_1"), root="/data")
+    fake.mounted[subpath] = dataclasses.replace(entry(subpath, "g1:/vol_1"), root="/data")
     publish(node, staging, pod_target(tmp_path, "a"), Mode.SINGLE_NODE_SINGLE_WRITER)
 
 
@@ -132,7 +132,7 @@ def test_other_access_modes_publish_at_several_targets_of_the_node(
     targets = [pod_target(tmp_path, pod) for pod in ("a", "b", "c")]
     for target in targets:
         publish(node, staging, target, mode)
-    assert all(target in fake.table for target in targets)
+    assert all(target in fake.mounted for target in targets)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from provisioner import errors
-from provisioner.csi.mounter import MountInfo, PathState, Result
+from provisioner.csi.mount_table import MountInfo, MountTable
+from provisioner.csi.mounter import PathState, Result
 from provisioner.csi.recovery import (
     CgroupEscapeRunner,
     RepairOutcome,
@@ -118,23 +119,22 @@ class _FakeMounter:
     """Mount table + per-path health; records what repair did."""
 
     def __init__(self, mounts: dict[str, str], stale: set[str]) -> None:
-        self.table = [
+        self.mounted = [
             MountInfo(i, 1, "/", point, ("rw",), "fuse.glusterfs", source, ())
             for i, (point, source) in enumerate(mounts.items())
         ]
         self.stale = stale
         self.calls: list[tuple[str, ...]] = []
 
-    def mount_at(self, path: Path) -> MountInfo | None:
-        found = [m for m in self.table if m.mount_point == str(path)]
-        return found[-1] if found else None
+    def table(self) -> MountTable:
+        return MountTable(entries=tuple(self.mounted))
 
     def path_state(self, path: Path) -> PathState:
         return PathState.STALE if str(path) in self.stale else PathState.HEALTHY
 
     def mount_gluster(self, source: Any, target: Path, **_: Any) -> None:
         self.calls.append(("mount", source.device, str(target)))
-        self.table.append(MountInfo(99, 1, "/", str(target), ("rw",), "fuse.glusterfs",
+        self.mounted.append(MountInfo(99, 1, "/", str(target), ("rw",), "fuse.glusterfs",
                                     source.device, ()))  # fmt: skip
         self.stale.discard(str(target))
 
@@ -143,13 +143,10 @@ class _FakeMounter:
 
     def unmount(self, target: Path) -> None:
         self.calls.append(("umount", str(target)))
-        for mount in reversed(self.table):
+        for mount in reversed(self.mounted):
             if mount.mount_point == str(target):
-                self.table.remove(mount)
+                self.mounted.remove(mount)
                 break
-
-    def mounts(self) -> list[MountInfo]:
-        return list(self.table)
 
 
 def _repair(tmp_path: Path, mounter: _FakeMounter, **kwargs: Any) -> RepairOutcome:
@@ -161,9 +158,7 @@ def _repair(tmp_path: Path, mounter: _FakeMounter, **kwargs: Any) -> RepairOutco
                 volume="vol", read_only=False, flags=(), log_file="/l/vol.log",
             )
         )  # fmt: skip
-    return repair_stale_mounts(
-        mounter=mounter, records=records, all_mounts=mounter.mounts, **kwargs
-    )
+    return repair_stale_mounts(mounter=mounter, records=records, **kwargs)
 
 
 def test_stale_staging_is_remounted_and_its_published_paths_rebound(tmp_path: Path) -> None:
@@ -191,3 +186,13 @@ def test_a_volume_kubelet_is_working_on_is_left_to_that_call(tmp_path: Path) -> 
     with locks.hold("s1"):
         outcome = _repair(tmp_path, mounter, locks=locks)
     assert outcome.repaired == () and mounter.calls == []
+
+
+def test_a_recorded_path_where_another_filesystem_is_mounted_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    mounter = _FakeMounter({"/k/s1": "10.0.0.1:/vol"}, {"/k/s1"})
+    mounter.mounted[0] = MountInfo(0, 1, "/", "/k/s1", ("rw",), "nfs", "nas:/export", ())
+    outcome = _repair(tmp_path, mounter)
+    assert outcome.failed == ("/k/s1: nfs is mounted there",)
+    assert mounter.calls == []

@@ -224,3 +224,21 @@ def test_stop_lets_an_in_flight_call_finish_and_removes_the_socket(
         in_flight.result(timeout=30)
         stopping.result(timeout=30)
     assert not server.socket_path(endpoint).exists()
+
+
+def test_liveness_sees_a_plugin_that_answers_probe(endpoint: str, running: grpc.Server) -> None:
+    assert server.answers_probe(endpoint)
+
+
+def test_liveness_sees_a_plugin_that_answers_not_ready_as_alive(endpoint: str) -> None:
+    """Not ready (no mount.glusterfs) is Probe's answer: a restart would not cure it."""
+    identity = IdentityService(driver_name=DRIVER_NAME, readiness_checks=[lambda: "no client"])
+    srv = server.serve(endpoint, identity=identity)
+    try:
+        assert server.answers_probe(endpoint)
+    finally:
+        srv.stop(None)
+
+
+def test_liveness_fails_when_nothing_answers_on_the_socket(endpoint: str) -> None:
+    assert not server.answers_probe(endpoint, timeout=0.5)

@@ -3,11 +3,11 @@
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from provisioner import errors
-from provisioner.csi import csi_pb2, mounter, validation
+from provisioner.csi import csi_pb2, mount_table, mounter, validation
 
 KUBELET = Path("/var/lib/kubelet")
 
@@ -79,5 +79,7 @@ def _escape(text: str) -> str:
 
 
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40))
+@example("a\rb")  # read as text, "\r" ended a mountinfo line (issue 21)
+@example("tab\tspace \\back\nnew")
 def test_octal_decoding_undoes_the_kernels_escaping(text: str) -> None:
-    assert mounter.decode_octal(_escape(text)) == text
+    assert mount_table.unescape(_escape(text).encode()) == text

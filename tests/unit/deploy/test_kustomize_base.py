@@ -212,8 +212,8 @@ def test_plugin_socket_registrar_and_probe_agree_on_one_socket() -> None:
     endpoint = flag_value(plugin["args"], "--endpoint")
     assert endpoint.startswith("unix://")
     socket_in_pod = endpoint.removeprefix("unix://")
-    for sidecar in ("node-driver-registrar", "liveness-probe"):
-        assert flag_value(container(daemonset, sidecar)["args"], "--csi-address") == socket_in_pod
+    registrar = container(daemonset, "node-driver-registrar")
+    assert flag_value(registrar["args"], "--csi-address") == socket_in_pod
     for each in pod_containers(daemonset):
         socket_dir = _mount_path(each, "socket-dir")
         assert socket_in_pod == f"{socket_dir}/csi.sock", each["name"]
@@ -231,12 +231,9 @@ def test_registrar_writes_into_the_kubelet_plugin_registry() -> None:
     assert _mount_path(registrar, "registration-dir") == "/registration"
 
 
-def test_plugin_liveness_probe_uses_the_port_the_probe_sidecar_serves() -> None:
-    daemonset = _daemonset()
-    plugin = container(daemonset, "glusterfs-plugin")
-    health_port = int(flag_value(container(daemonset, "liveness-probe")["args"], "--health-port"))
-    ports = {port["name"]: port["containerPort"] for port in plugin["ports"]}
-    assert ports[plugin["livenessProbe"]["httpGet"]["port"]] == health_port
+def test_node_ports_on_the_host_network_do_not_collide() -> None:
+    ports = [p["containerPort"] for c in pod_containers(_daemonset()) for p in c.get("ports", [])]
+    assert len(ports) == len(set(ports)), ports
 
 
 def test_node_plugin_is_privileged_with_bidirectional_kubelet_mounts() -> None:
@@ -271,7 +268,7 @@ def test_node_id_is_the_kubernetes_node_name() -> None:
 
 
 def test_sidecars_are_pinned_kubernetes_csi_releases() -> None:
-    for name in ("node-driver-registrar", "liveness-probe"):
+    for name in ("node-driver-registrar",):
         image = container(_daemonset(), name)["image"]
         repository, _, tag = image.rpartition(":")
         assert repository.startswith("registry.k8s.io/sig-storage/"), image
@@ -288,13 +285,17 @@ def test_controller_runs_two_leader_elected_replicas_in_its_namespace() -> None:
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
 
 
-def test_controller_probes_and_metrics_use_the_metrics_address_port() -> None:
-    controller = container(_deployment(), "controller")
-    port = int(flag_value(controller["args"], "--metrics-address").rpartition(":")[2])
-    ports = {p["name"]: p["containerPort"] for p in controller["ports"]}
+@pytest.mark.parametrize(
+    ("workload", "name"), [("Deployment", "controller"), ("DaemonSet", "glusterfs-plugin")]
+)
+def test_probes_and_metrics_use_the_metrics_address_port(workload: str, name: str) -> None:
+    """Both daemons serve /metrics, /healthz and /readyz themselves; their probes use them."""
+    served = container(find(BASE, workload), name)
+    port = int(flag_value(served["args"], "--metrics-address").rpartition(":")[2])
+    ports = {p["name"]: p["containerPort"] for p in served["ports"]}
     assert ports["metrics"] == port
-    assert controller["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
-    assert controller["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert served["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert served["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
 
 
 def test_controller_runs_unprivileged_with_resources_set() -> None:

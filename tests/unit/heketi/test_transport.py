@@ -83,18 +83,18 @@ def test_empty_body_falls_back_to_the_status() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "temporary"),
+    ("kind", "domain"),
     [
-        (HeketiBusy, True),
-        (HeketiUnavailable, True),
-        (HeketiConflict, True),
-        (HeketiNameInUse, True),
-        (HeketiAuthError, False),
-        (HeketiInvalidRequest, False),
-        (HeketiNoSpace, False),
+        (HeketiBusy, errors.Unavailable),
+        (HeketiUnavailable, errors.Unavailable),
+        (HeketiConflict, errors.Aborted),
+        (HeketiNameInUse, errors.AlreadyExists),
+        (HeketiAuthError, errors.PermissionDenied),
+        (HeketiInvalidRequest, errors.InvalidArgument),
+        (HeketiNoSpace, errors.ResourceExhausted),
     ],
 )
-def test_temporary_flag_tells_callers_whether_to_retry(
-    kind: type[HeketiError], temporary: bool
+def test_each_heketi_error_is_the_domain_error_the_edges_map(
+    kind: type[HeketiError], domain: type[errors.ProvisionerError]
 ) -> None:
-    assert kind("m").temporary is temporary
+    assert isinstance(kind("m"), domain)

@@ -3,6 +3,7 @@
 import pytest
 
 from provisioner.heketi import Durability, Volume, VolumeCreateRequest
+from provisioner.heketi.types import is_heketi_id
 
 
 @pytest.mark.parametrize(
@@ -110,3 +111,19 @@ def test_volume_without_backup_servers_has_none() -> None:
         0,
         Durability("none"),
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0123456789abcdef" * 2, True),
+        ("ABCDEF" + "0" * 26, False),
+        ("0" * 31, False),
+        ("0" * 33, False),
+        ("../" + "0" * 29, False),
+        ("", False),
+    ],
+    ids=["lower-hex", "upper-hex-is-not-how-heketi-writes-ids", "short", "long", "path", "empty"],
+)
+def test_heketi_ids_are_32_lowercase_hex_digits(value: str, expected: bool) -> None:
+    assert is_heketi_id(value) is expected

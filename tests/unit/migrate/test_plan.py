@@ -308,6 +308,50 @@ def test_a_plan_of_ten_thousand_pvs_lists_each_once_and_prints_its_cost() -> Non
     assert {r.state for r in plan.volumes} == {READY}
 
 
+def _tls_class(world: World) -> World:
+    world.classes[0]["parameters"]["volumeoptions"] = "client.ssl on, server.ssl on"
+    return world
+
+
+def test_a_heketi_pv_of_a_class_with_tls_volumeoptions_is_blocked_naming_the_flag() -> None:
+    row = _plan(_tls_class(_heketi_world())).row("gluster-pv")
+    assert row is not None and row.state == BLOCKED and row.tls
+    assert row.blockers == (
+        f"Gluster volume vol_{HEKETI_ID} uses TLS (client.ssl on (StorageClass gluster-heketi "
+        "volumeoptions); server.ssl on (StorageClass gluster-heketi volumeoptions)): the node "
+        "plugin mounts it only with the client's certificate, key and CA (--gluster-tls-dir; "
+        "deploy/components/gluster-tls, docs/tls.md); give it them, then run with "
+        "--gluster-tls-ready",
+    )
+
+
+def test_with_tls_ready_the_pv_is_ready_and_the_note_says_why() -> None:
+    snapshot = _tls_class(_heketi_world()).snapshot()
+    settings = Settings(names.DRIVER_NAME, _knows_every_volume, tls_ready=True)
+    row = build_plan(snapshot, settings).row("gluster-pv")
+    assert row is not None and row.state == READY and row.tls
+    assert any(note.startswith("uses TLS (client.ssl on") for note in row.notes)
+
+
+@pytest.mark.parametrize(
+    ("options", "tls"),
+    [(("client.ssl off", "server.ssl off"), False), (("client.ssl  ON",), True),
+     (("server.ssl enable",), True), (("performance.cache-size 64MB",), False)],
+    ids=["off", "upper-case", "enable", "other-option"],
+)  # fmt: skip
+def test_tls_is_read_from_the_options_heketi_lists_for_the_volume(
+    options: tuple[str, ...], tls: bool
+) -> None:
+    settings = Settings(names.DRIVER_NAME, _knows_every_volume, heketi_options=lambda _: options)
+    row = build_plan(_heketi_world().snapshot(), settings).row("gluster-pv")
+    assert row is not None and row.tls is tls and (row.state == BLOCKED) is tls
+
+
+def test_a_static_pv_has_no_tls_finding() -> None:
+    row = _plan(_tls_class(_static_world())).row("gluster-pv")
+    assert row is not None and not row.tls and row.state == READY
+
+
 def test_a_heketi_pv_with_kube_controller_managers_deletion_finalizer_is_ready() -> None:
     # kube-controller-manager 1.33+ keeps kubernetes.io/pv-controller on a Heketi-made PV
     # of policy Delete (observed with make contract-kube); apply sets Retain and lifts it.
