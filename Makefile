@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto test test-fast lint demo demo-migrate bench chaos fuzz sanity contract e2e-node clean image image-test
+.PHONY: help install proto test test-fast lint demo demo-migrate bench chaos fuzz sanity contract contract-kube bench-kube e2e-node clean image image-test
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,13 @@ HEKETI_KEY ?=
 contract: $(STAMP) ## tests/contract against a real Heketi: make contract HEKETI_URL=http://host:port HEKETI_KEY=<admin key> (skipped when unset)
 	@HEKETI_URL='$(HEKETI_URL)' HEKETI_KEY='$(HEKETI_KEY)' $(PY) -m pytest -q -rs -k 'real and not testbed' tests/contract
 
+KUBECONFIG ?=
+CSI_PROVISIONER ?=
+CSI_RESIZER ?=
+contract-kube: $(STAMP) ## tests/contract against a real cluster: make contract-kube KUBECONFIG=<cluster-admin kubeconfig> [HEKETI_URL=... HEKETI_KEY=...] [CSI_PROVISIONER=<bin> CSI_RESIZER=<bin>] (skipped when unset)
+	@CONTRACT_KUBECONFIG='$(KUBECONFIG)' HEKETI_URL='$(HEKETI_URL)' HEKETI_KEY='$(HEKETI_KEY)' \
+	  CSI_PROVISIONER='$(CSI_PROVISIONER)' CSI_RESIZER='$(CSI_RESIZER)' $(PY) -m pytest -q -rs -k 'kubeapiserver' tests/contract
+
 # Test code under mypy --strict: the fakes (checked against their Protocols by
 # tests/fakes_conform.py), the contract tests and the shared fixtures.
 TYPED_TESTS := tests/fakes_conform.py tests/unit/fake_heketi.py tests/integration/csi/fake_kernel.py \
@@ -60,6 +67,10 @@ bench: $(STAMP) ## benchmarks (burst, Heketi sizes, scale, node, names; ~8 min):
 	bash scripts/ensure-gluster.sh
 	$(PY) -m bench.run
 	$(PY) -m bench.charts
+
+KUBE_AUDIT_LOG ?=
+bench-kube: $(STAMP) ## the burst on the API test server and on a real cluster: make bench-kube KUBECONFIG=<cluster-admin kubeconfig> [KUBE_AUDIT_LOG=<its audit log>]
+	$(PY) -m bench.burst_kube --kubeconfig '$(KUBECONFIG)' $(if $(KUBE_AUDIT_LOG),--audit-log '$(KUBE_AUDIT_LOG)')
 
 CHAOS_MINUTES ?= 5
 CHAOS_SEED ?=

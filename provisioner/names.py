@@ -58,6 +58,12 @@ LABEL_IN_TREE_PROVISIONED_FOR: Final = "gluster.kubernetes.io/provisioned-for-pv
 IN_TREE_DYNAMIC_ENDPOINTS_PREFIX: Final = "glusterfs-dynamic-"
 #: Finalizer kube-apiserver/kube-controller-manager keep on every PV while it is Bound.
 PV_PROTECTION_FINALIZER: Final = "kubernetes.io/pv-protection"
+#: Finalizer kube-controller-manager's PV controller (1.33+, HonorPVReclaimPolicy) keeps on
+#: a dynamically provisioned in-tree PV whose reclaim policy is Delete, and removes itself
+#: once the policy is Retain (pv_controller_base.go `modifyDeletionFinalizers`).
+IN_TREE_DELETION_FINALIZER: Final = "kubernetes.io/pv-controller"
+#: The finalizers Kubernetes itself puts on a PV: migrate lifts them, never others.
+KUBE_PV_FINALIZERS: Final = (PV_PROTECTION_FINALIZER, IN_TREE_DELETION_FINALIZER)
 ANN_DEFAULT_CLASS: Final = "storageclass.kubernetes.io/is-default-class"
 
 #: On a claim being provisioned as a clone: the Heketi id of the volume it clones, written

@@ -6,8 +6,9 @@ Steps (see steps.Step), each derived from what the cluster shows:
 2. set the in-tree PV's reclaim policy to Retain (nothing may reclaim the volume while
    the PV is briefly gone);
 3. delete the in-tree PV (uid precondition); 4. lift `kubernetes.io/pv-protection`,
-   which kube-controller-manager keeps on a Bound PV; 5. wait until it is gone (the PV
-   controller marks the claim Lost meanwhile: `ClaimLost`);
+   which kube-controller-manager keeps on a Bound PV, and `kubernetes.io/pv-controller`,
+   which it keeps on a Heketi-made PV of policy Delete (Retain makes it moot);
+5. wait until it is gone (the PV controller marks the claim Lost meanwhile: `ClaimLost`);
 6. create the CSI PV with the same name and the claimRef (with the claim's UID);
 7. wait until the PV controller binds the claim again (phase Bound, same UID).
 """
@@ -135,7 +136,11 @@ def _delete(job: _Job, cluster: Cluster, state: State) -> None:
 
 
 def _unprotect(job: _Job, cluster: Cluster, state: State) -> None:
-    cluster.remove_finalizer(pv_path(job.row.pv), need(state.pv), names.PV_PROTECTION_FINALIZER)
+    path = pv_path(job.row.pv)
+    pv = need(state.pv)
+    for finalizer in names.KUBE_PV_FINALIZERS:
+        cluster.remove_finalizer(path, pv, finalizer)
+        pv = cluster.get(path) or pv
 
 
 def _wait_gone(job: _Job, cluster: Cluster, state: State) -> None:

@@ -238,7 +238,7 @@ def _pv_blockers(pv: Obj, source: Source) -> list[str]:
     found: list[str] = []
     if deleting(pv):
         found.append("PV is being deleted")
-    foreign = [f for f in finalizers_of(pv) if f != names.PV_PROTECTION_FINALIZER]
+    foreign = [f for f in finalizers_of(pv) if f not in names.KUBE_PV_FINALIZERS]
     if foreign:
         found.append(f"PV has finalizers migrate does not own: {', '.join(foreign)}")
     if source.kind == STATIC and source.reclaim_policy == "Delete":

@@ -28,7 +28,7 @@ class Step(Enum):
     RECORD = "record the in-tree PV and its CSI replacement on the claim"
     RETAIN = "set the in-tree PV's reclaim policy to Retain"
     DELETE = "delete the in-tree PV (the Gluster volume is not touched)"
-    UNPROTECT = "lift the PV's kubernetes.io/pv-protection finalizer"
+    UNPROTECT = "lift the PV's kubernetes.io/pv-protection and pv-controller finalizers"
     WAIT_GONE = "wait until the in-tree PV is gone"
     CREATE = "create the CSI PV of the same name, claimRef with the claim's UID"
     WAIT_BOUND = "wait until the PV controller binds the claim again"
@@ -72,7 +72,7 @@ def sanitized(pv: Obj) -> Obj:
     """A PV as it can be created again: no server-set metadata, no status."""
     meta = {k: v for k, v in (pv.get("metadata") or {}).items()
             if k in ("name", "labels", "annotations")}  # fmt: skip
-    kept = [f for f in finalizers_of(pv) if f != names.PV_PROTECTION_FINALIZER]
+    kept = [f for f in finalizers_of(pv) if f not in names.KUBE_PV_FINALIZERS]
     if kept:
         meta["finalizers"] = kept
     spec = dict(spec_of(pv))
@@ -109,6 +109,6 @@ def remaining(pv: Obj | None, record: Record | None, claim: Obj | None, driver: 
         if spec_of(pv).get("persistentVolumeReclaimPolicy") != "Retain":
             steps.append(Step.RETAIN)
         steps.append(Step.DELETE)
-    if not deleting(pv) or names.PV_PROTECTION_FINALIZER in finalizers_of(pv):
+    if not deleting(pv) or set(names.KUBE_PV_FINALIZERS) & set(finalizers_of(pv)):
         steps.append(Step.UNPROTECT)
     return [*steps, Step.WAIT_GONE, Step.CREATE, Step.WAIT_BOUND]

@@ -24,6 +24,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from testbed.kube.claim_controllers import (
+    EXTERNAL_EXPANDING,
+    ExpandController,
+    deletion_finalizers,
+    release_claim,
+)
 from testbed.kube.errors import ApiError
 from testbed.kube.resources import BY_GROUP_VERSION
 from testbed.kube.store import Event, Store, Stored, now_rfc3339
@@ -76,6 +82,7 @@ class PVBinder:
     def __init__(self, store: Store, *, pv_protection: bool = False) -> None:
         self._store = store
         self._pv_protection = pv_protection
+        self._expand = ExpandController(store)
         self._claims: dict[ClaimKey, set[str]] = {}
         #: The claim each indexed volume names: re-indexing one volume is O(1) at 50,000 pairs.
         self._claim_of_volume: dict[str, ClaimKey] = {}
@@ -140,6 +147,7 @@ class PVBinder:
         for stored in self._store.objects("persistentvolumeclaims"):
             meta = stored.obj["metadata"]
             self._guarded(self._sync_claim, meta["namespace"], meta["name"])
+            self._guarded(self._claim_controllers, meta["namespace"], meta["name"])
         return cursor
 
     def _handle(self, event: Event) -> None:
@@ -150,6 +158,11 @@ class PVBinder:
                 self._guarded(self._sync_volume, event.name)
             if claim is not None:
                 self._guarded(self._sync_claim, *claim)
+        elif event.bucket == "pods" and self._pv_protection:
+            for volume in (event.obj.get("spec") or {}).get("volumes") or []:
+                claim_name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+                if claim_name:
+                    self._guarded(self._release_claim, event.namespace, claim_name)
         elif event.bucket == "storageclasses" and event.type != "DELETED":
             for stored in self._store.objects("persistentvolumeclaims"):
                 if (stored.obj.get("spec") or {}).get("storageClassName") == event.name:
@@ -158,6 +171,7 @@ class PVBinder:
         elif event.bucket == "persistentvolumeclaims":
             if event.type != "DELETED":
                 self._guarded(self._sync_claim, event.namespace, event.name)
+                self._guarded(self._claim_controllers, event.namespace, event.name)
             for pv_name in list(self._claims.get((event.namespace, event.name), ())):
                 self._guarded(self._sync_volume, pv_name)
 
@@ -235,7 +249,27 @@ class PVBinder:
         self._store.mutate(PVC, meta["namespace"], meta["name"], change, status=True)
         self._warn(claim.obj, reason, message)
 
-    def _warn(self, claim: JSON, reason: str, message: str) -> None:
+    def _claim_controllers(self, namespace: str, name: str) -> None:
+        """The pvc-protection and expand controllers (`claim_controllers`)."""
+        if self._pv_protection:
+            self._release_claim(namespace, name)
+        claim = self._store.find("persistentvolumeclaims", namespace, name)
+        if claim is not None and self._expand.wants_external(namespace, name):
+            self._warn(claim.obj, "ExternalExpanding", EXTERNAL_EXPANDING,
+                       kind="Normal", component="volume_expand")  # fmt: skip
+
+    def _release_claim(self, namespace: str, name: str) -> None:
+        release_claim(self._store, namespace, name)
+
+    def _warn(
+        self,
+        claim: JSON,
+        reason: str,
+        message: str,
+        *,
+        kind: str = "Warning",
+        component: str = "persistentvolume-controller",
+    ) -> None:
         meta, now = claim["metadata"], now_rfc3339()
         event = {
             "apiVersion": "v1",
@@ -251,8 +285,8 @@ class PVBinder:
             },
             "reason": reason,
             "message": message,
-            "type": "Warning",
-            "source": {"component": "persistentvolume-controller"},
+            "type": kind,
+            "source": {"component": component},
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
@@ -335,10 +369,23 @@ class PVBinder:
         if volume is None:
             return
         self._sync_volume_phase(volume)
+        self._anneal_finalizers(pv_name)
         if self._pv_protection:
             current = self._store.find("persistentvolumes", "", pv_name)
             if current is not None:
                 self._protect(current)
+
+    def _anneal_finalizers(self, pv_name: str) -> None:
+        volume = self._store.find("persistentvolumes", "", pv_name)
+        finalizers = None if volume is None else deletion_finalizers(volume.obj)
+        if finalizers is None:
+            return
+
+        def change(doc: JSON) -> JSON:
+            doc["metadata"]["finalizers"] = finalizers
+            return doc
+
+        self._store.mutate(PV, "", pv_name, change)
 
     def _protect(self, volume: Stored) -> None:
         """pv_protection_controller.go `processPV`."""

@@ -217,6 +217,9 @@ def _pvc_create(obj: JSON, ctx: "CreateContext") -> None:
         annotations = obj["metadata"].get("annotations") or {}
         if "volume.beta.kubernetes.io/storage-class" not in annotations:
             spec["storageClassName"] = ctx.default_storage_class
+    finalizers = obj["metadata"].get("finalizers") or []
+    if ctx.pv_protection and isinstance(finalizers, list) and PVC_PROTECTION not in finalizers:
+        obj["metadata"]["finalizers"] = [*finalizers, PVC_PROTECTION]
     obj["status"] = {"phase": "Pending"}
 
 
@@ -271,8 +274,9 @@ def _pv_validate_update(new: JSON, old: JSON) -> list[Cause]:
 
 
 #: plugin/pkg/admission/storage/storageobjectinuseprotection (admission.go): on create,
-#: every PV gets this finalizer unless it has it already.
+#: every PV and every PVC gets its finalizer unless it has it already.
 PV_PROTECTION = "kubernetes.io/pv-protection"
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
 
 
 def _pv_create(obj: JSON, ctx: "CreateContext") -> None:

@@ -103,3 +103,7 @@ def remove_our_volumes(client: HeketiClient) -> None:
         if known.name.startswith(OURS):
             with contextlib.suppress(HeketiNotFound):
                 client.delete_volume(volume_id)
+
+
+# The Kubernetes side of a contract test (the API test server, or a real cluster).
+from tests.contract.clusters import cluster  # noqa: E402, F401

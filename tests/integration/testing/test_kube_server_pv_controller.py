@@ -95,6 +95,9 @@ def test_a_bound_claim_whose_pv_is_gone_is_lost_with_a_claim_lost_event(
                 == "Lost")  # fmt: skip
     claim = kube.get("persistentvolumeclaims", "claim-a", NS) or {}
     assert "capacity" not in claim["status"] and "accessModes" not in claim["status"]
+    # the Event follows the status write, as updateClaimStatusWithEvent records it after
+    _eventually("the ClaimLost Event", lambda: any(
+        e["reason"] == "ClaimLost" for e in kube.list("events", NS)))  # fmt: skip
     (event,) = [e for e in kube.list("events", NS) if e["reason"] == "ClaimLost"]
     assert event["type"] == "Warning"
     assert (

@@ -350,3 +350,12 @@ def test_tls_is_read_from_the_options_heketi_lists_for_the_volume(
 def test_a_static_pv_has_no_tls_finding() -> None:
     row = _plan(_tls_class(_static_world())).row("gluster-pv")
     assert row is not None and not row.tls and row.state == READY
+
+
+def test_a_heketi_pv_with_kube_controller_managers_deletion_finalizer_is_ready() -> None:
+    # kube-controller-manager 1.33+ keeps kubernetes.io/pv-controller on a Heketi-made PV
+    # of policy Delete (observed with make contract-kube); apply sets Retain and lifts it.
+    world = _heketi_world()
+    world.pvs[0]["metadata"]["finalizers"].append(names.IN_TREE_DELETION_FINALIZER)
+    row = _plan(world, _knows_every_volume).row("gluster-pv")
+    assert row is not None and row.state == READY, row.blockers
