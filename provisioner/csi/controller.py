@@ -22,8 +22,6 @@ from provisioner.csi.controller_checks import (
     check_clone_capacity,
     check_compatible,
     clone_source,
-    describe_durability,
-    same_durability,
     wanted_capacity,
 )
 from provisioner.csi.heketi_access import (
@@ -40,7 +38,7 @@ from provisioner.csi.server import VolumeLocks
 from provisioner.gids import GidAllocator
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.placement import InvalidTagRule, placement_of
-from provisioner.heketi.types import Volume, is_heketi_id
+from provisioner.heketi.types import Volume, describe_durability, is_heketi_id, same_durability
 from provisioner.placements import raw_space_factor
 from provisioner.storageclass import ProvisioningParams, parse_parameters
 from provisioner.volume_naming import csi_volume_name, heketi_volume_name

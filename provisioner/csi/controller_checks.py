@@ -16,8 +16,6 @@ __all__ = [
     "check_clone_capacity",
     "check_compatible",
     "clone_source",
-    "describe_durability",
-    "same_durability",
     "wanted_capacity",
 ]
 
