@@ -11,8 +11,6 @@ Heketi volume) and shows the static volume kept. Everything is cleaned up, also 
 failure and Ctrl-C.
 """
 
-from __future__ import annotations
-
 import argparse
 import contextlib
 import hashlib
@@ -30,7 +28,7 @@ from typing import Any
 
 import grpc
 
-from provisioner import names
+from provisioner.core import annotations
 from provisioner.csi import csi_pb2
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.types import Durability, VolumeCreateRequest
@@ -165,20 +163,20 @@ def step_in_tree_objects(demo: MigrateDemo) -> None:
     post(demo, f"/api/v1/namespaces/{NS}/secrets", secret)
     post(demo, "/apis/storage.k8s.io/v1/storageclasses", {
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-        "metadata": {"name": IN_TREE_CLASS}, "provisioner": names.IN_TREE_PLUGIN,
+        "metadata": {"name": IN_TREE_CLASS}, "provisioner": annotations.IN_TREE_PLUGIN,
         "reclaimPolicy": "Delete",
         "parameters": {"resturl": demo.heketi_url, "restuser": "admin",
                        "secretNamespace": NS, "secretName": "heketi-secret"}})  # fmt: skip
-    dynamic = f"{names.IN_TREE_DYNAMIC_ENDPOINTS_PREFIX}{HEKETI_CLAIM}"
-    endpoints_and_service(demo, dynamic, {names.LABEL_IN_TREE_PROVISIONED_FOR: HEKETI_CLAIM})
-    annotations = {
-        names.ANN_IN_TREE_HEKETI_ID: demo.heketi_id, "gluster.org/type": "file",
-        names.ANN_IN_TREE_CREATED_BY: "heketi-dynamic-provisioner",
+    dynamic = f"{annotations.IN_TREE_DYNAMIC_ENDPOINTS_PREFIX}{HEKETI_CLAIM}"
+    endpoints_and_service(demo, dynamic, {annotations.LABEL_IN_TREE_PROVISIONED_FOR: HEKETI_CLAIM})
+    ann = {
+        annotations.ANN_IN_TREE_HEKETI_ID: demo.heketi_id, "gluster.org/type": "file",
+        annotations.ANN_IN_TREE_CREATED_BY: "heketi-dynamic-provisioner",
         "Description": "Gluster-Internal: Dynamically provisioned PV",
-        names.ANN_GID: "2001", names.ANN_PROVISIONED_BY: names.IN_TREE_PLUGIN,
+        annotations.ANN_GID: "2001", annotations.ANN_PROVISIONED_BY: annotations.IN_TREE_PLUGIN,
     }  # fmt: skip
     post(demo, "/api/v1/persistentvolumes", in_tree_pv(
-        demo.heketi_pv, demo.heketi_volume, dynamic, HEKETI_CLAIM, annotations=annotations,
+        demo.heketi_pv, demo.heketi_volume, dynamic, HEKETI_CLAIM, annotations=ann,
         policy="Delete", storage_class=IN_TREE_CLASS))  # fmt: skip
     post(demo, f"/api/v1/namespaces/{NS}/persistentvolumeclaims",
          claim_of(HEKETI_CLAIM, demo.heketi_pv, IN_TREE_CLASS))  # fmt: skip
@@ -226,7 +224,7 @@ def stage_publish_read(demo: MigrateDemo, pv_name: str) -> str:
     csi = pv["spec"]["csi"]
     handle, context = csi["volumeHandle"], dict(csi.get("volumeAttributes") or {})
     digest = hashlib.sha256(handle.encode()).hexdigest()  # kubelet's staging dir per handle
-    staging = demo.kubelet_dir / "plugins/kubernetes.io/csi" / names.DRIVER_NAME / digest
+    staging = demo.kubelet_dir / "plugins/kubernetes.io/csi" / annotations.DRIVER_NAME / digest
     staging = staging / "globalmount"
     target = demo.kubelet_dir / "pods/migrated-pod/volumes/kubernetes.io~csi" / pv_name / "mount"
     staging.mkdir(parents=True)

@@ -2,7 +2,6 @@
 
 import threading
 
-from provisioner import names
 from provisioner.controller.objects import (
     claim_gid,
     finalizers,
@@ -11,9 +10,10 @@ from provisioner.controller.objects import (
     reclaim_policy,
     uid,
 )
-from provisioner.gids import GidAllocator
+from provisioner.core import annotations
+from provisioner.core.gids import GidAllocator
+from provisioner.core.storageclass import ProvisioningParams
 from provisioner.kube.api import Obj
-from provisioner.storageclass import ProvisioningParams
 
 Holder = tuple[str, str]
 
@@ -134,7 +134,7 @@ class GidReservations:
         (at start, before any worker runs, this rebuilds what the PVs do not show:
         the GIDs of volumes Heketi may have made for claims that have no PV yet); once
         bound without our finalizer, its PV holds the GID instead."""
-        if names.PVC_FINALIZER in finalizers(pvc):
+        if annotations.PVC_FINALIZER in finalizers(pvc):
             gid = claim_gid(pvc)
             if gid is not None:
                 self.ledger.hold(_claim(uid(pvc)), gid, replace=False)

@@ -4,13 +4,13 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from provisioner import names
 from provisioner.controller.quantity import gib_quantity, parse_bytes
+from provisioner.core import annotations
+from provisioner.core.annotations import heketi_annotations
+from provisioner.core.storageclass import ProvisioningParams
+from provisioner.core.volumes import volume_context
 from provisioner.heketi.types import Volume
 from provisioner.kube.api import Obj
-from provisioner.pv_annotations import heketi_annotations
-from provisioner.storageclass import ProvisioningParams
-from provisioner.volumes import volume_context
 
 ACCESS_MODES: Final = frozenset(
     {"ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"}
@@ -24,7 +24,7 @@ def meta(obj: Obj) -> dict[str, Any]:
     return value
 
 
-def annotations(obj: Obj) -> dict[str, str]:
+def annotations_of(obj: Obj) -> dict[str, str]:
     value: dict[str, str] = meta(obj).get("annotations") or {}
     return value
 
@@ -72,7 +72,7 @@ def add_finalizer_ops(obj: Obj, finalizer: str, extra: Mapping[str, str]) -> lis
     """JSON patch adding `finalizer` and the `extra` annotations. Preconditions: the
     finalizer list is unchanged; only where a whole list or map must be created does
     the patch fall back to the resourceVersion (which then also guards the rest)."""
-    current, present = finalizers(obj), annotations(obj)
+    current, present = finalizers(obj), annotations_of(obj)
     ops: list[dict[str, Any]] = []
     if not current or not present:
         ops.append(
@@ -103,13 +103,17 @@ def claim_class(pvc: Obj) -> str:
     """StorageClass name of a claim (spec, else the legacy beta annotation)."""
     spec = pvc.get("spec") or {}
     return str(
-        spec.get("storageClassName") or annotations(pvc).get(names.ANN_BETA_STORAGE_CLASS) or ""
+        spec.get("storageClassName")
+        or annotations_of(pvc).get(annotations.ANN_BETA_STORAGE_CLASS)
+        or ""
     )
 
 
 def claim_names_provisioner(pvc: Obj, driver: str) -> bool:
-    ann = annotations(pvc)
-    named = ann.get(names.ANN_STORAGE_PROVISIONER) or ann.get(names.ANN_BETA_STORAGE_PROVISIONER)
+    ann = annotations_of(pvc)
+    named = ann.get(annotations.ANN_STORAGE_PROVISIONER) or ann.get(
+        annotations.ANN_BETA_STORAGE_PROVISIONER
+    )
     return named == driver
 
 
@@ -150,7 +154,10 @@ def rejection(pvc: Obj) -> str | None:
 
 def is_ours_pv(pv: Obj, driver: str) -> bool:
     csi = (pv.get("spec") or {}).get("csi") or {}
-    return annotations(pv).get(names.ANN_PROVISIONED_BY) == driver and csi.get("driver") == driver
+    return (
+        annotations_of(pv).get(annotations.ANN_PROVISIONED_BY) == driver
+        and csi.get("driver") == driver
+    )
 
 
 def pv_phase(pv: Obj) -> str:
@@ -170,28 +177,28 @@ def pv_claim_uid(pv: Obj) -> str:
 
 
 def pv_gid(pv: Obj) -> int | None:
-    return _int_annotation(pv, names.ANN_GID)
+    return _int_annotation(pv, annotations.ANN_GID)
 
 
 def claim_gid(pvc: Obj) -> int | None:
     """The GID recorded with our provisioning intent on a claim, if any."""
-    return _int_annotation(pvc, names.ANN_CLAIM_GID)
+    return _int_annotation(pvc, annotations.ANN_CLAIM_GID)
 
 
 def migrated_gid(pvc: Obj) -> int | None:
-    """The GID of the in-tree PV `migrate` recorded on a claim (names.ANN_MIGRATION_RECORD)."""
-    raw = annotations(pvc).get(names.ANN_MIGRATION_RECORD)
+    """The GID of the in-tree PV `migrate` recorded on a claim (ANN_MIGRATION_RECORD)."""
+    raw = annotations_of(pvc).get(annotations.ANN_MIGRATION_RECORD)
     if not raw:
         return None
     try:
         original = json.loads(raw)["original"]
-        return _int_annotation(original, names.ANN_GID)
+        return _int_annotation(original, annotations.ANN_GID)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
 def _int_annotation(obj: Obj, key: str) -> int | None:
-    raw = annotations(obj).get(key)
+    raw = annotations_of(obj).get(key)
     try:
         return int(raw) if raw else None
     except ValueError:
@@ -211,11 +218,11 @@ def build_pv(
     """The PV for `pvc` backed by Heketi `volume`, pre-bound to the claim; a clone's
     `volumeAttributes` name the volume it was `cloned_from`."""
     ann = {
-        names.ANN_PROVISIONED_BY: driver,
-        names.ANN_GID: str(gid),
+        annotations.ANN_PROVISIONED_BY: driver,
+        annotations.ANN_GID: str(gid),
         **heketi_annotations(params, volume_name=volume.name),
     }
-    clone = {names.CTX_CLONE_OF: cloned_from} if cloned_from is not None else {}
+    clone = {annotations.CTX_CLONE_OF: cloned_from} if cloned_from is not None else {}
     spec: dict[str, Any] = {
         "capacity": {"storage": gib_quantity(volume.size_gib)},
         "accessModes": list((pvc.get("spec") or {}).get("accessModes") or []),
@@ -235,6 +242,6 @@ def build_pv(
     return {
         "apiVersion": "v1", "kind": "PersistentVolume",
         "metadata": {"name": pv_name_for(pvc), "annotations": ann,
-                     "finalizers": [names.PV_FINALIZER]},
+                     "finalizers": [annotations.PV_FINALIZER]},
         "spec": spec,
     }  # fmt: skip

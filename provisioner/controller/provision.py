@@ -19,17 +19,21 @@ found under the recorded name (unless the PV exists to do so) and let it go.
 
 from typing import Any, Final
 
-from provisioner import errors, names
+from provisioner import errors
 from provisioner.controller import objects as o
 from provisioner.controller.classes import StorageClasses
 from provisioner.controller.clone_source import CloneSource, CloneSources, source_problem
 from provisioner.controller.connections import Connections
+from provisioner.controller.events import Refusals, Reporter
 from provisioner.controller.expansion import Expander
 from provisioner.controller.gid_reservations import GidReservations
 from provisioner.controller.informer import Informer
-from provisioner.controller.refusals import Refusals
-from provisioner.controller.reporting import Reporter
 from provisioner.controller.writes import NotLeading, Writes
+from provisioner.core import annotations
+from provisioner.core.annotations import heketi_annotations
+from provisioner.core.storageclass import ProvisioningParams
+from provisioner.core.volume_naming import heketi_volume_name
+from provisioner.core.volumes import VolumeService, size_gib
 from provisioner.heketi.client import HeketiConfig
 from provisioner.heketi.types import Volume
 from provisioner.kube.api import (
@@ -42,10 +46,6 @@ from provisioner.kube.api import (
     path_for,
 )
 from provisioner.log import get_logger
-from provisioner.pv_annotations import heketi_annotations
-from provisioner.storageclass import ProvisioningParams
-from provisioner.volume_naming import heketi_volume_name
-from provisioner.volumes import VolumeService, size_gib
 
 log = get_logger("provision")
 
@@ -97,12 +97,12 @@ class ClaimReconciler:
         if pvc is None:
             return
         if o.deleting(pvc):
-            if names.PVC_FINALIZER in o.finalizers(pvc):
+            if annotations.PVC_FINALIZER in o.finalizers(pvc):
                 self._abandon(pvc)
             return
         volume_name = (pvc.get("spec") or {}).get("volumeName")
         if volume_name:
-            if names.PVC_FINALIZER in o.finalizers(pvc):
+            if annotations.PVC_FINALIZER in o.finalizers(pvc):
                 self._drop_intent(pvc)
             self.expander.reconcile(pvc, str(volume_name))
             return
@@ -142,7 +142,7 @@ class ClaimReconciler:
     def _waits_for_consumer(pvc: Obj, storage_class: Obj) -> bool:
         if storage_class.get("volumeBindingMode") != o.WAIT_FOR_FIRST_CONSUMER:
             return False
-        return not o.annotations(pvc).get(names.ANN_SELECTED_NODE)
+        return not o.annotations_of(pvc).get(annotations.ANN_SELECTED_NODE)
 
     # -- provisioning -------------------------------------------------------------
     def _provision_observed(self, pvc: Obj, storage_class: Obj) -> None:
@@ -184,7 +184,7 @@ class ClaimReconciler:
         # a claim with our intent recorded keeps the GID recorded with it (also across a
         # restart: a volume Heketi may have made already carries it); a clone gets its
         # source's GID from Heketi, so it holds that one
-        fresh = names.PVC_FINALIZER not in o.finalizers(pvc)
+        fresh = annotations.PVC_FINALIZER not in o.finalizers(pvc)
         recorded = o.claim_gid(pvc) if not fresh else source.gid if source else None
         gid = self._gids.for_claim(o.uid(pvc), params, recorded=recorded)
         name = self._heketi_name(pvc, params)
@@ -219,14 +219,14 @@ class ClaimReconciler:
         gid: int,
         source: CloneSource | None,
     ) -> Obj:
-        if names.PVC_FINALIZER in o.finalizers(pvc):
+        if annotations.PVC_FINALIZER in o.finalizers(pvc):
             return pvc
         self._writes.guard()
         intent = heketi_annotations(params, volume_name=heketi_name)
-        intent[names.ANN_CLAIM_GID] = str(gid)
+        intent[annotations.ANN_CLAIM_GID] = str(gid)
         if source is not None:
-            intent[names.ANN_CLONE_OF] = source.volume_id
-        ops = o.add_finalizer_ops(pvc, names.PVC_FINALIZER, intent)
+            intent[annotations.ANN_CLONE_OF] = source.volume_id
+        ops = o.add_finalizer_ops(pvc, annotations.PVC_FINALIZER, intent)
         try:
             updated = self._json_patch_claim(pvc, ops)
         except KubeInvalid as exc:  # a precondition failed: the claim changed meanwhile
@@ -317,7 +317,7 @@ class ClaimReconciler:
                     f"meanwhile; volume {o.name(pv)} will be released",
                 )
                 return
-            ops = o.remove_finalizer_ops(pvc, names.PVC_FINALIZER)
+            ops = o.remove_finalizer_ops(pvc, annotations.PVC_FINALIZER)
             if not spec_name:
                 ops.append({"op": "add", "path": "/spec/volumeName", "value": o.name(pv)})
             if not ops:
@@ -331,7 +331,7 @@ class ClaimReconciler:
 
     def _drop_intent(self, pvc: Obj) -> None:
         self._writes.guard()
-        ops = o.remove_finalizer_ops(pvc, names.PVC_FINALIZER)
+        ops = o.remove_finalizer_ops(pvc, annotations.PVC_FINALIZER)
         if ops:
             try:
                 self._json_patch_claim(pvc, ops)
@@ -374,7 +374,7 @@ class ClaimReconciler:
 
     def _delete_unfinished_volume(self, pvc: Obj) -> None:
         heketi = self._connections.for_object(pvc, class_name=o.claim_class(pvc))
-        name = o.annotations(pvc).get(names.ANN_HEKETI_VOLUME_NAME, "")
+        name = o.annotations_of(pvc).get(annotations.ANN_HEKETI_VOLUME_NAME, "")
         volume = self._volumes.find_volume(heketi=heketi, name=name) if name else None
         if volume is None:
             return

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Final
 
 from provisioner import errors
+from provisioner.core.annotations import CTX_SERVERS, CTX_VOLUME
 from provisioner.csi import csi_pb2
 from provisioner.csi.mounter import GlusterSource, answer_within
-from provisioner.names import CTX_SERVERS, CTX_VOLUME
 
 #: CSI's general limit for string fields such as volume_id.
 MAX_ID_BYTES: Final = 128

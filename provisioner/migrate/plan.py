@@ -4,7 +4,8 @@ with what `apply` would do and what stops it; and the in-tree StorageClasses."""
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from provisioner import names
+from provisioner.core import annotations
+from provisioner.core.storageclass import InvalidParameter, ProvisioningParams, parse_parameters
 from provisioner.kube.api import Obj
 from provisioner.migrate.classes import ClassRow, class_rows
 from provisioner.migrate.cluster import (
@@ -29,7 +30,6 @@ from provisioner.migrate.intree import (
 from provisioner.migrate.steps import Record, RecordUnreadable, Step, record_of, remaining
 from provisioner.migrate.target import build_target
 from provisioner.migrate.tls import tls_evidence, tls_findings
-from provisioner.storageclass import InvalidParameter, ProvisioningParams, parse_parameters
 
 READY = "ready"
 BLOCKED = "blocked"
@@ -80,7 +80,7 @@ class Plan:
 
 @dataclass(frozen=True)
 class Settings:
-    driver: str = names.DRIVER_NAME
+    driver: str = annotations.DRIVER_NAME
     confirm: Confirm | None = None
     #: --gluster-tls-ready: the node plugin has the client's TLS files (tls.py).
     tls_ready: bool = False
@@ -164,14 +164,14 @@ def _migrated_row(pv: Obj, snapshot: Snapshot, settings: Settings) -> Row:
     claim = snapshot.claim(str(ref.get("namespace", "")), str(ref.get("name", "")))
     attrs = csi.get("volumeAttributes") or {}
     steps = remaining(pv, None, claim, settings.driver)
-    ours = annotations_of(pv).get(names.ANN_PROVISIONED_BY) == settings.driver
+    ours = annotations_of(pv).get(annotations.ANN_PROVISIONED_BY) == settings.driver
     kind = HEKETI if ours else STATIC
     return Row(
         pv=name_of(pv), claim=f"{ref.get('namespace', '')}/{ref.get('name', '')}", kind=kind,
-        servers=tuple(s for s in str(attrs.get(names.CTX_SERVERS, "")).split(",") if s),
-        volume=str(attrs.get(names.CTX_VOLUME, "")),
+        servers=tuple(s for s in str(attrs.get(annotations.CTX_SERVERS, "")).split(",") if s),
+        volume=str(attrs.get(annotations.CTX_VOLUME, "")),
         heketi_id=str(csi.get("volumeHandle", "")) if kind == HEKETI else "",
-        gid=annotations_of(pv).get(names.ANN_GID, ""),
+        gid=annotations_of(pv).get(annotations.ANN_GID, ""),
         reclaim_policy=str(spec.get("persistentVolumeReclaimPolicy", "")),
         access_modes=tuple(spec.get("accessModes") or ()),
         mount_options=tuple(spec.get("mountOptions") or ()),
@@ -194,7 +194,7 @@ def _orphan_records(snapshot: Snapshot, listed: set[str], settings: Settings) ->
         source = source_of(record.original)
         servers = tuple(
             str(((record.target.get("spec") or {}).get("csi") or {})
-                .get("volumeAttributes", {}).get(names.CTX_SERVERS, "")).split(",")
+                .get("volumeAttributes", {}).get(annotations.CTX_SERVERS, "")).split(",")
         )  # fmt: skip
         steps = remaining(None, record, claim, settings.driver)
         rows.append(_source_row(source, servers, INTERRUPTED, steps, [], record.target))
@@ -238,7 +238,7 @@ def _pv_blockers(pv: Obj, source: Source) -> list[str]:
     found: list[str] = []
     if deleting(pv):
         found.append("PV is being deleted")
-    foreign = [f for f in finalizers_of(pv) if f not in names.KUBE_PV_FINALIZERS]
+    foreign = [f for f in finalizers_of(pv) if f not in annotations.KUBE_PV_FINALIZERS]
     if foreign:
         found.append(f"PV has finalizers migrate does not own: {', '.join(foreign)}")
     if source.kind == STATIC and source.reclaim_policy == "Delete":

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
-from provisioner import errors, names
+from provisioner import errors
+from provisioner.core import annotations
 from provisioner.kube.api import KubeAlreadyExists, Obj, path_for
 from provisioner.migrate.apply import RETAIN, Outcome
 from provisioner.migrate.cluster import (
@@ -38,7 +39,7 @@ from provisioner.migrate.converge import (
 from provisioner.migrate.intree import is_in_tree, is_migrated
 from provisioner.migrate.steps import Record, claim_bound, record_of
 
-_LIFTED: Final = (names.PV_FINALIZER, names.PV_PROTECTION_FINALIZER)
+_LIFTED: Final = (annotations.PV_FINALIZER, annotations.PV_PROTECTION_FINALIZER)
 
 
 class Back(Enum):
@@ -192,7 +193,7 @@ def _wait_bound(job: _Job, cluster: Cluster, state: State) -> None:
 
 
 def _clear_record(job: _Job, cluster: Cluster, state: State) -> None:
-    cluster.annotate(_claim_path(need(state.claim)), {names.ANN_MIGRATION_RECORD: None})
+    cluster.annotate(_claim_path(need(state.claim)), {annotations.ANN_MIGRATION_RECORD: None})
 
 
 _STEPS: Final = {Back.RESTORE_POLICY: _restore_policy, Back.RETAIN: _retain,

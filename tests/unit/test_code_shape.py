@@ -33,12 +33,12 @@ def test_production_code_never_uses_assert_for_control_flow() -> None:
 
 
 #: STYLE.md: a reader finds a module's responsibility in one sitting…
-MODULE_LINES_MAX = 400
+MODULE_LINES_MAX = 600
 #: …and a function's in one screen (decorators and docstring included).
-FUNCTION_LINES_MAX = 40
+FUNCTION_LINES_MAX = 60
 
 
-def test_no_production_module_is_longer_than_400_lines() -> None:
+def test_no_production_module_is_longer_than_600_lines() -> None:
     long_modules = {
         str(path.relative_to(PACKAGE.parent)): lines
         for path in _production_modules()
@@ -52,7 +52,7 @@ def _function_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     return (node.end_lineno or node.lineno) - first + 1
 
 
-def test_no_production_function_is_longer_than_40_lines() -> None:
+def test_no_production_function_is_longer_than_60_lines() -> None:
     long_functions = {
         f"{_where(path, node)} {node.name}": lines
         for path in _production_modules()

@@ -5,11 +5,11 @@ from typing import Any
 
 import pytest
 
-from provisioner import names
 from provisioner.controller.gid_reservations import GidReservations
 from provisioner.controller.writes import EXPECTATION_TTL_SECONDS, Expectations
-from provisioner.gids import GidAllocator
-from provisioner.storageclass import parse_parameters
+from provisioner.core import annotations
+from provisioner.core.gids import GidAllocator
+from provisioner.core.storageclass import parse_parameters
 
 
 class FakeClock:
@@ -110,9 +110,9 @@ def test_a_gid_handed_over_to_its_pv_stays_used() -> None:
 
 
 def _pv(name: str, gid: int | None, *, policy: str = "Delete") -> dict[str, Any]:
-    annotations = {names.ANN_GID: str(gid)} if gid is not None else {}
+    ann = {annotations.ANN_GID: str(gid)} if gid is not None else {}
     return {
-        "metadata": {"name": name, "uid": f"uid-of-{name}", "annotations": annotations},
+        "metadata": {"name": name, "uid": f"uid-of-{name}", "annotations": ann},
         "spec": {"persistentVolumeReclaimPolicy": policy},
     }
 
@@ -177,10 +177,10 @@ def test_a_claim_handing_its_gid_to_a_pv_another_pv_shares_keeps_it_used() -> No
 
 
 def _claim(uid: str, *, gid: int | None, finalizer: bool, bound: bool = False) -> dict[str, Any]:
-    annotations = {names.ANN_CLAIM_GID: str(gid)} if gid is not None else {}
-    finalizers = [names.PVC_FINALIZER] if finalizer else []
+    ann = {annotations.ANN_CLAIM_GID: str(gid)} if gid is not None else {}
+    finalizers = [annotations.PVC_FINALIZER] if finalizer else []
     return {
-        "metadata": {"uid": uid, "annotations": annotations, "finalizers": finalizers},
+        "metadata": {"uid": uid, "annotations": ann, "finalizers": finalizers},
         "spec": {"volumeName": f"pvc-{uid}"} if bound else {},
     }
 
@@ -226,10 +226,10 @@ def test_a_deleted_claim_frees_its_recorded_gid() -> None:
 
 
 def _migrated_claim(uid: str, gid: int) -> dict[str, Any]:
-    original = {"metadata": {"name": "legacy", "annotations": {names.ANN_GID: str(gid)}}}
+    original = {"metadata": {"name": "legacy", "annotations": {annotations.ANN_GID: str(gid)}}}
     record = json.dumps({"pv": "legacy", "uid": "pv-uid", "original": original, "target": {}})
     return {
-        "metadata": {"uid": uid, "annotations": {names.ANN_MIGRATION_RECORD: record}},
+        "metadata": {"uid": uid, "annotations": {annotations.ANN_MIGRATION_RECORD: record}},
         "spec": {"volumeName": "legacy"},
     }
 
@@ -263,6 +263,6 @@ def test_a_deleted_migrated_claim_frees_the_gid_it_held() -> None:
 def test_an_unreadable_migration_record_holds_nothing() -> None:
     gids = GidAllocator()
     claim = _migrated_claim("uid-1", 3000)
-    claim["metadata"]["annotations"][names.ANN_MIGRATION_RECORD] = "{not json"
+    claim["metadata"]["annotations"][annotations.ANN_MIGRATION_RECORD] = "{not json"
     GidReservations(gids).observe_claim(claim)
     assert not gids.is_used(3000)

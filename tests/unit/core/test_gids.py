@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
+from provisioner.core.gids import GidAllocator
 from provisioner.errors import InvalidArgument, ResourceExhausted
-from provisioner.gids import GidAllocator
 
 
 def test_allocation_starts_at_the_bottom_of_the_range() -> None:

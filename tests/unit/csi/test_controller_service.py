@@ -2,16 +2,16 @@
 
 from collections.abc import Callable, Sequence
 
+from provisioner.core.storageclass import DEFAULT_DURABILITY
+from provisioner.core.volume_naming import csi_volume_name
+from provisioner.core.volumes import VolumeService
 from provisioner.csi import csi_pb2
-from provisioner.csi.controller import ControllerService
+from provisioner.csi.controller_service import ControllerService
 from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import HeketiNameInUse
+from provisioner.heketi.name_cache import VolumeIdentity
 from provisioner.heketi.types import Volume, VolumeCreateRequest
-from provisioner.heketi.volume_names import VolumeIdentity
-from provisioner.storageclass import DEFAULT_DURABILITY
-from provisioner.volume_naming import csi_volume_name
-from provisioner.volumes import VolumeService
 
 Mode = csi_pb2.VolumeCapability.AccessMode.Mode
 HEKETI_URL = "http://heketi.example.com:8080"
