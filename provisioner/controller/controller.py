@@ -35,7 +35,7 @@ from provisioner.controller.signals import PendingClaims
 from provisioner.controller.workqueue import BackoffPolicy, WorkQueue
 from provisioner.controller.writes import NotLeading, Writes
 from provisioner.core import annotations
-from provisioner.core.gids import GidAllocator
+from provisioner.core.gids import GidPool
 from provisioner.core.volumes import VolumeService
 from provisioner.heketi.config import HeketiSettings
 from provisioner.heketi.registry import HeketiClients
@@ -137,7 +137,7 @@ class Controller:
             name="storageclasses",
             settings=config.informer,
         )
-        self.gids = GidReservations(GidAllocator())
+        self.gids = GidReservations(GidPool())
         self.writes = Writes(claims=self.claims, leading=self.is_leading)
         self.claim_reconciler, self._volumes_reconciler = self._reconcilers()
         self.elector = self._elector()

@@ -7,8 +7,7 @@ per-name / per-id lock (ABORTED when busy) → idempotent core call → response
 Which Heketi a call reaches and with which key: see `heketi_access`.
 """
 
-import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -17,7 +16,7 @@ from google.protobuf import wrappers_pb2
 
 from provisioner import errors, log
 from provisioner.core import annotations
-from provisioner.core.gids import GidAllocator
+from provisioner.core.gids import GidPool, GidPools
 from provisioner.core.placements import raw_space_factor
 from provisioner.core.storageclass import ProvisioningParams, parse_parameters
 from provisioner.core.volume_naming import csi_volume_name, heketi_volume_name
@@ -175,33 +174,6 @@ def csi_volume(volume: Volume, *, cloned_from: str | None = None) -> csi_pb2.Vol
     )
 
 
-class _GidReservations:
-    """GIDs this process handed out, per Heketi URL (Heketi lists the others).
-
-    A GID stays reserved once its volume exists: a create that listed Heketi's
-    volumes before that volume appeared must still not pick it. Only a GID whose
-    create failed, or found an older volume instead, is given back.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: dict[str, set[int]] = {}
-
-    def reserve(self, url: str, used: Iterable[int], params: ProvisioningParams) -> int:
-        with self._lock:
-            pending = self._pending.setdefault(url, set())
-            allocator = GidAllocator()
-            for gid in (*used, *pending):
-                allocator.mark_used(gid)
-            gid = allocator.allocate(gid_min=params.gid_min, gid_max=params.gid_max)
-            pending.add(gid)
-            return gid
-
-    def release(self, url: str, gid: int) -> None:
-        with self._lock:
-            self._pending.get(url, set()).discard(gid)
-
-
 class ControllerService(csi_pb2_grpc.ControllerServicer):
     """CREATE_DELETE_VOLUME, EXPAND_VOLUME, SINGLE_NODE_MULTI_WRITER, CLONE_VOLUME, and
     with the plugin's own Heketi (`--heketi-url`) LIST_VOLUMES and GET_CAPACITY."""
@@ -217,7 +189,8 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         self._defaults = heketi
         self._id_locks = locks or VolumeLocks()
         self._name_locks = VolumeLocks()
-        self._gids = _GidReservations()
+        #: Per Heketi URL: GIDs its volumes hold and those of volumes being created.
+        self._gids = GidPools()
 
     # --- capabilities -------------------------------------------------------------
 
@@ -296,7 +269,9 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         found = self._volumes.get_volumes(heketi=heketi, volume_ids=named)
         if found:
             return found[0]
-        gid = self._gids.reserve(heketi.url, (v.gid for v in known.values()), params)
+        gids = self._gids.pool(heketi.url)
+        gids.hold_exactly("listed", {i: v.gid for i, v in known.items()})
+        gid = gids.allocate(("creating", name), gid_min=params.gid_min, gid_max=params.gid_max)
         volume: Volume | None = None
         try:
             # `known` is a listing made just now under the name's lock: the core need not
@@ -311,8 +286,16 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
             )
             return volume
         finally:
-            if volume is None or volume.gid != gid:
-                self._gids.release(heketi.url, gid)
+            self._settle_gid(gids, name, gid, volume)
+
+    @staticmethod
+    def _settle_gid(gids: GidPool, name: str, gid: int, volume: Volume | None) -> None:
+        """A volume made with the reserved GID holds it until DeleteVolume deletes it (a
+        create that listed Heketi before the volume appeared must still not pick it);
+        a create that failed, or found an older volume instead, gives it back."""
+        if volume is not None and volume.gid == gid:
+            gids.hold(("created", volume.id), gid)
+        gids.drop(("creating", name))
 
     def _class_params(
         self, split: ClassParameters, secrets: Mapping[str, str]
@@ -332,6 +315,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         heketi = heketi_for_volume(request.secrets, self._defaults)
         with self._id_locks.hold(volume_id):
             self._volumes.delete_volume(heketi=heketi, volume_id=volume_id)
+        self._gids.pool(heketi.url).drop(("created", volume_id))
         return csi_pb2.DeleteVolumeResponse()
 
     # --- ValidateVolumeCapabilities -------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 from provisioner.controller.gid_reservations import GidReservations
 from provisioner.controller.writes import EXPECTATION_TTL_SECONDS, Expectations
 from provisioner.core import annotations
-from provisioner.core.gids import GidAllocator
+from provisioner.core.gids import GidPool, GidRangeExhausted, Holder
 from provisioner.core.storageclass import parse_parameters
 
 
@@ -18,6 +18,18 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def _held(pool: GidPool, gid: int) -> bool:
+    """Whether something holds `gid`, seen as a caller sees it: a one-GID range cannot
+    hand it out."""
+    probe: Holder = ("probe", str(gid))
+    try:
+        pool.allocate(probe, gid_min=gid, gid_max=gid)
+    except GidRangeExhausted:
+        return True
+    pool.drop(probe)
+    return False
 
 
 def test_a_cache_still_showing_the_version_we_overwrote_is_waited_for() -> None:
@@ -58,55 +70,55 @@ PARAMS = parse_parameters(
 
 
 def test_a_retried_claim_keeps_its_reserved_gid() -> None:
-    reservations = GidReservations(GidAllocator())
+    reservations = GidReservations(GidPool())
     first = reservations.for_claim("uid-1", PARAMS)
     assert reservations.for_claim("uid-1", PARAMS) == first
     assert reservations.for_claim("uid-2", PARAMS) != first
 
 
 def test_an_existing_volumes_gid_replaces_the_reservation() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     reservations = GidReservations(gids)
     reserved = reservations.for_claim("uid-1", PARAMS)
     reservations.settle("uid-1", 3007)
-    assert gids.is_used(3007) and not gids.is_used(reserved)
+    assert _held(gids, 3007) and not _held(gids, reserved)
 
 
 def test_a_cancelled_claim_frees_its_gid() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     reservations = GidReservations(gids)
     reserved = reservations.for_claim("uid-1", PARAMS)
     reservations.cancel("uid-1")
-    assert not gids.is_used(reserved)
+    assert not _held(gids, reserved)
 
 
 def test_a_retry_after_the_volume_exists_gets_the_volumes_gid_even_in_a_full_range() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     reservations = GidReservations(gids)
     reservations.for_claim("uid-1", PARAMS)
     reservations.settle("uid-1", 3007)
     for gid in range(3000, 3011):
-        gids.mark_used(gid)  # every other GID of the range went to other claims
+        gids.hold(("other", str(gid)), gid)  # every other GID of the range went to other claims
     assert reservations.for_claim("uid-1", PARAMS) == 3007
 
 
 def test_a_claim_given_up_after_its_volume_was_made_frees_the_volumes_gid() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     reservations = GidReservations(gids)
     reservations.for_claim("uid-1", PARAMS)
     reservations.settle("uid-1", 3007)
     reservations.cancel("uid-1")
-    assert not gids.is_used(3007)
+    assert not _held(gids, 3007)
 
 
 def test_a_gid_handed_over_to_its_pv_stays_used() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     reservations = GidReservations(gids)
     gid = reservations.for_claim("uid-1", PARAMS)
     reservations.settle("uid-1", gid)
     reservations.hand_over("uid-1", _pv("pvc-uid-1", gid))
     reservations.cancel("uid-1")  # a late give-up no longer frees what the PV holds
-    assert gids.is_used(gid)
+    assert _held(gids, gid)
 
 
 def _pv(name: str, gid: int | None, *, policy: str = "Delete") -> dict[str, Any]:
@@ -118,35 +130,35 @@ def _pv(name: str, gid: int | None, *, policy: str = "Delete") -> dict[str, Any]
 
 
 def test_a_gid_two_pvs_share_stays_used_until_both_are_gone() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     reservations = GidReservations(gids)
     ours, in_tree = _pv("pvc-1", 3000), _pv("in-tree", 3000)
     reservations.observe_pv(ours)
     reservations.observe_pv(in_tree)
     reservations.pv_deleted(ours)
-    assert gids.is_used(3000)
+    assert _held(gids, 3000)
     reservations.pv_deleted(in_tree)
-    assert not gids.is_used(3000)
+    assert not _held(gids, 3000)
 
 
 def test_a_pv_seen_again_is_counted_once() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     reservations = GidReservations(gids)
     pv = _pv("pvc-1", 3000)
     for _ in range(3):
         reservations.observe_pv(pv)  # add, then updates
     reservations.pv_deleted(pv)
-    assert not gids.is_used(3000)
+    assert not _held(gids, 3000)
 
 
 def test_a_pv_whose_gid_changes_frees_the_old_one() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     reservations = GidReservations(gids)
     reservations.observe_pv(_pv("static", 3000))
     reservations.observe_pv(_pv("static", 3001))
-    assert not gids.is_used(3000) and gids.is_used(3001)
+    assert not _held(gids, 3000) and _held(gids, 3001)
     reservations.observe_pv(_pv("static", None))
-    assert not gids.is_used(3001)
+    assert not _held(gids, 3001)
 
 
 @pytest.mark.parametrize(
@@ -157,22 +169,22 @@ def test_a_pv_whose_gid_changes_frees_the_old_one() -> None:
 def test_a_deleted_pv_frees_its_gid_only_when_its_volume_went_with_it(
     policy: str, still_used: bool
 ) -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     reservations = GidReservations(gids)
     pv = _pv("pvc-1", 3000, policy=policy)
     reservations.observe_pv(pv)
     reservations.pv_deleted(pv)
-    assert gids.is_used(3000) is still_used
+    assert _held(gids, 3000) is still_used
 
 
 def test_a_claim_handing_its_gid_to_a_pv_another_pv_shares_keeps_it_used() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     reservations = GidReservations(gids)
     reservations.observe_pv(_pv("in-tree", 3005))
     reservations.settle("uid-1", 3005)  # its volume was made with that GID
     reservations.hand_over("uid-1", _pv("pvc-uid-1", 3005))
     reservations.pv_deleted(_pv("in-tree", 3005))
-    assert gids.is_used(3005)
+    assert _held(gids, 3005)
     assert reservations.for_claim("uid-2", PARAMS) != 3005
 
 
@@ -186,43 +198,43 @@ def _claim(uid: str, *, gid: int | None, finalizer: bool, bound: bool = False) -
 
 
 def test_a_claim_carrying_our_intent_holds_its_recorded_gid() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     reservations = GidReservations(gids)
     reservations.observe_claim(_claim("uid-1", gid=3000, finalizer=True))
-    assert gids.is_used(3000)
+    assert _held(gids, 3000)
     assert reservations.for_claim("uid-2", PARAMS) == 3001
 
 
 def test_a_retry_gets_the_gid_recorded_with_the_intent() -> None:
-    reservations = GidReservations(GidAllocator())
+    reservations = GidReservations(GidPool())
     assert reservations.for_claim("uid-1", PARAMS, recorded=3009) == 3009
     assert reservations.for_claim("uid-1", PARAMS, recorded=3009) == 3009
 
 
 def test_a_gid_annotation_without_our_finalizer_is_not_trusted() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     reservations = GidReservations(gids)
     reservations.observe_claim(
         _claim("copied", gid=3000, finalizer=False)
     )  # e.g. a copied manifest
-    assert not gids.is_used(3000)
+    assert not _held(gids, 3000)
 
 
 def test_a_claim_bound_without_our_finalizer_leaves_the_gid_to_its_pv() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     reservations = GidReservations(gids)
     reservations.observe_claim(_claim("uid-1", gid=3000, finalizer=True))
     reservations.observe_claim(_claim("uid-1", gid=3000, finalizer=False, bound=True))
-    assert not gids.is_used(3000)
+    assert not _held(gids, 3000)
 
 
 def test_a_deleted_claim_frees_its_recorded_gid() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     reservations = GidReservations(gids)
     claim = _claim("uid-1", gid=3000, finalizer=True)
     reservations.observe_claim(claim)
     reservations.claim_deleted(claim)
-    assert not gids.is_used(3000)
+    assert not _held(gids, 3000)
 
 
 def _migrated_claim(uid: str, gid: int) -> dict[str, Any]:
@@ -235,34 +247,34 @@ def _migrated_claim(uid: str, gid: int) -> dict[str, Any]:
 
 
 def test_a_migrated_volumes_gid_stays_used_while_its_pv_is_briefly_gone() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     reservations = GidReservations(gids)
     in_tree = _pv("legacy", 3000, policy="Delete")
     reservations.observe_pv(in_tree)
     reservations.observe_claim(_migrated_claim("uid-1", 3000))
     reservations.pv_deleted(in_tree)  # migrate deleted the in-tree PV; the CSI one comes next
-    assert gids.is_used(3000)
+    assert _held(gids, 3000)
     assert reservations.for_claim("uid-2", PARAMS) != 3000
 
 
 def test_a_restarted_controller_counts_the_gid_of_a_claim_mid_migration() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     GidReservations(gids).observe_claim(_migrated_claim("uid-1", 3000))  # no PV exists
-    assert gids.is_used(3000)
+    assert _held(gids, 3000)
 
 
 def test_a_deleted_migrated_claim_frees_the_gid_it_held() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     reservations = GidReservations(gids)
     claim = _migrated_claim("uid-1", 3000)
     reservations.observe_claim(claim)
     reservations.claim_deleted(claim)
-    assert not gids.is_used(3000)
+    assert not _held(gids, 3000)
 
 
 def test_an_unreadable_migration_record_holds_nothing() -> None:
-    gids = GidAllocator()
+    gids = GidPool()
     claim = _migrated_claim("uid-1", 3000)
     claim["metadata"]["annotations"][annotations.ANN_MIGRATION_RECORD] = "{not json"
     GidReservations(gids).observe_claim(claim)
-    assert not gids.is_used(3000)
+    assert not _held(gids, 3000)
