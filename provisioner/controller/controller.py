@@ -143,9 +143,12 @@ class Controller:
         self.elector = self._elector()
         self._health: MetricsServer | None = None
         self._heketi_watch = HeketiWatch(
-            self.classes, driver=config.driver_name, settings=config.heketi_settings,
-            observer=self.metrics.heketi, interval=config.heketi_check_seconds,
-        )  # fmt: skip
+            self.classes,
+            driver=config.driver_name,
+            settings=config.heketi_settings,
+            observer=self.metrics.heketi,
+            interval=config.heketi_check_seconds,
+        )
         self._resync_thread = threading.Thread(target=self._resync_loop, name="resync", daemon=True)
 
     def _informer(self, plural: str, handler: Any) -> Informer:

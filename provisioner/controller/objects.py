@@ -231,17 +231,27 @@ def build_pv(
         "storageClassName": name(dict(storage_class)),
         "volumeMode": "Filesystem",
         "claimRef": {
-            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "namespace": namespace(pvc), "name": name(pvc), "uid": uid(pvc),
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "namespace": namespace(pvc),
+            "name": name(pvc),
+            "uid": uid(pvc),
         },
-        "csi": {"driver": driver, "volumeHandle": volume.id,
-                "volumeAttributes": volume_context(volume) | clone},
-    }  # fmt: skip
+        "csi": {
+            "driver": driver,
+            "volumeHandle": volume.id,
+            "volumeAttributes": volume_context(volume) | clone,
+        },
+    }
     if storage_class.get("mountOptions"):
         spec["mountOptions"] = list(storage_class["mountOptions"])
     return {
-        "apiVersion": "v1", "kind": "PersistentVolume",
-        "metadata": {"name": pv_name_for(pvc), "annotations": ann,
-                     "finalizers": [annotations.PV_FINALIZER]},
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {
+            "name": pv_name_for(pvc),
+            "annotations": ann,
+            "finalizers": [annotations.PV_FINALIZER],
+        },
         "spec": spec,
-    }  # fmt: skip
+    }

@@ -261,14 +261,22 @@ class ClaimReconciler:
         ):
             if source is not None:
                 volume = self._volumes.ensure_clone(
-                    heketi=heketi, name=name, source_id=source.volume_id, params=params,
-                    size_gib=size, unused_name=fresh,
-                )  # fmt: skip
+                    heketi=heketi,
+                    name=name,
+                    source_id=source.volume_id,
+                    params=params,
+                    size_gib=size,
+                    unused_name=fresh,
+                )
             else:
                 volume = self._volumes.ensure_volume(
-                    heketi=heketi, name=name, params=params, gid=gid, size_gib=size,
+                    heketi=heketi,
+                    name=name,
+                    params=params,
+                    gid=gid,
+                    size_gib=size,
                     unused_name=fresh,
-                )  # fmt: skip
+                )
         gid = volume.gid or gid
         self._gids.settle(o.uid(pvc), gid)
         return volume, gid

@@ -123,10 +123,15 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         read_only = mount.read_only_mode or "ro" in mount.flags
         log_file = self._config.mount_log_dir / f"{source.volume}.log"
         record = StageRecord(
-            volume_id=volume_id, staging_path=str(staging), servers=source.servers,
-            volume=source.volume, read_only=read_only, flags=mount.flags, log_file=str(log_file),
+            volume_id=volume_id,
+            staging_path=str(staging),
+            servers=source.servers,
+            volume=source.volume,
+            read_only=read_only,
+            flags=mount.flags,
+            log_file=str(log_file),
             access_mode=mount.mode,
-        )  # fmt: skip
+        )
         with self._locks.hold(volume_id):
             if self._staged_already(record, self._mounter.table()):
                 self._remember(record)
@@ -242,9 +247,11 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         if not modes & publications.ONE_TARGET_MODES:
             return
         others = publications.bound_elsewhere(
-            table.entries, staged=staged, skip=(staging, target),
+            table.entries,
+            staged=staged,
+            skip=(staging, target),
             kubelet_dir=self._config.kubelet_dir,
-        )  # fmt: skip
+        )
         publications.check_one_target(
             volume_id=volume_id, modes=modes, target=target, others=others
         )

@@ -203,10 +203,11 @@ def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
         "and StorageClass provisioner (env DRIVER_NAME)",
     )
     parser.add_argument(
-        "--shutdown-grace", type=float,
+        "--shutdown-grace",
+        type=float,
         default=env_default("SHUTDOWN_GRACE", str(server.DEFAULT_SHUTDOWN_GRACE)),
         help="seconds SIGTERM waits for in-flight calls before exiting (env SHUTDOWN_GRACE)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--metrics-address",
         default=env_default("METRICS_ADDRESS", ""),
@@ -325,9 +326,15 @@ def build_services(config: NodeCommandConfig) -> Services:
     records = recovery.StageRecords(config.state_dir) if config.state_dir else None
     node = NodeService(config=config.node, mounter=mounter, locks=locks, records=records)
     return Services(
-        identity=identity, node=node, controller=controller, mounter=mounter, records=records,
-        locks=locks, metrics=metrics, heketi=heketi,
-    )  # fmt: skip
+        identity=identity,
+        node=node,
+        controller=controller,
+        mounter=mounter,
+        records=records,
+        locks=locks,
+        metrics=metrics,
+        heketi=heketi,
+    )
 
 
 def fuse_runner(config: NodeCommandConfig, runner: Runner) -> Runner:
@@ -340,17 +347,19 @@ def fuse_runner(config: NodeCommandConfig, runner: Runner) -> Runner:
         return runner
     try:
         escape = fuse_cgroups.escape_runner(
-            runner, cgroups=fuse_cgroups.prepare(config.fuse_cgroup),
+            runner,
+            cgroups=fuse_cgroups.prepare(config.fuse_cgroup),
             cgroup_namespace=config.fuse_cgroup_namespace,
-        )  # fmt: skip
+        )
     except fuse_cgroups.FuseCgroupsUnavailable as error:
         _warn_fuse_cgroups_unavailable(config, str(error))
         return runner
     _log.info(
-        "FUSE clients start outside the plugin's cgroups", cgroup_mode=escape.cgroups.mode,
+        "FUSE clients start outside the plugin's cgroups",
+        cgroup_mode=escape.cgroups.mode,
         cgroups=[str(d) for d in escape.cgroups.directories],
         cgroup_namespace=str(escape.cgroup_namespace or "the plugin's own"),
-    )  # fmt: skip
+    )
     return escape
 
 
@@ -363,9 +372,11 @@ def _warn_fuse_cgroups_unavailable(config: NodeCommandConfig, reason: str) -> No
     )
     _log.error(message, node_id=config.node.node_id)
     node_events.warn_in_background(
-        config.node.node_id, reason=FUSE_CGROUPS_UNAVAILABLE, message=message,
+        config.node.node_id,
+        reason=FUSE_CGROUPS_UNAVAILABLE,
+        message=message,
         kubeconfig=config.kubeconfig,
-    )  # fmt: skip
+    )
 
 
 def _start_mount_repair(services: Services) -> None:

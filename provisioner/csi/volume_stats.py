@@ -46,11 +46,15 @@ def _usage(stats: os.statvfs_result) -> list[csi_pb2.VolumeUsage]:
     block = stats.f_frsize
     return [
         csi_pb2.VolumeUsage(
-            unit=unit.BYTES, total=stats.f_blocks * block, available=stats.f_bavail * block,
+            unit=unit.BYTES,
+            total=stats.f_blocks * block,
+            available=stats.f_bavail * block,
             used=(stats.f_blocks - stats.f_bfree) * block,
         ),
         csi_pb2.VolumeUsage(
-            unit=unit.INODES, total=stats.f_files, available=stats.f_favail,
+            unit=unit.INODES,
+            total=stats.f_files,
+            available=stats.f_favail,
             used=stats.f_files - stats.f_ffree,
         ),
-    ]  # fmt: skip
+    ]

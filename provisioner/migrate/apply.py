@@ -174,9 +174,15 @@ def _wait_bound(job: _Job, cluster: Cluster, state: State) -> None:
     )
 
 
-_STEPS: Final = {Step.RECORD: _record, Step.RETAIN: _retain, Step.DELETE: _delete,
-                 Step.UNPROTECT: _unprotect, Step.WAIT_GONE: _wait_gone,
-                 Step.CREATE: _create, Step.WAIT_BOUND: _wait_bound}  # fmt: skip
+_STEPS: Final = {
+    Step.RECORD: _record,
+    Step.RETAIN: _retain,
+    Step.DELETE: _delete,
+    Step.UNPROTECT: _unprotect,
+    Step.WAIT_GONE: _wait_gone,
+    Step.CREATE: _create,
+    Step.WAIT_BOUND: _wait_bound,
+}
 
 
 def _actions(row: Row, settings: ApplySettings) -> dict[Enum, Action]:

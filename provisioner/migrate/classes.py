@@ -21,8 +21,14 @@ from provisioner.migrate.cluster import Cluster, Snapshot, annotations_of, class
 TWIN_SUFFIX: Final = "-csi"
 #: StorageClass names are DNS subdomains: at most 253 characters.
 MAX_NAME: Final = 253
-_COPIED: Final = ("parameters", "reclaimPolicy", "mountOptions", "allowVolumeExpansion",
-                  "volumeBindingMode", "allowedTopologies")  # fmt: skip
+_COPIED: Final = (
+    "parameters",
+    "reclaimPolicy",
+    "mountOptions",
+    "allowVolumeExpansion",
+    "volumeBindingMode",
+    "allowedTopologies",
+)
 
 
 @dataclass(frozen=True)

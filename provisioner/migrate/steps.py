@@ -44,8 +44,12 @@ class Record:
     target: Obj
 
     def to_json(self) -> str:
-        doc = {"pv": self.pv_name, "uid": self.uid, "original": self.original,
-               "target": self.target}  # fmt: skip
+        doc = {
+            "pv": self.pv_name,
+            "uid": self.uid,
+            "original": self.original,
+            "target": self.target,
+        }
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
@@ -59,8 +63,7 @@ def record_of(claim: Obj | None) -> Record | None:
         return None
     try:
         doc: dict[str, Any] = json.loads(raw)
-        record = Record(str(doc["pv"]), str(doc["uid"]), dict(doc["original"]),
-                        dict(doc["target"]))  # fmt: skip
+        record = Record(str(doc["pv"]), str(doc["uid"]), dict(doc["original"]), dict(doc["target"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise RecordUnreadable(
             f"annotation {annotations.ANN_MIGRATION_RECORD} of the claim is not a migrate record"
@@ -70,8 +73,11 @@ def record_of(claim: Obj | None) -> Record | None:
 
 def sanitized(pv: Obj) -> Obj:
     """A PV as it can be created again: no server-set metadata, no status."""
-    meta = {k: v for k, v in (pv.get("metadata") or {}).items()
-            if k in ("name", "labels", "annotations")}  # fmt: skip
+    meta = {
+        k: v
+        for k, v in (pv.get("metadata") or {}).items()
+        if k in ("name", "labels", "annotations")
+    }
     kept = [f for f in finalizers_of(pv) if f not in annotations.KUBE_PV_FINALIZERS]
     if kept:
         meta["finalizers"] = kept

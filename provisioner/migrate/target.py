@@ -15,8 +15,14 @@ from provisioner.migrate.intree import HEKETI, Source
 #: in the cluster), hashed so a 253-character name still fits CSI's 128-byte volume_id.
 STATIC_HANDLE_PREFIX: Final = "gluster-static-"
 #: Spec fields kept as they are.
-_KEPT_SPEC: Final = ("capacity", "accessModes", "mountOptions", "storageClassName",
-                     "nodeAffinity", "volumeMode")  # fmt: skip
+_KEPT_SPEC: Final = (
+    "capacity",
+    "accessModes",
+    "mountOptions",
+    "storageClassName",
+    "nodeAffinity",
+    "volumeMode",
+)
 #: Annotations of the in-tree plugin that would mislead once the PV is CSI.
 _DROPPED_ANNOTATIONS: Final = (annotations.ANN_PROVISIONED_BY,)
 

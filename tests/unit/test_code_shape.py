@@ -1,4 +1,5 @@
-"""The shape the production code keeps (STYLE.md), checked on its syntax tree.
+"""The shape our code keeps (STYLE.md), checked on its syntax tree: the shipped package
+and the test servers alike.
 
 Generated CSI stubs (`csi_pb2*`) are not ours to shape and are left out.
 """
@@ -6,11 +7,17 @@ Generated CSI stubs (`csi_pb2*`) are not ours to shape and are left out.
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "provisioner"
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "provisioner"
+TESTBED = REPO / "testbed"
 
 
 def _production_modules() -> list[Path]:
     return sorted(p for p in PACKAGE.rglob("*.py") if not p.name.startswith("csi_pb2"))
+
+
+def _shaped_modules() -> list[Path]:
+    return _production_modules() + sorted(TESTBED.rglob("*.py"))
 
 
 def _tree(path: Path) -> ast.Module:
@@ -18,7 +25,7 @@ def _tree(path: Path) -> ast.Module:
 
 
 def _where(path: Path, node: ast.AST) -> str:
-    return f"{path.relative_to(PACKAGE.parent)}:{getattr(node, 'lineno', 0)}"
+    return f"{path.relative_to(REPO)}:{getattr(node, 'lineno', 0)}"
 
 
 def test_production_code_never_uses_assert_for_control_flow() -> None:
@@ -32,19 +39,32 @@ def test_production_code_never_uses_assert_for_control_flow() -> None:
     assert asserts == []
 
 
-#: STYLE.md: a reader finds a module's responsibility in one sitting…
+#: STYLE.md: a module is one concept a reader takes in at one sitting…
 MODULE_LINES_MAX = 600
-#: …and a function's in one screen (decorators and docstring included).
+#: …and a function one step, read on one screen (decorators and docstring included).
 FUNCTION_LINES_MAX = 60
 
-
-def test_no_production_module_is_longer_than_600_lines() -> None:
-    long_modules = {
-        str(path.relative_to(PACKAGE.parent)): lines
-        for path in _production_modules()
-        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MODULE_LINES_MAX
+#: Test-server modules and functions over the caps when the caps came to testbed/; they
+#: are being split by concept (testbed/heketi/ as a package, the kube server's handler
+#: and store). Remove an entry when it fits; nothing may be added.
+TESTBED_OVER_THE_CAPS = frozenset(
+    {
+        "testbed/demo.py",
+        "testbed/demo.py step_start",
+        "testbed/heketi_server.py",
+        "testbed/heketi_store.py",
+        "testbed/kube/handler.py",
+        "testbed/kube/store.py",
     }
-    assert long_modules == {}
+)
+
+
+def _long_modules() -> set[str]:
+    return {
+        str(path.relative_to(REPO))
+        for path in _shaped_modules()
+        if len(path.read_text(encoding="utf-8").splitlines()) > MODULE_LINES_MAX
+    }
 
 
 def _function_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
@@ -52,15 +72,37 @@ def _function_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     return (node.end_lineno or node.lineno) - first + 1
 
 
-def test_no_production_function_is_longer_than_60_lines() -> None:
-    long_functions = {
-        f"{_where(path, node)} {node.name}": lines
-        for path in _production_modules()
+def _long_functions() -> set[str]:
+    return {
+        f"{path.relative_to(REPO)} {node.name}"
+        for path in _shaped_modules()
         for node in ast.walk(_tree(path))
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        and (lines := _function_lines(node)) > FUNCTION_LINES_MAX
+        and _function_lines(node) > FUNCTION_LINES_MAX
     }
-    assert long_functions == {}
+
+
+def test_no_module_is_longer_than_600_lines() -> None:
+    assert _long_modules() - TESTBED_OVER_THE_CAPS == set()
+
+
+def test_no_function_is_longer_than_60_lines() -> None:
+    assert _long_functions() - TESTBED_OVER_THE_CAPS == set()
+
+
+def test_only_test_server_code_is_on_the_list_of_pieces_over_the_caps() -> None:
+    assert all(entry.startswith("testbed/") for entry in TESTBED_OVER_THE_CAPS)
+
+
+def test_no_formatter_suppression_is_left_in_the_package() -> None:
+    # The caps serve the reader; `ruff format` decides the layout, never a marker.
+    marked = [
+        f"{path.relative_to(REPO)}:{number}"
+        for path in _production_modules()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "fmt: skip" in line or "fmt: off" in line
+    ]
+    assert marked == []
 
 
 def test_the_generated_stubs_are_the_only_modules_left_out() -> None:
