@@ -58,7 +58,7 @@ class StageRecord:
     flags: tuple[str, ...]
     log_file: str
     #: CSI access mode of the NodeStageVolume request (0: unknown, a record of an older
-    #: plugin); publications.py limits the target paths of single-workload modes.
+    #: plugin); node.py (check_one_target) limits the target paths of single-workload modes.
     access_mode: int = 0
 
     @property
