@@ -58,7 +58,7 @@ def _commented_parameters() -> dict[str, str]:
 
 def _parser() -> Callable[[Mapping[str, str]], Any]:
     if importlib.util.find_spec("provisioner.core.storageclass") is None:
-        pytest.skip("provisioner/storageclass.py has not landed yet")
+        pytest.skip("provisioner/core/storageclass.py has not landed yet")
     from provisioner.core.storageclass import parse_parameters
 
     return parse_parameters
