@@ -8,8 +8,9 @@ import pytest
 from provisioner.controller.gid_reservations import GidReservations
 from provisioner.controller.writes import EXPECTATION_TTL_SECONDS, Expectations
 from provisioner.core import annotations
-from provisioner.core.gids import GidPool, GidRangeExhausted, Holder
+from provisioner.core.gids import GidPool
 from provisioner.core.storageclass import parse_parameters
+from tests.unit.core.gid_probe import gid_is_free
 
 
 class FakeClock:
@@ -18,18 +19,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def _held(pool: GidPool, gid: int) -> bool:
-    """Whether something holds `gid`, seen as a caller sees it: a one-GID range cannot
-    hand it out."""
-    probe: Holder = ("probe", str(gid))
-    try:
-        pool.allocate(probe, gid_min=gid, gid_max=gid)
-    except GidRangeExhausted:
-        return True
-    pool.drop(probe)
-    return False
 
 
 def test_a_cache_still_showing_the_version_we_overwrote_is_waited_for() -> None:
@@ -81,7 +70,7 @@ def test_an_existing_volumes_gid_replaces_the_reservation() -> None:
     reservations = GidReservations(gids)
     reserved = reservations.for_claim("uid-1", PARAMS)
     reservations.settle("uid-1", 3007)
-    assert _held(gids, 3007) and not _held(gids, reserved)
+    assert not gid_is_free(gids, 3007) and gid_is_free(gids, reserved)
 
 
 def test_a_cancelled_claim_frees_its_gid() -> None:
@@ -89,7 +78,7 @@ def test_a_cancelled_claim_frees_its_gid() -> None:
     reservations = GidReservations(gids)
     reserved = reservations.for_claim("uid-1", PARAMS)
     reservations.cancel("uid-1")
-    assert not _held(gids, reserved)
+    assert gid_is_free(gids, reserved)
 
 
 def test_a_retry_after_the_volume_exists_gets_the_volumes_gid_even_in_a_full_range() -> None:
@@ -108,7 +97,7 @@ def test_a_claim_given_up_after_its_volume_was_made_frees_the_volumes_gid() -> N
     reservations.for_claim("uid-1", PARAMS)
     reservations.settle("uid-1", 3007)
     reservations.cancel("uid-1")
-    assert not _held(gids, 3007)
+    assert gid_is_free(gids, 3007)
 
 
 def test_a_gid_handed_over_to_its_pv_stays_used() -> None:
@@ -118,7 +107,7 @@ def test_a_gid_handed_over_to_its_pv_stays_used() -> None:
     reservations.settle("uid-1", gid)
     reservations.hand_over("uid-1", _pv("pvc-uid-1", gid))
     reservations.cancel("uid-1")  # a late give-up no longer frees what the PV holds
-    assert _held(gids, gid)
+    assert not gid_is_free(gids, gid)
 
 
 def _pv(name: str, gid: int | None, *, policy: str = "Delete") -> dict[str, Any]:
@@ -136,9 +125,9 @@ def test_a_gid_two_pvs_share_stays_used_until_both_are_gone() -> None:
     reservations.observe_pv(ours)
     reservations.observe_pv(in_tree)
     reservations.pv_deleted(ours)
-    assert _held(gids, 3000)
+    assert not gid_is_free(gids, 3000)
     reservations.pv_deleted(in_tree)
-    assert not _held(gids, 3000)
+    assert gid_is_free(gids, 3000)
 
 
 def test_a_pv_seen_again_is_counted_once() -> None:
@@ -148,7 +137,7 @@ def test_a_pv_seen_again_is_counted_once() -> None:
     for _ in range(3):
         reservations.observe_pv(pv)  # add, then updates
     reservations.pv_deleted(pv)
-    assert not _held(gids, 3000)
+    assert gid_is_free(gids, 3000)
 
 
 def test_a_pv_whose_gid_changes_frees_the_old_one() -> None:
@@ -156,9 +145,9 @@ def test_a_pv_whose_gid_changes_frees_the_old_one() -> None:
     reservations = GidReservations(gids)
     reservations.observe_pv(_pv("static", 3000))
     reservations.observe_pv(_pv("static", 3001))
-    assert not _held(gids, 3000) and _held(gids, 3001)
+    assert gid_is_free(gids, 3000) and not gid_is_free(gids, 3001)
     reservations.observe_pv(_pv("static", None))
-    assert not _held(gids, 3001)
+    assert gid_is_free(gids, 3001)
 
 
 @pytest.mark.parametrize(
@@ -174,7 +163,7 @@ def test_a_deleted_pv_frees_its_gid_only_when_its_volume_went_with_it(
     pv = _pv("pvc-1", 3000, policy=policy)
     reservations.observe_pv(pv)
     reservations.pv_deleted(pv)
-    assert _held(gids, 3000) is still_used
+    assert gid_is_free(gids, 3000) is not still_used
 
 
 def test_a_claim_handing_its_gid_to_a_pv_another_pv_shares_keeps_it_used() -> None:
@@ -184,7 +173,7 @@ def test_a_claim_handing_its_gid_to_a_pv_another_pv_shares_keeps_it_used() -> No
     reservations.settle("uid-1", 3005)  # its volume was made with that GID
     reservations.hand_over("uid-1", _pv("pvc-uid-1", 3005))
     reservations.pv_deleted(_pv("in-tree", 3005))
-    assert _held(gids, 3005)
+    assert not gid_is_free(gids, 3005)
     assert reservations.for_claim("uid-2", PARAMS) != 3005
 
 
@@ -201,7 +190,7 @@ def test_a_claim_carrying_our_intent_holds_its_recorded_gid() -> None:
     gids = GidPool()
     reservations = GidReservations(gids)
     reservations.observe_claim(_claim("uid-1", gid=3000, finalizer=True))
-    assert _held(gids, 3000)
+    assert not gid_is_free(gids, 3000)
     assert reservations.for_claim("uid-2", PARAMS) == 3001
 
 
@@ -217,7 +206,7 @@ def test_a_gid_annotation_without_our_finalizer_is_not_trusted() -> None:
     reservations.observe_claim(
         _claim("copied", gid=3000, finalizer=False)
     )  # e.g. a copied manifest
-    assert not _held(gids, 3000)
+    assert gid_is_free(gids, 3000)
 
 
 def test_a_claim_bound_without_our_finalizer_leaves_the_gid_to_its_pv() -> None:
@@ -225,7 +214,7 @@ def test_a_claim_bound_without_our_finalizer_leaves_the_gid_to_its_pv() -> None:
     reservations = GidReservations(gids)
     reservations.observe_claim(_claim("uid-1", gid=3000, finalizer=True))
     reservations.observe_claim(_claim("uid-1", gid=3000, finalizer=False, bound=True))
-    assert not _held(gids, 3000)
+    assert gid_is_free(gids, 3000)
 
 
 def test_a_deleted_claim_frees_its_recorded_gid() -> None:
@@ -234,7 +223,7 @@ def test_a_deleted_claim_frees_its_recorded_gid() -> None:
     claim = _claim("uid-1", gid=3000, finalizer=True)
     reservations.observe_claim(claim)
     reservations.claim_deleted(claim)
-    assert not _held(gids, 3000)
+    assert gid_is_free(gids, 3000)
 
 
 def _migrated_claim(uid: str, gid: int) -> dict[str, Any]:
@@ -253,14 +242,14 @@ def test_a_migrated_volumes_gid_stays_used_while_its_pv_is_briefly_gone() -> Non
     reservations.observe_pv(in_tree)
     reservations.observe_claim(_migrated_claim("uid-1", 3000))
     reservations.pv_deleted(in_tree)  # migrate deleted the in-tree PV; the CSI one comes next
-    assert _held(gids, 3000)
+    assert not gid_is_free(gids, 3000)
     assert reservations.for_claim("uid-2", PARAMS) != 3000
 
 
 def test_a_restarted_controller_counts_the_gid_of_a_claim_mid_migration() -> None:
     gids = GidPool()
     GidReservations(gids).observe_claim(_migrated_claim("uid-1", 3000))  # no PV exists
-    assert _held(gids, 3000)
+    assert not gid_is_free(gids, 3000)
 
 
 def test_a_deleted_migrated_claim_frees_the_gid_it_held() -> None:
@@ -269,7 +258,7 @@ def test_a_deleted_migrated_claim_frees_the_gid_it_held() -> None:
     claim = _migrated_claim("uid-1", 3000)
     reservations.observe_claim(claim)
     reservations.claim_deleted(claim)
-    assert not _held(gids, 3000)
+    assert gid_is_free(gids, 3000)
 
 
 def test_an_unreadable_migration_record_holds_nothing() -> None:
@@ -277,4 +266,4 @@ def test_an_unreadable_migration_record_holds_nothing() -> None:
     claim = _migrated_claim("uid-1", 3000)
     claim["metadata"]["annotations"][annotations.ANN_MIGRATION_RECORD] = "{not json"
     GidReservations(gids).observe_claim(claim)
-    assert not _held(gids, 3000)
+    assert gid_is_free(gids, 3000)

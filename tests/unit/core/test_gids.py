@@ -5,25 +5,15 @@ import threading
 
 import pytest
 
-from provisioner.core.gids import GidPool, GidPools, GidRangeExhausted, Holder
+from provisioner.core.gids import GidPool, GidPools
 from provisioner.errors import InvalidArgument, ResourceExhausted
+from tests.unit.core.gid_probe import gid_is_free
 
 _names = (("claim", f"uid-{n}") for n in itertools.count())
 
 
 def _allocate(pool: GidPool, gid_min: int = 2000, gid_max: int = 3000) -> int:
     return pool.allocate(next(_names), gid_min=gid_min, gid_max=gid_max)
-
-
-def _free(pool: GidPool, gid: int) -> bool:
-    """Whether `gid` is free, seen as a caller sees it: a one-GID range can hand it out."""
-    probe: Holder = ("probe", str(gid))
-    try:
-        pool.allocate(probe, gid_min=gid, gid_max=gid)
-    except GidRangeExhausted:
-        return False
-    pool.drop(probe)
-    return True
 
 
 def test_allocation_starts_at_the_bottom_of_the_range() -> None:
@@ -56,7 +46,7 @@ def test_a_dropped_gid_is_reused_once_the_range_wraps() -> None:
     second = pool.allocate(("claim", "second"), gid_min=10, gid_max=11)
     pool.drop(("claim", "first"))
     assert pool.allocate(("claim", "third"), gid_min=10, gid_max=11) == 10
-    assert not _free(pool, second)
+    assert not gid_is_free(pool, second)
 
 
 def test_a_gid_two_holders_hold_stays_used_until_both_let_go() -> None:
@@ -64,23 +54,23 @@ def test_a_gid_two_holders_hold_stays_used_until_both_let_go() -> None:
     pool.hold(("pv", "in-tree"), 2000)
     pool.hold(("pv", "ours"), 2000)
     pool.drop(("pv", "in-tree"))
-    assert not _free(pool, 2000)
+    assert not gid_is_free(pool, 2000)
     pool.drop(("pv", "ours"))
-    assert _free(pool, 2000)
+    assert gid_is_free(pool, 2000)
 
 
 def test_a_holder_moving_to_another_gid_frees_the_one_it_held() -> None:
     pool = GidPool()
     pool.hold(("claim", "a"), 2000)
     assert pool.hold(("claim", "a"), 2001) == 2001
-    assert _free(pool, 2000) and not _free(pool, 2001)
+    assert gid_is_free(pool, 2000) and not gid_is_free(pool, 2001)
 
 
 def test_a_holder_that_keeps_its_gid_ignores_another() -> None:
     pool = GidPool()
     pool.hold(("claim", "a"), 2000)
     assert pool.hold(("claim", "a"), 2001, replace=False) == 2000
-    assert _free(pool, 2001)
+    assert gid_is_free(pool, 2001)
 
 
 def test_holding_exactly_a_listing_lets_go_of_what_it_no_longer_shows() -> None:
@@ -88,9 +78,9 @@ def test_holding_exactly_a_listing_lets_go_of_what_it_no_longer_shows() -> None:
     pool.hold_exactly("listed", {"v1": 2000, "v2": 2001})
     pool.hold(("created", "v2"), 2001)
     pool.hold_exactly("listed", {"v3": 2002})
-    assert _free(pool, 2000)
-    assert not _free(pool, 2001)  # still held by another kind of holder
-    assert not _free(pool, 2002)
+    assert gid_is_free(pool, 2000)
+    assert not gid_is_free(pool, 2001)  # still held by another kind of holder
+    assert not gid_is_free(pool, 2002)
 
 
 def test_a_full_range_is_resource_exhausted_with_advice() -> None:
@@ -123,7 +113,7 @@ def test_holding_and_dropping_are_idempotent() -> None:
     pool.hold(("pv", "a"), 7)
     pool.drop(("pv", "a"))
     pool.drop(("pv", "a"))
-    assert _free(pool, 7)
+    assert gid_is_free(pool, 7)
 
 
 def test_concurrent_allocations_are_unique() -> None:
