@@ -45,10 +45,6 @@ class VolumeLocks:
             busy_message=f"an operation on volume {volume_id} is already in progress; retry later",
         )
 
-    def busy(self) -> frozenset[str]:
-        """Volume ids with an operation in progress (for tests and diagnostics)."""
-        return frozenset(str(key) for key in self._locks.in_use())
-
 
 class CsiMetrics:
     """The CSI calls one plugin served, per RPC: requests by final code, and latency."""
