@@ -1,4 +1,5 @@
-"""Names that stay fixed once chosen.
+"""Names that stay fixed once chosen: the driver name, our finalizers, annotations and
+labels, the volume-context keys, and the annotations that record where a volume lives.
 
 Changing any of these strands existing volumes: PVs, finalizers and Heketi
 volumes created by an earlier release would no longer be recognised as ours.
@@ -7,7 +8,6 @@ They are documented in docs/reference.md ("Fixed names").
 
 from typing import Final
 
-from provisioner.core import annotations
 from provisioner.core.storageclass import ProvisioningParams
 
 #: CSI driver name, the StorageClass `provisioner` value and PV `spec.csi.driver`.
@@ -108,13 +108,13 @@ HEKETI_NAME_PREFIX: Final = "pvc-"
 def heketi_annotations(params: ProvisioningParams, *, volume_name: str) -> dict[str, str]:
     """What expanding and deleting the volume need when the StorageClass is gone."""
     ann = {
-        annotations.ANN_HEKETI_URL: params.rest_url,
-        annotations.ANN_HEKETI_USER: params.rest_user,
-        annotations.ANN_HEKETI_VOLUME_NAME: volume_name,
+        ANN_HEKETI_URL: params.rest_url,
+        ANN_HEKETI_USER: params.rest_user,
+        ANN_HEKETI_VOLUME_NAME: volume_name,
     }
     if params.secret_namespace and params.secret_name:
-        ann[annotations.ANN_SECRET_NAMESPACE] = params.secret_namespace
-        ann[annotations.ANN_SECRET_NAME] = params.secret_name
+        ann[ANN_SECRET_NAMESPACE] = params.secret_namespace
+        ann[ANN_SECRET_NAME] = params.secret_name
     if params.rest_ca_file:
-        ann[annotations.ANN_HEKETI_CA] = params.rest_ca_file
+        ann[ANN_HEKETI_CA] = params.rest_ca_file
     return ann
