@@ -27,7 +27,7 @@ import grpc
 import yaml
 
 from provisioner.csi import csi_pb2, csi_pb2_grpc, mounter
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.server import HeketiTestServer
 
 #: How long the plugin may take to answer Probe after it starts.
 STARTUP_DEADLINE_S = 60.0

@@ -36,7 +36,7 @@ import yaml
 
 from provisioner import names
 from provisioner.csi import csi_pb2, csi_pb2_grpc
-from testbed.kube_server import kubeconfig
+from testbed.kube.server import kubeconfig
 from testbed.net import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -306,7 +306,7 @@ def step_start(demo: Demo) -> None:
         [
             py,
             "-m",
-            "testbed.heketi_server",
+            "testbed.heketi",
             "--listen",
             f"127.0.0.1:{heketi_port}",
             "--admin-key-file",
@@ -323,7 +323,7 @@ def step_start(demo: Demo) -> None:
         [
             py,
             "-m",
-            "testbed.kube_server",
+            "testbed.kube",
             "--listen",
             f"127.0.0.1:{kube_port}",
             "--binder",

@@ -37,8 +37,8 @@ from typing import Any, Final
 
 from provisioner.heketi.placement import placement_of
 from provisioner.log import get_logger
-from testbed import heketi_gluster
-from testbed.heketi_store import Brick, RequestError, Store, VolumeRecord, new_id
+from testbed.heketi import gluster
+from testbed.heketi.store import Brick, RequestError, Store, VolumeRecord, new_id
 
 _log = get_logger("heketi-test-server")
 
@@ -106,11 +106,11 @@ def add_bricks_to_devices(store: Store, bricks: Sequence[Brick]) -> None:
 
 
 def gluster_clone(
-    *, source: VolumeRecord, clone: VolumeRecord, bricks: Sequence[heketi_gluster.BrickSpec]
+    *, source: VolumeRecord, clone: VolumeRecord, bricks: Sequence[gluster.BrickSpec]
 ) -> None:
     """A started Gluster volume `clone.name` with the source's layout, options and GID,
     holding a copy of the source's files; rolled back on failure."""
-    heketi_gluster.create_volume(
+    gluster.create_volume(
         name=clone.name,
         durability=clone.durability,
         bricks=bricks,
@@ -120,8 +120,8 @@ def gluster_clone(
     )
     try:
         copy_files(source=source.name, target=clone.name, host=bricks[0].host)
-    except (OSError, subprocess.SubprocessError, heketi_gluster.GlusterCommandError):
-        heketi_gluster.delete_volume(name=clone.name, bricks=bricks)
+    except (OSError, subprocess.SubprocessError, gluster.GlusterCommandError):
+        gluster.delete_volume(name=clone.name, bricks=bricks)
         raise
     _log.info("gluster_volume_cloned", source=source.name, volume=clone.name)
 
@@ -154,4 +154,4 @@ def _run(argv: list[str]) -> None:
     )
     if result.returncode != 0:
         output = result.stderr.strip() or result.stdout.strip()
-        raise heketi_gluster.GlusterCommandError(f"{argv[0]} exited {result.returncode}: {output}")
+        raise gluster.GlusterCommandError(f"{argv[0]} exited {result.returncode}: {output}")

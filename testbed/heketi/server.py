@@ -19,7 +19,7 @@ that were running stay pending, name taken, until the stale-operation cleaner
 runs: `clean_stale_operations`), `set_node_state`/`set_device_state`, and a
 request log.
 
-    python -m testbed.heketi_server --listen 127.0.0.1:8080 --admin-key KEY
+    python -m testbed.heketi --listen 127.0.0.1:8080 --admin-key KEY
 """
 
 import argparse
@@ -42,9 +42,11 @@ from urllib.parse import urlsplit
 
 from provisioner.heketi.placement import placement_of
 from provisioner.log import get_logger
-from testbed import heketi_clone, heketi_gluster, heketi_routes
-from testbed.heketi_auth import check_request
-from testbed.heketi_store import (
+from testbed.heketi import clone as heketi_clone
+from testbed.heketi import gluster as heketi_gluster
+from testbed.heketi import routes as heketi_routes
+from testbed.heketi.auth import check_request
+from testbed.heketi.store import (
     DEFAULT_DEVICE_GIB,
     KIB_PER_GIB,
     Brick,
@@ -1016,7 +1018,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m testbed.heketi_server",
+        prog="python -m testbed.heketi",
         description="Heketi v10 REST API for tests and demos (memory or real local Gluster).",
     )
     parser.add_argument(
@@ -1110,7 +1112,7 @@ def main(argv: list[str] | None = None) -> int:
         server.seed_volumes([f"seed-{i:05d}" for i in range(args.seed_volumes)])
         url = server.start()
     except (ValueError, OSError, ssl.SSLError, KeyError, TypeError) as exc:
-        print(f"heketi_server: {exc}", file=sys.stderr)
+        print(f"testbed.heketi: {exc}", file=sys.stderr)
         return 2
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -1121,6 +1123,3 @@ def main(argv: list[str] | None = None) -> int:
     server.stop()
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 
 Not thread-safe by itself; the server holds its lock around every call.
 
-Placement follows Heketi's rules (`heketi_placer`): brick sets of the whole size,
+Placement follows Heketi's rules (`placer`): brick sets of the whole size,
 split into more, smaller sets when they find no room (replica N: N bricks per set;
 disperse D+R: D+R bricks of size/D; none: one brick), bricks of a set on distinct
 nodes (unless the topology is one host, as in the gluster mode), the device space a
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from provisioner.heketi.placement import placement_of
-from testbed import heketi_placer
-from testbed.heketi_placer import PlacementError
+from testbed.heketi import placer
+from testbed.heketi.placer import PlacementError
 
 KIB_PER_GIB = 1024 * 1024
 #: Room for 10,000 one-GiB replica-3 volumes per node (the benchmarks' scale).
@@ -257,17 +257,17 @@ class Store:
         `PlacementError` for a request no split can change (bad tag rule, files larger
         than an arbiter's brick)."""
         placement = placement_of(volume.options)
-        rule = heketi_placer.tag_rule(placement)
+        rule = placer.tag_rule(placement)
         set_size, data = _set_shape(volume.durability)
         factor = float(volume.snapshot.get("factor", 1) or 1)
-        for sets, brick_kib in heketi_placer.brick_sets(size_gib * KIB_PER_GIB, data):
-            if sets * set_size + len(volume.bricks) > heketi_placer.BRICK_MAX_COUNT:
+        for sets, brick_kib in placer.brick_sets(size_gib * KIB_PER_GIB, data):
+            if sets * set_size + len(volume.bricks) > placer.BRICK_MAX_COUNT:
                 return None
-            slots = heketi_placer.set_slots(placement, set_size, brick_kib, factor)
+            slots = placer.set_slots(placement, set_size, brick_kib, factor)
             free = {d.id: d.free_kib for n in self.clusters[cluster] for d in n.devices}
             chosen = []
             for _ in range(sets):
-                found = heketi_placer.choose(
+                found = placer.choose(
                     self.clusters[cluster],
                     slots,
                     placement=placement,
@@ -283,7 +283,7 @@ class Store:
         return None
 
     def _new_brick(
-        self, volume: VolumeRecord, slot: heketi_placer.Slot, node: Node, device: Device
+        self, volume: VolumeRecord, slot: placer.Slot, node: Node, device: Device
     ) -> Brick:
         brick_id = new_id()
         device.used_kib += slot.reserve_kib
@@ -413,7 +413,7 @@ def _check_min_size(size_gib: int, durability: dict[str, Any]) -> None:
     1 GiB brick per data brick; in KiB) is refused before any placement."""
     if durability["type"] != "disperse":
         return
-    minimum = heketi_placer.BRICK_MIN_KIB * int(durability["disperse"]["data"])
+    minimum = placer.BRICK_MIN_KIB * int(durability["disperse"]["data"])
     if size_gib * KIB_PER_GIB < minimum:
         raise RequestError(
             400,

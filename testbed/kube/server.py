@@ -7,7 +7,7 @@ talk to it unchanged. Start it in a thread::
     with KubeTestServer(binder=True) as kube:
         core = kubernetes.client.CoreV1Api(kube.api_client())
 
-or as a process: `python -m testbed.kube_server --listen 127.0.0.1:8001`.
+or as a process: `python -m testbed.kube --listen 127.0.0.1:8001`.
 The modules under `testbed.kube` hold the parts.
 """
 
@@ -334,7 +334,7 @@ def _listen_address(text: str) -> tuple[str, int]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m testbed.kube_server",
+        prog="python -m testbed.kube",
         description="Kubernetes API test server (PVCs, PVs, StorageClasses, Secrets, "
         "Namespaces, Events, Leases) for tests, demos and benchmarks.",
     )
@@ -428,6 +428,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     server.stop()
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

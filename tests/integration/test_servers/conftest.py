@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from testbed.kube_server import KubeTestServer
-from tests.integration.testing.kube_support import Api, api_for, new_namespace
+from testbed.kube.server import KubeTestServer
+from tests.integration.test_servers.kube_support import Api, api_for, new_namespace
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from typing import Any
 from kubernetes import client, watch
 
 from provisioner.names import DRIVER_NAME
-from testbed.kube_server import KubeTestServer
+from testbed.kube.server import KubeTestServer
 
 JSON = dict[str, Any]
 _counter = itertools.count(1)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import requests
 
-from testbed.heketi_server import HeketiTestServer
-from tests.integration.testing.heketi_http import ADMIN_KEY, USER_KEY, call, token, wait_done
+from testbed.heketi.server import HeketiTestServer
+from tests.integration.test_servers.heketi_http import ADMIN_KEY, USER_KEY, call, token, wait_done
 
 QUEUE_LOCATION = re.compile(r"^/queue/[0-9a-f]{32}$")
 
@@ -777,7 +777,7 @@ def test_command_line_server_prints_its_url_and_stops_on_sigterm() -> None:
         [
             sys.executable,
             "-m",
-            "testbed.heketi_server",
+            "testbed.heketi",
             "--listen",
             f"127.0.0.1:{port}",
             "--admin-key",
@@ -799,7 +799,7 @@ def test_command_line_server_prints_its_url_and_stops_on_sigterm() -> None:
 
 def test_command_line_refuses_to_start_without_a_key() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "testbed.heketi_server", "--listen", "127.0.0.1:0"],
+        [sys.executable, "-m", "testbed.heketi", "--listen", "127.0.0.1:0"],
         capture_output=True,
         text=True,
         timeout=30,

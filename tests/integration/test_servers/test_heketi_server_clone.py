@@ -1,5 +1,5 @@
 """The Heketi test server clones volumes as Heketi v10.4.1 does (`POST /volumes/{id}/clone`;
-sources in testbed/heketi_clone.py). The refusals before any work are contract tests
+sources in testbed/heketi/clone.py). The refusals before any work are contract tests
 (tests/contract/test_heketi_clone.py), run against a real Heketi too."""
 
 from collections.abc import Iterator
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from testbed.heketi_server import HeketiTestServer
-from tests.integration.testing.heketi_http import ADMIN_KEY, USER_KEY, call, wait_done
-from tests.integration.testing.test_heketi_server import QUEUE_LOCATION, create
+from testbed.heketi.server import HeketiTestServer
+from tests.integration.test_servers.heketi_http import ADMIN_KEY, USER_KEY, call, wait_done
+from tests.integration.test_servers.test_heketi_server import QUEUE_LOCATION, create
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from provisioner.heketi import (
     HeketiOperationFailed,
     VolumeCreateRequest,
 )
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.server import HeketiTestServer
 from tests.conftest import GlusterHost
 
 pytestmark = pytest.mark.gluster

@@ -27,7 +27,7 @@ TOPOLOGY = {
 
 def run_server(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "testbed.heketi_server", "--listen", "127.0.0.1:0", *args],
+        [sys.executable, "-m", "testbed.heketi", "--listen", "127.0.0.1:0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -65,4 +65,4 @@ def test_a_file_that_is_no_topology_stops_the_server_with_a_message(tmp_path: Pa
     server = run_server("--no-auth", "--topology", str(path))
     _, stderr = server.communicate(timeout=60)
     assert server.returncode == 2
-    assert stderr.strip() == f'heketi_server: {path}: a topology file holds {{"clusters": [...]}}'
+    assert stderr.strip() == f'testbed.heketi: {path}: a topology file holds {{"clusters": [...]}}'

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 from kubernetes import client
 
-from testbed.kube_server import KubeTestServer
-from tests.integration.testing.kube_support import Api, pv_body, pvc_body, status_of, unique
+from testbed.kube.server import KubeTestServer
+from tests.integration.test_servers.kube_support import Api, pv_body, pvc_body, status_of, unique
 
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 #: The start of a protobuf-encoded Kubernetes object: magic "k8s\0", then a runtime.Unknown.

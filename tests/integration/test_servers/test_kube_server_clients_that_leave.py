@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from testbed.kube_server import KubeTestServer
+from testbed.kube.server import KubeTestServer
 
 #: How long the server may take to notice the reset and finish the handler thread.
 SETTLE_S = 1.0

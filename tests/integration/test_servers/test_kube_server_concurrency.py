@@ -3,8 +3,8 @@
 import pytest
 from kubernetes import client
 
-from testbed.kube_server import KubeTestServer
-from tests.integration.testing.kube_support import (
+from testbed.kube.server import KubeTestServer
+from tests.integration.test_servers.kube_support import (
     Api,
     new_namespace,
     pvc_body,

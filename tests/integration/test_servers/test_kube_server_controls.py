@@ -8,8 +8,8 @@ import pytest
 import urllib3
 from kubernetes import client, watch
 
-from testbed.kube_server import BinderError, KubeTestServer
-from tests.integration.testing.kube_support import (
+from testbed.kube.server import BinderError, KubeTestServer
+from tests.integration.test_servers.kube_support import (
     Api,
     api_for,
     new_namespace,

@@ -7,7 +7,7 @@ import re
 import pytest
 from kubernetes import client
 
-from tests.integration.testing.kube_support import (
+from tests.integration.test_servers.kube_support import (
     Api,
     new_namespace,
     pv_body,

@@ -3,7 +3,7 @@
 import pytest
 from kubernetes import client
 
-from tests.integration.testing.kube_support import (
+from tests.integration.test_servers.kube_support import (
     Api,
     pvc_body,
     status_of,

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 from kubernetes import client, config
 
-from testbed.kube_server import KubeTestServer
-from tests.integration.testing.kube_support import pv_body, pvc_body, sc_body
+from testbed.kube.server import KubeTestServer
+from tests.integration.test_servers.kube_support import pv_body, pvc_body, sc_body
 
 #: Seconds any kubectl call or server start may take before the test fails.
 COMMAND_TIMEOUT = 30
@@ -80,7 +80,7 @@ def test_server_runs_as_a_process_and_writes_a_kubeconfig(tmp_path: Path) -> Non
         [
             sys.executable,
             "-m",
-            "testbed.kube_server",
+            "testbed.kube",
             "--listen",
             "127.0.0.1:0",
             "--kubeconfig-out",
@@ -104,7 +104,7 @@ def test_server_runs_as_a_process_and_writes_a_kubeconfig(tmp_path: Path) -> Non
 
 def test_command_line_rejects_a_bad_listen_address() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "testbed.kube_server", "--listen", "nowhere"],
+        [sys.executable, "-m", "testbed.kube", "--listen", "nowhere"],
         capture_output=True,
         text=True,
         timeout=COMMAND_TIMEOUT,

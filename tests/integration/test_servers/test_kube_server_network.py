@@ -8,8 +8,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from testbed.kube_server import KubeTestServer
-from tests.integration.testing.kube_support import Api, api_for
+from testbed.kube.server import KubeTestServer
+from tests.integration.test_servers.kube_support import Api, api_for
 
 NS = "default"
 

@@ -14,8 +14,8 @@ from typing import Any
 import kubernetes.client as k8s
 import pytest
 
-from testbed.kube_server import KubeTestServer
-from tests.integration.testing.kube_support import pv_body, pvc_body
+from testbed.kube.server import KubeTestServer
+from tests.integration.test_servers.kube_support import pv_body, pvc_body
 
 NS = "default"
 PROTECTION = "kubernetes.io/pv-protection"

@@ -6,8 +6,14 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import watch
 
-from testbed.kube_server import KubeTestServer
-from tests.integration.testing.kube_support import Api, api_for, new_namespace, pv_body, pvc_body
+from testbed.kube.server import KubeTestServer
+from tests.integration.test_servers.kube_support import (
+    Api,
+    api_for,
+    new_namespace,
+    pv_body,
+    pvc_body,
+)
 
 
 @pytest.fixture

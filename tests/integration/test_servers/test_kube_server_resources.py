@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 import pytest
 from kubernetes import client
 
-from testbed.kube_server import KubeTestServer
-from tests.integration.testing.kube_support import (
+from testbed.kube.server import KubeTestServer
+from tests.integration.test_servers.kube_support import (
     JSON,
     Api,
     new_namespace,

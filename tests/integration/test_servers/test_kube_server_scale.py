@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from kubernetes import client
 
-from testbed.kube_server import KubeTestServer
-from tests.integration.testing.kube_support import pv_body, pvc_body
+from testbed.kube.server import KubeTestServer
+from tests.integration.test_servers.kube_support import pv_body, pvc_body
 
 PAIRS = 10_000
 WRITES = 300

@@ -3,8 +3,8 @@
 import pytest
 from kubernetes import client
 
-from testbed.kube_server import KubeTestServer
-from tests.integration.testing.kube_support import Api, api_for, pvc_body, status_of
+from testbed.kube.server import KubeTestServer
+from tests.integration.test_servers.kube_support import Api, api_for, pvc_body, status_of
 
 LABELS = {
     "gold": {"tier": "gold", "app": "db"},

@@ -1,6 +1,6 @@
 """Point 6: the status subresource of claims and volumes."""
 
-from tests.integration.testing.kube_support import (
+from tests.integration.test_servers.kube_support import (
     Api,
     new_namespace,
     pv_body,

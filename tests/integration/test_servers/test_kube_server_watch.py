@@ -11,8 +11,8 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.informer.informer import SharedInformer
 
-from testbed.kube_server import KubeTestServer
-from tests.integration.testing.kube_support import (
+from testbed.kube.server import KubeTestServer
+from tests.integration.test_servers.kube_support import (
     Api,
     api_for,
     pvc_body,
