@@ -38,7 +38,8 @@ from typing import Any, Final
 from provisioner.heketi.placement import placement_of
 from provisioner.log import get_logger
 from testbed.heketi import gluster
-from testbed.heketi.store import Brick, RequestError, Store, VolumeRecord, new_id
+from testbed.heketi.bodies import RequestError
+from testbed.heketi.store import Brick, Store, VolumeRecord, new_id
 
 _log = get_logger("heketi-test-server")
 

@@ -16,16 +16,10 @@ from typing import Any
 
 from provisioner.heketi.placement import placement_of
 from testbed.heketi import clone, gluster
+from testbed.heketi.bodies import RequestError, applied_tags, tags_change
 from testbed.heketi.httpd import Response
 from testbed.heketi.operations import Fault, Operation, Operations, QueueEntry
-from testbed.heketi.store import (
-    Brick,
-    RequestError,
-    Store,
-    VolumeRecord,
-    applied_tags,
-    tags_change,
-)
+from testbed.heketi.store import Brick, Store, VolumeRecord
 
 #: A route's handler: the request body and the fault injected into it, if any.
 Handler = Callable[[bytes, Fault | None], Response]

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from testbed.heketi import gluster
+from testbed.heketi.bodies import RequestError
 from testbed.heketi.httpd import Response
-from testbed.heketi.store import RequestError, VolumeRecord, new_id
+from testbed.heketi.store import VolumeRecord, new_id
 
 OP_KINDS = frozenset(
     {

@@ -38,16 +38,11 @@ from typing import Any, Literal
 
 from testbed.heketi import routes
 from testbed.heketi.auth import check_request
+from testbed.heketi.bodies import RequestError
 from testbed.heketi.handlers import Handler, Handlers
 from testbed.heketi.httpd import HTTPServer, RequestRecord, Response
 from testbed.heketi.operations import ASYNC_KINDS, Fault, Operations
-from testbed.heketi.store import (
-    DEFAULT_DEVICE_GIB,
-    KIB_PER_GIB,
-    RequestError,
-    Store,
-    VolumeRecord,
-)
+from testbed.heketi.store import DEFAULT_DEVICE_GIB, KIB_PER_GIB, Store, VolumeRecord
 
 __all__ = ["HeketiTestServer", "RequestRecord", "main"]
 
