@@ -255,8 +255,13 @@ class PVBinder:
             self._release_claim(namespace, name)
         claim = self._store.find("persistentvolumeclaims", namespace, name)
         if claim is not None and self._expand.wants_external(namespace, name):
-            self._warn(claim.obj, "ExternalExpanding", EXTERNAL_EXPANDING,
-                       kind="Normal", component="volume_expand")  # fmt: skip
+            self._warn(
+                claim.obj,
+                "ExternalExpanding",
+                EXTERNAL_EXPANDING,
+                kind="Normal",
+                component="volume_expand",
+            )
 
     def _release_claim(self, namespace: str, name: str) -> None:
         release_claim(self._store, namespace, name)

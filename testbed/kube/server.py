@@ -427,4 +427,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop_requested.wait()
     server.stop()
     return 0
-
