@@ -31,8 +31,9 @@ from testbed.kube.claim_controllers import (
     release_claim,
 )
 from testbed.kube.errors import ApiError
+from testbed.kube.objectmeta import now_rfc3339
 from testbed.kube.resources import BY_GROUP_VERSION
-from testbed.kube.store import Event, Store, Stored, now_rfc3339
+from testbed.kube.store import Event, Store, Stored
 
 JSON = dict[str, Any]
 ClaimKey = tuple[str, str]
