@@ -35,7 +35,8 @@ from provisioner.csi import csi_pb2
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from testbed import demo as base
-from testbed.demo import Demo, StepFailed, detail, kube, say, wait_for
+from testbed import demo_harness as harness
+from testbed.demo_harness import Demo, StepFailed, detail, kube, say, wait_for
 
 NS = "legacy"
 STATIC_PV, STATIC_CLAIM, HEKETI_CLAIM = "gluster-pv", "data", "db"
@@ -174,6 +175,12 @@ def claim_of(name: str, volume: str, storage_class: str) -> dict[str, Any]:
 
 
 def step_in_tree_objects(demo: MigrateDemo) -> None:
+    static_objects(demo)
+    heketi_objects(demo)
+
+
+def static_objects(demo: MigrateDemo) -> None:
+    """A hand-made in-tree PV (its Endpoints and Service) and its claim."""
     post(
         demo,
         "/api/v1/namespaces",
@@ -190,6 +197,11 @@ def step_in_tree_objects(demo: MigrateDemo) -> None:
         f"/api/v1/namespaces/{NS}/persistentvolumeclaims",
         claim_of(STATIC_CLAIM, STATIC_PV, ""),
     )
+
+
+def heketi_objects(demo: MigrateDemo) -> None:
+    """What the in-tree plugin leaves for a Heketi-provisioned claim: its class and
+    Secret, the dynamic Endpoints and Service, the annotated PV and the claim."""
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -303,8 +315,8 @@ def stage_publish_read(demo: MigrateDemo, pv_name: str) -> str:
     target = demo.kubelet_dir / "pods/migrated-pod/volumes/kubernetes.io~csi" / pv_name / "mount"
     staging.mkdir(parents=True)
     target.parent.mkdir(parents=True)
-    capability = base.mount_capability()
-    with base.node_stub(demo) as node:
+    capability = harness.mount_capability()
+    with harness.node_stub(demo) as node:
         node.NodeStageVolume(
             csi_pb2.NodeStageVolumeRequest(
                 volume_id=handle,
@@ -354,7 +366,7 @@ def step_delete_heketi_claim(demo: MigrateDemo) -> None:
     wait_for(
         f"PV {demo.heketi_pv} gone",
         lambda: (
-            base.check_alive(demo)
+            harness.check_alive(demo)
             and kube(demo, "GET", f"/api/v1/persistentvolumes/{demo.heketi_pv}") is None
         ),
     )
@@ -388,8 +400,8 @@ STEPS: list[tuple[str, Callable[[MigrateDemo], None]]] = [
 def cleanup(demo: MigrateDemo) -> None:
     for point in reversed(demo.mounts):
         subprocess.run(["umount", str(point)], capture_output=True, timeout=30, check=False)
-    base.stop_processes(demo)
-    base.unmount_leftovers(demo.workdir)
+    harness.stop_processes(demo)
+    harness.unmount_leftovers(demo.workdir)
     if demo.static_volume:
         for action in (
             ("volume", "stop", demo.static_volume, "force"),
@@ -397,7 +409,7 @@ def cleanup(demo: MigrateDemo) -> None:
         ):
             with contextlib.suppress(StepFailed):
                 gluster(*action)
-    base.remove_leftover_volumes(demo)
+    harness.remove_leftover_volumes(demo)
     shutil.rmtree(demo.workdir, ignore_errors=True)
 
 
@@ -423,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         print("make demo-migrate needs root (GlusterFS bricks and FUSE mounts)", file=sys.stderr)
         return 2
     demo = MigrateDemo(workdir=Path(tempfile.mkdtemp(prefix="gp-demo-migrate-")))
-    signal.signal(signal.SIGTERM, base.raise_interrupt)
+    signal.signal(signal.SIGTERM, harness.raise_interrupt)
     ok = False
     try:
         ok = run_steps(demo)
@@ -431,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         say("interrupted: cleaning up")
     finally:
         if not ok or args.keep_logs:
-            say(f"process logs kept in {base.keep_logs(demo)}")
+            say(f"process logs kept in {harness.keep_logs(demo)}")
         cleanup(demo)
     if ok:
         say("demo-migrate finished: everything it started has been cleaned up")
