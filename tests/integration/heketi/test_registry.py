@@ -9,7 +9,7 @@ import pytest
 from provisioner.heketi import HeketiClients
 from provisioner.heketi.session import route_of
 from provisioner.heketi.volume_names import VolumeIdentity
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.server import HeketiTestServer
 from tests.integration.heketi.conftest import fast_config
 
 
