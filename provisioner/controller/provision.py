@@ -179,15 +179,17 @@ class ClaimReconciler:
             self._bind(pvc, existing)  # an earlier attempt got as far as the PV
             self._succeeded(pvc, existing, volume=None)
             return
-        heketi = self._connections.for_class(params)
-        source = self._sources.of(pvc, params)
-        # a claim with our intent recorded keeps the GID recorded with it (also across a
-        # restart: a volume Heketi may have made already carries it); a clone gets its
+        # a claim with our intent recorded is finished where that intent says (its
+        # Heketi, volume name and GID), whatever its class says now; a clone gets its
         # source's GID from Heketi, so it holds that one
         fresh = names.PVC_FINALIZER not in o.finalizers(pvc)
+        if not fresh:
+            params = o.recorded_location(pvc, params)
+        heketi = self._connections.for_class(params)
+        source = self._sources.of(pvc, params)
         recorded = o.claim_gid(pvc) if not fresh else source.gid if source else None
         gid = self._gids.for_claim(o.uid(pvc), params, recorded=recorded)
-        name = self._heketi_name(pvc, params)
+        name = (not fresh and o.recorded_volume_name(pvc)) or self._heketi_name(pvc, params)
         pvc = self._record_intent(pvc, params, name, gid, source)
         volume, gid = self._ensure_volume(pvc, heketi, params, name, gid, fresh, source)
         pv = self._create_pv(pvc, storage_class, params, volume, gid, source)
