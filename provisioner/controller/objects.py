@@ -8,7 +8,7 @@ from typing import Any, Final
 from provisioner import errors, names
 from provisioner.controller.quantity import gib_quantity, parse_bytes
 from provisioner.heketi.types import Volume
-from provisioner.kube.api import Obj
+from provisioner.kube.api import Obj, path_for
 from provisioner.pv_annotations import heketi_annotations
 from provisioner.storageclass import ProvisioningParams, parse_rest_url
 from provisioner.volumes import volume_context
@@ -172,6 +172,19 @@ def pv_claim_uid(pv: Obj) -> str:
 
 def pv_gid(pv: Obj) -> int | None:
     return _int_annotation(pv, names.ANN_GID)
+
+
+def claim_path(pvc: Obj, *, subresource: str | None = None) -> str:
+    return path_for(
+        plural="persistentvolumeclaims",
+        namespace=namespace(pvc),
+        name=name(pvc),
+        subresource=subresource,
+    )
+
+
+def pv_path(pv_name: str) -> str:
+    return path_for(plural="persistentvolumes", name=pv_name)
 
 
 def claim_gid(pvc: Obj) -> int | None:
