@@ -11,21 +11,20 @@ the Lease are written by their own components (`events.py`, `leader.py`).
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final, ParamSpec, Protocol, TypeVar
 
 from provisioner import errors
 from provisioner.controller import objects as o
 from provisioner.controller.informer import Informer
-from provisioner.expands import EarlierExpand
-from provisioner.heketi.config import HeketiConfig
-from provisioner.heketi.types import Volume
 from provisioner.kube.api import KubeApi, Obj, path_for
-from provisioner.storageclass import ProvisioningParams
 from provisioner.volumes import VolumeService
 
 #: How long a reconcile trusts that the watch will deliver our own write before it
 #: acts on the (older) cached object anyway.
 EXPECTATION_TTL_SECONDS: Final = 30.0
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class NotLeading(errors.Aborted):
@@ -90,14 +89,27 @@ class Writes:
         expectations: Expectations | None = None,
     ) -> None:
         self._api = api
-        self._volumes = volumes
         self._claims = claims
         self._leading = leading
         self.expectations = expectations or Expectations()
+        # Heketi, through the provisioning core: its writes, each after the lease check
+        self.ensure_volume = self._guarded(volumes.ensure_volume)
+        self.ensure_clone = self._guarded(volumes.ensure_clone)
+        self.expand_volume = self._guarded(volumes.expand_volume)
+        self.delete_volume = self._guarded(volumes.delete_volume)
 
     def _guard(self) -> None:
         if not self._leading():
             raise NotLeading("not the leader")
+
+    def _guarded(self, write: Callable[_P, _R]) -> Callable[_P, _R]:
+        """`write` (same signature), made only after the lease check."""
+
+        def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            self._guard()
+            return write(*args, **kwargs)
+
+        return guarded
 
     # -- Kubernetes -------------------------------------------------------------------
     def patch_claim(self, pvc: Obj, operations: Sequence[Mapping[str, Any]]) -> Obj:
@@ -139,66 +151,3 @@ class Writes:
         obsolete.discard(str(updated.get("metadata", {}).get("resourceVersion", "")))
         self.expectations.wrote(key, obsolete=obsolete)
         return updated
-
-    # -- Heketi, through the provisioning core ------------------------------------------
-    def ensure_volume(
-        self,
-        *,
-        heketi: HeketiConfig,
-        name: str,
-        size_gib: int,
-        params: ProvisioningParams,
-        gid: int,
-        unused_name: bool,
-    ) -> Volume:
-        self._guard()
-        return self._volumes.ensure_volume(
-            heketi=heketi,
-            name=name,
-            size_gib=size_gib,
-            params=params,
-            gid=gid,
-            unused_name=unused_name,
-        )
-
-    def ensure_clone(
-        self,
-        *,
-        heketi: HeketiConfig,
-        name: str,
-        source_id: str,
-        params: ProvisioningParams,
-        size_gib: int | None,
-        unused_name: bool,
-    ) -> Volume:
-        self._guard()
-        return self._volumes.ensure_clone(
-            heketi=heketi,
-            name=name,
-            source_id=source_id,
-            params=params,
-            size_gib=size_gib,
-            unused_name=unused_name,
-        )
-
-    def expand_volume(
-        self,
-        *,
-        heketi: HeketiConfig,
-        volume_id: str,
-        size_gib: int,
-        earlier: EarlierExpand | None,
-        before_send: Callable[[Volume], None],
-    ) -> Volume:
-        self._guard()
-        return self._volumes.expand_volume(
-            heketi=heketi,
-            volume_id=volume_id,
-            size_gib=size_gib,
-            earlier=earlier,
-            before_send=before_send,
-        )
-
-    def delete_volume(self, *, heketi: HeketiConfig, volume_id: str) -> None:
-        self._guard()
-        self._volumes.delete_volume(heketi=heketi, volume_id=volume_id)
