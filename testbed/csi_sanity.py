@@ -123,7 +123,7 @@ def unmount_under(directory: Path) -> None:
     """Unmount whatever a failed spec left mounted below `directory`, deepest first."""
     inside = [
         mount.mount_point
-        for mount in mounter.SystemMounter().mounts()
+        for mount in mounter.SystemMounter().table().entries
         if mount.mount_point.startswith(f"{directory}/")
     ]
     for mount_point in reversed(inside):

@@ -27,20 +27,15 @@ Heketi's rule, the choice among them is not observable through the API.
 """
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from provisioner.heketi.placement import (
-    ARBITER_DISABLED,
     ARBITER_INDEX,
-    ARBITER_REQUIRED,
-    ARBITER_SUPPORTED,
     InvalidTagRule,
     Placement,
     TagRule,
-    arbiter_brick_kib,
-    arbiter_role,
     merged_tags,
 )
 
@@ -53,9 +48,35 @@ BRICK_MAX_COUNT = 32
 EXTENT_KIB = 4096
 #: device_entry.go maxPoolMetadataSizeMb (16 GiB, in KiB).
 MAX_POOL_METADATA_KIB = 16 * KIB_PER_GIB
+#: placer_arbiter.go discountBrickSize: the smallest arbiter brick, the minimum XFS
+#: file system with 4 KiB blocks (16 MiB, in KiB).
+ARBITER_MIN_BRICK_KIB = 16 * 1024
+#: tags.go: the tag that says whether a device may hold arbiter or data bricks.
+ARBITER_TAG = "arbiter"
+ARBITER_REQUIRED = "required"
+ARBITER_SUPPORTED = "supported"
+ARBITER_DISABLED = "disabled"
 #: Which arbiter roles may take which brick, preferred first (placer_arbiter.go Scanner).
 _ARBITER_ROLES = (ARBITER_REQUIRED, ARBITER_SUPPORTED)
 _DATA_ROLES = (ARBITER_DISABLED, ARBITER_SUPPORTED)
+
+
+def arbiter_brick_kib(data_brick_kib: int, average_file_kib: int) -> int:
+    """discountBrickSize: one KiB of arbiter brick per average file of data, at least
+    16 MiB; `ValueError` with Heketi's message when a file outgrows the brick."""
+    if data_brick_kib < average_file_kib:
+        raise ValueError(
+            f"Average file size ({average_file_kib}) is greater than Brick size ({data_brick_kib})"
+        )
+    return max(data_brick_kib // average_file_kib, ARBITER_MIN_BRICK_KIB)
+
+
+def arbiter_role(tags: Mapping[str, str]) -> str:
+    """ArbiterTag: `required`, `supported` (the default, also for unknown values) or
+    `disabled`."""
+    value = tags.get(ARBITER_TAG, "")
+    known = (ARBITER_REQUIRED, ARBITER_SUPPORTED, ARBITER_DISABLED)
+    return value if value in known else ARBITER_SUPPORTED
 
 
 class PlacementError(Exception):
