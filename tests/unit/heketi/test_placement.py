@@ -14,7 +14,7 @@ from provisioner.heketi.placement import (
     parse_tag_rule,
     placement_of,
 )
-from testbed.heketi_placer import arbiter_brick_kib, arbiter_role
+from testbed.heketi.placer import arbiter_brick_kib, arbiter_role
 
 
 def test_options_split_on_the_first_space_and_a_later_key_wins() -> None:
