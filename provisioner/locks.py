@@ -45,8 +45,3 @@ class KeyedLocks:
                 lock.release()
         finally:
             self._leave(key)
-
-    def in_use(self) -> frozenset[Hashable]:
-        """Every key someone holds or waits for."""
-        with self._mutex:
-            return frozenset(self._entries)

@@ -39,7 +39,7 @@ from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.csi.identity import IdentityService
 from provisioner.csi.mounter import SystemMounter
 from provisioner.csi.node import NodeConfig, NodeService
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.server import HeketiTestServer
 from tests.integration.csi.controller_harness import fast_client
 from tests.integration.csi.fake_kernel import FakeKernel
 

@@ -12,8 +12,8 @@ from provisioner.core.volumes import heketi_config
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.errors import HeketiError
 from provisioner.heketi.types import Durability, VolumeCreateRequest
-from testbed.heketi_server import HeketiTestServer
-from testbed.kube_server import KubeTestServer
+from testbed.heketi.server import HeketiTestServer
+from testbed.kube.server import KubeTestServer
 from testbed.tls import Pki, make_pki
 from tests.integration.controller.conftest import (
     SYSTEM_NS,

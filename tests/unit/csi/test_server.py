@@ -194,9 +194,9 @@ def test_a_second_holder_of_a_volume_lock_is_aborted() -> None:
         busy = pytest.raises(errors.Aborted, match="vol-1 is already in progress")
         with busy, locks.hold("vol-1"):
             pass
-        with locks.hold("vol-2"):  # another volume is not held up
+        with locks.hold("vol-2"):  # another volume is not blocked
             pass
-    with locks.hold("vol-1"):  # released once its holder is done
+    with locks.hold("vol-1"):  # released at the end of the block
         pass
 
 
