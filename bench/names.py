@@ -21,8 +21,8 @@ import requests
 
 from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.config import HeketiConfig
+from provisioner.heketi.name_cache import VolumeNameMap
 from provisioner.heketi.types import Durability, VolumeCreateRequest
-from provisioner.heketi.volume_names import VolumeNameMap
 
 SIZES = (100, 1_000, 10_000)
 KEY = "bench-admin-key-0123456789abcdef012345"

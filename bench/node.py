@@ -1,7 +1,5 @@
 """Scenario `node`: the CSI node plugin staging and publishing a real Gluster volume."""
 
-from __future__ import annotations
-
 import os
 import statistics
 import subprocess
@@ -16,7 +14,7 @@ import grpc
 
 from bench import gluster, procs
 from bench.hosts import BenchError
-from provisioner import names
+from provisioner.core import annotations
 from testbed.processes import stop_process
 
 #: Pods that publish the one staged volume.
@@ -95,7 +93,7 @@ class Kubelet:
         self.node = stubs.NodeStub(channel)
         self.volume_id = uuid.uuid4().hex
         self.volume = volume
-        driver_dir = kubelet_dir / "plugins" / "kubernetes.io" / "csi" / names.DRIVER_NAME
+        driver_dir = kubelet_dir / "plugins" / "kubernetes.io" / "csi" / annotations.DRIVER_NAME
         self.staging = driver_dir / self.volume_id / "globalmount"
         self.pods_dir = kubelet_dir / "pods"
         self.pv_name = f"pvc-{uuid.uuid4()}"
@@ -112,7 +110,9 @@ class Kubelet:
         request = self.pb.NodeStageVolumeRequest(
             volume_id=self.volume_id, staging_target_path=str(self.staging),
             volume_capability=self.capability(),
-            volume_context={names.CTX_SERVERS: "127.0.0.1", names.CTX_VOLUME: self.volume},
+            volume_context={
+                annotations.CTX_SERVERS: "127.0.0.1", annotations.CTX_VOLUME: self.volume
+            },
         )  # fmt: skip
         self.node.NodeStageVolume(request, timeout=CALL_TIMEOUT)
 
@@ -128,7 +128,9 @@ class Kubelet:
         request = self.pb.NodePublishVolumeRequest(
             volume_id=self.volume_id, staging_target_path=str(self.staging),
             target_path=str(target), volume_capability=self.capability(),
-            volume_context={names.CTX_SERVERS: "127.0.0.1", names.CTX_VOLUME: self.volume},
+            volume_context={
+                annotations.CTX_SERVERS: "127.0.0.1", annotations.CTX_VOLUME: self.volume
+            },
         )  # fmt: skip
         self.node.NodePublishVolume(request, timeout=CALL_TIMEOUT)
 

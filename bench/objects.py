@@ -1,11 +1,9 @@
 """Kubernetes objects the benchmarks create, as plain JSON dicts."""
 
-from __future__ import annotations
-
 import uuid
 from typing import Any
 
-from provisioner import names
+from provisioner.core import annotations
 
 #: Namespace of the Heketi Secret (and the controller's Lease when electing).
 SYSTEM_NAMESPACE = "bench-system"
@@ -37,7 +35,7 @@ def heketi_secret() -> dict[str, Any]:
     }
 
 
-def storage_class(*, heketi_url: str, driver: str = names.DRIVER_NAME) -> dict[str, Any]:
+def storage_class(*, heketi_url: str, driver: str = annotations.DRIVER_NAME) -> dict[str, Any]:
     return {
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
@@ -89,22 +87,22 @@ def provisioned_volume(
     *, claim_ns: str, claim_name: str, claim_uid: str, gid: int, heketi_url: str
 ) -> dict[str, Any]:
     """A PV as the controller makes it for a claim (DESIGN.md, "Flow of one claim")."""
-    heketi_name = f"{names.HEKETI_NAME_PREFIX}{claim_uid}"
+    heketi_name = f"{annotations.HEKETI_NAME_PREFIX}{claim_uid}"
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
         "metadata": {
             "name": f"pvc-{claim_uid}",
             "annotations": {
-                names.ANN_PROVISIONED_BY: names.DRIVER_NAME,
-                names.ANN_GID: str(gid),
-                names.ANN_HEKETI_URL: heketi_url,
-                names.ANN_HEKETI_USER: "admin",
-                names.ANN_SECRET_NAMESPACE: SYSTEM_NAMESPACE,
-                names.ANN_SECRET_NAME: SECRET_NAME,
-                names.ANN_HEKETI_VOLUME_NAME: heketi_name,
+                annotations.ANN_PROVISIONED_BY: annotations.DRIVER_NAME,
+                annotations.ANN_GID: str(gid),
+                annotations.ANN_HEKETI_URL: heketi_url,
+                annotations.ANN_HEKETI_USER: "admin",
+                annotations.ANN_SECRET_NAMESPACE: SYSTEM_NAMESPACE,
+                annotations.ANN_SECRET_NAME: SECRET_NAME,
+                annotations.ANN_HEKETI_VOLUME_NAME: heketi_name,
             },
-            "finalizers": [names.PV_FINALIZER],
+            "finalizers": [annotations.PV_FINALIZER],
         },
         "spec": {
             "capacity": {"storage": CLAIM_SIZE},
@@ -120,11 +118,11 @@ def provisioned_volume(
                 "uid": claim_uid,
             },
             "csi": {
-                "driver": names.DRIVER_NAME,
+                "driver": annotations.DRIVER_NAME,
                 "volumeHandle": uuid.uuid4().hex,
                 "volumeAttributes": {
-                    names.CTX_SERVERS: "gluster-1.bench,gluster-2.bench,gluster-3.bench",
-                    names.CTX_VOLUME: heketi_name,
+                    annotations.CTX_SERVERS: "gluster-1.bench,gluster-2.bench,gluster-3.bench",
+                    annotations.CTX_VOLUME: heketi_name,
                 },
             },
         },

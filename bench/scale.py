@@ -1,7 +1,5 @@
 """Scenario `scale`: the controller started against 10,000 bound claim/volume pairs."""
 
-from __future__ import annotations
-
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +11,7 @@ from bench.burst import INFLIGHT, LATENCY_MS, heketi_options
 from bench.controller import Controller
 from bench.hosts import BenchError, Host, chunks
 from bench.provisioning import ideal_seconds, measure_wave, profiled
-from provisioner import names
+from provisioner.core import annotations
 
 #: Bound claim/volume pairs that exist before the controller starts.
 PAIRS = 10_000
@@ -42,7 +40,9 @@ def _namespace_of(index: int) -> str:
 def _claims(count: int) -> Iterator[dict[str, Any]]:
     for index in range(count):
         claim = objects.claim(name=f"data-{index:05d}", ns=_namespace_of(index))
-        claim["metadata"]["annotations"] = {names.ANN_STORAGE_PROVISIONER: names.DRIVER_NAME}
+        claim["metadata"]["annotations"] = {
+            annotations.ANN_STORAGE_PROVISIONER: annotations.DRIVER_NAME
+        }
         yield claim
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from provisioner import __version__, log
 from provisioner.audit import command as audit_command
 from provisioner.controller import command as controller_command
-from provisioner.csi import command as node_command
+from provisioner.csi import node_command
 from provisioner.flags import add_log_flags
 from provisioner.migrate import command as migrate_command
 

@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 from typing import Final
 
-from provisioner import errors, names
+from provisioner import errors
+from provisioner.core import annotations
 
 #: Environment variable that may hold the Heketi key instead of --heketi-key-file.
 KEY_ENV: Final = "HEKETI_KEY"
@@ -61,8 +62,10 @@ def add_cluster_flags(
     )
     parser.add_argument(
         "--driver-name",
-        default=argparse.SUPPRESS if repeated else env_default("DRIVER_NAME", names.DRIVER_NAME),
-        help=f"{driver_role} (env DRIVER_NAME; default {names.DRIVER_NAME})",
+        default=argparse.SUPPRESS
+        if repeated
+        else env_default("DRIVER_NAME", annotations.DRIVER_NAME),
+        help=f"{driver_role} (env DRIVER_NAME; default {annotations.DRIVER_NAME})",
     )
 
 

@@ -2,7 +2,7 @@
 
 import threading
 from collections.abc import Hashable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 
 from provisioner.errors import Aborted
 
@@ -45,20 +45,3 @@ class KeyedLocks:
                 lock.release()
         finally:
             self._leave(key)
-
-
-class VolumeLocks:
-    """One CSI operation per volume at a time: a second one gets `Aborted` at once (the
-    CSI rule; the CO retries). Shared by the Node and Controller servicers of one process.
-    """
-
-    def __init__(self) -> None:
-        self._locks = KeyedLocks()
-
-    def hold(self, volume_id: str) -> AbstractContextManager[None]:
-        """Hold the lock for `volume_id` for the `with` block, or raise Aborted."""
-        return self._locks.held(
-            volume_id,
-            timeout=0,
-            busy_message=f"an operation on volume {volume_id} is already in progress; retry later",
-        )

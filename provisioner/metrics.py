@@ -145,39 +145,6 @@ class HeketiRequestMetrics:
         return children
 
 
-class CsiMetrics:
-    """The CSI calls one plugin served, per RPC: requests by final code, and latency."""
-
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        self.requests = Counter(
-            f"{PREFIX}_csi_requests",
-            "CSI calls by RPC and final gRPC code (every code but OK is an error).",
-            ["method", "code"],
-            registry=self.registry,
-        )
-        self.errors = Counter(
-            f"{PREFIX}_csi_errors",
-            "CSI calls that ended with a code other than OK, by RPC and code.",
-            ["method", "code"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            f"{PREFIX}_csi_request_duration_seconds",
-            "CSI call duration by RPC (every code).",
-            ["method"],
-            buckets=DURATION_BUCKETS,
-            registry=self.registry,
-        )
-        self.heketi = HeketiRequestMetrics(self.registry)
-
-    def observe(self, *, method: str, code: str, seconds: float) -> None:
-        self.requests.labels(method, code).inc()
-        if code != "OK":
-            self.errors.labels(method, code).inc()
-        self.latency.labels(method).observe(seconds)
-
-
 class MetricsServer:
     """Serves /metrics (one registry), /healthz (`healthy()`; by default: the process
     runs), /readyz (`ready()`)."""

@@ -11,8 +11,6 @@ Everything it started is cleaned up on success, on failure and on Ctrl-C; a fail
 names its step and exits non-zero.
 """
 
-from __future__ import annotations
-
 import argparse
 import contextlib
 import json
@@ -30,7 +28,7 @@ from typing import Any
 import grpc
 import yaml
 
-from provisioner import names
+from provisioner.core import annotations
 from provisioner.csi import csi_pb2
 from testbed.demo_harness import (
     Demo,
@@ -232,7 +230,7 @@ def step_wait_bound(demo: Demo) -> None:
     csi = pv["spec"]["csi"]
     demo.volume_id = csi["volumeHandle"]
     demo.volume_context = dict(csi.get("volumeAttributes", {}))
-    demo.gluster_volume = demo.volume_context[names.CTX_VOLUME]
+    demo.gluster_volume = demo.volume_context[annotations.CTX_VOLUME]
     show_claim_and_volume(demo, claim, pv)
 
 
@@ -269,10 +267,10 @@ def show_claim_and_volume(demo: Demo, claim: dict[str, Any], pv: dict[str, Any])
     )
     detail(
         f"Heketi volume {demo.volume_id} = Gluster volume {demo.gluster_volume} "
-        f"on {demo.volume_context.get(names.CTX_SERVERS)}"
+        f"on {demo.volume_context.get(annotations.CTX_SERVERS)}"
     )
     detail(
-        f"gid {pv['metadata'].get('annotations', {}).get(names.ANN_GID)} "
+        f"gid {pv['metadata'].get('annotations', {}).get(annotations.ANN_GID)} "
         f"(pv.beta.kubernetes.io/gid)"
     )
 
@@ -283,7 +281,7 @@ def step_pod_writes(demo: Demo) -> None:
         / "plugins"
         / "kubernetes.io"
         / "csi"
-        / names.DRIVER_NAME
+        / annotations.DRIVER_NAME
         / demo.volume_id
         / "globalmount"
     )

@@ -11,8 +11,6 @@ Heketi volume) and shows the static volume kept. Everything is cleaned up, also 
 failure and Ctrl-C.
 """
 
-from __future__ import annotations
-
 import argparse
 import contextlib
 import hashlib
@@ -30,7 +28,7 @@ from typing import Any
 
 import grpc
 
-from provisioner import names
+from provisioner.core import annotations
 from provisioner.csi import csi_pb2
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.types import Durability, VolumeCreateRequest
@@ -217,7 +215,7 @@ def heketi_objects(demo: MigrateDemo) -> None:
             "apiVersion": "storage.k8s.io/v1",
             "kind": "StorageClass",
             "metadata": {"name": IN_TREE_CLASS},
-            "provisioner": names.IN_TREE_PLUGIN,
+            "provisioner": annotations.IN_TREE_PLUGIN,
             "reclaimPolicy": "Delete",
             "parameters": {
                 "resturl": demo.heketi_url,
@@ -227,15 +225,15 @@ def heketi_objects(demo: MigrateDemo) -> None:
             },
         },
     )
-    dynamic = f"{names.IN_TREE_DYNAMIC_ENDPOINTS_PREFIX}{HEKETI_CLAIM}"
-    endpoints_and_service(demo, dynamic, {names.LABEL_IN_TREE_PROVISIONED_FOR: HEKETI_CLAIM})
-    annotations = {
-        names.ANN_IN_TREE_HEKETI_ID: demo.heketi_id,
+    dynamic = f"{annotations.IN_TREE_DYNAMIC_ENDPOINTS_PREFIX}{HEKETI_CLAIM}"
+    endpoints_and_service(demo, dynamic, {annotations.LABEL_IN_TREE_PROVISIONED_FOR: HEKETI_CLAIM})
+    ann = {
+        annotations.ANN_IN_TREE_HEKETI_ID: demo.heketi_id,
         "gluster.org/type": "file",
-        names.ANN_IN_TREE_CREATED_BY: "heketi-dynamic-provisioner",
+        annotations.ANN_IN_TREE_CREATED_BY: "heketi-dynamic-provisioner",
         "Description": "Gluster-Internal: Dynamically provisioned PV",
-        names.ANN_GID: "2001",
-        names.ANN_PROVISIONED_BY: names.IN_TREE_PLUGIN,
+        annotations.ANN_GID: "2001",
+        annotations.ANN_PROVISIONED_BY: annotations.IN_TREE_PLUGIN,
     }
     post(
         demo,
@@ -245,7 +243,7 @@ def heketi_objects(demo: MigrateDemo) -> None:
             demo.heketi_volume,
             dynamic,
             HEKETI_CLAIM,
-            annotations=annotations,
+            annotations=ann,
             policy="Delete",
             storage_class=IN_TREE_CLASS,
         ),
@@ -310,7 +308,7 @@ def stage_publish_read(demo: MigrateDemo, pv_name: str) -> str:
     csi = pv["spec"]["csi"]
     handle, context = csi["volumeHandle"], dict(csi.get("volumeAttributes") or {})
     digest = hashlib.sha256(handle.encode()).hexdigest()  # kubelet's staging dir per handle
-    staging = demo.kubelet_dir / "plugins/kubernetes.io/csi" / names.DRIVER_NAME / digest
+    staging = demo.kubelet_dir / "plugins/kubernetes.io/csi" / annotations.DRIVER_NAME / digest
     staging = staging / "globalmount"
     target = demo.kubelet_dir / "pods/migrated-pod/volumes/kubernetes.io~csi" / pv_name / "mount"
     staging.mkdir(parents=True)

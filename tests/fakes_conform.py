@@ -6,8 +6,8 @@ standing in for the real thing. `make lint` type-checks this module, the fakes a
 contract tests with `mypy --strict`; nothing here runs under pytest.
 """
 
+from provisioner.core.volumes import HeketiApi
 from provisioner.csi.mounter import Mounter, Runner
-from provisioner.volumes import HeketiApi
 from tests.integration.csi.fake_kernel import FakeKernel
 from tests.unit.csi.test_mounter import FakeRunner
 from tests.unit.csi.test_node import FakeMounter

@@ -15,13 +15,13 @@ from provisioner.audit.findings import AuditSettings
 from provisioner.audit.ledger import DEFAULT_STATE_CONFIGMAP, KubeReader
 from provisioner.audit.output import write_report
 from provisioner.audit.run import MIN_OLDER_THAN_SECONDS, DeletePolicy, run_audit
+from provisioner.core.storageclass import parse_rest_url
+from provisioner.core.volumes import VolumeService
 from provisioner.flags import KEY_ENV, add_cluster_flags, env_default, read_heketi_key
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.registry import HeketiClients
 from provisioner.kube.api import KubeApi
 from provisioner.kube.client import api_client as kube_api_client
-from provisioner.storageclass import parse_rest_url
-from provisioner.volumes import VolumeService
 
 #: Default --pending-after: a healthy claim binds within seconds; five minutes is "stuck".
 DEFAULT_PENDING_AFTER: Final = "5m"

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from provisioner import names
+from provisioner.core import annotations
 from provisioner.heketi.types import Volume
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_PVC_NAME = re.compile(rf"^{re.escape(names.HEKETI_NAME_PREFIX)}(?P<uid>{_UUID})$")
+_PVC_NAME = re.compile(rf"^{re.escape(annotations.HEKETI_NAME_PREFIX)}(?P<uid>{_UUID})$")
 
 # ---------------------------------------------------------------------------- findings
 
@@ -122,7 +122,7 @@ def pv_is_ours(pv: Mapping[str, Any], *, driver_name: str, heketi_url: str) -> b
     """A PV of our driver whose Heketi (when annotated) is the audited one."""
     if _csi(pv).get("driver") != driver_name:
         return False
-    url = _annotations(pv).get(names.ANN_HEKETI_URL)
+    url = _annotations(pv).get(annotations.ANN_HEKETI_URL)
     return url is None or _same_url(url, heketi_url)
 
 
@@ -162,8 +162,8 @@ def _referenced(pvs: Iterable[Mapping[str, Any]]) -> set[str]:
         csi = _csi(pv)
         for value in (
             csi.get("volumeHandle"),
-            (csi.get("volumeAttributes") or {}).get(names.CTX_VOLUME),
-            _annotations(pv).get(names.ANN_HEKETI_VOLUME_NAME),
+            (csi.get("volumeAttributes") or {}).get(annotations.CTX_VOLUME),
+            _annotations(pv).get(annotations.ANN_HEKETI_VOLUME_NAME),
             ((pv.get("spec") or {}).get("glusterfs") or {}).get("path"),
         ):
             if value:
@@ -207,14 +207,14 @@ def find_missing(
 
 def _claim_class(pvc: Mapping[str, Any]) -> str:
     spec_class = (pvc.get("spec") or {}).get("storageClassName")
-    return str(spec_class or _annotations(pvc).get(names.ANN_BETA_STORAGE_CLASS) or "")
+    return str(spec_class or _annotations(pvc).get(annotations.ANN_BETA_STORAGE_CLASS) or "")
 
 
 def _claim_is_ours(pvc: Mapping[str, Any], our_classes: set[str], driver_name: str) -> bool:
     ann = _annotations(pvc)
     if driver_name in (
-        ann.get(names.ANN_STORAGE_PROVISIONER),
-        ann.get(names.ANN_BETA_STORAGE_PROVISIONER),
+        ann.get(annotations.ANN_STORAGE_PROVISIONER),
+        ann.get(annotations.ANN_BETA_STORAGE_PROVISIONER),
     ):
         return True
     return _claim_class(pvc) in our_classes
@@ -308,7 +308,7 @@ def find_gid_collisions(
     for vol in volumes:
         add(vol.gid, vol.id, f"heketi:{vol.name}")
     for pv in ours:
-        gid_text = _annotations(pv).get(names.ANN_GID, "")
+        gid_text = _annotations(pv).get(annotations.ANN_GID, "")
         if not gid_text.isdigit():
             continue
         handle = str(_csi(pv).get("volumeHandle") or "")
@@ -325,7 +325,7 @@ def _clone_families(pvs: Iterable[Mapping[str, Any]]) -> Callable[[str], str]:
     """volume id → the id of its clone family's first volume (itself when not a clone)."""
     parent: dict[str, str] = {}
     for pv in pvs:
-        source = str((_csi(pv).get("volumeAttributes") or {}).get(names.CTX_CLONE_OF) or "")
+        source = str((_csi(pv).get("volumeAttributes") or {}).get(annotations.CTX_CLONE_OF) or "")
         if source:
             parent[str(_csi(pv).get("volumeHandle") or "")] = source
 

@@ -22,11 +22,11 @@ from provisioner.audit.ledger import (
     record_sightings,
 )
 from provisioner.audit.output import orphan_rows, print_table
+from provisioner.core.volumes import VolumeService
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import HeketiError
 from provisioner.heketi.types import Volume
 from provisioner.log import get_logger
-from provisioner.volumes import VolumeService
 
 log = get_logger("audit")
 

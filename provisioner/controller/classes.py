@@ -6,8 +6,8 @@ from typing import Final
 
 from provisioner import errors
 from provisioner.controller.informer import Informer
+from provisioner.core.storageclass import ProvisioningParams, parse_parameters
 from provisioner.kube.api import Obj
-from provisioner.storageclass import ProvisioningParams, parse_parameters
 
 #: Parsed parameter sets remembered (a cluster has a handful of classes); beyond
 #: this the memory starts afresh.

@@ -11,12 +11,13 @@ since the source may yet be created or bound.
 from dataclasses import dataclass
 from typing import Any, Final
 
-from provisioner import errors, names
+from provisioner import errors
 from provisioner.controller import objects as o
 from provisioner.controller.informer import Informer
+from provisioner.core import annotations
+from provisioner.core.storageclass import ProvisioningParams
 from provisioner.heketi.types import is_heketi_id
 from provisioner.kube.api import Obj
-from provisioner.storageclass import ProvisioningParams
 
 #: The only data source kind this provisioner can fill a claim from.
 CLAIM_KIND: Final = "PersistentVolumeClaim"
@@ -78,8 +79,8 @@ class CloneSources:
         source = data_source(pvc)
         if source is None:
             return None
-        recorded = o.annotations(pvc).get(names.ANN_CLONE_OF, "")
-        if names.PVC_FINALIZER in o.finalizers(pvc) and is_heketi_id(recorded):
+        recorded = o.annotations_of(pvc).get(annotations.ANN_CLONE_OF, "")
+        if annotations.PVC_FINALIZER in o.finalizers(pvc) and is_heketi_id(recorded):
             return CloneSource(claim="", volume_id=recorded, gid=o.claim_gid(pvc))
         ref = f"{o.namespace(pvc)}/{source.get('name', '')}"
         claim = self._claims.get(ref)
@@ -114,7 +115,7 @@ class CloneSources:
                 f"PV {pv_name} of the source claim {ref} is not a Heketi volume "
                 f"(volumeHandle {o.volume_handle(pv)!r}); it cannot be cloned"
             )
-        url = o.annotations(pv).get(names.ANN_HEKETI_URL, "")
+        url = o.annotations_of(pv).get(annotations.ANN_HEKETI_URL, "")
         if url != params.rest_url:
             raise CloneSourceUnusable(
                 f"the source claim {ref} lives on Heketi {url or '(unknown)'}, the "

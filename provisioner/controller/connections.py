@@ -8,15 +8,16 @@ class is gone. Every connection gets the process's `HeketiSettings`.
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
-from provisioner import errors, names
+from provisioner import errors
 from provisioner.controller.classes import StorageClasses
-from provisioner.controller.objects import annotations
+from provisioner.controller.objects import annotations_of
+from provisioner.core import annotations
+from provisioner.core.storageclass import ProvisioningParams
+from provisioner.core.volumes import heketi_config
 from provisioner.heketi.config import HeketiConfig, HeketiSettings
 from provisioner.heketi.errors import HeketiAuthError
 from provisioner.kube.api import Obj
 from provisioner.kube.secrets import SecretKeys
-from provisioner.storageclass import ProvisioningParams
-from provisioner.volumes import heketi_config
 
 
 class Connections:
@@ -38,23 +39,25 @@ class Connections:
 
     def for_object(self, obj: Obj, *, class_name: str) -> HeketiConfig:
         """Connection settings recorded on a PV/PVC, usable when the class is gone."""
-        ann = annotations(obj)
-        url = ann.get(names.ANN_HEKETI_URL)
+        ann = annotations_of(obj)
+        url = ann.get(annotations.ANN_HEKETI_URL)
         if not url:
             raise errors.FailedPrecondition(
-                f"annotation {names.ANN_HEKETI_URL} is missing: cannot tell which Heketi "
+                f"annotation {annotations.ANN_HEKETI_URL} is missing: cannot tell which Heketi "
                 "holds the volume"
             )
         key: str | None = None
-        if ann.get(names.ANN_SECRET_NAMESPACE) and ann.get(names.ANN_SECRET_NAME):
-            key = self._secrets.key(ann[names.ANN_SECRET_NAMESPACE], ann[names.ANN_SECRET_NAME])
+        if ann.get(annotations.ANN_SECRET_NAMESPACE) and ann.get(annotations.ANN_SECRET_NAME):
+            key = self._secrets.key(
+                ann[annotations.ANN_SECRET_NAMESPACE], ann[annotations.ANN_SECRET_NAME]
+            )
         else:
             key = self._inline_key(class_name, url)
         config = HeketiConfig(
             url=url,
-            user=ann.get(names.ANN_HEKETI_USER) or "admin",
+            user=ann.get(annotations.ANN_HEKETI_USER) or "admin",
             key=key,
-            ca_bundle=ann.get(names.ANN_HEKETI_CA),
+            ca_bundle=ann.get(annotations.ANN_HEKETI_CA),
         )
         return self._settings.applied_to(config)
 
@@ -71,9 +74,9 @@ class Connections:
 
     def rereading_object_key_if_refused(self, obj: Obj) -> AbstractContextManager[None]:
         """`rereading_key_if_refused` for the Secret recorded on a PV/PVC."""
-        ann = annotations(obj)
+        ann = annotations_of(obj)
         return self.rereading_key_if_refused(
-            ann.get(names.ANN_SECRET_NAMESPACE), ann.get(names.ANN_SECRET_NAME)
+            ann.get(annotations.ANN_SECRET_NAMESPACE), ann.get(annotations.ANN_SECRET_NAME)
         )
 
     def _inline_key(self, class_name: str, url: str) -> str | None:

@@ -11,12 +11,12 @@ from typing import Any, Final, TypedDict
 
 from kubernetes.client import ApiClient
 
-from provisioner import errors, names
+from provisioner import errors
 from provisioner.controller import objects as o
 from provisioner.controller.classes import StorageClasses
 from provisioner.controller.connections import Connections
 from provisioner.controller.deletion import VolumeReconciler
-from provisioner.controller.events import DEFAULT_PROGRESS_DELAY, EventRecorder
+from provisioner.controller.events import DEFAULT_PROGRESS_DELAY, EventRecorder, Reporter
 from provisioner.controller.expansion import Expander
 from provisioner.controller.gid_reservations import GidReservations
 from provisioner.controller.handlers import (
@@ -31,18 +31,18 @@ from provisioner.controller.informer import Informer, InformerSettings, object_k
 from provisioner.controller.leader import LeaderElectionConfig, LeaderElector
 from provisioner.controller.metrics import Metrics
 from provisioner.controller.provision import ClaimReconciler
-from provisioner.controller.reporting import Reporter
 from provisioner.controller.signals import PendingClaims
 from provisioner.controller.workqueue import BackoffPolicy, WorkQueue
 from provisioner.controller.writes import NotLeading, Writes
-from provisioner.gids import GidAllocator
+from provisioner.core import annotations
+from provisioner.core.gids import GidPool
+from provisioner.core.volumes import VolumeService
 from provisioner.heketi.config import HeketiSettings
 from provisioner.heketi.registry import HeketiClients
 from provisioner.kube.api import KubeApi, KubeConflict, path_for
 from provisioner.kube.secrets import DEFAULT_TTL_SECONDS, SecretKeys
 from provisioner.log import get_logger
 from provisioner.metrics import MetricsServer, export_build_info, glusterfs_client_version
-from provisioner.volumes import VolumeService
 
 
 class _Shared(TypedDict):
@@ -72,7 +72,7 @@ Item = tuple[str, str]  # (CLAIM, "ns/name") or (VOLUME, "pv-name")
 
 @dataclass(frozen=True)
 class ControllerConfig:
-    driver_name: str = names.DRIVER_NAME
+    driver_name: str = annotations.DRIVER_NAME
     workers: int = DEFAULT_WORKERS
     resync_seconds: float = DEFAULT_RESYNC_SECONDS
     #: None = no leader election (a single replica).
@@ -135,7 +135,7 @@ class Controller:
             name="storageclasses",
             settings=config.informer,
         )
-        self.gids = GidReservations(GidAllocator())
+        self.gids = GidReservations(GidPool())
         self.writes = Writes(
             api=self.api,
             volumes=VolumeService(clients=self._heketi),
@@ -146,9 +146,12 @@ class Controller:
         self.elector = self._elector()
         self._health: MetricsServer | None = None
         self._heketi_watch = HeketiWatch(
-            self.classes, driver=config.driver_name, settings=config.heketi_settings,
-            observer=self.metrics.heketi, interval=config.heketi_check_seconds,
-        )  # fmt: skip
+            self.classes,
+            driver=config.driver_name,
+            settings=config.heketi_settings,
+            observer=self.metrics.heketi,
+            interval=config.heketi_check_seconds,
+        )
         self._resync_thread = threading.Thread(target=self._resync_loop, name="resync", daemon=True)
 
     def _informer(self, plural: str, handler: Any) -> Informer:

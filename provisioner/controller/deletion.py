@@ -9,12 +9,12 @@ a user deletes a retained PV our finalizer is removed and the volume kept.
 
 from typing import Final
 
-from provisioner import names
 from provisioner.controller import objects as o
 from provisioner.controller.connections import Connections
+from provisioner.controller.events import Reporter
 from provisioner.controller.informer import Informer
-from provisioner.controller.reporting import Reporter
 from provisioner.controller.writes import Writes
+from provisioner.core import annotations
 from provisioner.kube.api import KubeNotFound, Obj
 from provisioner.log import get_logger
 
@@ -50,7 +50,7 @@ class VolumeReconciler:
         if pv is None or not o.is_ours_pv(pv, self._driver):
             return
         policy = o.reclaim_policy(pv)
-        has_finalizer = names.PV_FINALIZER in o.finalizers(pv)
+        has_finalizer = annotations.PV_FINALIZER in o.finalizers(pv)
         if policy != "Delete":
             if o.deleting(pv) and has_finalizer:
                 self._remove_finalizer(pv)  # Retain: the user deletes the PV, we keep the data
@@ -87,7 +87,7 @@ class VolumeReconciler:
         patch = {
             "metadata": {
                 "resourceVersion": o.resource_version(pv),
-                "finalizers": [f for f in o.finalizers(pv) if f != names.PV_FINALIZER],
+                "finalizers": [f for f in o.finalizers(pv) if f != annotations.PV_FINALIZER],
             }
         }
         try:

@@ -19,10 +19,15 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Generic, TypeVar
 
-from provisioner.kube.api import KubeApi, KubeError, KubeNotFound, Obj, path_for
+from provisioner import errors
+from provisioner.controller.metrics import Metrics
+from provisioner.controller.writes import NotLeading
+from provisioner.kube.api import KubeApi, KubeConflict, KubeError, KubeNotFound, Obj, path_for
 from provisioner.log import get_logger
 
 log = get_logger("events")
@@ -229,3 +234,85 @@ class EventRecorder:
         }
         self._api.create(path_for(plural="events", namespace=pending.namespace), body)
         return name
+
+
+# What was already reported about a claim, so a refusal gets one Event, not one per update.
+#: Claims whose refusal is remembered; beyond this the oldest are forgotten (such a
+#: claim gets its Event once more at its next update).
+REFUSALS_REMEMBERED: Final = 10_000
+
+V = TypeVar("V", bound=Hashable)
+
+
+class Refusals(Generic[V]):
+    """Per claim UID, the refusal last reported (a reason, a requested size). Thread-safe:
+    the workers and the informer thread (a claim deleted) use it at once. A claim's
+    entry goes when the claim is deleted, when it is no longer refused, or, the oldest
+    first, beyond `limit` entries."""
+
+    def __init__(self, limit: int = REFUSALS_REMEMBERED) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._reported: OrderedDict[str, V] = OrderedDict()
+
+    def first(self, claim_uid: str, refusal: V) -> bool:
+        """Whether this refusal is new (and remember it)."""
+        with self._lock:
+            if self._reported.get(claim_uid) == refusal:
+                return False
+            self._reported[claim_uid] = refusal
+            self._reported.move_to_end(claim_uid)
+            while len(self._reported) > self._limit:
+                self._reported.popitem(last=False)
+            return True
+
+    def forget(self, claim_uid: str) -> None:
+        with self._lock:
+            self._reported.pop(claim_uid, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._reported)
+
+
+# What the reconcilers tell people: Events on the objects, and the operation metrics.
+class Reporter:
+    """Events and metrics of provision / delete / expand operations."""
+
+    def __init__(self, *, events: EventRecorder, metrics: Metrics) -> None:
+        self.events = events
+        self._metrics = metrics
+
+    @contextmanager
+    def observed(
+        self,
+        operation: str,
+        *,
+        involved: Obj,
+        reason: str,
+        failure: Callable[[Exception], str],
+        permanent: tuple[type[errors.ProvisionerError], ...] = (),
+    ) -> Iterator[None]:
+        """Count and time one `operation`; a domain error becomes a Warning Event
+        `reason` on `involved` with the message `failure(err)` and is re-raised.
+        Losing the lease and write conflicts are retries, not failures; `permanent`
+        errors pass through unreported (the caller reports them once, `rejected`)."""
+        started = time.monotonic()
+        try:
+            yield
+        except (NotLeading, KubeConflict):
+            raise
+        except permanent:
+            raise
+        except errors.ProvisionerError as err:
+            self._metrics.operations.labels(operation, "failure").inc()
+            self.events.warning(involved, reason, failure(err))
+            raise
+        self._metrics.operations.labels(operation, "success").inc()
+        self._metrics.duration.labels(operation).observe(time.monotonic() - started)
+        self._metrics.last_success.labels(operation).set_to_current_time()
+
+    def rejected(self, operation: str, *, involved: Obj, reason: str, message: str) -> None:
+        """An operation refused for a cause only the user can remove (one Event)."""
+        self.events.warning(involved, reason, message)
+        self._metrics.operations.labels(operation, "rejected").inc()

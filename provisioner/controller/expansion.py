@@ -3,7 +3,7 @@
 Each step is idempotent: Heketi is not called when the volume already has the
 size, the PV is patched only when smaller, and a claim whose PV already grew (a
 crash between the two) only gets its status finished. An expand is recorded on the
-PV (names.ANN_EXPAND_IN_FLIGHT) before it is sent and the record is removed with the
+PV (annotations.ANN_EXPAND_IN_FLIGHT) before it is sent and the record is removed with the
 capacity update, so a restarted controller sends no second expand while Heketi may
 still run the first (Heketi would accept it and grow the volume twice).
 """
@@ -12,21 +12,21 @@ import datetime
 import json
 from typing import Any, Final
 
-from provisioner import errors, names
+from provisioner import errors
 from provisioner.controller import objects as o
 from provisioner.controller.classes import StorageClasses
 from provisioner.controller.connections import Connections
+from provisioner.controller.events import Refusals, Reporter
 from provisioner.controller.informer import Informer
 from provisioner.controller.quantity import gib_quantity
-from provisioner.controller.refusals import Refusals
-from provisioner.controller.reporting import Reporter
 from provisioner.controller.writes import Writes
-from provisioner.expands import EarlierExpand, ExpansionInProgress
+from provisioner.core import annotations
+from provisioner.core.expands import EarlierExpand, ExpansionInProgress
+from provisioner.core.volumes import size_gib
 from provisioner.heketi.errors import HeketiOutcomeUnknown
 from provisioner.heketi.types import Volume
 from provisioner.kube.api import Obj
 from provisioner.log import get_logger
-from provisioner.volumes import size_gib
 
 log = get_logger("expansion")
 
@@ -55,7 +55,7 @@ def earlier_expand(pv: Obj, *, identity: str) -> EarlierExpand | None:
     """What the PV records of an expand another controller process may still be
     running; None when nothing is recorded, or this process recorded it (its own
     memory is exact), or the record is unreadable (logged)."""
-    raw = o.annotations(pv).get(names.ANN_EXPAND_IN_FLIGHT)
+    raw = o.annotations_of(pv).get(annotations.ANN_EXPAND_IN_FLIGHT)
     if not raw:
         return None
     try:
@@ -188,7 +188,7 @@ class Expander:
             {
                 "metadata": {
                     "resourceVersion": o.resource_version(pv),
-                    "annotations": {names.ANN_EXPAND_IN_FLIGHT: None},
+                    "annotations": {annotations.ANN_EXPAND_IN_FLIGHT: None},
                 },
                 "spec": {"capacity": {"storage": gib_quantity(volume.size_gib)}},
             },
@@ -229,7 +229,7 @@ class Expander:
         return volume, (latest[-1] if latest else pv)
 
     def _record_in_flight(self, pv: Obj, value: str | None, *, best_effort: bool = False) -> Obj:
-        patch = {"metadata": {"annotations": {names.ANN_EXPAND_IN_FLIGHT: value}}}
+        patch = {"metadata": {"annotations": {annotations.ANN_EXPAND_IN_FLIGHT: value}}}
         try:
             return self._writes.patch_pv(pv, patch)
         except errors.ProvisionerError as err:

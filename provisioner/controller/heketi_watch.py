@@ -16,12 +16,12 @@ from typing import Final
 from provisioner import errors
 from provisioner.controller.classes import StorageClasses
 from provisioner.controller.informer import Informer
+from provisioner.core.volumes import heketi_config
 from provisioner.heketi.config import HeketiConfig, HeketiSettings
 from provisioner.heketi.registry import HeketiClients
 from provisioner.heketi.session import server_of
 from provisioner.log import get_logger
 from provisioner.metrics import HeketiRequestMetrics
-from provisioner.volumes import heketi_config
 
 log = get_logger("heketi_watch")
 

@@ -5,13 +5,14 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Final
 
-from provisioner import errors, names
+from provisioner import errors
 from provisioner.controller.quantity import gib_quantity, parse_bytes
+from provisioner.core import annotations
+from provisioner.core.annotations import heketi_annotations
+from provisioner.core.storageclass import ProvisioningParams, parse_rest_url
+from provisioner.core.volumes import volume_context
 from provisioner.heketi.types import Volume
 from provisioner.kube.api import Obj, path_for
-from provisioner.pv_annotations import heketi_annotations
-from provisioner.storageclass import ProvisioningParams, parse_rest_url
-from provisioner.volumes import volume_context
 
 ACCESS_MODES: Final = frozenset(
     {"ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"}
@@ -25,7 +26,7 @@ def meta(obj: Obj) -> dict[str, Any]:
     return value
 
 
-def annotations(obj: Obj) -> dict[str, str]:
+def annotations_of(obj: Obj) -> dict[str, str]:
     value: dict[str, str] = meta(obj).get("annotations") or {}
     return value
 
@@ -73,7 +74,7 @@ def add_finalizer_ops(obj: Obj, finalizer: str, extra: Mapping[str, str]) -> lis
     """JSON patch adding `finalizer` and the `extra` annotations. Preconditions: the
     finalizer list is unchanged; only where a whole list or map must be created does
     the patch fall back to the resourceVersion (which then also guards the rest)."""
-    current, present = finalizers(obj), annotations(obj)
+    current, present = finalizers(obj), annotations_of(obj)
     ops: list[dict[str, Any]] = []
     if not current or not present:
         ops.append(
@@ -104,13 +105,17 @@ def claim_class(pvc: Obj) -> str:
     """StorageClass name of a claim (spec, else the legacy beta annotation)."""
     spec = pvc.get("spec") or {}
     return str(
-        spec.get("storageClassName") or annotations(pvc).get(names.ANN_BETA_STORAGE_CLASS) or ""
+        spec.get("storageClassName")
+        or annotations_of(pvc).get(annotations.ANN_BETA_STORAGE_CLASS)
+        or ""
     )
 
 
 def claim_names_provisioner(pvc: Obj, driver: str) -> bool:
-    ann = annotations(pvc)
-    named = ann.get(names.ANN_STORAGE_PROVISIONER) or ann.get(names.ANN_BETA_STORAGE_PROVISIONER)
+    ann = annotations_of(pvc)
+    named = ann.get(annotations.ANN_STORAGE_PROVISIONER) or ann.get(
+        annotations.ANN_BETA_STORAGE_PROVISIONER
+    )
     return named == driver
 
 
@@ -151,7 +156,10 @@ def rejection(pvc: Obj) -> str | None:
 
 def is_ours_pv(pv: Obj, driver: str) -> bool:
     csi = (pv.get("spec") or {}).get("csi") or {}
-    return annotations(pv).get(names.ANN_PROVISIONED_BY) == driver and csi.get("driver") == driver
+    return (
+        annotations_of(pv).get(annotations.ANN_PROVISIONED_BY) == driver
+        and csi.get("driver") == driver
+    )
 
 
 def pv_phase(pv: Obj) -> str:
@@ -171,7 +179,7 @@ def pv_claim_uid(pv: Obj) -> str:
 
 
 def pv_gid(pv: Obj) -> int | None:
-    return _int_annotation(pv, names.ANN_GID)
+    return _int_annotation(pv, annotations.ANN_GID)
 
 
 def claim_path(pvc: Obj, *, subresource: str | None = None) -> str:
@@ -189,7 +197,7 @@ def pv_path(pv_name: str) -> str:
 
 def claim_gid(pvc: Obj) -> int | None:
     """The GID recorded with our provisioning intent on a claim, if any."""
-    return _int_annotation(pvc, names.ANN_CLAIM_GID)
+    return _int_annotation(pvc, annotations.ANN_CLAIM_GID)
 
 
 def recorded_location(pvc: Obj, params: ProvisioningParams) -> ProvisioningParams:
@@ -197,23 +205,26 @@ def recorded_location(pvc: Obj, params: ProvisioningParams) -> ProvisioningParam
     `heketi_annotations` recorded before the first create), so a retry finishes the
     first attempt's volume where it was made, even if the class changed since. The
     class's inline key is kept only for the same URL. No recorded URL: `params`."""
-    ann = annotations(pvc)
-    url = ann.get(names.ANN_HEKETI_URL)
+    ann = annotations_of(pvc)
+    url = ann.get(annotations.ANN_HEKETI_URL)
     if not url:
         return params
-    url = parse_rest_url(url, source=f"annotation {names.ANN_HEKETI_URL} of the claim")
-    ca_file = ann.get(names.ANN_HEKETI_CA) or None
+    url = parse_rest_url(url, source=f"annotation {annotations.ANN_HEKETI_URL} of the claim")
+    ca_file = ann.get(annotations.ANN_HEKETI_CA) or None
     if ca_file is not None and not ca_file.startswith("/"):
         raise errors.FailedPrecondition(
-            f"annotation {names.ANN_HEKETI_CA} of the claim must be an absolute path; "
+            f"annotation {annotations.ANN_HEKETI_CA} of the claim must be an absolute path; "
             f"got {ca_file!r}"
         )
-    namespace, secret = ann.get(names.ANN_SECRET_NAMESPACE), ann.get(names.ANN_SECRET_NAME)
+    namespace, secret = (
+        ann.get(annotations.ANN_SECRET_NAMESPACE),
+        ann.get(annotations.ANN_SECRET_NAME),
+    )
     recorded_secret = (namespace, secret) if namespace and secret else (None, None)
     return replace(
         params,
         rest_url=url,
-        rest_user=ann.get(names.ANN_HEKETI_USER) or params.rest_user,
+        rest_user=ann.get(annotations.ANN_HEKETI_USER) or params.rest_user,
         rest_auth_enabled=params.rest_auth_enabled or recorded_secret[1] is not None,
         rest_user_key=params.rest_user_key if url == params.rest_url else None,
         secret_namespace=recorded_secret[0],
@@ -224,23 +235,23 @@ def recorded_location(pvc: Obj, params: ProvisioningParams) -> ProvisioningParam
 
 def recorded_volume_name(pvc: Obj) -> str | None:
     """The Heketi volume name the claim's intent recorded, if any."""
-    return annotations(pvc).get(names.ANN_HEKETI_VOLUME_NAME) or None
+    return annotations_of(pvc).get(annotations.ANN_HEKETI_VOLUME_NAME) or None
 
 
 def migrated_gid(pvc: Obj) -> int | None:
-    """The GID of the in-tree PV `migrate` recorded on a claim (names.ANN_MIGRATION_RECORD)."""
-    raw = annotations(pvc).get(names.ANN_MIGRATION_RECORD)
+    """The GID of the in-tree PV `migrate` recorded on a claim (ANN_MIGRATION_RECORD)."""
+    raw = annotations_of(pvc).get(annotations.ANN_MIGRATION_RECORD)
     if not raw:
         return None
     try:
         original = json.loads(raw)["original"]
-        return _int_annotation(original, names.ANN_GID)
+        return _int_annotation(original, annotations.ANN_GID)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
 def _int_annotation(obj: Obj, key: str) -> int | None:
-    raw = annotations(obj).get(key)
+    raw = annotations_of(obj).get(key)
     try:
         return int(raw) if raw else None
     except ValueError:
@@ -260,11 +271,11 @@ def build_pv(
     """The PV for `pvc` backed by Heketi `volume`, pre-bound to the claim; a clone's
     `volumeAttributes` name the volume it was `cloned_from`."""
     ann = {
-        names.ANN_PROVISIONED_BY: driver,
-        names.ANN_GID: str(gid),
+        annotations.ANN_PROVISIONED_BY: driver,
+        annotations.ANN_GID: str(gid),
         **heketi_annotations(params, volume_name=volume.name),
     }
-    clone = {names.CTX_CLONE_OF: cloned_from} if cloned_from is not None else {}
+    clone = {annotations.CTX_CLONE_OF: cloned_from} if cloned_from is not None else {}
     spec: dict[str, Any] = {
         "capacity": {"storage": gib_quantity(volume.size_gib)},
         "accessModes": list((pvc.get("spec") or {}).get("accessModes") or []),
@@ -273,17 +284,27 @@ def build_pv(
         "storageClassName": name(dict(storage_class)),
         "volumeMode": "Filesystem",
         "claimRef": {
-            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "namespace": namespace(pvc), "name": name(pvc), "uid": uid(pvc),
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "namespace": namespace(pvc),
+            "name": name(pvc),
+            "uid": uid(pvc),
         },
-        "csi": {"driver": driver, "volumeHandle": volume.id,
-                "volumeAttributes": volume_context(volume) | clone},
-    }  # fmt: skip
+        "csi": {
+            "driver": driver,
+            "volumeHandle": volume.id,
+            "volumeAttributes": volume_context(volume) | clone,
+        },
+    }
     if storage_class.get("mountOptions"):
         spec["mountOptions"] = list(storage_class["mountOptions"])
     return {
-        "apiVersion": "v1", "kind": "PersistentVolume",
-        "metadata": {"name": pv_name_for(pvc), "annotations": ann,
-                     "finalizers": [names.PV_FINALIZER]},
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {
+            "name": pv_name_for(pvc),
+            "annotations": ann,
+            "finalizers": [annotations.PV_FINALIZER],
+        },
         "spec": spec,
-    }  # fmt: skip
+    }

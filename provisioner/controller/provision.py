@@ -20,25 +20,25 @@ found under the recorded name (unless the PV exists to do so) and let it go.
 from collections.abc import Callable
 from typing import Final, Protocol
 
-from provisioner import errors, names
+from provisioner import errors
 from provisioner.controller import objects as o
 from provisioner.controller.classes import StorageClasses
 from provisioner.controller.clone_source import CloneSource, CloneSources, source_problem
 from provisioner.controller.connections import Connections
+from provisioner.controller.events import Refusals, Reporter
 from provisioner.controller.expansion import Expander
 from provisioner.controller.gid_reservations import GidReservations
 from provisioner.controller.informer import Informer
-from provisioner.controller.refusals import Refusals
-from provisioner.controller.reporting import Reporter
 from provisioner.controller.writes import KubeReads, NotLeading, Writes
+from provisioner.core import annotations
+from provisioner.core.annotations import heketi_annotations
+from provisioner.core.storageclass import ProvisioningParams
+from provisioner.core.volume_naming import heketi_volume_name
+from provisioner.core.volumes import size_gib
 from provisioner.heketi.client import HeketiConfig
 from provisioner.heketi.types import Volume
 from provisioner.kube.api import KubeAlreadyExists, KubeConflict, KubeInvalid, KubeNotFound, Obj
 from provisioner.log import get_logger
-from provisioner.pv_annotations import heketi_annotations
-from provisioner.storageclass import ProvisioningParams
-from provisioner.volume_naming import heketi_volume_name
-from provisioner.volumes import size_gib
 
 log = get_logger("provision")
 
@@ -96,12 +96,12 @@ class ClaimReconciler:
         if pvc is None:
             return
         if o.deleting(pvc):
-            if names.PVC_FINALIZER in o.finalizers(pvc):
+            if annotations.PVC_FINALIZER in o.finalizers(pvc):
                 self._abandon(pvc)
             return
         volume_name = (pvc.get("spec") or {}).get("volumeName")
         if volume_name:
-            if names.PVC_FINALIZER in o.finalizers(pvc):
+            if annotations.PVC_FINALIZER in o.finalizers(pvc):
                 self._drop_intent(pvc)
             self.expander.reconcile(pvc, str(volume_name))
             return
@@ -141,7 +141,7 @@ class ClaimReconciler:
     def _waits_for_consumer(pvc: Obj, storage_class: Obj) -> bool:
         if storage_class.get("volumeBindingMode") != o.WAIT_FOR_FIRST_CONSUMER:
             return False
-        return not o.annotations(pvc).get(names.ANN_SELECTED_NODE)
+        return not o.annotations_of(pvc).get(annotations.ANN_SELECTED_NODE)
 
     # -- provisioning -------------------------------------------------------------
     def _provision_observed(self, pvc: Obj, storage_class: Obj) -> None:
@@ -181,7 +181,7 @@ class ClaimReconciler:
         # a claim with our intent recorded is finished where that intent says (its
         # Heketi, volume name and GID), whatever its class says now; a clone gets its
         # source's GID from Heketi, so it holds that one
-        fresh = names.PVC_FINALIZER not in o.finalizers(pvc)
+        fresh = annotations.PVC_FINALIZER not in o.finalizers(pvc)
         if not fresh:
             params = o.recorded_location(pvc, params)
         heketi = self._connections.for_class(params)
@@ -220,13 +220,13 @@ class ClaimReconciler:
         gid: int,
         source: CloneSource | None,
     ) -> Obj:
-        if names.PVC_FINALIZER in o.finalizers(pvc):
+        if annotations.PVC_FINALIZER in o.finalizers(pvc):
             return pvc
         intent = heketi_annotations(params, volume_name=heketi_name)
-        intent[names.ANN_CLAIM_GID] = str(gid)
+        intent[annotations.ANN_CLAIM_GID] = str(gid)
         if source is not None:
-            intent[names.ANN_CLONE_OF] = source.volume_id
-        ops = o.add_finalizer_ops(pvc, names.PVC_FINALIZER, intent)
+            intent[annotations.ANN_CLONE_OF] = source.volume_id
+        ops = o.add_finalizer_ops(pvc, annotations.PVC_FINALIZER, intent)
         try:
             updated = self._writes.patch_claim(pvc, ops)
         except KubeInvalid as exc:  # a precondition failed: the claim changed meanwhile
@@ -260,14 +260,22 @@ class ClaimReconciler:
         ):
             if source is not None:
                 volume = self._writes.ensure_clone(
-                    heketi=heketi, name=name, source_id=source.volume_id, params=params,
-                    size_gib=size, unused_name=fresh,
-                )  # fmt: skip
+                    heketi=heketi,
+                    name=name,
+                    source_id=source.volume_id,
+                    params=params,
+                    size_gib=size,
+                    unused_name=fresh,
+                )
             else:
                 volume = self._writes.ensure_volume(
-                    heketi=heketi, name=name, params=params, gid=gid, size_gib=size,
+                    heketi=heketi,
+                    name=name,
+                    params=params,
+                    gid=gid,
+                    size_gib=size,
                     unused_name=fresh,
-                )  # fmt: skip
+                )
         gid = volume.gid or gid
         self._gids.settle(o.uid(pvc), gid)
         return volume, gid
@@ -314,7 +322,7 @@ class ClaimReconciler:
                     f"meanwhile; volume {o.name(pv)} will be released",
                 )
                 return
-            ops = o.remove_finalizer_ops(pvc, names.PVC_FINALIZER)
+            ops = o.remove_finalizer_ops(pvc, annotations.PVC_FINALIZER)
             if not spec_name:
                 ops.append({"op": "add", "path": "/spec/volumeName", "value": o.name(pv)})
             if not ops:
@@ -327,7 +335,7 @@ class ClaimReconciler:
         raise KubeConflict(409, f"claim {o.claim_ref(pvc)} kept changing while binding it")
 
     def _drop_intent(self, pvc: Obj) -> None:
-        ops = o.remove_finalizer_ops(pvc, names.PVC_FINALIZER)
+        ops = o.remove_finalizer_ops(pvc, annotations.PVC_FINALIZER)
         if ops:
             try:
                 self._writes.patch_claim(pvc, ops)
@@ -360,7 +368,7 @@ class ClaimReconciler:
 
     def _delete_unfinished_volume(self, pvc: Obj) -> None:
         heketi = self._connections.for_object(pvc, class_name=o.claim_class(pvc))
-        name = o.annotations(pvc).get(names.ANN_HEKETI_VOLUME_NAME, "")
+        name = o.annotations_of(pvc).get(annotations.ANN_HEKETI_VOLUME_NAME, "")
         volume = self._heketi(heketi).find_volume_by_name(name) if name else None
         if volume is None:
             return

@@ -16,8 +16,8 @@ from typing import Any, Final, ParamSpec, Protocol, TypeVar
 from provisioner import errors
 from provisioner.controller import objects as o
 from provisioner.controller.informer import Informer
+from provisioner.core.volumes import VolumeService
 from provisioner.kube.api import KubeApi, Obj, path_for
-from provisioner.volumes import VolumeService
 
 #: How long a reconcile trusts that the watch will deliver our own write before it
 #: acts on the (older) cached object anyway.

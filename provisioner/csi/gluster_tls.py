@@ -42,16 +42,30 @@ MAX_LOG_READ: Final = 256 * 1024
 
 #: mount.glusterfs (10.3): options without a value → glusterfs arguments.
 _SWITCHES: Final = {
-    "ro": "--read-only", "acl": "--acl", "enable-ino32": "--enable-ino32",
-    "resolve-gids": "--resolve-gids", "fopen-keep-cache": "--fopen-keep-cache=true",
-}  # fmt: skip
+    "ro": "--read-only",
+    "acl": "--acl",
+    "enable-ino32": "--enable-ino32",
+    "resolve-gids": "--resolve-gids",
+    "fopen-keep-cache": "--fopen-keep-cache=true",
+}
 #: mount.glusterfs (10.3): kernel mount options it gathers into --fuse-mountopts.
 _KERNEL_OPTIONS: Final = frozenset(
     {
-        "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime",
-        "strictatime", "nostrictatime", "lazyatime", "nolazyatime", "nodev", "noexec", "nosuid",
+        "atime",
+        "noatime",
+        "diratime",
+        "nodiratime",
+        "relatime",
+        "norelatime",
+        "strictatime",
+        "nostrictatime",
+        "lazyatime",
+        "nolazyatime",
+        "nodev",
+        "noexec",
+        "nosuid",
     }
-)  # fmt: skip
+)
 #: mount.glusterfs (10.3): options with a value whose glusterfs argument has another name.
 _RENAMED: Final = {
     "fetch-attempts": "volfile-max-fetch-attempts",
@@ -91,9 +105,15 @@ class TlsDir:
 
 
 def glusterfs_argv(
-    servers: Sequence[str], volume: str, target: Path, *, read_only: bool,
-    flags: Sequence[str], log_file: Path, tls: TlsDir,
-) -> list[str]:  # fmt: skip
+    servers: Sequence[str],
+    volume: str,
+    target: Path,
+    *,
+    read_only: bool,
+    flags: Sequence[str],
+    log_file: Path,
+    tls: TlsDir,
+) -> list[str]:
     """The FUSE client's command line, as mount.glusterfs builds it, plus the TLS options."""
     wanted = [*(["ro"] if read_only else []), *(f for f in flags if f not in ("ro", "rw"))]
     argv = [GLUSTERFS, "--process-name", "fuse"]

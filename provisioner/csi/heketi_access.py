@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from provisioner import errors
+from provisioner.core.storageclass import DEFAULT_REST_USER, ProvisioningParams, parse_rest_url
 from provisioner.heketi.config import HeketiConfig
-from provisioner.storageclass import DEFAULT_REST_USER, ProvisioningParams, parse_rest_url
 
 SECRET_KEY: Final = "key"  # noqa: S105 - a key name, not a secret
 SECRET_URL: Final = "resturl"  # noqa: S105 - a key name

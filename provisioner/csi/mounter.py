@@ -215,9 +215,14 @@ class SystemMounter:
             raise
 
     def _mount_client(
-        self, source: GlusterSource, target: Path, *, read_only: bool, flags: Sequence[str],
+        self,
+        source: GlusterSource,
+        target: Path,
+        *,
+        read_only: bool,
+        flags: Sequence[str],
         log_file: Path,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """mount.glusterfs; with a TLS directory the FUSE client itself (gluster_tls.py)."""
         what = f"mounting {source.device} at {target}"
         if self._tls is None:
@@ -227,9 +232,14 @@ class SystemMounter:
             self._check(argv, timeout=MOUNT_TIMEOUT, what=what)
             return
         argv = gluster_tls.glusterfs_argv(
-            source.servers, source.volume, target, read_only=read_only, flags=flags,
-            log_file=log_file, tls=self._tls,
-        )  # fmt: skip
+            source.servers,
+            source.volume,
+            target,
+            read_only=read_only,
+            flags=flags,
+            log_file=log_file,
+            tls=self._tls,
+        )
         self._check(argv, timeout=MOUNT_TIMEOUT, what=what)
         # As mount.glusterfs: the client has daemonised; its root answers with inode 1.
         inode = _root_inode(target, timeout=MOUNT_TIMEOUT)

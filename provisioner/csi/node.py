@@ -9,7 +9,7 @@ import contextlib
 import errno
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -17,12 +17,18 @@ from typing import Final
 import grpc
 
 from provisioner import errors, log
-from provisioner.csi import csi_pb2, csi_pb2_grpc, publications, validation
+from provisioner.csi import csi_pb2, csi_pb2_grpc, validation
 from provisioner.csi.mount_table import MountInfo, MountTable
-from provisioner.csi.mounter import GLUSTER_FSTYPE, Mounter, PathState, unmount_ours
+from provisioner.csi.mounter import (
+    GLUSTER_FSTYPE,
+    STAT_TIMEOUT,
+    Mounter,
+    PathState,
+    statvfs_with_timeout,
+    unmount_ours,
+)
 from provisioner.csi.recovery import StageRecord, StageRecords
 from provisioner.csi.server import VolumeLocks
-from provisioner.csi.volume_stats import stats_response
 
 _log = log.get_logger("csi.node")
 
@@ -123,10 +129,15 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         read_only = mount.read_only_mode or "ro" in mount.flags
         log_file = self._config.mount_log_dir / f"{source.volume}.log"
         record = StageRecord(
-            volume_id=volume_id, staging_path=str(staging), servers=source.servers,
-            volume=source.volume, read_only=read_only, flags=mount.flags, log_file=str(log_file),
+            volume_id=volume_id,
+            staging_path=str(staging),
+            servers=source.servers,
+            volume=source.volume,
+            read_only=read_only,
+            flags=mount.flags,
+            log_file=str(log_file),
             access_mode=mount.mode,
-        )  # fmt: skip
+        )
         with self._locks.hold(volume_id):
             if self._staged_already(record, self._mounter.table()):
                 self._remember(record)
@@ -239,15 +250,15 @@ class NodeService(csi_pb2_grpc.NodeServicer):
         staging = Path(staged.mount_point)
         record = self._records.load(str(staging)) if self._records is not None else None
         modes = {mode} if record is None else {mode, record.access_mode}
-        if not modes & publications.ONE_TARGET_MODES:
+        if not modes & ONE_TARGET_MODES:
             return
-        others = publications.bound_elsewhere(
-            table.entries, staged=staged, skip=(staging, target),
+        others = bound_elsewhere(
+            table.entries,
+            staged=staged,
+            skip=(staging, target),
             kubelet_dir=self._config.kubelet_dir,
-        )  # fmt: skip
-        publications.check_one_target(
-            volume_id=volume_id, modes=modes, target=target, others=others
         )
+        check_one_target(volume_id=volume_id, modes=modes, target=target, others=others)
 
     def _healthy_staging(self, table: MountTable, volume_id: str, staging: Path) -> MountInfo:
         staged = table.at(staging)
@@ -378,3 +389,114 @@ def _remove_dir(path: Path, *, field: str) -> None:
         if error.errno == errno.ENOTDIR:
             raise errors.FailedPrecondition(f"{field} {path} is not a directory") from error
         raise
+
+
+# How many target paths of one node may hold a volume at once (CSI access modes).
+#
+# The CSI spec (csi.proto, `VolumeCapability.AccessMode.Mode`) on each mode:
+#
+# * `SINGLE_NODE_SINGLE_WRITER`: "Can only be published once as read/write at a
+#   single workload on a single node": one target path on this node; a second
+#   one is FAILED_PRECONDITION (what csi-sanity's "with single node multi writer
+#   capability" spec and Kubernetes' ReadWriteOncePod expect).
+# * `SINGLE_NODE_MULTI_WRITER`: "published as read/write at multiple workloads on
+#   a single node": any number of target paths.
+# * `SINGLE_NODE_WRITER` / `SINGLE_NODE_READER_ONLY`: "published once ... on a
+#   single node": they limit the *nodes*, not the workloads (the spec added the two
+#   modes above to tell workloads apart), and Kubernetes publishes a ReadWriteOnce
+#   volume to every pod of the node that uses it: any number of target paths.
+# * `MULTI_NODE_*`: several nodes, so several target paths too (which node may
+#   write under `MULTI_NODE_SINGLE_WRITER` is the CO's business; this plugin has no
+#   ControllerPublishVolume to see the other nodes).
+#
+# The other publications come from the kernel's mount table, so the rule holds
+# after a plugin restart; the access mode the volume was staged with comes from
+# its stage record (the plugin's --state-dir), so a publish that names another
+# mode than the stage did cannot open a second workload of a single-writer volume.
+_Mode = csi_pb2.VolumeCapability.AccessMode.Mode
+#: Modes that allow one target path per node.
+ONE_TARGET_MODES: Final = frozenset({_Mode.SINGLE_NODE_SINGLE_WRITER})
+
+
+def bound_elsewhere(
+    mounts: Iterable[MountInfo], *, staged: MountInfo, skip: Iterable[Path], kubelet_dir: Path
+) -> list[str]:
+    """Mount points inside `kubelet_dir` that bind the whole `staged` mount, except `skip`.
+
+    A bind mount of a FUSE mount shows the same source and filesystem type and the
+    root `/`; kubelet's subPath binds of a sub-directory (another root) are part of
+    a publication, not publications of their own.
+    """
+    skipped = {str(path) for path in skip}
+    inside = f"{kubelet_dir}/"
+    return [
+        mount.mount_point
+        for mount in mounts
+        if (mount.source, mount.fs_type, mount.root) == (staged.source, staged.fs_type, "/")
+        and mount.mount_point.startswith(inside)
+        and mount.mount_point not in skipped
+    ]
+
+
+def check_one_target(
+    *, volume_id: str, modes: Iterable[int], target: Path, others: list[str]
+) -> None:
+    """FailedPrecondition when a one-target mode meets a publication at another path."""
+    single = sorted(_Mode.Name(mode) for mode in set(modes) & ONE_TARGET_MODES)
+    if not single or not others:
+        return
+    raise errors.FailedPrecondition(
+        f"volume {volume_id} has access mode {single[0]} and is already published on this "
+        f"node at {others[0]}; unpublish it there before publishing it at {target}"
+    )
+
+
+# NodeGetVolumeStats answers: usage of a published GlusterFS mount, or its condition.
+#
+# A FUSE mount whose client died answers statvfs with ENOTCONN; one whose client hangs
+# does not answer at all. Both are an abnormal `VolumeCondition` (the CSI
+# VOLUME_CONDITION capability), not an error: kubelet shows it on the pod.
+def stats_response(path: Path, *, stale: bool) -> csi_pb2.NodeGetVolumeStatsResponse:
+    """Usage and a healthy condition, or an abnormal condition when the mount is stale."""
+    stats = None if stale else _statvfs(path)
+    if stats is None:
+        return csi_pb2.NodeGetVolumeStatsResponse(
+            volume_condition=csi_pb2.VolumeCondition(
+                abnormal=True,
+                message=f"GlusterFS mount at {path} is stale (its client is gone or does not "
+                "answer); NodeStageVolume remounts it",
+            )
+        )
+    return csi_pb2.NodeGetVolumeStatsResponse(
+        usage=_usage(stats),
+        volume_condition=csi_pb2.VolumeCondition(abnormal=False, message="mounted and responding"),
+    )
+
+
+def _statvfs(path: Path) -> os.statvfs_result | None:
+    """Usage of the filesystem at `path`; None when its FUSE client is gone or hangs."""
+    try:
+        return statvfs_with_timeout(path, timeout=STAT_TIMEOUT)
+    except OSError as error:
+        if error.errno in (errno.ENOTCONN, errno.ECONNABORTED):
+            return None
+        raise errors.Internal(f"cannot statvfs {path}: {error.strerror}") from error
+
+
+def _usage(stats: os.statvfs_result) -> list[csi_pb2.VolumeUsage]:
+    unit = csi_pb2.VolumeUsage.Unit
+    block = stats.f_frsize
+    return [
+        csi_pb2.VolumeUsage(
+            unit=unit.BYTES,
+            total=stats.f_blocks * block,
+            available=stats.f_bavail * block,
+            used=(stats.f_blocks - stats.f_bfree) * block,
+        ),
+        csi_pb2.VolumeUsage(
+            unit=unit.INODES,
+            total=stats.f_files,
+            available=stats.f_favail,
+            used=stats.f_files - stats.f_ffree,
+        ),
+    ]

@@ -86,10 +86,16 @@ class NodeMounts(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         ours = self.our_mounts()
         kinds = {kind: [m for m in ours if self.kind(m) == kind] for kind in (STAGED, PUBLISHED)}
-        yield _gauge("node_staged_volumes", "GlusterFS volumes staged (FUSE-mounted) here.",
-                     len(kinds[STAGED]))  # fmt: skip
-        yield _gauge("node_published_volumes", "Target paths of pods a volume is bound into.",
-                     len(kinds[PUBLISHED]))  # fmt: skip
+        yield _gauge(
+            "node_staged_volumes",
+            "GlusterFS volumes staged (FUSE-mounted) here.",
+            len(kinds[STAGED]),
+        )
+        yield _gauge(
+            "node_published_volumes",
+            "Target paths of pods a volume is bound into.",
+            len(kinds[PUBLISHED]),
+        )
         stale_points = self._stale(ours)
         stale = GaugeMetricFamily(
             f"{PREFIX}_node_stale_mounts",
@@ -99,8 +105,11 @@ class NodeMounts(Collector):
         for kind, mounts in kinds.items():
             stale.add_metric([kind], float(sum(m.mount_point in stale_points for m in mounts)))
         yield stale
-        yield _gauge("node_fuse_clients", "GlusterFS FUSE client processes serving our mounts.",
-                     self.fuse_clients())  # fmt: skip
+        yield _gauge(
+            "node_fuse_clients",
+            "GlusterFS FUSE client processes serving our mounts.",
+            self.fuse_clients(),
+        )
 
     def our_mounts(self) -> list[MountInfo]:
         return [

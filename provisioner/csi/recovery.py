@@ -58,7 +58,7 @@ class StageRecord:
     flags: tuple[str, ...]
     log_file: str
     #: CSI access mode of the NodeStageVolume request (0: unknown, a record of an older
-    #: plugin); publications.py limits the target paths of single-workload modes.
+    #: plugin); node.py (check_one_target) limits the target paths of single-workload modes.
     access_mode: int = 0
 
     @property
@@ -231,15 +231,20 @@ def _repair_one(record: StageRecord, *, mounter: Mounter, table: MountTable) -> 
     binds = _dead_binds(record, mounter, table.entries)
     _log.warning(
         "GlusterFS client of a staged volume is gone; remounting",
-        volume_id=record.volume_id, path=record.staging_path, published=len(binds),
-    )  # fmt: skip
+        volume_id=record.volume_id,
+        path=record.staging_path,
+        published=len(binds),
+    )
     for bind in binds:
         mounter.unmount(Path(bind.mount_point))
     unmount_ours(mounter, table, staging)
     mounter.mount_gluster(
-        record.source, staging, read_only=record.read_only, flags=record.flags,
+        record.source,
+        staging,
+        read_only=record.read_only,
+        flags=record.flags,
         log_file=Path(record.log_file),
-    )  # fmt: skip
+    )
     if mounter.path_state(staging) is not PathState.HEALTHY:
         raise errors.Internal(f"remounted {record.source.device} at {staging} is not answering")
     for bind in binds:

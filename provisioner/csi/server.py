@@ -15,16 +15,69 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Final
 
 import grpc
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from provisioner import errors, log
 from provisioner.csi import csi_pb2, csi_pb2_grpc
 from provisioner.csi.identity import IdentityService
-from provisioner.locks import VolumeLocks as VolumeLocks  # the servicers' per-volume locks
-from provisioner.metrics import CsiMetrics
+from provisioner.locks import KeyedLocks
+from provisioner.metrics import DURATION_BUCKETS, PREFIX, HeketiRequestMetrics
+
+
+class VolumeLocks:
+    """One CSI operation per volume at a time: a second one gets `Aborted` at once (the
+    CSI rule; the CO retries). Shared by the Node and Controller servicers of one process.
+    """
+
+    def __init__(self) -> None:
+        self._locks = KeyedLocks()
+
+    def hold(self, volume_id: str) -> AbstractContextManager[None]:
+        """Hold the lock for `volume_id` for the `with` block, or raise Aborted."""
+        return self._locks.held(
+            volume_id,
+            timeout=0,
+            busy_message=f"an operation on volume {volume_id} is already in progress; retry later",
+        )
+
+
+class CsiMetrics:
+    """The CSI calls one plugin served, per RPC: requests by final code, and latency."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            f"{PREFIX}_csi_requests",
+            "CSI calls by RPC and final gRPC code (every code but OK is an error).",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            f"{PREFIX}_csi_errors",
+            "CSI calls that ended with a code other than OK, by RPC and code.",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            f"{PREFIX}_csi_request_duration_seconds",
+            "CSI call duration by RPC (every code).",
+            ["method"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.heketi = HeketiRequestMetrics(self.registry)
+
+    def observe(self, *, method: str, code: str, seconds: float) -> None:
+        self.requests.labels(method, code).inc()
+        if code != "OK":
+            self.errors.labels(method, code).inc()
+        self.latency.labels(method).observe(seconds)
+
 
 _log = log.get_logger("csi.server")
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Final
 
 from provisioner import errors
+from provisioner.core.annotations import CTX_SERVERS, CTX_VOLUME
 from provisioner.csi import csi_pb2
 from provisioner.csi.mounter import GlusterSource, answer_within
-from provisioner.names import CTX_SERVERS, CTX_VOLUME
 
 #: CSI's general limit for string fields such as volume_id.
 MAX_ID_BYTES: Final = 128
@@ -55,12 +55,28 @@ SUPPORTED_MODES: Final = frozenset(
 #: widen access: read-only, ACLs, atime policy, restrictions, cache behaviour.
 FLAGS: Final = frozenset(
     {
-        "ro", "rw", "acl", "_netdev", "enable-ino32", "resolve-gids", "fopen-keep-cache",
-        "noatime", "atime", "nodiratime", "diratime", "relatime", "norelatime",
-        "strictatime", "nostrictatime", "lazyatime", "nolazyatime",
-        "nodev", "noexec", "nosuid",
+        "ro",
+        "rw",
+        "acl",
+        "_netdev",
+        "enable-ino32",
+        "resolve-gids",
+        "fopen-keep-cache",
+        "noatime",
+        "atime",
+        "nodiratime",
+        "diratime",
+        "relatime",
+        "norelatime",
+        "strictatime",
+        "nostrictatime",
+        "lazyatime",
+        "nolazyatime",
+        "nodev",
+        "noexec",
+        "nosuid",
     }
-)  # fmt: skip
+)
 _COUNT = r"[0-9]{1,9}"
 _SECONDS = r"[0-9]{1,6}(?:\.[0-9]{1,3})?"
 #: Mount flags with a value: name -> the pattern its value must match.

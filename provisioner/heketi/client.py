@@ -51,12 +51,12 @@ from provisioner.heketi.errors import (
     HeketiOutcomeUnknown,
     HeketiUnavailable,
 )
+from provisioner.heketi.name_cache import VolumeIdentity, VolumeNameMap, identity, read_all
 from provisioner.heketi.pacing import OperationPace
 from provisioner.heketi.session import new_session
 from provisioner.heketi.topology import TopologyReads, checked_id
 from provisioner.heketi.transport import Exchange, Transport, error_for, failure_kind
 from provisioner.heketi.types import Volume, VolumeCreateRequest
-from provisioner.heketi.volume_names import VolumeIdentity, VolumeNameMap, identity, read_all
 from provisioner.log import get_logger
 
 __all__ = ["HeketiClient", "HeketiConfig"]

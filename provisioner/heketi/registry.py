@@ -21,9 +21,9 @@ import requests
 
 from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.config import HeketiConfig
+from provisioner.heketi.name_cache import VolumeNameMap
 from provisioner.heketi.pacing import OperationPace
 from provisioner.heketi.session import RequestObserver, new_session
-from provisioner.heketi.volume_names import VolumeNameMap
 
 
 class HeketiClients:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
-from provisioner import errors, names
+from provisioner import errors
+from provisioner.core import annotations
 from provisioner.kube.api import KubeAlreadyExists, path_for
 from provisioner.migrate.cluster import Cluster, name_of, phase_of, pv_path, pvc_path, uid_of
 from provisioner.migrate.converge import (
@@ -41,7 +42,7 @@ RETAIN: Final = {"spec": {"persistentVolumeReclaimPolicy": "Retain"}}
 
 @dataclass(frozen=True)
 class ApplySettings:
-    driver: str = names.DRIVER_NAME
+    driver: str = annotations.DRIVER_NAME
     dry_run: bool = False
     wait_seconds: float = DEFAULT_WAIT_SECONDS
 
@@ -122,7 +123,7 @@ def _record(job: _Job, cluster: Cluster, state: State) -> None:
         raise errors.FailedPrecondition(f"{job.row.pv}: no CSI PV planned")
     doc = Record(job.row.pv, uid_of(pv), sanitized(pv), job.row.target).to_json()
     path = pvc_path(claim["metadata"]["namespace"], name_of(claim))
-    cluster.annotate(path, {names.ANN_MIGRATION_RECORD: doc})
+    cluster.annotate(path, {annotations.ANN_MIGRATION_RECORD: doc})
 
 
 def _retain(job: _Job, cluster: Cluster, state: State) -> None:
@@ -138,7 +139,7 @@ def _delete(job: _Job, cluster: Cluster, state: State) -> None:
 def _unprotect(job: _Job, cluster: Cluster, state: State) -> None:
     path = pv_path(job.row.pv)
     pv = need(state.pv)
-    for finalizer in names.KUBE_PV_FINALIZERS:
+    for finalizer in annotations.KUBE_PV_FINALIZERS:
         cluster.remove_finalizer(path, pv, finalizer)
         pv = cluster.get(path) or pv
 
@@ -173,9 +174,15 @@ def _wait_bound(job: _Job, cluster: Cluster, state: State) -> None:
     )
 
 
-_STEPS: Final = {Step.RECORD: _record, Step.RETAIN: _retain, Step.DELETE: _delete,
-                 Step.UNPROTECT: _unprotect, Step.WAIT_GONE: _wait_gone,
-                 Step.CREATE: _create, Step.WAIT_BOUND: _wait_bound}  # fmt: skip
+_STEPS: Final = {
+    Step.RECORD: _record,
+    Step.RETAIN: _retain,
+    Step.DELETE: _delete,
+    Step.UNPROTECT: _unprotect,
+    Step.WAIT_GONE: _wait_gone,
+    Step.CREATE: _create,
+    Step.WAIT_BOUND: _wait_bound,
+}
 
 
 def _actions(row: Row, settings: ApplySettings) -> dict[Enum, Action]:

@@ -13,16 +13,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from provisioner import names
+from provisioner.core import annotations
+from provisioner.core.storageclass import InvalidParameter, parse_parameters
 from provisioner.kube.api import KubeAlreadyExists, Obj
 from provisioner.migrate.cluster import Cluster, Snapshot, annotations_of, class_path, name_of
-from provisioner.storageclass import InvalidParameter, parse_parameters
 
 TWIN_SUFFIX: Final = "-csi"
 #: StorageClass names are DNS subdomains: at most 253 characters.
 MAX_NAME: Final = 253
-_COPIED: Final = ("parameters", "reclaimPolicy", "mountOptions", "allowVolumeExpansion",
-                  "volumeBindingMode", "allowedTopologies")  # fmt: skip
+_COPIED: Final = (
+    "parameters",
+    "reclaimPolicy",
+    "mountOptions",
+    "allowVolumeExpansion",
+    "volumeBindingMode",
+    "allowedTopologies",
+)
 
 
 @dataclass(frozen=True)
@@ -41,11 +47,11 @@ def twin_name(name: str) -> str:
 
 
 def is_in_tree_class(sc: Obj) -> bool:
-    return sc.get("provisioner") == names.IN_TREE_PLUGIN
+    return sc.get("provisioner") == annotations.IN_TREE_PLUGIN
 
 
 def is_default(sc: Obj) -> bool:
-    return annotations_of(sc).get(names.ANN_DEFAULT_CLASS) == "true"
+    return annotations_of(sc).get(annotations.ANN_DEFAULT_CLASS) == "true"
 
 
 def class_rows(snapshot: Snapshot) -> tuple[ClassRow, ...]:
@@ -64,11 +70,11 @@ def class_rows(snapshot: Snapshot) -> tuple[ClassRow, ...]:
 
 def csi_class(sc: Obj, *, name: str, driver: str, default: bool, twin_of: str) -> Obj:
     """`sc` with our provisioner under `name` (same parameters and settings)."""
-    ann = {k: v for k, v in annotations_of(sc).items() if k != names.ANN_DEFAULT_CLASS}
+    ann = {k: v for k, v in annotations_of(sc).items() if k != annotations.ANN_DEFAULT_CLASS}
     if default:
-        ann[names.ANN_DEFAULT_CLASS] = "true"
+        ann[annotations.ANN_DEFAULT_CLASS] = "true"
     if twin_of:
-        ann[names.ANN_TWIN_OF] = twin_of
+        ann[annotations.ANN_TWIN_OF] = twin_of
     body: dict[str, Any] = {
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
@@ -86,7 +92,7 @@ def stranded_twins(classes: list[Obj]) -> list[str]:
     """Names of in-tree classes a twin holds but that no longer exist (a `--replace`
     stopped between deleting the class and creating it again)."""
     present = {name_of(sc) for sc in classes}
-    wanted = (annotations_of(sc).get(names.ANN_TWIN_OF, "") for sc in classes)
+    wanted = (annotations_of(sc).get(annotations.ANN_TWIN_OF, "") for sc in classes)
     return sorted({name for name in wanted if name and name not in present})
 
 
@@ -97,7 +103,9 @@ def ensure_twin(cluster: Cluster, sc: Obj, *, driver: str, dry_run: bool, say: S
         return existing
     body = csi_class(sc, name=twin, driver=driver, default=False, twin_of=name_of(sc))
     # the twin remembers whether the original was the default, for --replace
-    body["metadata"]["annotations"][f"{names.DOMAIN}/was-default"] = str(is_default(sc)).lower()
+    body["metadata"]["annotations"][f"{annotations.DOMAIN}/was-default"] = str(
+        is_default(sc)
+    ).lower()
     say(f"StorageClass {name_of(sc)}: create CSI twin {twin}")
     if dry_run:
         return body
@@ -120,9 +128,9 @@ def replace_class(cluster: Cluster, name: str, *, driver: str, dry_run: bool, sa
     if twin is None:
         return
     if current is None:
-        was_default = annotations_of(twin).get(f"{names.DOMAIN}/was-default") == "true"
+        was_default = annotations_of(twin).get(f"{annotations.DOMAIN}/was-default") == "true"
         body = csi_class(twin, name=name, driver=driver, default=was_default, twin_of="")
-        body["metadata"]["annotations"].pop(f"{names.DOMAIN}/was-default", None)
+        body["metadata"]["annotations"].pop(f"{annotations.DOMAIN}/was-default", None)
         say(f"StorageClass {name}: create it again with provisioner {driver}")
         if not dry_run:
             with contextlib.suppress(KubeAlreadyExists):

@@ -75,9 +75,12 @@ def register(subparsers: Any) -> None:
     back.add_argument("--pv", required=True, metavar="NAME")
     back.add_argument("--dry-run", action="store_true", help="print the steps, write nothing")
     classes = actions.add_parser("classes", help="CSI twins of in-tree StorageClasses")
-    classes.add_argument("--replace", action="store_true",
-                         help="re-create each in-tree class under its own name with our "
-                         "provisioner (default-class annotation kept)")  # fmt: skip
+    classes.add_argument(
+        "--replace",
+        action="store_true",
+        help="re-create each in-tree class under its own name with our "
+        "provisioner (default-class annotation kept)",
+    )
     classes.add_argument("--dry-run", action="store_true", help="print, write nothing")
     for action in actions.choices.values():
         _common(action, repeated=True)
@@ -99,12 +102,18 @@ def _common(p: argparse.ArgumentParser, *, repeated: bool = False) -> None:
 
 
 def _heketi_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-heketi-check", action="store_true",
-                   help="do not ask Heketi to confirm the volume ids of Heketi PVs")  # fmt: skip
-    p.add_argument("--gluster-tls-ready", action="store_true",
-                   help="the node plugin has the Gluster client's TLS certificate, key and CA "
-                   "(deploy/components/gluster-tls): migrate PVs whose volume uses "
-                   "TLS")  # fmt: skip
+    p.add_argument(
+        "--no-heketi-check",
+        action="store_true",
+        help="do not ask Heketi to confirm the volume ids of Heketi PVs",
+    )
+    p.add_argument(
+        "--gluster-tls-ready",
+        action="store_true",
+        help="the node plugin has the Gluster client's TLS certificate, key and CA "
+        "(deploy/components/gluster-tls): migrate PVs whose volume uses "
+        "TLS",
+    )
 
 
 def _apply_parser(actions: Any) -> None:
@@ -113,9 +122,11 @@ def _apply_parser(actions: Any) -> None:
     which.add_argument("--all", action="store_true", help="every in-tree GlusterFS PV")
     which.add_argument("--pv", nargs="+", metavar="NAME", help="these PVs")
     p.add_argument("--dry-run", action="store_true", help="print the steps, write nothing")
-    p.add_argument("--prune-endpoints", action="store_true",
-                   help="afterwards delete glusterfs-dynamic-* Endpoints/Services no in-tree "
-                   "PV uses")  # fmt: skip
+    p.add_argument(
+        "--prune-endpoints",
+        action="store_true",
+        help="afterwards delete glusterfs-dynamic-* Endpoints/Services no in-tree PV uses",
+    )
     p.add_argument(
         "--prune",
         action="append",
@@ -164,9 +175,11 @@ def make_plan(cluster: Cluster, config: MigrateConfig) -> Plan:
     check = HeketiCheck(SecretKeys(cluster.api)) if config.heketi_check else None
     try:
         settings = Settings(
-            config.driver_name, check.problems if check else None, tls_ready=config.tls_ready,
+            config.driver_name,
+            check.problems if check else None,
+            tls_ready=config.tls_ready,
             heketi_options=check.options if check else None,
-        )  # fmt: skip
+        )
         return build_plan(cluster.snapshot(), settings)
     finally:
         if check is not None:
@@ -203,8 +216,14 @@ def _apply(
     outcomes += applying.apply(cluster, rows, settings, say=_say(out), **extra)
     if config.prune_dynamic or config.prune_named:
         done = frozenset(o.pv for o in outcomes if o.ok)
-        prune(cluster, dynamic=config.prune_dynamic, named=config.prune_named,
-              dry_run=config.dry_run, say=_say(out), migrated=done)  # fmt: skip
+        prune(
+            cluster,
+            dynamic=config.prune_dynamic,
+            named=config.prune_named,
+            dry_run=config.dry_run,
+            say=_say(out),
+            migrated=done,
+        )
     _report(out, outcomes)
     return EXIT_OK if all(o.ok for o in outcomes) else EXIT_NOT_DONE
 
@@ -214,10 +233,17 @@ def _rollback(
 ) -> int:
     extra = {"checkpoint": checkpoint} if checkpoint else {}
     outcomes = [
-        rollback(cluster, pv, driver=config.driver_name, wait_seconds=config.wait_seconds,
-                 dry_run=config.dry_run, say=_say(out), **extra)
+        rollback(
+            cluster,
+            pv,
+            driver=config.driver_name,
+            wait_seconds=config.wait_seconds,
+            dry_run=config.dry_run,
+            say=_say(out),
+            **extra,
+        )
         for pv in config.pvs or ()
-    ]  # fmt: skip
+    ]
     _report(out, outcomes)
     return EXIT_OK if all(o.ok for o in outcomes) else EXIT_NOT_DONE
 
@@ -231,8 +257,13 @@ def _classes(cluster: Cluster, config: MigrateConfig, out: TextIO) -> int:
         say("No in-tree GlusterFS StorageClasses.")
     for sc in in_tree:
         if config.replace:
-            replace_class(cluster, str(sc["metadata"]["name"]), driver=config.driver_name,
-                          dry_run=config.dry_run, say=say)  # fmt: skip
+            replace_class(
+                cluster,
+                str(sc["metadata"]["name"]),
+                driver=config.driver_name,
+                dry_run=config.dry_run,
+                say=say,
+            )
         else:
             ensure_twin(cluster, sc, driver=config.driver_name, dry_run=config.dry_run, say=say)
     for name in stranded:  # a --replace stopped after the delete: finish it

@@ -3,13 +3,13 @@
 from dataclasses import dataclass, field
 
 from provisioner import errors
+from provisioner.core.storageclass import ProvisioningParams
+from provisioner.core.volumes import heketi_config
 from provisioner.heketi.config import shown_url
 from provisioner.heketi.errors import HeketiError, HeketiNotFound
 from provisioner.heketi.registry import HeketiClients
 from provisioner.kube.secrets import SecretError, SecretKeys
 from provisioner.migrate.intree import Source
-from provisioner.storageclass import ProvisioningParams
-from provisioner.volumes import heketi_config
 
 
 @dataclass

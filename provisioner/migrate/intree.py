@@ -10,7 +10,7 @@ id; its deleter used that annotation, else the path with `vol_` trimmed.
 from dataclasses import dataclass
 from typing import Any, Final
 
-from provisioner import names
+from provisioner.core import annotations
 from provisioner.heketi.types import is_heketi_id
 from provisioner.kube.api import Obj
 from provisioner.migrate.cluster import annotations_of, name_of, spec_of
@@ -26,7 +26,7 @@ def is_in_tree(pv: Obj) -> bool:
 
 def is_migrated(pv: Obj, driver: str) -> bool:
     csi = spec_of(pv).get("csi") or {}
-    return csi.get("driver") == driver and names.ANN_MIGRATED_FROM in annotations_of(pv)
+    return csi.get("driver") == driver and annotations.ANN_MIGRATED_FROM in annotations_of(pv)
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,9 @@ class Source:
 def kind_of(pv: Obj) -> str:
     ann = annotations_of(pv)
     made_by_heketi = (
-        names.ANN_IN_TREE_HEKETI_ID in ann
-        or ann.get(names.ANN_PROVISIONED_BY) == names.IN_TREE_PLUGIN
-        or ann.get(names.ANN_IN_TREE_CREATED_BY) == HEKETI_CREATED_BY
+        annotations.ANN_IN_TREE_HEKETI_ID in ann
+        or ann.get(annotations.ANN_PROVISIONED_BY) == annotations.IN_TREE_PLUGIN
+        or ann.get(annotations.ANN_IN_TREE_CREATED_BY) == HEKETI_CREATED_BY
     )
     return HEKETI if made_by_heketi else STATIC
 
@@ -75,7 +75,7 @@ HEKETI_NAME_PREFIX = "vol_"
 
 def heketi_id_of(pv: Obj) -> str:
     """The Heketi volume id as the in-tree deleter found it ("" when it cannot be found)."""
-    annotated = annotations_of(pv).get(names.ANN_IN_TREE_HEKETI_ID, "")
+    annotated = annotations_of(pv).get(annotations.ANN_IN_TREE_HEKETI_ID, "")
     if annotated:
         return annotated if is_heketi_id(annotated) else ""
     path = str((spec_of(pv).get("glusterfs") or {}).get("path", ""))
@@ -100,7 +100,7 @@ def source_of(pv: Obj) -> Source:
         volume=str(gluster.get("path", "")),
         read_only=bool(gluster.get("readOnly", False)),
         heketi_id=heketi_id_of(pv) if kind == HEKETI else "",
-        gid=annotations_of(pv).get(names.ANN_GID, ""),
+        gid=annotations_of(pv).get(annotations.ANN_GID, ""),
         reclaim_policy=str(spec.get("persistentVolumeReclaimPolicy") or "Retain"),
         access_modes=tuple(spec.get("accessModes") or ()),
         mount_options=tuple(spec.get("mountOptions") or ()),

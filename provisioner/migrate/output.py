@@ -8,20 +8,39 @@ from provisioner.migrate.plan import Plan, Row
 
 #: `-o json` schema identifier; bump on an incompatible change.
 PLAN_SCHEMA: Final = "glusterfs.csi.heketi.io/migrate-plan/v1"
-_COLUMNS: Final = ("PV", "CLAIM", "KIND", "SERVERS", "VOLUME", "HEKETI ID", "GID", "POLICY",
-                   "ACCESS", "STATE")  # fmt: skip
+_COLUMNS: Final = (
+    "PV",
+    "CLAIM",
+    "KIND",
+    "SERVERS",
+    "VOLUME",
+    "HEKETI ID",
+    "GID",
+    "POLICY",
+    "ACCESS",
+    "STATE",
+)
 
 
 def row_json(row: Row) -> dict[str, Any]:
     return {
-        "pv": row.pv, "claim": row.claim, "kind": row.kind, "servers": list(row.servers),
-        "volume": row.volume, "heketiVolumeId": row.heketi_id or None,
+        "pv": row.pv,
+        "claim": row.claim,
+        "kind": row.kind,
+        "servers": list(row.servers),
+        "volume": row.volume,
+        "heketiVolumeId": row.heketi_id or None,
         "gid": int(row.gid) if row.gid.isdigit() else None,
-        "reclaimPolicy": row.reclaim_policy, "accessModes": list(row.access_modes),
-        "mountOptions": list(row.mount_options), "readOnly": row.read_only,
-        "state": row.state, "actions": list(row.actions), "blockers": list(row.blockers),
-        "notes": list(row.notes), "tls": row.tls,
-    }  # fmt: skip
+        "reclaimPolicy": row.reclaim_policy,
+        "accessModes": list(row.access_modes),
+        "mountOptions": list(row.mount_options),
+        "readOnly": row.read_only,
+        "state": row.state,
+        "actions": list(row.actions),
+        "blockers": list(row.blockers),
+        "notes": list(row.notes),
+        "tls": row.tls,
+    }
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -36,9 +55,18 @@ def plan_json(plan: Plan) -> dict[str, Any]:
 
 
 def _cells(row: Row) -> tuple[str, ...]:
-    return (row.pv, row.claim or "-", row.kind, ",".join(row.servers) or "-", row.volume or "-",
-            row.heketi_id or "-", row.gid or "-", row.reclaim_policy,
-            ",".join(row.access_modes) + (" (ro)" if row.read_only else ""), row.state)  # fmt: skip
+    return (
+        row.pv,
+        row.claim or "-",
+        row.kind,
+        ",".join(row.servers) or "-",
+        row.volume or "-",
+        row.heketi_id or "-",
+        row.gid or "-",
+        row.reclaim_policy,
+        ",".join(row.access_modes) + (" (ro)" if row.read_only else ""),
+        row.state,
+    )
 
 
 def table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -65,6 +93,11 @@ def write_plan(plan: Plan, out: TextIO, *, output: str) -> None:
             out.write(f"{row.pv}: {number}. {action}\n")
     if plan.classes:
         out.write("\n")
-        table(out, ("STORAGECLASS (in-tree)", "DEFAULT", "CSI TWIN", "PROBLEM"),
-              [(c.name, "yes" if c.default else "no", c.twin, c.problem or "-")
-               for c in plan.classes])  # fmt: skip
+        table(
+            out,
+            ("STORAGECLASS (in-tree)", "DEFAULT", "CSI TWIN", "PROBLEM"),
+            [
+                (c.name, "yes" if c.default else "no", c.twin, c.problem or "-")
+                for c in plan.classes
+            ],
+        )

@@ -4,7 +4,8 @@ with what `apply` would do and what stops it; and the in-tree StorageClasses."""
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from provisioner import names
+from provisioner.core import annotations
+from provisioner.core.storageclass import InvalidParameter, ProvisioningParams, parse_parameters
 from provisioner.kube.api import Obj
 from provisioner.migrate.classes import ClassRow, class_rows
 from provisioner.migrate.cluster import (
@@ -29,7 +30,6 @@ from provisioner.migrate.intree import (
 from provisioner.migrate.steps import Record, RecordUnreadable, Step, record_of, remaining
 from provisioner.migrate.target import build_target
 from provisioner.migrate.tls import tls_evidence, tls_findings
-from provisioner.storageclass import InvalidParameter, ProvisioningParams, parse_parameters
 
 READY = "ready"
 BLOCKED = "blocked"
@@ -80,7 +80,7 @@ class Plan:
 
 @dataclass(frozen=True)
 class Settings:
-    driver: str = names.DRIVER_NAME
+    driver: str = annotations.DRIVER_NAME
     confirm: Confirm | None = None
     #: --gluster-tls-ready: the node plugin has the client's TLS files (tls.py).
     tls_ready: bool = False
@@ -120,8 +120,10 @@ def _row(pv: Obj, snapshot: Snapshot, settings: Settings) -> Row:
     started = record is not None and record.uid == uid_of(pv)
     blockers = [] if started else _blockers(pv, source, claim, endpoints, listed)
     if listed and not servers and not started:
-        blockers.append(f"Endpoints {source.endpoints} lists only IPv6 addresses: the node "
-                        "plugin mounts over IPv4 (or host names)")  # fmt: skip
+        blockers.append(
+            f"Endpoints {source.endpoints} lists only IPv6 addresses: the node "
+            "plugin mounts over IPv4 (or host names)"
+        )
     if unreadable:
         blockers.append(unreadable)
     if not started and source.kind == HEKETI:
@@ -132,8 +134,10 @@ def _row(pv: Obj, snapshot: Snapshot, settings: Settings) -> Row:
     if target is None and not blockers:
         target = build_target(pv, source, servers=servers, driver=settings.driver, params=params)
     state = INTERRUPTED if started else BLOCKED if blockers else READY
-    row = replace(_source_row(source, servers, state, steps, blockers, target),
-                  tls=bool(tls_blockers or tls_notes))  # fmt: skip
+    row = replace(
+        _source_row(source, servers, state, steps, blockers, target),
+        tls=bool(tls_blockers or tls_notes),
+    )
     notes = (*notes, *tls_notes)
     return replace(row, notes=notes) if notes and not started else row
 
@@ -148,14 +152,22 @@ def _source_row(
 ) -> Row:
     policy = str(((target or {}).get("spec") or {}).get("persistentVolumeReclaimPolicy", ""))
     return Row(
-        pv=source.name, claim=source.claim, kind=source.kind, servers=servers,
-        volume=source.volume, heketi_id=source.heketi_id, gid=source.gid,
+        pv=source.name,
+        claim=source.claim,
+        kind=source.kind,
+        servers=servers,
+        volume=source.volume,
+        heketi_id=source.heketi_id,
+        gid=source.gid,
         reclaim_policy=policy or (source.reclaim_policy if source.kind == HEKETI else "Retain"),
-        access_modes=source.access_modes, mount_options=source.mount_options,
-        read_only=source.read_only, state=state,
+        access_modes=source.access_modes,
+        mount_options=source.mount_options,
+        read_only=source.read_only,
+        state=state,
         actions=tuple(s.value for s in steps) if state != BLOCKED else (),
-        blockers=tuple(blockers), target=target,
-    )  # fmt: skip
+        blockers=tuple(blockers),
+        target=target,
+    )
 
 
 def _migrated_row(pv: Obj, snapshot: Snapshot, settings: Settings) -> Row:
@@ -164,21 +176,23 @@ def _migrated_row(pv: Obj, snapshot: Snapshot, settings: Settings) -> Row:
     claim = snapshot.claim(str(ref.get("namespace", "")), str(ref.get("name", "")))
     attrs = csi.get("volumeAttributes") or {}
     steps = remaining(pv, None, claim, settings.driver)
-    ours = annotations_of(pv).get(names.ANN_PROVISIONED_BY) == settings.driver
+    ours = annotations_of(pv).get(annotations.ANN_PROVISIONED_BY) == settings.driver
     kind = HEKETI if ours else STATIC
     return Row(
-        pv=name_of(pv), claim=f"{ref.get('namespace', '')}/{ref.get('name', '')}", kind=kind,
-        servers=tuple(s for s in str(attrs.get(names.CTX_SERVERS, "")).split(",") if s),
-        volume=str(attrs.get(names.CTX_VOLUME, "")),
+        pv=name_of(pv),
+        claim=f"{ref.get('namespace', '')}/{ref.get('name', '')}",
+        kind=kind,
+        servers=tuple(s for s in str(attrs.get(annotations.CTX_SERVERS, "")).split(",") if s),
+        volume=str(attrs.get(annotations.CTX_VOLUME, "")),
         heketi_id=str(csi.get("volumeHandle", "")) if kind == HEKETI else "",
-        gid=annotations_of(pv).get(names.ANN_GID, ""),
+        gid=annotations_of(pv).get(annotations.ANN_GID, ""),
         reclaim_policy=str(spec.get("persistentVolumeReclaimPolicy", "")),
         access_modes=tuple(spec.get("accessModes") or ()),
         mount_options=tuple(spec.get("mountOptions") or ()),
         read_only=bool(csi.get("readOnly", False)),
         state=MIGRATED if not steps else INTERRUPTED,
         actions=tuple(s.value for s in steps),
-    )  # fmt: skip
+    )
 
 
 def _orphan_records(snapshot: Snapshot, listed: set[str], settings: Settings) -> list[Row]:
@@ -193,9 +207,12 @@ def _orphan_records(snapshot: Snapshot, listed: set[str], settings: Settings) ->
             continue
         source = source_of(record.original)
         servers = tuple(
-            str(((record.target.get("spec") or {}).get("csi") or {})
-                .get("volumeAttributes", {}).get(names.CTX_SERVERS, "")).split(",")
-        )  # fmt: skip
+            str(
+                ((record.target.get("spec") or {}).get("csi") or {})
+                .get("volumeAttributes", {})
+                .get(annotations.CTX_SERVERS, "")
+            ).split(",")
+        )
         steps = remaining(None, record, claim, settings.driver)
         rows.append(_source_row(source, servers, INTERRUPTED, steps, [], record.target))
     return rows
@@ -208,8 +225,10 @@ def _blockers(
     if not source.endpoints_name:
         found.append("spec.glusterfs.endpoints is empty: the Gluster servers are unknown")
     elif not source.endpoints_namespace:
-        found.append(f"Endpoints {source.endpoints_name}: no endpointsNamespace and no claim, "
-                     "so its namespace is unknown")  # fmt: skip
+        found.append(
+            f"Endpoints {source.endpoints_name}: no endpointsNamespace and no claim, "
+            "so its namespace is unknown"
+        )
     elif endpoints is None:
         found.append(
             f"Endpoints {source.endpoints} does not exist: the Gluster servers are unknown"
@@ -224,8 +243,11 @@ def _blockers(
 def _binding_blockers(pv: Obj, source: Source, claim: Obj | None) -> list[str]:
     phase = phase_of(pv)
     if phase != "Bound":
-        why = {"Available": "no claim uses it", "Released": "its claim is gone",
-               "Failed": "its reclaim failed"}.get(phase, "it is not bound")  # fmt: skip
+        why = {
+            "Available": "no claim uses it",
+            "Released": "its claim is gone",
+            "Failed": "its reclaim failed",
+        }.get(phase, "it is not bound")
         return [f"PV is {phase or 'in no phase'} ({why}): only Bound PVs are migrated"]
     if claim is None or uid_of(claim) != source.claim_uid:
         return [f"claim {source.claim} (uid {source.claim_uid}) does not exist"]
@@ -238,7 +260,7 @@ def _pv_blockers(pv: Obj, source: Source) -> list[str]:
     found: list[str] = []
     if deleting(pv):
         found.append("PV is being deleted")
-    foreign = [f for f in finalizers_of(pv) if f not in names.KUBE_PV_FINALIZERS]
+    foreign = [f for f in finalizers_of(pv) if f not in annotations.KUBE_PV_FINALIZERS]
     if foreign:
         found.append(f"PV has finalizers migrate does not own: {', '.join(foreign)}")
     if source.kind == STATIC and source.reclaim_policy == "Delete":
@@ -268,8 +290,10 @@ def _heketi_blockers(
     source: Source, params: ProvisioningParams | None, problem: str, settings: Settings
 ) -> list[str]:
     if not source.heketi_id:
-        return ["Heketi volume id unknown: no gluster.kubernetes.io/heketi-volume-id annotation "
-                "and the path is not vol_<id>"]  # fmt: skip
+        return [
+            "Heketi volume id unknown: no gluster.kubernetes.io/heketi-volume-id annotation "
+            "and the path is not vol_<id>"
+        ]
     if params is None:
         return [problem]
     return settings.confirm(source, params) if settings.confirm else []
@@ -305,8 +329,11 @@ def _shared_volumes(rows: list[Row]) -> list[Row]:
             out.append(row)
         elif row.kind == HEKETI:
             message = f"Gluster volume {row.volume} is also used by PV {', '.join(others)}"
-            out.append(replace(row, state=BLOCKED, actions=(), target=None,
-                               blockers=(*row.blockers, message)))  # fmt: skip
+            out.append(
+                replace(
+                    row, state=BLOCKED, actions=(), target=None, blockers=(*row.blockers, message)
+                )
+            )
         else:
             note = f"also used by PV {', '.join(others)}"
             out.append(replace(row, notes=(*row.notes, note)))

@@ -8,7 +8,7 @@ that has not finished, is kept.
 
 from collections.abc import Sequence
 
-from provisioner import names
+from provisioner.core import annotations
 from provisioner.kube.api import path_for
 from provisioner.migrate.cluster import Cluster, Snapshot, name_of, namespace_of, uid_of
 from provisioner.migrate.converge import Say
@@ -43,7 +43,7 @@ def candidates(snapshot: Snapshot, *, dynamic: bool, named: Sequence[Key]) -> li
     found = [
         (namespace_of(ep), name_of(ep))
         for ep in snapshot.endpoints
-        if dynamic and name_of(ep).startswith(names.IN_TREE_DYNAMIC_ENDPOINTS_PREFIX)
+        if dynamic and name_of(ep).startswith(annotations.IN_TREE_DYNAMIC_ENDPOINTS_PREFIX)
     ]
     return found + [key for key in named if key not in found]
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
-from provisioner import errors, names
+from provisioner import errors
+from provisioner.core import annotations
 from provisioner.kube.api import KubeAlreadyExists, Obj, path_for
 from provisioner.migrate.apply import RETAIN, Outcome
 from provisioner.migrate.cluster import (
@@ -38,7 +39,7 @@ from provisioner.migrate.converge import (
 from provisioner.migrate.intree import is_in_tree, is_migrated
 from provisioner.migrate.steps import Record, claim_bound, record_of
 
-_LIFTED: Final = (names.PV_FINALIZER, names.PV_PROTECTION_FINALIZER)
+_LIFTED: Final = (annotations.PV_FINALIZER, annotations.PV_PROTECTION_FINALIZER)
 
 
 class Back(Enum):
@@ -96,8 +97,12 @@ def rollback(
     if state.record is None:
         if state.pv is not None and is_in_tree(state.pv):
             return Outcome(pv_name, True, "an in-tree PV already: nothing to roll back")
-        return Outcome(pv_name, False, f"claim {target.claim_namespace}/{target.claim_name} "
-                       "holds no migrate record of this PV: nothing to roll back")  # fmt: skip
+        return Outcome(
+            pv_name,
+            False,
+            f"claim {target.claim_namespace}/{target.claim_name} "
+            "holds no migrate record of this PV: nothing to roll back",
+        )
     if dry_run:
         for step in remaining_back(state, driver):
             say(f"{pv_name}: would {step.value}")
@@ -160,8 +165,12 @@ def _delete(job: _Job, cluster: Cluster, state: State) -> None:
 def _unprotect(job: _Job, cluster: Cluster, state: State) -> None:
     pv = need(state.pv)
     kept = [f for f in finalizers_of(pv) if f not in _LIFTED]
-    patch = {"metadata": {"finalizers": kept or None,
-                          "resourceVersion": pv["metadata"]["resourceVersion"]}}  # fmt: skip
+    patch = {
+        "metadata": {
+            "finalizers": kept or None,
+            "resourceVersion": pv["metadata"]["resourceVersion"],
+        }
+    }
     cluster.api.merge_patch(job.path, patch)
 
 
@@ -192,13 +201,19 @@ def _wait_bound(job: _Job, cluster: Cluster, state: State) -> None:
 
 
 def _clear_record(job: _Job, cluster: Cluster, state: State) -> None:
-    cluster.annotate(_claim_path(need(state.claim)), {names.ANN_MIGRATION_RECORD: None})
+    cluster.annotate(_claim_path(need(state.claim)), {annotations.ANN_MIGRATION_RECORD: None})
 
 
-_STEPS: Final = {Back.RESTORE_POLICY: _restore_policy, Back.RETAIN: _retain,
-                 Back.DELETE: _delete, Back.UNPROTECT: _unprotect, Back.WAIT_GONE: _wait_gone,
-                 Back.CREATE: _create, Back.WAIT_BOUND: _wait_bound,
-                 Back.CLEAR_RECORD: _clear_record}  # fmt: skip
+_STEPS: Final = {
+    Back.RESTORE_POLICY: _restore_policy,
+    Back.RETAIN: _retain,
+    Back.DELETE: _delete,
+    Back.UNPROTECT: _unprotect,
+    Back.WAIT_GONE: _wait_gone,
+    Back.CREATE: _create,
+    Back.WAIT_BOUND: _wait_bound,
+    Back.CLEAR_RECORD: _clear_record,
+}
 
 
 def _actions(pv_name: str, wait: float) -> dict[Enum, Action]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from provisioner import names
+from provisioner.core import annotations
 from provisioner.kube.api import Obj
 from provisioner.migrate.cluster import (
     annotations_of,
@@ -44,8 +44,12 @@ class Record:
     target: Obj
 
     def to_json(self) -> str:
-        doc = {"pv": self.pv_name, "uid": self.uid, "original": self.original,
-               "target": self.target}  # fmt: skip
+        doc = {
+            "pv": self.pv_name,
+            "uid": self.uid,
+            "original": self.original,
+            "target": self.target,
+        }
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
@@ -54,25 +58,27 @@ class RecordUnreadable(ValueError):
 
 
 def record_of(claim: Obj | None) -> Record | None:
-    raw = annotations_of(claim or {}).get(names.ANN_MIGRATION_RECORD)
+    raw = annotations_of(claim or {}).get(annotations.ANN_MIGRATION_RECORD)
     if not raw:
         return None
     try:
         doc: dict[str, Any] = json.loads(raw)
-        record = Record(str(doc["pv"]), str(doc["uid"]), dict(doc["original"]),
-                        dict(doc["target"]))  # fmt: skip
+        record = Record(str(doc["pv"]), str(doc["uid"]), dict(doc["original"]), dict(doc["target"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise RecordUnreadable(
-            f"annotation {names.ANN_MIGRATION_RECORD} of the claim is not a migrate record"
+            f"annotation {annotations.ANN_MIGRATION_RECORD} of the claim is not a migrate record"
         ) from exc
     return record
 
 
 def sanitized(pv: Obj) -> Obj:
     """A PV as it can be created again: no server-set metadata, no status."""
-    meta = {k: v for k, v in (pv.get("metadata") or {}).items()
-            if k in ("name", "labels", "annotations")}  # fmt: skip
-    kept = [f for f in finalizers_of(pv) if f not in names.KUBE_PV_FINALIZERS]
+    meta = {
+        k: v
+        for k, v in (pv.get("metadata") or {}).items()
+        if k in ("name", "labels", "annotations")
+    }
+    kept = [f for f in finalizers_of(pv) if f not in annotations.KUBE_PV_FINALIZERS]
     if kept:
         meta["finalizers"] = kept
     spec = dict(spec_of(pv))
@@ -109,6 +115,6 @@ def remaining(pv: Obj | None, record: Record | None, claim: Obj | None, driver: 
         if spec_of(pv).get("persistentVolumeReclaimPolicy") != "Retain":
             steps.append(Step.RETAIN)
         steps.append(Step.DELETE)
-    if not deleting(pv) or set(names.KUBE_PV_FINALIZERS) & set(finalizers_of(pv)):
+    if not deleting(pv) or set(annotations.KUBE_PV_FINALIZERS) & set(finalizers_of(pv)):
         steps.append(Step.UNPROTECT)
     return [*steps, Step.WAIT_GONE, Step.CREATE, Step.WAIT_BOUND]

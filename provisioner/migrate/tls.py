@@ -39,8 +39,10 @@ def tls_findings(volume: str, evidence: list[str], *, ready: bool) -> tuple[list
         return [], []
     said = "; ".join(dict.fromkeys(evidence))
     if ready:
-        return [], [f"uses TLS ({said}): --gluster-tls-ready says the node plugin has the "
-                    "client's certificate, key and CA"]  # fmt: skip
+        return [], [
+            f"uses TLS ({said}): --gluster-tls-ready says the node plugin has the "
+            "client's certificate, key and CA"
+        ]
     return [
         f"Gluster volume {volume} uses TLS ({said}): {_HOW}; give it them, then run with "
         "--gluster-tls-ready"

@@ -7,8 +7,6 @@ ports. Two leader-elected controllers and the node plugin are child processes
 that reach the servers over HTTP, as in a cluster.
 """
 
-from __future__ import annotations
-
 import json
 import secrets
 import time
@@ -18,8 +16,8 @@ from typing import Any, Final
 
 import grpc
 
-from provisioner import names
 from provisioner.controller.command import lease_name
+from provisioner.core import annotations
 from provisioner.csi import csi_pb2, csi_pb2_grpc
 from testbed.chaos import processes
 from testbed.chaos.api import KubeUser, class_path, secret_path
@@ -41,7 +39,7 @@ HEKETI_LATENCY_MS: Final = 400
 START_TIMEOUT_S: Final = 90.0
 #: Seconds one CSI probe may take.
 PROBE_TIMEOUT_S: Final = 5.0
-LEASE: Final = lease_name(names.DRIVER_NAME)
+LEASE: Final = lease_name(annotations.DRIVER_NAME)
 
 
 @dataclass
@@ -129,7 +127,7 @@ class Cluster:
             "apiVersion": "storage.k8s.io/v1",
             "kind": "StorageClass",
             "metadata": {"name": CLASS_NAME},
-            "provisioner": names.DRIVER_NAME,
+            "provisioner": annotations.DRIVER_NAME,
             "parameters": {
                 "resturl": self.heketi.url,
                 "restuser": "admin",

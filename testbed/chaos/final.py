@@ -1,11 +1,9 @@
 """The invariants that hold once the faults have ended and the system has settled."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Final
 
-from provisioner import names
+from provisioner.core import annotations
 from testbed.chaos.invariants import (
     CONTINUOUS,
     GIB,
@@ -49,14 +47,14 @@ def one_pv_per_claim(snap: Snapshot, ledger: Ledger) -> list[Violation]:
 def no_leftover_markers(snap: Snapshot, ledger: Ledger) -> list[Violation]:
     """Once settled, no claim keeps the provisioning finalizer and no PV an expand record."""
     found = [
-        Violation("no_leftover_markers", name, f"finalizer {names.PVC_FINALIZER}")
+        Violation("no_leftover_markers", name, f"finalizer {annotations.PVC_FINALIZER}")
         for name, claim in snap.claims.items()
-        if names.PVC_FINALIZER in (claim["metadata"].get("finalizers") or [])
+        if annotations.PVC_FINALIZER in (claim["metadata"].get("finalizers") or [])
     ]
     found += [
-        Violation("no_leftover_markers", name, f"annotation {names.ANN_EXPAND_IN_FLIGHT}")
+        Violation("no_leftover_markers", name, f"annotation {annotations.ANN_EXPAND_IN_FLIGHT}")
         for name, pv in snap.pvs.items()
-        if names.ANN_EXPAND_IN_FLIGHT in (pv["metadata"].get("annotations") or {})
+        if annotations.ANN_EXPAND_IN_FLIGHT in (pv["metadata"].get("annotations") or {})
     ]
     return found
 

@@ -6,14 +6,12 @@ the opposite order (Heketi, then the PV, then the claim), so an ordering check
 never sees a half-done change as a violation.
 """
 
-from __future__ import annotations
-
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from provisioner import names
+from provisioner.core import annotations
 from testbed.chaos.cluster import APP_NAMESPACE, Cluster
 from testbed.chaos.workload import Ledger
 from testbed.kube.quantity import QuantityError, parse_quantity
@@ -54,7 +52,7 @@ class Snapshot:
     all_pvs: list[JSON] = field(default_factory=list)
 
     @classmethod
-    def take(cls, cluster: Cluster) -> Snapshot:
+    def take(cls, cluster: Cluster) -> "Snapshot":
         claims = {
             c["metadata"]["name"]: c
             for c in cluster.kube.list("persistentvolumeclaims", APP_NAMESPACE)
@@ -65,7 +63,7 @@ class Snapshot:
         ours = {
             p["metadata"]["name"]: p
             for p in all_pvs
-            if csi_of(p).get("driver") == names.DRIVER_NAME
+            if csi_of(p).get("driver") == annotations.DRIVER_NAME
         }
         return cls(claims, ours, volumes, all_pvs)
 
@@ -117,10 +115,13 @@ def gid_unique(snap: Snapshot, ledger: Ledger) -> list[Violation]:
             owners.setdefault(str(gid), set()).add(owner)
 
     for claim in snap.claims.values():
-        annotations = claim["metadata"].get("annotations") or {}
-        own(annotations.get(names.ANN_CLAIM_GID), f"pvc-{claim['metadata']['uid']}")
+        ann = claim["metadata"].get("annotations") or {}
+        own(ann.get(annotations.ANN_CLAIM_GID), f"pvc-{claim['metadata']['uid']}")
     for pv in snap.all_pvs:
-        own((pv["metadata"].get("annotations") or {}).get(names.ANN_GID), pv["metadata"]["name"])
+        own(
+            (pv["metadata"].get("annotations") or {}).get(annotations.ANN_GID),
+            pv["metadata"]["name"],
+        )
     for volume in snap.volumes.values():
         own(volume.get("gid"), str(volume["name"]))
     found = [
@@ -135,7 +136,8 @@ def gid_unique(snap: Snapshot, ledger: Ledger) -> list[Violation]:
 def _gid_twice_in_one_source(snap: Snapshot) -> list[Violation]:
     found = []
     pv_gids = Counter(
-        (p.get("metadata", {}).get("annotations") or {}).get(names.ANN_GID) for p in snap.all_pvs
+        (p.get("metadata", {}).get("annotations") or {}).get(annotations.ANN_GID)
+        for p in snap.all_pvs
     )
     heketi_gids = Counter(v.get("gid") for v in snap.volumes.values())
     for source, gids in (("PVs", pv_gids), ("Heketi volumes", heketi_gids)):

@@ -1,8 +1,6 @@
 """A namespace, Heketi Secret and StorageClass of a test's own on a `Cluster`, and the
 `glusterfs-provisioner controller` process serving them as its service account."""
 
-from __future__ import annotations
-
 import base64
 import contextlib
 import subprocess
@@ -12,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from provisioner import names
+from provisioner.core import annotations
 from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.errors import HeketiError
 from tests import polling
@@ -57,7 +55,7 @@ class World:
             "apiVersion": "storage.k8s.io/v1",
             "kind": "StorageClass",
             "metadata": {"name": self.storage_class},
-            "provisioner": names.DRIVER_NAME,
+            "provisioner": annotations.DRIVER_NAME,
             "reclaimPolicy": "Delete",
             "allowVolumeExpansion": True,
             "parameters": {
@@ -94,7 +92,7 @@ class World:
         return [
             c for c in self.claims()
             if (c.get("status") or {}).get("phase") == "Bound"
-            and names.PVC_FINALIZER not in (c["metadata"].get("finalizers") or [])
+            and annotations.PVC_FINALIZER not in (c["metadata"].get("finalizers") or [])
         ]  # fmt: skip
 
     def volumes(self) -> list[Obj]:

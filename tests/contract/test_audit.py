@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from provisioner import cli, names
+from provisioner import cli
 from provisioner.audit import command
+from provisioner.core import annotations
 from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.errors import HeketiNotFound
 from provisioner.heketi.registry import HeketiClients
@@ -53,12 +54,15 @@ def world(target: Target) -> Iterator[tuple[KubeTestServer, str, str]]:
             {
                 "apiVersion": "v1",
                 "kind": "PersistentVolume",
-                "metadata": {"name": pv_name, "annotations": {names.ANN_HEKETI_URL: target.url}},
+                "metadata": {
+                    "name": pv_name,
+                    "annotations": {annotations.ANN_HEKETI_URL: target.url},
+                },
                 "spec": {
                     "capacity": {"storage": "1Gi"},
                     "accessModes": ["ReadWriteMany"],
                     "storageClassName": "glusterfs",
-                    "csi": {"driver": names.DRIVER_NAME, "volumeHandle": made[0]},
+                    "csi": {"driver": annotations.DRIVER_NAME, "volumeHandle": made[0]},
                     "claimRef": {"namespace": NS, "name": "kept"},
                 },
             }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import names
+from provisioner.core import annotations
 from provisioner.heketi.client import HeketiClient
 from tests.contract.clusters import Cluster
 from tests.contract.conftest import Target
@@ -46,8 +46,8 @@ def test_a_claim_is_provisioned_bound_and_protected_like_on_a_cluster(
     claim = bound_claim(w, "data")
     (pv,) = w.volumes()
     assert pv["metadata"]["name"] == f"pvc-{claim['metadata']['uid']}"  # type: ignore[index]
-    assert pv["spec"]["csi"]["driver"] == names.DRIVER_NAME
-    assert set(pv["metadata"]["finalizers"]) == {PV_PROTECTION, names.PV_FINALIZER}
+    assert pv["spec"]["csi"]["driver"] == annotations.DRIVER_NAME
+    assert set(pv["metadata"]["finalizers"]) == {PV_PROTECTION, annotations.PV_FINALIZER}
     assert claim["metadata"]["finalizers"] == [PVC_PROTECTION]  # type: ignore[index]
     assert claim["status"]["capacity"]["storage"] == "1Gi"  # type: ignore[index]
     wait_for("the PV Bound", lambda: (w.volumes()[0].get("status") or {}).get("phase") == "Bound")
@@ -95,7 +95,7 @@ def test_a_claim_deleted_while_its_volume_is_being_created_leaves_nothing_behind
     if w.target.server is not None:
         w.target.server.set_latency(500)  # the create is still running in Heketi
     w.claim("early")
-    wait_for("the intent recorded", lambda: names.PVC_FINALIZER
+    wait_for("the intent recorded", lambda: annotations.PVC_FINALIZER
              in (w.claim_named("early")["metadata"].get("finalizers") or []))  # fmt: skip
     w.delete_claim("early")
     wait_for("the claim gone", lambda: not w.claim_named("early"))
@@ -109,7 +109,7 @@ def test_a_claim_of_a_missing_storage_class_is_provisioned_once_the_class_exists
     w, _ = world
     w.cluster.delete("storageclasses", w.storage_class)
     # annotated by the binder before its class was deleted (ours only through it)
-    w.claim("orphan", annotations={names.ANN_STORAGE_PROVISIONER: names.DRIVER_NAME})
+    w.claim("orphan", annotations={annotations.ANN_STORAGE_PROVISIONER: annotations.DRIVER_NAME})
     wait_for("ProvisioningFailed", lambda: any(
         f"StorageClass {w.storage_class!r} not found" in e["message"]
         for e in w.cluster.events(w.ns, "orphan")))  # fmt: skip

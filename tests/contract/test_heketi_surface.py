@@ -7,7 +7,7 @@ import pytest
 
 from provisioner.heketi import Durability, HeketiClient, VolumeCreateRequest
 from provisioner.heketi.errors import HeketiNotFound, HeketiOutcomeUnknown
-from provisioner.heketi.volume_names import VolumeNameMap
+from provisioner.heketi.name_cache import VolumeNameMap
 from testbed.heketi import routes
 from testbed.heketi.server import HeketiTestServer
 from tests.contract.conftest import (

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import cli, names
+from provisioner import cli
+from provisioner.core import annotations
 from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.errors import HeketiNotFound
 from provisioner.heketi.types import Durability, VolumeCreateRequest
@@ -53,14 +54,14 @@ class Migration:
         return f"pvc-{self.ns}-{claim_name}"
 
     def in_tree(self, claim_name: str, volume_id: str, path: str) -> None:
-        ep = f"{names.IN_TREE_DYNAMIC_ENDPOINTS_PREFIX}{claim_name}"
+        ep = f"{annotations.IN_TREE_DYNAMIC_ENDPOINTS_PREFIX}{claim_name}"
         self.cluster.create(endpoints(ep, namespace=self.ns))
         self.cluster.create(service(ep, namespace=self.ns))
-        annotations = heketi_annotations(volume_id, 2001)
+        ann = heketi_annotations(volume_id, 2001)
         self.cluster.create(in_tree_pv(self.pv(claim_name), path=path, endpoints_name=ep,
                                        claim_name=claim_name, policy="Delete",
                                        namespace=self.ns, storage_class=self.in_tree_class,
-                                       annotations=annotations))  # fmt: skip
+                                       annotations=ann))  # fmt: skip
         self.cluster.create(claim(claim_name, volume=self.pv(claim_name), namespace=self.ns,
                                   storage_class=self.in_tree_class))  # fmt: skip
         wait_for(f"claim {claim_name} bound", lambda: self.phase(claim_name) == "Bound",
@@ -102,7 +103,7 @@ def migration(cluster: Cluster, target: Target, tmp_path: Path) -> Iterator[Migr
                         "stringData": {"key": target.key}})  # fmt: skip
         cluster.create({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
                         "metadata": {"name": made.in_tree_class},
-                        "provisioner": names.IN_TREE_PLUGIN,
+                        "provisioner": annotations.IN_TREE_PLUGIN,
                         "parameters": {"resturl": target.url, "restuser": "admin",
                                        "secretNamespace": ns, "secretName": "heketi"}})  # fmt: skip
         made.in_tree("known", volume.id, volume.name)
@@ -144,7 +145,7 @@ def test_apply_brings_the_pv_across_with_its_claim_bound_again_and_leaves_the_he
     assert "glusterfs" not in pv["spec"]
     wait_for("the claim Bound again", lambda: m.phase("known") == "Bound", timeout=BINDER_DEADLINE)
     assert (m.cluster.get("persistentvolumeclaims", "known", m.ns) or {})["metadata"]["uid"] == uid
-    ep = f"{names.IN_TREE_DYNAMIC_ENDPOINTS_PREFIX}known"
+    ep = f"{annotations.IN_TREE_DYNAMIC_ENDPOINTS_PREFIX}known"
     assert m.cluster.get("endpoints", ep, m.ns) is None
     assert m.cluster.get("services", ep, m.ns) is None
     assert m.client.get_volume(m.volume_id).id == m.volume_id
@@ -171,5 +172,5 @@ def test_classes_replace_recreates_the_in_tree_class_under_its_name_with_our_dri
     code, out = m.migrate("classes", "--replace")
     assert code == 0, out
     replaced = m.cluster.get("storageclasses", m.in_tree_class) or {}
-    assert replaced["provisioner"] == names.DRIVER_NAME
+    assert replaced["provisioner"] == annotations.DRIVER_NAME
     assert replaced["parameters"]["secretName"] == "heketi"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from provisioner import names
+from provisioner.core import annotations
 from provisioner.heketi.client import HeketiClient
 from tests.contract.clusters import (
     DEPLOY,
@@ -91,7 +91,7 @@ def test_the_real_sidecars_provision_grow_and_delete_through_the_controller_serv
     ns = cluster.namespace("side")
     storage_class = f"{ns}-class"
     cluster.create({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-                    "metadata": {"name": storage_class}, "provisioner": names.DRIVER_NAME,
+                    "metadata": {"name": storage_class}, "provisioner": annotations.DRIVER_NAME,
                     "reclaimPolicy": "Delete", "allowVolumeExpansion": True,
                     "parameters": {"volumenameprefix": prefix}})  # fmt: skip
     try:

@@ -20,9 +20,11 @@ import grpc
 import pytest
 import structlog
 
-from provisioner import log, names
+from provisioner import log
+from provisioner.core import annotations
+from provisioner.core.volumes import VolumeService
 from provisioner.csi import csi_pb2, csi_pb2_grpc, server
-from provisioner.csi.controller import ControllerService
+from provisioner.csi.controller_service import ControllerService
 from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.csi.identity import IdentityService
 from provisioner.csi.mounter import SystemMounter
@@ -31,7 +33,6 @@ from provisioner.heketi.auth import TokenSigner
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.errors import HeketiError
 from provisioner.heketi.types import Durability, VolumeCreateRequest
-from provisioner.volumes import VolumeService
 from testbed.heketi.server import HeketiTestServer
 from testbed.kube.server import KubeTestServer
 from tests.integration.controller.conftest import APP_NS, SYSTEM_NS, Cluster, wait_for
@@ -208,7 +209,7 @@ def csi(tmp_path: Path) -> Iterator[tuple[Any, HeketiTestServer, Path]]:
             config=NodeConfig(node_id="n1", kubelet_dir=kubelet, mount_log_dir=tmp_path / "l"),
             mounter=SystemMounter(runner=_refuse_to_run),
         )
-        identity = IdentityService(driver_name=names.DRIVER_NAME, controller_service=True)
+        identity = IdentityService(driver_name=annotations.DRIVER_NAME, controller_service=True)
         grpc_server = server.serve(endpoint, identity=identity, node=node, controller=controller)
         channel = grpc.insecure_channel(endpoint)
         try:

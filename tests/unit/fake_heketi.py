@@ -11,9 +11,9 @@ from provisioner.heketi.errors import (
     HeketiNotFound,
     HeketiOutcomeUnknown,
 )
+from provisioner.heketi.name_cache import VolumeIdentity
 from provisioner.heketi.placement import TagRule
 from provisioner.heketi.types import Durability, Volume, VolumeCreateRequest
-from provisioner.heketi.volume_names import VolumeIdentity
 
 T = TypeVar("T")
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from provisioner import cli, names
+from provisioner import cli
+from provisioner.core import annotations
 from provisioner.migrate import command as migrate_command
 
 
@@ -50,7 +51,7 @@ def test_defaults_hold_when_no_flag_is_given(monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.delenv(var, raising=False)
     parsed = _parse("migrate", "plan")
     assert parsed["kubeconfig"] is None
-    assert parsed["driver_name"] == names.DRIVER_NAME
+    assert parsed["driver_name"] == annotations.DRIVER_NAME
     assert (parsed["log_level"], parsed["log_format"]) == ("info", "auto")
     assert parsed["wait"] == f"{int(migrate_command.DEFAULT_WAIT_SECONDS)}s"
 

@@ -93,3 +93,30 @@ def test_the_command_line_module_loads_its_commands_by_import_statements() -> No
         "provisioner.audit",
         "provisioner.migrate",
     } <= imported
+
+
+def test_the_domain_core_imports_no_command_package() -> None:
+    # provisioner/core/ is shared by controller, csi, audit and migrate: it may use the
+    # infrastructure (errors, log, locks) and the Heketi client, never a command's package
+    # or the Kubernetes adapter.
+    commands = ("controller", "csi", "audit", "migrate", "kube", "cli", "flags")
+    imported = set().union(*(_imported_modules(p) for p in (PACKAGE / "core").rglob("*.py")))
+    assert (PACKAGE / "core" / "volumes.py").is_file()
+    assert (
+        sorted(m for m in imported if m.startswith(tuple(f"provisioner.{c}" for c in commands)))
+        == []
+    )
+
+
+def test_csi_only_helpers_live_under_the_csi_package() -> None:
+    # The per-volume CSI locks and the CSI call metrics serve only the node plugin.
+    outside = {
+        str(path.relative_to(REPO))
+        for path in _production_modules()
+        if path.parent.name != "csi"
+        and (
+            "class VolumeLocks" in (text := path.read_text(encoding="utf-8"))
+            or "class CsiMetrics" in text
+        )
+    }
+    assert outside == set()

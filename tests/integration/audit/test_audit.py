@@ -10,19 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import cli, errors, names
+from provisioner import cli, errors
 from provisioner.audit import command, ledger
 from provisioner.audit.findings import AuditSettings, ClusterState
 from provisioner.audit.run import run_audit
+from provisioner.core import annotations
+from provisioner.core.volumes import VolumeService
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from provisioner.kube.api import KubeApi
-from provisioner.volumes import VolumeService
 from testbed.heketi.server import HeketiTestServer
 from testbed.kube.server import KubeTestServer
 
 KEY = "audit-admin-key"
-DRIVER = names.DRIVER_NAME
+DRIVER = annotations.DRIVER_NAME
 
 
 @dataclass
@@ -51,7 +52,7 @@ def _pv(name: str, handle: str, *, url: str, gid: int, claim: tuple[str, str]) -
         "kind": "PersistentVolume",
         "metadata": {
             "name": name,
-            "annotations": {names.ANN_HEKETI_URL: url, names.ANN_GID: str(gid)},
+            "annotations": {annotations.ANN_HEKETI_URL: url, annotations.ANN_GID: str(gid)},
         },
         "spec": {
             "capacity": {"storage": "1Gi"},

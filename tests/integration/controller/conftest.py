@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from provisioner import names
 from provisioner.controller.controller import Controller, ControllerConfig
 from provisioner.controller.informer import InformerSettings
 from provisioner.controller.leader import LeaderElectionConfig
 from provisioner.controller.workqueue import BackoffPolicy
+from provisioner.core import annotations
 from provisioner.heketi.config import HeketiSettings
 from testbed.heketi.server import HeketiTestServer
 from testbed.kube.server import KubeTestServer
@@ -80,7 +80,7 @@ class Cluster:
             "apiVersion": "storage.k8s.io/v1",
             "kind": "StorageClass",
             "metadata": {"name": name},
-            "provisioner": names.DRIVER_NAME,
+            "provisioner": annotations.DRIVER_NAME,
             "parameters": params,
             "reclaimPolicy": "Delete",
             **fields,
@@ -130,7 +130,9 @@ class Cluster:
 
         def done() -> dict[str, Any] | None:
             pvc = self.bound(name)
-            if pvc is None or names.PVC_FINALIZER in (pvc["metadata"].get("finalizers") or []):
+            if pvc is None or annotations.PVC_FINALIZER in (
+                pvc["metadata"].get("finalizers") or []
+            ):
                 return None
             return pvc
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from provisioner import names
+from provisioner.core import annotations
 from tests.integration.controller.conftest import APP_NS, Cluster, wait_for
 
 FAILED = "ProvisioningFailed"
@@ -46,8 +46,8 @@ def test_a_claim_with_a_claim_as_data_source_is_bound_to_a_clone_of_its_volume(
     clone = heketi_volume(running, pv["spec"]["csi"]["volumeAttributes"]["volume"])
     assert clone["id"] == pv["spec"]["csi"]["volumeHandle"] != source["id"]
     assert clone["gid"] == source["gid"]
-    assert pv["metadata"]["annotations"][names.ANN_GID] == str(clone["gid"])
-    assert pv["spec"]["csi"]["volumeAttributes"][names.CTX_CLONE_OF] == source["id"]
+    assert pv["metadata"]["annotations"][annotations.ANN_GID] == str(clone["gid"])
+    assert pv["spec"]["csi"]["volumeAttributes"][annotations.CTX_CLONE_OF] == source["id"]
     clone_posts = [r for r in running.heketi.requests if r.path.endswith("/clone")]
     assert [(r.method, r.path) for r in clone_posts] == [("POST", f"/volumes/{source['id']}/clone")]
 
@@ -128,7 +128,7 @@ def test_a_source_bound_to_another_drivers_volume_is_refused(running: Cluster) -
     running.claim("copy", size="1Gi", **claim_source())
 
     message = wait_failure(running, "copy", "not a volume of")
-    assert f"bound to PV nfs-pv, which is not a volume of {names.DRIVER_NAME}" in message
+    assert f"bound to PV nfs-pv, which is not a volume of {annotations.DRIVER_NAME}" in message
 
 
 @pytest.mark.parametrize(
@@ -180,7 +180,7 @@ def test_a_clone_whose_source_claim_goes_away_after_the_intent_still_binds_once(
     pvc = running.wait_bound("copy", timeout=30)
 
     source_id = source_pv["spec"]["csi"]["volumeHandle"]
-    assert pvc["metadata"]["annotations"][names.ANN_CLONE_OF] == source_id
+    assert pvc["metadata"]["annotations"][annotations.ANN_CLONE_OF] == source_id
     pv = running.pv_for(pvc)
     assert pv is not None and pv["spec"]["csi"]["volumeAttributes"]["clone-of"] == source_id
     clone_posts = [r for r in running.heketi.requests if r.path.endswith("/clone")]

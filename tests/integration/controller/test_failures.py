@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from provisioner import names
+from provisioner.core import annotations
 from testbed.heketi.server import HeketiTestServer
 from tests.integration.controller.conftest import (
     APP_NS,
@@ -61,7 +61,7 @@ def test_a_restart_after_a_crash_before_the_bind_binds_the_existing_pv(cluster: 
     wait_for(
         "the intent finalizer",
         lambda: (
-            names.PVC_FINALIZER
+            annotations.PVC_FINALIZER
             in ((cluster.get_claim() or {}).get("metadata", {}).get("finalizers") or [])
         ),
     )
@@ -127,7 +127,7 @@ def _deleting_claim_mid_provisioning(cluster: Cluster) -> dict[str, Any]:
     created = cluster.claim()
     wait_for("the Heketi volume", lambda: cluster.heketi.volumes())
     pvc = cluster.get_claim()
-    assert pvc is not None and names.PVC_FINALIZER in pvc["metadata"]["finalizers"]
+    assert pvc is not None and annotations.PVC_FINALIZER in pvc["metadata"]["finalizers"]
     cluster.delete_claim()
     return created
 
@@ -162,7 +162,7 @@ def test_the_gid_of_a_claim_deleted_mid_provisioning_is_freed(cluster: Cluster) 
     cluster.kube.clear_faults()
     cluster.claim("second")  # the range holds one GID: only a freed one lets it bind
     pv = cluster.pv_for(cluster.wait_bound("second"))
-    assert pv is not None and pv["metadata"]["annotations"][names.ANN_GID] == "3000"
+    assert pv is not None and pv["metadata"]["annotations"][annotations.ANN_GID] == "3000"
 
 
 def _gid_class(cluster: Cluster, name: str, *, secret: str) -> None:
@@ -202,7 +202,7 @@ def test_a_restart_after_a_crash_once_heketi_made_the_volume_hands_its_gid_to_no
     cluster.kube.clear_faults()
     cluster.wait_bound("first")
     pv_gids = sorted(
-        pv["metadata"]["annotations"][names.ANN_GID]
+        pv["metadata"]["annotations"][annotations.ANN_GID]
         for pv in cluster.kube.list("persistentvolumes")
     )
     assert pv_gids == ["5000", "5001"]
@@ -364,6 +364,6 @@ def test_a_retry_after_the_class_was_recreated_finishes_the_volume_its_claim_rec
         (volume,) = cluster.heketi.volumes()
         assert second.volumes() == []
         assert pv is not None and pv["spec"]["csi"]["volumeHandle"] == volume["id"]
-        assert volume["name"] == recorded[names.ANN_HEKETI_VOLUME_NAME]
-        assert pv["metadata"]["annotations"][names.ANN_HEKETI_URL] == cluster.heketi.url
+        assert volume["name"] == recorded[annotations.ANN_HEKETI_VOLUME_NAME]
+        assert pv["metadata"]["annotations"][annotations.ANN_HEKETI_URL] == cluster.heketi.url
         assert pv["spec"]["csi"]["volumeAttributes"]["volume"] == volume["name"]

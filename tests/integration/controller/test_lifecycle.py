@@ -4,8 +4,8 @@ import base64
 from dataclasses import replace
 from typing import Any
 
-from provisioner import names
 from provisioner.controller.controller import Controller
+from provisioner.core import annotations
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from tests.integration.controller.conftest import (
     APP_NS,
@@ -72,7 +72,7 @@ def test_retain_keeps_the_pv_and_the_volume(cluster: Cluster) -> None:
     cluster.claim("marker")  # one more full pass of the queue after the release
     cluster.wait_bound("marker")
     kept = cluster.kube.get("persistentvolumes", pv["metadata"]["name"])
-    assert kept is not None and kept["metadata"]["finalizers"] == [names.PV_FINALIZER]
+    assert kept is not None and kept["metadata"]["finalizers"] == [annotations.PV_FINALIZER]
     assert len(cluster.heketi.volumes()) == 2
 
 
@@ -160,7 +160,7 @@ def test_a_restart_while_an_expand_runs_sends_no_second_expand(cluster: Cluster)
     _resize(cluster, "4Gi")
     wait_for("the expand sent", lambda: _expands_sent(cluster) == 1)
     recorded = cluster.kube.get("persistentvolumes", pv["metadata"]["name"]) or {}
-    assert names.ANN_EXPAND_IN_FLIGHT in recorded["metadata"].get("annotations", {})
+    assert annotations.ANN_EXPAND_IN_FLIGHT in recorded["metadata"].get("annotations", {})
     cluster.stop_controller(first, release=False)  # crash: its worker is still waiting
     # Heketi (unlike this test server, which refuses it) would run a second expand
     # sent now and grow the volume twice
@@ -170,7 +170,7 @@ def test_a_restart_while_an_expand_runs_sends_no_second_expand(cluster: Cluster)
     assert [v["size"] for v in cluster.heketi.volumes()] == [4]
     settled = cluster.kube.get("persistentvolumes", pv["metadata"]["name"]) or {}
     assert settled["spec"]["capacity"]["storage"] == "4Gi"
-    assert names.ANN_EXPAND_IN_FLIGHT not in settled["metadata"].get("annotations", {})
+    assert annotations.ANN_EXPAND_IN_FLIGHT not in settled["metadata"].get("annotations", {})
 
 
 def _claim_capacity(cluster: Cluster) -> str:

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from provisioner import names
 from provisioner.controller.controller import Controller
+from provisioner.core import annotations
 from provisioner.kube.api import KubeApi, KubeNotFound
 from tests.integration.controller.conftest import (
     APP_NS,
@@ -29,16 +29,16 @@ def test_a_claim_gets_a_bound_pv_with_every_field(running: Cluster) -> None:
     assert volume["name"] == f"pvc-{uid}"
     assert volume["size"] == 2  # 1500Mi rounded up to whole GiB
     assert pvc["spec"]["volumeName"] == f"pvc-{uid}"
-    assert names.PVC_FINALIZER not in (pvc["metadata"].get("finalizers") or [])
-    assert pv["metadata"]["finalizers"] == [names.PV_FINALIZER]
+    assert annotations.PVC_FINALIZER not in (pvc["metadata"].get("finalizers") or [])
+    assert pv["metadata"]["finalizers"] == [annotations.PV_FINALIZER]
     assert pv["metadata"]["annotations"] == {
-        names.ANN_PROVISIONED_BY: names.DRIVER_NAME,
-        names.ANN_GID: str(volume["gid"]),
-        names.ANN_HEKETI_URL: running.heketi.url,
-        names.ANN_HEKETI_USER: "admin",
-        names.ANN_HEKETI_VOLUME_NAME: f"pvc-{uid}",
-        names.ANN_SECRET_NAMESPACE: SYSTEM_NS,
-        names.ANN_SECRET_NAME: SECRET,
+        annotations.ANN_PROVISIONED_BY: annotations.DRIVER_NAME,
+        annotations.ANN_GID: str(volume["gid"]),
+        annotations.ANN_HEKETI_URL: running.heketi.url,
+        annotations.ANN_HEKETI_USER: "admin",
+        annotations.ANN_HEKETI_VOLUME_NAME: f"pvc-{uid}",
+        annotations.ANN_SECRET_NAMESPACE: SYSTEM_NS,
+        annotations.ANN_SECRET_NAME: SECRET,
     }
     spec = pv["spec"]
     assert spec["capacity"] == {"storage": "2Gi"}
@@ -53,11 +53,11 @@ def test_a_claim_gets_a_bound_pv_with_every_field(running: Cluster) -> None:
         "name": "data",
         "uid": uid,
     }
-    assert spec["csi"]["driver"] == names.DRIVER_NAME
+    assert spec["csi"]["driver"] == annotations.DRIVER_NAME
     assert spec["csi"]["volumeHandle"] == volume["id"]
     attributes = spec["csi"]["volumeAttributes"]
-    assert attributes[names.CTX_VOLUME] == volume["name"]
-    assert attributes[names.CTX_SERVERS].split(",") == volume["mount"]["glusterfs"]["hosts"]
+    assert attributes[annotations.CTX_VOLUME] == volume["name"]
+    assert attributes[annotations.CTX_SERVERS].split(",") == volume["mount"]["glusterfs"]["hosts"]
     assert volume["gid"] >= 2000
     assert HEKETI_KEY not in str(pv) and HEKETI_KEY not in str(pvc)
     running.wait_event("ProvisioningSucceeded")
@@ -112,7 +112,7 @@ def test_gids_in_use_by_existing_pvs_are_not_handed_out_again(cluster: Cluster) 
     cluster.claim("second")
     second = cluster.pv_for(cluster.wait_bound("second"))
     assert second is not None
-    gids = {pv["metadata"]["annotations"][names.ANN_GID] for pv in (first, second)}
+    gids = {pv["metadata"]["annotations"][annotations.ANN_GID] for pv in (first, second)}
     assert gids == {"3000", "3001"}
 
 
@@ -121,12 +121,12 @@ def test_the_gid_of_a_deleted_pv_is_handed_out_again(cluster: Cluster) -> None:
     cluster.start_controller()
     cluster.claim("first")
     first = cluster.pv_for(cluster.wait_bound("first"))
-    assert first is not None and first["metadata"]["annotations"][names.ANN_GID] == "3000"
+    assert first is not None and first["metadata"]["annotations"][annotations.ANN_GID] == "3000"
     cluster.delete_claim("first")
     wait_for("the PV gone", lambda: cluster.kube.list("persistentvolumes") == [])
     cluster.claim("second")  # the range holds one GID: only a freed one lets it bind
     second = cluster.pv_for(cluster.wait_bound("second"))
-    assert second is not None and second["metadata"]["annotations"][names.ANN_GID] == "3000"
+    assert second is not None and second["metadata"]["annotations"][annotations.ANN_GID] == "3000"
 
 
 def _one_gid_class(cluster: Cluster, gid: int = 3000) -> None:
@@ -142,8 +142,8 @@ def _in_tree_pv(cluster: Cluster, name: str, *, gid: int, policy: str) -> None:
             "metadata": {
                 "name": name,
                 "annotations": {
-                    names.ANN_GID: str(gid),
-                    names.ANN_PROVISIONED_BY: "kubernetes.io/glusterfs",
+                    annotations.ANN_GID: str(gid),
+                    annotations.ANN_PROVISIONED_BY: "kubernetes.io/glusterfs",
                 },
             },
             "spec": {
@@ -185,7 +185,7 @@ def test_a_gid_two_pvs_share_stays_in_use_when_one_of_them_is_deleted(cluster: C
     assert cluster.heketi.volumes() == []  # in-tree-b still holds the only GID
     _delete_pv_and_wait_unseen(cluster, controller, "in-tree-b")
     pv = cluster.pv_for(cluster.wait_bound())
-    assert pv is not None and pv["metadata"]["annotations"][names.ANN_GID] == "3000"
+    assert pv is not None and pv["metadata"]["annotations"][annotations.ANN_GID] == "3000"
 
 
 def test_the_gid_of_a_deleted_pv_whose_volume_is_retained_stays_in_use(cluster: Cluster) -> None:
@@ -227,7 +227,7 @@ def test_wait_for_first_consumer_waits_for_the_selected_node(cluster: Cluster) -
         "PATCH",
         f"{cluster.kube.url}/api/v1/namespaces/{APP_NS}/persistentvolumeclaims/data",
         {"Content-Type": "application/merge-patch+json"},
-        {"metadata": {"annotations": {names.ANN_SELECTED_NODE: "node-1"}}},
+        {"metadata": {"annotations": {annotations.ANN_SELECTED_NODE: "node-1"}}},
     )
     cluster.wait_bound()
 

@@ -16,14 +16,14 @@ from typing import Any
 import grpc
 import pytest
 
+from provisioner.core.volumes import VolumeService
 from provisioner.csi import csi_pb2, csi_pb2_grpc, server
-from provisioner.csi.controller import ControllerService
+from provisioner.csi.controller_service import ControllerService
 from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.csi.identity import IdentityService
 from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.registry import HeketiClients
-from provisioner.volumes import VolumeService
 from testbed.heketi.server import HeketiTestServer
 
 ADMIN_KEY = "admin-secret"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from provisioner import names
+from provisioner.core import annotations
 from provisioner.csi.heketi_access import HeketiDefaults
 from testbed.heketi.server import HeketiTestServer
 from testbed.kube.server import KubeTestServer
@@ -128,7 +128,7 @@ def test_a_file_written_to_a_source_is_in_its_clones_and_their_writes_stay_their
     heketi = {v["id"]: v for v in world.heketi.volumes()}
     assert heketi[clone_id]["size"] == 2 and heketi[made.volume_id]["size"] == 1
     assert heketi[clone_id]["gid"] == heketi[made.volume_id]["gid"] == heketi[source_id]["gid"]
-    assert clone_pv["metadata"]["annotations"][names.ANN_GID] == str(heketi[clone_id]["gid"])
+    assert clone_pv["metadata"]["annotations"][annotations.ANN_GID] == str(heketi[clone_id]["gid"])
     assert (source / ".").stat().st_gid == heketi[source_id]["gid"]
     assert (by_claim / ".").stat().st_gid == heketi[clone_id]["gid"]
     assert "Number of Bricks: 2 x 3 = 6" in gluster("volume", "info", clone_context["volume"])

@@ -7,9 +7,9 @@ from typing import Any
 import grpc
 import pytest
 
+from provisioner.core.volume_naming import csi_volume_name
 from provisioner.csi import csi_pb2
 from provisioner.csi.heketi_access import HeketiDefaults
-from provisioner.volume_naming import csi_volume_name
 from testbed.heketi.server import HeketiTestServer
 from tests.integration.csi.controller_harness import (
     ADMIN_KEY,

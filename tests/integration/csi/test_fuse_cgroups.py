@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.csi import command
+from provisioner.csi import node_command
 from provisioner.csi.fuse_cgroups import CgroupEscapeRunner, hierarchies, prepare
 from provisioner.csi.mounter import SubprocessRunner
 from testbed.kube.server import KubeTestServer
@@ -116,7 +116,7 @@ def test_a_node_without_usable_cgroups_serves_and_warns_once_on_its_node(
     assert event["involvedObject"] == {
         "apiVersion": "v1", "kind": "Node", "name": "node-a", "uid": "node-a",
     }  # fmt: skip
-    assert (event["type"], event["reason"]) == ("Warning", command.FUSE_CGROUPS_UNAVAILABLE)
+    assert (event["type"], event["reason"]) == ("Warning", node_command.FUSE_CGROUPS_UNAVAILABLE)
     assert "lose their mounts until they are recreated" in str(event["message"])
     errors = [json.loads(line) for line in plugin.log().splitlines() if '"level": "error"' in line]
     assert len(errors) == 1 and "outside the node plugin's cgroups" in errors[0]["event"]

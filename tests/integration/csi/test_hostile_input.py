@@ -30,14 +30,15 @@ import structlog
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from provisioner import log, names
+from provisioner import log
+from provisioner.core import annotations
+from provisioner.core.volumes import VolumeService
 from provisioner.csi import csi_pb2, csi_pb2_grpc, server
-from provisioner.csi.controller import ControllerService
+from provisioner.csi.controller_service import ControllerService
 from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.csi.identity import IdentityService
 from provisioner.csi.mounter import SystemMounter
 from provisioner.csi.node import NodeConfig, NodeService
-from provisioner.volumes import VolumeService
 from testbed.heketi.server import HeketiTestServer
 from tests.integration.csi.controller_harness import fast_client
 from tests.integration.csi.fake_kernel import FakeKernel
@@ -121,7 +122,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, quiet_logs: None) -> Iterato
             volumes=VolumeService(clients=fast_client),
             heketi=HeketiDefaults(url=heketi.url, key=KEY),
         )
-        identity = IdentityService(driver_name=names.DRIVER_NAME, controller_service=True)
+        identity = IdentityService(driver_name=annotations.DRIVER_NAME, controller_service=True)
         grpc_server = server.serve(endpoint, identity=identity, node=node, controller=controller)
         channel = grpc.insecure_channel(endpoint)
         try:

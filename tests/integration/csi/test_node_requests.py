@@ -14,8 +14,8 @@ import grpc
 import pytest
 
 from provisioner import __version__
+from provisioner.core.annotations import DRIVER_NAME
 from provisioner.csi import csi_pb2, server
-from provisioner.names import DRIVER_NAME
 from tests.integration.csi.conftest import Plugin, start_plugin, stop_plugin
 
 Mode = csi_pb2.VolumeCapability.AccessMode.Mode

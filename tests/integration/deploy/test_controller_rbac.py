@@ -25,11 +25,12 @@ import pytest
 import requests
 import yaml
 
-from provisioner import cli, names
+from provisioner import cli
 from provisioner.controller.command import build_config
 from provisioner.controller.controller import Controller, ControllerConfig
 from provisioner.controller.informer import InformerSettings
 from provisioner.controller.workqueue import BackoffPolicy
+from provisioner.core import annotations
 from provisioner.heketi.config import HeketiSettings
 from testbed.heketi.server import HeketiTestServer
 from testbed.kube.server import KubeTestServer
@@ -299,7 +300,7 @@ def _heketi_creates(heketi: HeketiTestServer) -> int:
 
 
 def _has_intent(claim: Obj | None) -> bool:
-    return names.PVC_FINALIZER in ((claim or {}).get("metadata") or {}).get("finalizers", [])
+    return annotations.PVC_FINALIZER in ((claim or {}).get("metadata") or {}).get("finalizers", [])
 
 
 def _pv_for(claim: Obj) -> Obj:
@@ -307,13 +308,13 @@ def _pv_for(claim: Obj) -> Obj:
     return {
         "apiVersion": "v1", "kind": "PersistentVolume",
         "metadata": {"name": f"pvc-{uid}",
-                     "annotations": {names.ANN_PROVISIONED_BY: names.DRIVER_NAME}},
+                     "annotations": {annotations.ANN_PROVISIONED_BY: annotations.DRIVER_NAME}},
         "spec": {
             "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"],
             "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "glusterfs",
             "claimRef": {"kind": "PersistentVolumeClaim", "apiVersion": "v1",
                          "namespace": APP_NS, "name": claim["metadata"]["name"], "uid": uid},
-            "csi": {"driver": names.DRIVER_NAME, "volumeHandle": f"raced-{uid}",
+            "csi": {"driver": annotations.DRIVER_NAME, "volumeHandle": f"raced-{uid}",
                     "volumeAttributes": {"servers": "127.0.0.1", "volume": f"pvc-{uid}"}},
         },
     }  # fmt: skip

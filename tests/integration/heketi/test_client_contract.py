@@ -22,7 +22,7 @@ from provisioner.heketi import (
     Volume,
     VolumeCreateRequest,
 )
-from provisioner.heketi.volume_names import VolumeNameMap
+from provisioner.heketi.name_cache import VolumeNameMap
 from testbed.heketi.server import HeketiTestServer
 from tests.integration.heketi.conftest import ADMIN_KEY, USER_KEY, fast_config
 from tests.integration.test_servers.heketi_http import call, token

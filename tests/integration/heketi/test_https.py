@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import errors, names
+from provisioner import errors
+from provisioner.core import annotations
+from provisioner.core.storageclass import parse_parameters
+from provisioner.core.volumes import heketi_config
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.errors import HeketiError
 from provisioner.heketi.types import Durability, VolumeCreateRequest
-from provisioner.storageclass import parse_parameters
-from provisioner.volumes import heketi_config
 from testbed.heketi.server import HeketiTestServer
 from testbed.kube.server import KubeTestServer
 from testbed.tls import Pki, make_pki
@@ -133,7 +134,7 @@ def test_controller_uses_restcafile_end_to_end_and_reports_a_bad_ca_in_an_event(
             cluster.claim("data")
             pv = cluster.pv_for(cluster.wait_bound("data"))
             assert pv is not None
-            assert pv["metadata"]["annotations"][names.ANN_HEKETI_CA] == str(pki.ca_file)
+            assert pv["metadata"]["annotations"][annotations.ANN_HEKETI_CA] == str(pki.ca_file)
             cluster.claim("bad", storage_class="rogue")
             event = cluster.wait_event("ProvisioningFailed", name="bad")
             assert "certificate verify failed" in event["message"]

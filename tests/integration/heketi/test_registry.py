@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 
 from provisioner.heketi import HeketiClients
+from provisioner.heketi.name_cache import VolumeIdentity
 from provisioner.heketi.session import route_of
-from provisioner.heketi.volume_names import VolumeIdentity
 from testbed.heketi.server import HeketiTestServer
 from tests.integration.heketi.conftest import fast_config
 

@@ -2,7 +2,7 @@
 
 import json
 
-from provisioner import names
+from provisioner.core import annotations
 from provisioner.migrate.target import static_handle
 from tests.integration.migrate.world import NS, SERVERS, World
 
@@ -63,7 +63,7 @@ def test_apply_turns_a_static_pv_into_a_csi_pv_with_the_claim_bound_under_the_sa
     assert after["status"]["phase"] == "Bound" and pv["status"]["phase"] == "Bound"
     assert "glusterfs" not in pv["spec"]
     assert pv["spec"]["csi"] == {
-        "driver": names.DRIVER_NAME, "volumeHandle": static_handle("gluster-pv"),
+        "driver": annotations.DRIVER_NAME, "volumeHandle": static_handle("gluster-pv"),
         "readOnly": False,
         "volumeAttributes": {"servers": ",".join(SERVERS), "volume": "gv-legacy"},
     }  # fmt: skip
@@ -71,8 +71,8 @@ def test_apply_turns_a_static_pv_into_a_csi_pv_with_the_claim_bound_under_the_sa
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
     assert pv["spec"]["mountOptions"] == ["log-level=WARNING"]
     assert pv["metadata"]["labels"] == {"app": "legacy"}
-    assert names.PV_FINALIZER not in pv["metadata"].get("finalizers", [])
-    assert names.ANN_PROVISIONED_BY not in pv["metadata"]["annotations"]
+    assert annotations.PV_FINALIZER not in pv["metadata"].get("finalizers", [])
+    assert annotations.ANN_PROVISIONED_BY not in pv["metadata"]["annotations"]
 
 
 def test_apply_gives_a_heketi_pv_what_our_controller_needs_to_delete_it(world: World) -> None:
@@ -82,14 +82,14 @@ def test_apply_gives_a_heketi_pv_what_our_controller_needs_to_delete_it(world: W
     ann = pv["metadata"]["annotations"]
     assert pv["spec"]["csi"]["volumeHandle"] == volume_id
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
-    assert ann[names.ANN_PROVISIONED_BY] == names.DRIVER_NAME
-    assert ann[names.ANN_HEKETI_URL] == world.heketi.url
-    assert ann[names.ANN_SECRET_NAMESPACE] == "kube-system"
-    assert ann[names.ANN_SECRET_NAME] == "heketi-secret"
-    assert ann[names.ANN_GID] == "2001"
-    assert ann[names.ANN_MIGRATED_FROM] == names.IN_TREE_PLUGIN
+    assert ann[annotations.ANN_PROVISIONED_BY] == annotations.DRIVER_NAME
+    assert ann[annotations.ANN_HEKETI_URL] == world.heketi.url
+    assert ann[annotations.ANN_SECRET_NAMESPACE] == "kube-system"
+    assert ann[annotations.ANN_SECRET_NAME] == "heketi-secret"
+    assert ann[annotations.ANN_GID] == "2001"
+    assert ann[annotations.ANN_MIGRATED_FROM] == annotations.IN_TREE_PLUGIN
     assert "migrate-admin-key" not in json.dumps(pv)
-    assert names.PV_FINALIZER in pv["metadata"]["finalizers"]
+    assert annotations.PV_FINALIZER in pv["metadata"]["finalizers"]
     assert [v["id"] for v in world.heketi.volumes()] == [volume_id]
 
 
@@ -142,7 +142,7 @@ def test_rollback_restores_the_in_tree_pv_and_the_binding(world: World) -> None:
     world.wait_bound("data", "gluster-pv")
     claim = _claim(world, "data")
     assert claim["metadata"]["uid"] == uid
-    assert names.ANN_MIGRATION_RECORD not in claim["metadata"].get("annotations", {})
+    assert annotations.ANN_MIGRATION_RECORD not in claim["metadata"].get("annotations", {})
 
 
 def test_rollback_then_apply_migrates_again(world: World) -> None:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from provisioner import errors, names
+from provisioner import errors
+from provisioner.core import annotations
 from provisioner.kube.api import KubeUnavailable
 from tests.integration.migrate.world import CLASS, NS, World
 
@@ -17,11 +18,11 @@ def test_classes_makes_a_csi_twin_with_the_same_parameters(world: World) -> None
     original = _class(world, CLASS)
     assert world.migrate("classes") == 0
     twin = _class(world, f"{CLASS}-csi")
-    assert twin["provisioner"] == names.DRIVER_NAME
+    assert twin["provisioner"] == annotations.DRIVER_NAME
     assert twin["parameters"] == original["parameters"]
     assert twin["reclaimPolicy"] == "Delete"
-    assert names.ANN_DEFAULT_CLASS not in twin["metadata"]["annotations"]
-    assert _class(world, CLASS)["provisioner"] == names.IN_TREE_PLUGIN
+    assert annotations.ANN_DEFAULT_CLASS not in twin["metadata"]["annotations"]
+    assert _class(world, CLASS)["provisioner"] == annotations.IN_TREE_PLUGIN
     assert world.migrate("classes") == 0  # again: nothing new
     assert "create CSI twin" not in world.output
 
@@ -32,9 +33,9 @@ def test_classes_replace_recreates_the_class_under_its_name_keeping_the_default(
     original = _class(world, CLASS)
     assert world.migrate("classes", "--replace") == 0, world.output
     replaced = _class(world, CLASS)
-    assert replaced["provisioner"] == names.DRIVER_NAME
+    assert replaced["provisioner"] == annotations.DRIVER_NAME
     assert replaced["parameters"] == original["parameters"]
-    assert replaced["metadata"]["annotations"][names.ANN_DEFAULT_CLASS] == "true"
+    assert replaced["metadata"]["annotations"][annotations.ANN_DEFAULT_CLASS] == "true"
     assert replaced["metadata"]["uid"] != original["metadata"]["uid"]
     assert world.migrate("classes", "--replace") == 0
     assert "No in-tree GlusterFS StorageClasses." in world.output
@@ -49,8 +50,8 @@ def test_classes_replace_interrupted_after_the_delete_is_finished_by_a_rerun(
         world.migrate("classes", "--replace")
     assert world.kube.get("storageclasses", CLASS) is None  # deleted, not yet re-created
     assert world.migrate("classes", "--replace") == 0
-    assert _class(world, CLASS)["provisioner"] == names.DRIVER_NAME
-    assert _class(world, CLASS)["metadata"]["annotations"][names.ANN_DEFAULT_CLASS] == "true"
+    assert _class(world, CLASS)["provisioner"] == annotations.DRIVER_NAME
+    assert _class(world, CLASS)["metadata"]["annotations"][annotations.ANN_DEFAULT_CLASS] == "true"
 
 
 def test_prune_deletes_dynamic_endpoints_no_in_tree_pv_uses_and_keeps_hand_made_ones(
@@ -99,7 +100,7 @@ def test_classes_dry_run_writes_nothing(world: World) -> None:
     assert world.migrate("classes", "--replace", "--dry-run") == 0
     assert f"StorageClass {CLASS}: delete the in-tree class" in world.output
     assert {r.verb for r in world.kube.requests} <= {"get", "list"}
-    assert _class(world, CLASS)["provisioner"] == names.IN_TREE_PLUGIN
+    assert _class(world, CLASS)["provisioner"] == annotations.IN_TREE_PLUGIN
 
 
 def test_rollback_dry_run_writes_nothing(world: World) -> None:

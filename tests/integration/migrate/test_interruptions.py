@@ -4,7 +4,7 @@ from enum import Enum
 
 import pytest
 
-from provisioner import names
+from provisioner.core import annotations
 from provisioner.migrate.rollback import Back
 from provisioner.migrate.steps import Step
 from tests.integration.migrate.world import NS, World
@@ -66,7 +66,7 @@ def test_apply_interrupted_after_any_step_is_finished_by_a_rerun(
     assert world.migrate("plan") == 0, world.output
     assert world.migrate("apply", "--all") == 0, world.output
     pv = _settled(world, pv_name, claim_name, uid)
-    assert pv["spec"]["csi"]["driver"] == names.DRIVER_NAME
+    assert pv["spec"]["csi"]["driver"] == annotations.DRIVER_NAME
     assert "glusterfs" not in pv["spec"]
     if volume_id:
         assert [v["id"] for v in world.heketi.volumes()] == [volume_id]
@@ -135,7 +135,7 @@ def test_rollback_of_a_run_stopped_before_the_delete(world: World) -> None:
     pv = world.kube.get("persistentvolumes", pv_name) or {}
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
     claim = world.kube.get("persistentvolumeclaims", "db", NS) or {}
-    assert names.ANN_MIGRATION_RECORD not in claim["metadata"].get("annotations", {})
+    assert annotations.ANN_MIGRATION_RECORD not in claim["metadata"].get("annotations", {})
 
 
 def test_a_finalizer_list_changed_under_apply_is_read_again(world: World) -> None:

@@ -5,8 +5,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from provisioner import names
 from provisioner.controller.controller import Controller, ControllerConfig
+from provisioner.core import annotations
 from tests.integration.controller.conftest import FAST_BACKOFF, FAST_HEKETI, FAST_INFORMER
 from tests.integration.migrate.world import NS, World, claim, wait_for
 
@@ -40,7 +40,7 @@ def _phase(world: World, pv: str) -> str:
 def _narrow_class(world: World) -> None:
     world.kube.create({
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-        "metadata": {"name": "csi-narrow"}, "provisioner": names.DRIVER_NAME,
+        "metadata": {"name": "csi-narrow"}, "provisioner": annotations.DRIVER_NAME,
         "parameters": {"resturl": world.heketi.url, "restuser": "admin",
                        "secretNamespace": "kube-system", "secretName": "heketi-secret",
                        "gidMin": "2001", "gidMax": "2002"},
@@ -53,7 +53,7 @@ def _new_volume_gid(world: World) -> str:
     created = world.kube.create(fresh)
     pv = wait_for("the new PV", lambda: world.kube.get(
         "persistentvolumes", f"pvc-{created['metadata']['uid']}"))  # fmt: skip
-    return str(pv["metadata"]["annotations"][names.ANN_GID])
+    return str(pv["metadata"]["annotations"][annotations.ANN_GID])
 
 
 def _delete_claim(world: World, name: str) -> None:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
 
-from provisioner import names
 from provisioner.cli import build_parser
+from provisioner.core import annotations
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from provisioner.migrate import command
@@ -79,12 +79,12 @@ def in_tree_pv(name: str, *, path: str, endpoints_name: str, claim_name: str,
 def heketi_annotations(volume_id: str, gid: int) -> dict[str, str]:
     """What the in-tree Heketi provisioner put on its PVs."""
     return {
-        names.ANN_IN_TREE_HEKETI_ID: volume_id,
+        annotations.ANN_IN_TREE_HEKETI_ID: volume_id,
         "gluster.org/type": "file",
-        names.ANN_IN_TREE_CREATED_BY: "heketi-dynamic-provisioner",
+        annotations.ANN_IN_TREE_CREATED_BY: "heketi-dynamic-provisioner",
         "Description": "Gluster-Internal: Dynamically provisioned PV",
-        names.ANN_GID: str(gid),
-        names.ANN_PROVISIONED_BY: names.IN_TREE_PLUGIN,
+        annotations.ANN_GID: str(gid),
+        annotations.ANN_PROVISIONED_BY: annotations.IN_TREE_PLUGIN,
     }
 
 
@@ -119,8 +119,8 @@ class World:
         request = VolumeCreateRequest(size_gib=1, name="", durability=Durability(type="none"),
                                       gid=gid, gluster_volume_options=options)  # fmt: skip
         volume = self.client.create_volume(request)
-        ep_name = f"{names.IN_TREE_DYNAMIC_ENDPOINTS_PREFIX}{claim_name}"
-        label = {names.LABEL_IN_TREE_PROVISIONED_FOR: claim_name}
+        ep_name = f"{annotations.IN_TREE_DYNAMIC_ENDPOINTS_PREFIX}{claim_name}"
+        label = {annotations.LABEL_IN_TREE_PROVISIONED_FOR: claim_name}
         self.kube.create(endpoints(ep_name, labels=label))
         self.kube.create(service(ep_name, labels=label))
         pv = f"pvc-{claim_name}-0000"
@@ -159,8 +159,8 @@ class World:
 def heketi_class(url: str) -> JSON:
     return {
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-        "metadata": {"name": CLASS, "annotations": {names.ANN_DEFAULT_CLASS: "true"}},
-        "provisioner": names.IN_TREE_PLUGIN, "reclaimPolicy": "Delete",
+        "metadata": {"name": CLASS, "annotations": {annotations.ANN_DEFAULT_CLASS: "true"}},
+        "provisioner": annotations.IN_TREE_PLUGIN, "reclaimPolicy": "Delete",
         "allowVolumeExpansion": True,
         "parameters": {"resturl": url, "restuser": "admin", "secretNamespace": "kube-system",
                        "secretName": "heketi-secret", "gidMin": "2000", "gidMax": "2999"},

@@ -7,7 +7,7 @@ from typing import Any
 
 from kubernetes import client, watch
 
-from provisioner.names import DRIVER_NAME
+from provisioner.core.annotations import DRIVER_NAME
 from testbed.kube.server import KubeTestServer
 
 JSON = dict[str, Any]

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import errors, names
+from provisioner import errors
 from provisioner.audit import command, findings
+from provisioner.core import annotations
 from provisioner.heketi.types import Durability, Volume
 
-DRIVER = names.DRIVER_NAME
+DRIVER = annotations.DRIVER_NAME
 URL = "http://heketi.test:8080"
 NOW = 1_800_000_000.0
 
@@ -39,14 +40,14 @@ def _pv(
     url: str | None = URL,
     volume: str | None = None,
 ) -> dict[str, object]:
-    annotations: dict[str, str] = {}
+    ann: dict[str, str] = {}
     if url is not None:
-        annotations[names.ANN_HEKETI_URL] = url
+        ann[annotations.ANN_HEKETI_URL] = url
     if gid is not None:
-        annotations[names.ANN_GID] = str(gid)
-    attrs = {names.CTX_VOLUME: volume} if volume else {}
+        ann[annotations.ANN_GID] = str(gid)
+    attrs = {annotations.CTX_VOLUME: volume} if volume else {}
     return {
-        "metadata": {"name": name, "annotations": annotations},
+        "metadata": {"name": name, "annotations": ann},
         "spec": {
             "csi": {"driver": driver, "volumeHandle": handle, "volumeAttributes": attrs},
             "claimRef": {"namespace": "ns", "name": "claim"},
@@ -364,7 +365,7 @@ def test_the_audit_refuses_an_empty_key_file_and_two_key_sources(
 
 def _clone_pv(name: str, handle: str, source: str, *, gid: int) -> dict[str, object]:
     pv = _pv(name, handle, gid=gid)
-    pv["spec"]["csi"]["volumeAttributes"][names.CTX_CLONE_OF] = source  # type: ignore[index]
+    pv["spec"]["csi"]["volumeAttributes"][annotations.CTX_CLONE_OF] = source  # type: ignore[index]
     return pv
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from provisioner import names
+from provisioner.core import annotations
 from provisioner.heketi.auth import TokenSigner
 from testbed.chaos import final, invariants
 from testbed.chaos.invariants import Snapshot, Violation
@@ -25,9 +25,9 @@ def claim(name: str, uid: str, *, size: str = "1Gi", bound: bool = True) -> dict
 
 def pv(uid: str, handle: str, *, size: str = "1Gi", gid: str = "2000") -> dict[str, Any]:
     return {
-        "metadata": {"name": f"pvc-{uid}", "annotations": {names.ANN_GID: gid}},
+        "metadata": {"name": f"pvc-{uid}", "annotations": {annotations.ANN_GID: gid}},
         "spec": {
-            "csi": {"driver": names.DRIVER_NAME, "volumeHandle": handle},
+            "csi": {"driver": annotations.DRIVER_NAME, "volumeHandle": handle},
             "capacity": {"storage": size},
             "claimRef": {"name": f"c-{uid}", "namespace": "chaos", "uid": uid},
         },
@@ -72,7 +72,7 @@ def test_two_pvs_on_one_heketi_volume_are_found() -> None:
 def test_a_gid_used_twice_is_found(where: str) -> None:
     snap, ledger = healthy()
     if where == "pv":
-        snap.pvs["pvc-u2"]["metadata"]["annotations"][names.ANN_GID] = "2000"
+        snap.pvs["pvc-u2"]["metadata"]["annotations"][annotations.ANN_GID] = "2000"
         snap.all_pvs = list(snap.pvs.values())
     else:
         snap.volumes["hu2"]["gid"] = 2000
@@ -82,14 +82,14 @@ def test_a_gid_used_twice_is_found(where: str) -> None:
 def test_a_pending_claim_reserving_the_gid_of_another_claims_volume_is_found() -> None:
     snap, ledger = healthy()
     snap.claims["c-u3"] = claim("c-u3", "u3", bound=False)
-    snap.claims["c-u3"]["metadata"]["annotations"] = {names.ANN_CLAIM_GID: "2001"}
+    snap.claims["c-u3"]["metadata"]["annotations"] = {annotations.ANN_CLAIM_GID: "2001"}
     found = invariants.gid_unique(snap, ledger)
     assert [(v.invariant, v.subject) for v in found] == [("gid_unique", "gid 2001")]
 
 
 def test_a_claim_its_pv_and_its_heketi_volume_sharing_one_gid_is_no_violation() -> None:
     snap, ledger = healthy()
-    snap.claims["c-u1"]["metadata"]["annotations"] = {names.ANN_CLAIM_GID: "2000"}
+    snap.claims["c-u1"]["metadata"]["annotations"] = {annotations.ANN_CLAIM_GID: "2000"}
     assert invariants.gid_unique(snap, ledger) == []
 
 
@@ -183,7 +183,7 @@ def test_a_second_pv_pointing_at_a_claim_is_found() -> None:
 def test_a_marker_left_after_settling_is_found(marker: str) -> None:
     snap, ledger = healthy()
     if marker == "finalizer":
-        snap.claims["c-u1"]["metadata"]["finalizers"] = [names.PVC_FINALIZER]
+        snap.claims["c-u1"]["metadata"]["finalizers"] = [annotations.PVC_FINALIZER]
     else:
-        snap.pvs["pvc-u1"]["metadata"]["annotations"][names.ANN_EXPAND_IN_FLIGHT] = "{}"
+        snap.pvs["pvc-u1"]["metadata"]["annotations"][annotations.ANN_EXPAND_IN_FLIGHT] = "{}"
     assert kinds(run_all(snap, ledger)) == {"no_leftover_markers"}

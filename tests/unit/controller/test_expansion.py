@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from provisioner import names
+from provisioner.controller.events import Refusals
 from provisioner.controller.expansion import earlier_expand, in_flight_record
-from provisioner.controller.refusals import Refusals
+from provisioner.core import annotations
 
 
 def test_a_refusal_is_new_once_per_claim_and_size() -> None:
@@ -36,8 +36,8 @@ def test_the_memory_is_bounded_and_forgets_the_oldest_first() -> None:
 
 
 def _pv(record: str | None) -> dict[str, Any]:
-    annotations = {names.ANN_EXPAND_IN_FLIGHT: record} if record is not None else {}
-    return {"metadata": {"name": "pvc-1", "annotations": annotations}}
+    ann = {annotations.ANN_EXPAND_IN_FLIGHT: record} if record is not None else {}
+    return {"metadata": {"name": "pvc-1", "annotations": ann}}
 
 
 def test_a_predecessors_record_becomes_an_earlier_expand() -> None:

@@ -5,8 +5,8 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
-from provisioner import names
 from provisioner.controller.heketi_watch import HeketiWatch
+from provisioner.core import annotations
 from provisioner.heketi.config import HeketiSettings
 from provisioner.metrics import HeketiRequestMetrics
 from testbed.net import free_port
@@ -17,7 +17,7 @@ UNROUTED = "http://192.0.2.1:8080"
 
 
 def storage_class(
-    name: str, url: str, provisioner: str = names.DRIVER_NAME, **parameters: str
+    name: str, url: str, provisioner: str = annotations.DRIVER_NAME, **parameters: str
 ) -> dict[str, Any]:
     return {
         "metadata": {"name": name},
@@ -29,7 +29,7 @@ def storage_class(
 def watch(classes: list[dict[str, Any]], observer: HeketiRequestMetrics) -> HeketiWatch:
     return HeketiWatch(
         FakeCache(classes),  # type: ignore[arg-type]
-        driver=names.DRIVER_NAME,
+        driver=annotations.DRIVER_NAME,
         settings=HeketiSettings(),
         observer=observer,
         interval=60,
@@ -70,7 +70,7 @@ def test_a_heketi_that_stops_answering_is_reported_down_and_warned_about_once() 
     registry = CollectorRegistry()
     checks = HeketiWatch(
         FakeCache([storage_class("a", refused)]),  # type: ignore[arg-type]
-        driver=names.DRIVER_NAME,
+        driver=annotations.DRIVER_NAME,
         settings=HeketiSettings(),
         observer=HeketiRequestMetrics(registry),
         interval=1e-9,  # so short that every round asks again

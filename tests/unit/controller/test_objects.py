@@ -4,12 +4,13 @@ from typing import Any
 
 import pytest
 
-from provisioner import errors, names
+from provisioner import errors
 from provisioner.controller import objects as o
 from provisioner.controller.quantity import parse_bytes
+from provisioner.core import annotations
+from provisioner.core.annotations import heketi_annotations
+from provisioner.core.storageclass import parse_parameters
 from provisioner.heketi.types import Durability, Volume
-from provisioner.pv_annotations import heketi_annotations
-from provisioner.storageclass import parse_parameters
 
 UID = "0b5c7d1e-1111-2222-3333-444455556666"
 
@@ -87,21 +88,21 @@ def test_the_pv_carries_every_field_the_node_plugin_and_deletion_need() -> None:
         storage_class=storage_class,
         params=params,
         volume=volume(),
-        driver=names.DRIVER_NAME,
+        driver=annotations.DRIVER_NAME,
         gid=2001,
     )
     assert pv["metadata"] == {
         "name": f"pvc-{UID}",
         "annotations": {
-            names.ANN_PROVISIONED_BY: names.DRIVER_NAME,
-            names.ANN_GID: "2001",
-            names.ANN_HEKETI_URL: "http://heketi:8080",
-            names.ANN_HEKETI_USER: "admin",
-            names.ANN_HEKETI_VOLUME_NAME: f"pvc-{UID}",
-            names.ANN_SECRET_NAMESPACE: "storage",
-            names.ANN_SECRET_NAME: "heketi",
+            annotations.ANN_PROVISIONED_BY: annotations.DRIVER_NAME,
+            annotations.ANN_GID: "2001",
+            annotations.ANN_HEKETI_URL: "http://heketi:8080",
+            annotations.ANN_HEKETI_USER: "admin",
+            annotations.ANN_HEKETI_VOLUME_NAME: f"pvc-{UID}",
+            annotations.ANN_SECRET_NAMESPACE: "storage",
+            annotations.ANN_SECRET_NAME: "heketi",
         },
-        "finalizers": [names.PV_FINALIZER],
+        "finalizers": [annotations.PV_FINALIZER],
     }
     assert pv["spec"] == {
         "capacity": {"storage": "3Gi"},
@@ -118,11 +119,11 @@ def test_the_pv_carries_every_field_the_node_plugin_and_deletion_need() -> None:
             "uid": UID,
         },
         "csi": {
-            "driver": names.DRIVER_NAME,
+            "driver": annotations.DRIVER_NAME,
             "volumeHandle": "a" * 32,
             "volumeAttributes": {
-                names.CTX_SERVERS: "10.0.0.1,10.0.0.2,10.0.0.3",
-                names.CTX_VOLUME: f"pvc-{UID}",
+                annotations.CTX_SERVERS: "10.0.0.1,10.0.0.2,10.0.0.3",
+                annotations.CTX_VOLUME: f"pvc-{UID}",
             },
         },
     }
@@ -140,7 +141,7 @@ def test_the_pv_defaults_to_reclaim_policy_delete_and_no_mount_options() -> None
     )
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
     assert "mountOptions" not in pv["spec"]
-    assert names.ANN_SECRET_NAME not in pv["metadata"]["annotations"]
+    assert annotations.ANN_SECRET_NAME not in pv["metadata"]["annotations"]
 
 
 @pytest.mark.parametrize(
@@ -183,7 +184,7 @@ def test_a_claim_with_a_claim_as_data_source_is_not_rejected() -> None:
 
 def test_the_legacy_class_annotation_names_the_class() -> None:
     pvc = claim(storageClassName=None)
-    pvc["metadata"]["annotations"] = {names.ANN_BETA_STORAGE_CLASS: "old"}
+    pvc["metadata"]["annotations"] = {annotations.ANN_BETA_STORAGE_CLASS: "old"}
     assert o.claim_class(pvc) == "old"
 
 
@@ -229,9 +230,9 @@ def test_the_inline_key_of_a_class_on_the_recorded_heketi_is_kept() -> None:
 @pytest.mark.parametrize(
     ("annotation", "value", "message"),
     [
-        (names.ANN_HEKETI_URL, "file:///etc/passwd", "must be an http:// or https:// URL"),
-        (names.ANN_HEKETI_URL, "http://u:pw@first", "must not contain credentials"),
-        (names.ANN_HEKETI_CA, "../ca.pem", "must be an absolute path"),
+        (annotations.ANN_HEKETI_URL, "file:///etc/passwd", "must be an http:// or https:// URL"),
+        (annotations.ANN_HEKETI_URL, "http://u:pw@first", "must not contain credentials"),
+        (annotations.ANN_HEKETI_CA, "../ca.pem", "must be an absolute path"),
     ],
     ids=["not-http", "credentials", "relative-ca"],
 )

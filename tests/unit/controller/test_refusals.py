@@ -2,7 +2,7 @@
 
 import threading
 
-from provisioner.controller.refusals import Refusals
+from provisioner.controller.events import Refusals
 
 
 def test_many_threads_reporting_one_refusal_report_it_once() -> None:

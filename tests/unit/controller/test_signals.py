@@ -5,8 +5,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from provisioner import names
 from provisioner.controller.signals import PendingClaims
+from provisioner.core import annotations
 
 NOW = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC).timestamp()
 
@@ -24,7 +24,7 @@ class FakeCache:
         return self.objects.get(key)
 
 
-def storage_class(name: str, provisioner: str = names.DRIVER_NAME) -> dict[str, Any]:
+def storage_class(name: str, provisioner: str = annotations.DRIVER_NAME) -> dict[str, Any]:
     return {"metadata": {"name": name}, "provisioner": provisioner}
 
 
@@ -46,7 +46,7 @@ def scrape(claims: list[dict[str, Any]], classes: list[dict[str, Any]]) -> dict[
     collector = PendingClaims(
         FakeCache(claims),  # type: ignore[arg-type]
         FakeCache(classes),  # type: ignore[arg-type]
-        driver=names.DRIVER_NAME,
+        driver=annotations.DRIVER_NAME,
         clock=lambda: NOW,
     )
     registry = CollectorRegistry()
@@ -90,9 +90,9 @@ def test_bound_deleting_and_other_drivers_claims_are_not_pending_claims_of_ours(
 
 
 def test_a_claim_whose_class_is_gone_counts_when_it_names_our_driver() -> None:
-    annotations = {names.ANN_STORAGE_PROVISIONER: names.DRIVER_NAME}
+    ann = {annotations.ANN_STORAGE_PROVISIONER: annotations.DRIVER_NAME}
     values = scrape(
-        [claim("orphan", storage_class="deleted", annotations=annotations),
+        [claim("orphan", storage_class="deleted", annotations=ann),
          claim("stranger", storage_class="unknown")],
         [],
     )  # fmt: skip

@@ -11,12 +11,12 @@ from provisioner.controller import writes as w
 from provisioner.controller.deletion import VolumeReconciler
 from provisioner.controller.expansion import Expander
 from provisioner.controller.provision import ClaimReconciler
+from provisioner.core.storageclass import parse_parameters
+from provisioner.core.volumes import VolumeService
 from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.types import Volume
 from provisioner.kube.api import KubeApi, Obj
-from provisioner.storageclass import parse_parameters
-from provisioner.volumes import VolumeService
 from tests.unit.fake_heketi import FakeHeketi
 
 HEKETI = HeketiConfig(url="http://heketi:8080")

@@ -10,7 +10,7 @@ import pytest
 import structlog
 
 from provisioner import errors
-from provisioner.csi import command
+from provisioner.csi import node_command
 from provisioner.csi.fuse_cgroups import (
     CgroupEscapeRunner,
     FuseCgroups,
@@ -154,11 +154,11 @@ def test_a_probe_without_nsenter_on_the_node_is_unavailable() -> None:
         runner.probe()
 
 
-def _config(fuse_cgroup: Path) -> command.NodeCommandConfig:
+def _config(fuse_cgroup: Path) -> node_command.NodeCommandConfig:
     parser = argparse.ArgumentParser()
-    command.add_arguments(parser)
+    node_command.add_arguments(parser)
     args = parser.parse_args(["--node-id", "node-a", "--fuse-cgroup", str(fuse_cgroup)])
-    return command.config_from_args(args)
+    return node_command.config_from_args(args)
 
 
 def test_a_node_without_usable_cgroups_still_gets_a_plugin_that_mounts(
@@ -168,7 +168,7 @@ def test_a_node_without_usable_cgroups_still_gets_a_plugin_that_mounts(
     (tmp_path / "cgroup").mkdir()
     inner = _Recorder()
     with structlog.testing.capture_logs() as logs:
-        runner = command.fuse_runner(_config(tmp_path / "cgroup" / "fuse"), inner)
+        runner = node_command.fuse_runner(_config(tmp_path / "cgroup" / "fuse"), inner)
     runner(GLUSTER, timeout=5)
     assert inner.argvs == [GLUSTER], "mounts run as they are, in the plugin's cgroups"
     (error,) = [entry for entry in logs if entry["log_level"] == "error"]

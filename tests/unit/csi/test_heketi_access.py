@@ -2,6 +2,7 @@
 
 import pytest
 
+from provisioner.core.storageclass import parse_parameters
 from provisioner.csi.heketi_access import (
     HeketiDefaults,
     heketi_for_capacity,
@@ -11,7 +12,6 @@ from provisioner.csi.heketi_access import (
     with_url,
 )
 from provisioner.errors import InvalidArgument
-from provisioner.storageclass import parse_parameters
 
 OWN = "http://heketi.own:8080"
 OTHER = "http://heketi.other:8080"

@@ -3,9 +3,9 @@
 import pytest
 
 from provisioner import __version__, errors
+from provisioner.core.annotations import DRIVER_NAME
 from provisioner.csi import csi_pb2
 from provisioner.csi.identity import IdentityService
-from provisioner.names import DRIVER_NAME
 
 Service = csi_pb2.PluginCapability.Service
 Expansion = csi_pb2.PluginCapability.VolumeExpansion

@@ -14,9 +14,9 @@ import pytest
 import structlog
 
 from provisioner import errors
+from provisioner.core.annotations import DRIVER_NAME
 from provisioner.csi import csi_pb2, csi_pb2_grpc, server
 from provisioner.csi.identity import IdentityService
-from provisioner.names import DRIVER_NAME
 
 
 class ScriptedNode(csi_pb2_grpc.NodeServicer):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from provisioner.names import DRIVER_NAME
+from provisioner.core.annotations import DRIVER_NAME
 from tests.unit.deploy.manifests import EXAMPLES, Obj, example_objects, find, pod_spec
 
 OBJECTS = example_objects()
@@ -57,9 +57,9 @@ def _commented_parameters() -> dict[str, str]:
 
 
 def _parser() -> Callable[[Mapping[str, str]], Any]:
-    if importlib.util.find_spec("provisioner.storageclass") is None:
-        pytest.skip("provisioner/storageclass.py has not landed yet")
-    from provisioner.storageclass import parse_parameters
+    if importlib.util.find_spec("provisioner.core.storageclass") is None:
+        pytest.skip("provisioner/core/storageclass.py has not landed yet")
+    from provisioner.core.storageclass import parse_parameters
 
     return parse_parameters
 

@@ -3,7 +3,7 @@
 import kubernetes_validate
 import pytest
 
-from provisioner.names import DRIVER_NAME
+from provisioner.core.annotations import DRIVER_NAME
 from tests.unit.deploy.manifests import (
     DEPLOY,
     Obj,

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from provisioner import cli
-from provisioner.csi import command
+from provisioner.core.annotations import DRIVER_NAME
+from provisioner.core.storageclass import parse_parameters
+from provisioner.csi import node_command
 from provisioner.csi.heketi_access import split_parameters, with_url
-from provisioner.names import DRIVER_NAME
-from provisioner.storageclass import parse_parameters
 from tests.unit.deploy.manifests import (
     DEPLOY,
     Obj,
@@ -110,7 +110,7 @@ def test_the_plugin_command_line_serves_the_controller_service() -> None:
     assert args.controller_service
     assert flag_value(PLUGIN["args"], "--driver-name") == DRIVER_NAME
     assert flag_value(PLUGIN["args"], "--endpoint") == f"unix://{SOCKET}"
-    config = command.config_from_args(args)
+    config = node_command.config_from_args(args)
     assert config.controller is not None
 
 

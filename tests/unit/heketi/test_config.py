@@ -2,11 +2,11 @@
 
 import pytest
 
+from provisioner.core.storageclass import parse_rest_url
 from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.errors import InvalidArgument
 from provisioner.heketi import HeketiConfig
 from provisioner.heketi.config import url_problem
-from provisioner.storageclass import parse_rest_url
 
 
 @pytest.mark.parametrize(

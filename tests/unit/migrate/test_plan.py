@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from provisioner import names
+from provisioner.core import annotations
+from provisioner.core.storageclass import ProvisioningParams
 from provisioner.kube.secrets import SecretError
 from provisioner.migrate.cluster import Snapshot
 from provisioner.migrate.heketi_check import HeketiCheck
 from provisioner.migrate.intree import Source
 from provisioner.migrate.plan import BLOCKED, MIGRATED, READY, Plan, Settings, build_plan
 from provisioner.migrate.target import static_handle
-from provisioner.storageclass import ProvisioningParams
 
 JSON = dict[str, Any]
 HEKETI_ID = "0123456789abcdef0123456789abcdef"
@@ -39,7 +39,7 @@ def _pv(name: str = "gluster-pv", *, claim: str = "data", uid: str = "uid-data",
         path: str = "gv0", endpoints: str = "glusterfs-cluster") -> JSON:  # fmt: skip
     return {
         "metadata": {"name": name, "uid": f"pv-{name}", "annotations": {},
-                     "finalizers": [names.PV_PROTECTION_FINALIZER]},
+                     "finalizers": [annotations.PV_PROTECTION_FINALIZER]},
         "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"],
                  "persistentVolumeReclaimPolicy": "Retain",
                  "glusterfs": {"endpoints": endpoints, "path": path},
@@ -50,8 +50,8 @@ def _pv(name: str = "gluster-pv", *, claim: str = "data", uid: str = "uid-data",
 
 def _heketi(pv: JSON) -> JSON:
     pv["metadata"]["annotations"].update({
-        names.ANN_IN_TREE_HEKETI_ID: HEKETI_ID, names.ANN_GID: "2001",
-        names.ANN_PROVISIONED_BY: names.IN_TREE_PLUGIN,
+        annotations.ANN_IN_TREE_HEKETI_ID: HEKETI_ID, annotations.ANN_GID: "2001",
+        annotations.ANN_PROVISIONED_BY: annotations.IN_TREE_PLUGIN,
     })  # fmt: skip
     pv["spec"].update(persistentVolumeReclaimPolicy="Delete", storageClassName="gluster-heketi")
     pv["spec"]["glusterfs"]["path"] = f"vol_{HEKETI_ID}"
@@ -59,7 +59,7 @@ def _heketi(pv: JSON) -> JSON:
 
 
 _CLASS = {
-    "metadata": {"name": "gluster-heketi"}, "provisioner": names.IN_TREE_PLUGIN,
+    "metadata": {"name": "gluster-heketi"}, "provisioner": annotations.IN_TREE_PLUGIN,
     "parameters": {"resturl": "http://heketi:8080", "secretNamespace": "kube-system",
                    "secretName": "heketi-secret"},
 }  # fmt: skip
@@ -90,7 +90,7 @@ def _knows_every_volume(source: Source, params: ProvisioningParams) -> list[str]
 
 
 def _plan(world: World, confirm: Any = _knows_every_volume) -> Plan:
-    return build_plan(world.snapshot(), Settings(names.DRIVER_NAME, confirm))
+    return build_plan(world.snapshot(), Settings(annotations.DRIVER_NAME, confirm))
 
 
 def _second_pv_on_the_same_volume(world: World, *, heketi: bool) -> None:
@@ -149,7 +149,7 @@ CASES: list[tuple[str, Callable[[], World], Change, Any, str]] = [
      lambda w: w.pvs[0]["spec"].update(persistentVolumeReclaimPolicy="Delete"), None,
      "static volume with reclaim policy Delete"),
     ("Heketi id neither annotated nor in the path", _heketi_world,
-     lambda w: (w.pvs[0]["metadata"]["annotations"].pop(names.ANN_IN_TREE_HEKETI_ID),
+     lambda w: (w.pvs[0]["metadata"]["annotations"].pop(annotations.ANN_IN_TREE_HEKETI_ID),
                 w.pvs[0]["spec"]["glusterfs"].update(path="myprefix_apps_db_1234")), None,
      "Heketi volume id unknown"),
     ("PV being deleted", _static_world,
@@ -159,7 +159,7 @@ CASES: list[tuple[str, Callable[[], World], Change, Any, str]] = [
      lambda w: w.pvs[0]["metadata"]["finalizers"].append("example.com/backup"), None,
      "finalizers migrate does not own: example.com/backup"),
     ("unreadable record on the claim", _static_world,
-     lambda w: w.claims[0]["metadata"].update(annotations={names.ANN_MIGRATION_RECORD: "{"}),
+     lambda w: w.claims[0]["metadata"].update(annotations={annotations.ANN_MIGRATION_RECORD: "{"}),
      None, "is not a migrate record"),
     ("no endpoints name", _static_world,
      lambda w: w.pvs[0]["spec"]["glusterfs"].update(endpoints=""), None,
@@ -232,7 +232,7 @@ def test_names_at_maximum_length_still_give_a_handle_within_csi_limits() -> None
 
 def test_the_heketi_id_is_taken_from_the_path_when_not_annotated() -> None:
     world = _heketi_world()
-    world.pvs[0]["metadata"]["annotations"].pop(names.ANN_IN_TREE_HEKETI_ID)
+    world.pvs[0]["metadata"]["annotations"].pop(annotations.ANN_IN_TREE_HEKETI_ID)
     row = _plan(world).row("gluster-pv")
     assert row is not None and row.state == READY and row.heketi_id == HEKETI_ID
 
@@ -240,8 +240,10 @@ def test_the_heketi_id_is_taken_from_the_path_when_not_annotated() -> None:
 def test_a_migrated_pv_is_listed_as_migrated_with_nothing_to_do() -> None:
     world = _static_world()
     world.pvs[0]["spec"].pop("glusterfs")
-    world.pvs[0]["spec"]["csi"] = {"driver": names.DRIVER_NAME, "volumeHandle": "h"}
-    world.pvs[0]["metadata"]["annotations"][names.ANN_MIGRATED_FROM] = names.IN_TREE_PLUGIN
+    world.pvs[0]["spec"]["csi"] = {"driver": annotations.DRIVER_NAME, "volumeHandle": "h"}
+    world.pvs[0]["metadata"]["annotations"][annotations.ANN_MIGRATED_FROM] = (
+        annotations.IN_TREE_PLUGIN
+    )
     row = _plan(world).row("gluster-pv")
     assert row is not None and row.state == MIGRATED and row.actions == ()
 
@@ -327,7 +329,7 @@ def test_a_heketi_pv_of_a_class_with_tls_volumeoptions_is_blocked_naming_the_fla
 
 def test_with_tls_ready_the_pv_is_ready_and_the_note_says_why() -> None:
     snapshot = _tls_class(_heketi_world()).snapshot()
-    settings = Settings(names.DRIVER_NAME, _knows_every_volume, tls_ready=True)
+    settings = Settings(annotations.DRIVER_NAME, _knows_every_volume, tls_ready=True)
     row = build_plan(snapshot, settings).row("gluster-pv")
     assert row is not None and row.state == READY and row.tls
     assert any(note.startswith("uses TLS (client.ssl on") for note in row.notes)
@@ -342,7 +344,9 @@ def test_with_tls_ready_the_pv_is_ready_and_the_note_says_why() -> None:
 def test_tls_is_read_from_the_options_heketi_lists_for_the_volume(
     options: tuple[str, ...], tls: bool
 ) -> None:
-    settings = Settings(names.DRIVER_NAME, _knows_every_volume, heketi_options=lambda _: options)
+    settings = Settings(
+        annotations.DRIVER_NAME, _knows_every_volume, heketi_options=lambda _: options
+    )
     row = build_plan(_heketi_world().snapshot(), settings).row("gluster-pv")
     assert row is not None and row.tls is tls and (row.state == BLOCKED) is tls
 
@@ -356,6 +360,6 @@ def test_a_heketi_pv_with_kube_controller_managers_deletion_finalizer_is_ready()
     # kube-controller-manager 1.33+ keeps kubernetes.io/pv-controller on a Heketi-made PV
     # of policy Delete (observed with make contract-kube); apply sets Retain and lifts it.
     world = _heketi_world()
-    world.pvs[0]["metadata"]["finalizers"].append(names.IN_TREE_DELETION_FINALIZER)
+    world.pvs[0]["metadata"]["finalizers"].append(annotations.IN_TREE_DELETION_FINALIZER)
     row = _plan(world, _knows_every_volume).row("gluster-pv")
     assert row is not None and row.state == READY, row.blockers

@@ -4,12 +4,12 @@ import threading
 
 import pytest
 
-from provisioner.heketi.types import Durability, Volume
-from provisioner.heketi.volume_names import (
+from provisioner.heketi.name_cache import (
     VolumeIdentity,
     VolumeNameMap,
     read_all,
 )
+from provisioner.heketi.types import Durability, Volume
 
 
 def volume(volume_id: str, name: str, gid: int = 0) -> Volume:

@@ -1,4 +1,4 @@
-"""CSI Controller service on the shared provisioning core (`provisioner.volumes`).
+"""CSI Controller service on the shared provisioning core (`provisioner.core.volumes`).
 
 Lets the standard kubernetes-csi sidecars (external-provisioner, external-resizer)
 or any CSI orchestrator create, delete, list and expand Heketi volumes. Each
@@ -7,23 +7,21 @@ per-name / per-id lock (ABORTED when busy) → idempotent core call → response
 Which Heketi a call reaches and with which key: see `heketi_access`.
 """
 
-import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import grpc
 from google.protobuf import wrappers_pb2
 
-from provisioner import errors, log, names
+from provisioner import errors, log
+from provisioner.core import annotations
+from provisioner.core.gids import GidPool, GidPools
+from provisioner.core.placements import raw_space_factor
+from provisioner.core.storageclass import ProvisioningParams, parse_parameters
+from provisioner.core.volume_naming import csi_volume_name, heketi_volume_name
+from provisioner.core.volumes import GIB, VolumeService, size_gib, volume_context
 from provisioner.csi import csi_pb2, csi_pb2_grpc, validation
-from provisioner.csi.controller_checks import (
-    WantedCapacity,
-    check_capabilities,
-    check_clone_capacity,
-    check_compatible,
-    clone_source,
-    wanted_capacity,
-)
 from provisioner.csi.heketi_access import (
     ClassParameters,
     HeketiDefaults,
@@ -35,14 +33,9 @@ from provisioner.csi.heketi_access import (
     with_url,
 )
 from provisioner.csi.server import VolumeLocks
-from provisioner.gids import GidAllocator
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.placement import InvalidTagRule, placement_of
 from provisioner.heketi.types import Volume, describe_durability, is_heketi_id, same_durability
-from provisioner.placements import raw_space_factor
-from provisioner.storageclass import ProvisioningParams, parse_parameters
-from provisioner.volume_naming import csi_volume_name, heketi_volume_name
-from provisioner.volumes import GIB, VolumeService, volume_context
 
 _log = log.get_logger("csi.controller")
 
@@ -52,11 +45,115 @@ _Rpc = csi_pb2.ControllerServiceCapability.RPC
 _PREFIXED_NAME_MAX: Final = 64
 
 
+# What the CSI Controller service checks: capacity ranges, capabilities, sources, and
+# whether an existing volume matches a repeated CreateVolume.
+__all__ = [
+    "WantedCapacity",
+    "check_capabilities",
+    "check_clone_capacity",
+    "check_compatible",
+    "clone_source",
+    "wanted_capacity",
+]
+
+
+@dataclass(frozen=True)
+class WantedCapacity:
+    """A validated CSI capacity range and the whole GiB Heketi will be asked for."""
+
+    required_bytes: int
+    limit_bytes: int
+    gib: int
+
+    def fits(self, volume: Volume) -> bool:
+        have = volume.size_gib * GIB
+        return have >= self.required_bytes and (not self.limit_bytes or have <= self.limit_bytes)
+
+    def describe(self) -> str:
+        return f"required_bytes={self.required_bytes}, limit_bytes={self.limit_bytes}"
+
+
+def wanted_capacity(capacity: csi_pb2.CapacityRange | None) -> WantedCapacity:
+    """Check a capacity range; no range (or 0/0) means the smallest volume, 1 GiB."""
+    required = capacity.required_bytes if capacity is not None else 0
+    limit = capacity.limit_bytes if capacity is not None else 0
+    if required < 0:
+        raise errors.InvalidArgument("capacity_range.required_bytes must not be negative")
+    if limit < 0:
+        raise errors.InvalidArgument("capacity_range.limit_bytes must not be negative")
+    if limit and required > limit:
+        raise errors.InvalidArgument(
+            f"capacity_range.required_bytes ({required}) must not exceed "
+            f"capacity_range.limit_bytes ({limit})"
+        )
+    gib = size_gib(required)
+    if limit and gib * GIB > limit:
+        raise errors.OutOfRange(
+            f"Heketi allocates whole GiB: the smallest volume of at least {required} bytes is "
+            f"{gib} GiB ({gib * GIB} bytes), more than capacity_range.limit_bytes ({limit})"
+        )
+    return WantedCapacity(required_bytes=required, limit_bytes=limit, gib=gib)
+
+
+def check_capabilities(capabilities: Sequence[csi_pb2.VolumeCapability]) -> None:
+    """Every capability must be a supported filesystem one (INVALID_ARGUMENT otherwise)."""
+    if not capabilities:
+        raise errors.InvalidArgument("volume_capabilities is required")
+    for capability in capabilities:
+        validation.mount_capability(capability, present=True)
+
+
+def clone_source(request: csi_pb2.CreateVolumeRequest) -> str | None:
+    """The id of the volume to clone (`volume_content_source.volume`), or None; a snapshot
+    source or `mutable_parameters` are refused (neither is supported)."""
+    if request.mutable_parameters:
+        raise errors.InvalidArgument("mutable_parameters are not supported by this plugin")
+    if not request.HasField("volume_content_source"):
+        return None
+    source = request.volume_content_source
+    if not source.HasField("volume"):
+        raise errors.InvalidArgument(
+            "volume_content_source: only a volume can be cloned; this plugin has no snapshots"
+        )
+    return validation.required(source.volume.volume_id, "volume_content_source.volume.volume_id")
+
+
+def check_clone_capacity(wanted: WantedCapacity, source: Volume) -> None:
+    """A clone is at least as big as its source (OUT_OF_RANGE otherwise)."""
+    have = source.size_gib * GIB
+    if wanted.limit_bytes and have > wanted.limit_bytes:
+        raise errors.OutOfRange(
+            f"volume {source.id} to clone has {source.size_gib} GiB, more than "
+            f"capacity_range.limit_bytes ({wanted.limit_bytes}); a clone cannot be smaller"
+        )
+    if wanted.required_bytes and wanted.gib < source.size_gib:
+        raise errors.OutOfRange(
+            f"volume {source.id} to clone has {source.size_gib} GiB, more than "
+            f"capacity_range.required_bytes ({wanted.required_bytes}); a clone cannot be smaller"
+        )
+
+
+def check_compatible(
+    name: str, volume: Volume, wanted: WantedCapacity, params: ProvisioningParams
+) -> None:
+    """An existing volume of this name must match the request (else ALREADY_EXISTS)."""
+    if not wanted.fits(volume):
+        raise errors.AlreadyExists(
+            f"volume {name!r} already exists with {volume.size_gib} GiB, outside the requested "
+            f"capacity range ({wanted.describe()})"
+        )
+    if not same_durability(volume.durability, params.durability):
+        raise errors.AlreadyExists(
+            f"volume {name!r} already exists as {describe_durability(volume.durability)}, "
+            f"the request asks for {describe_durability(params.durability)}"
+        )
+
+
 def csi_context(volume: Volume) -> dict[str, str]:
     """volume_context of a volume: what NodeStageVolume needs, plus its GID."""
     context = volume_context(volume)
     if volume.gid:
-        context[names.CTX_GID] = str(volume.gid)
+        context[annotations.CTX_GID] = str(volume.gid)
     return context
 
 
@@ -67,7 +164,7 @@ def csi_volume(volume: Volume, *, cloned_from: str | None = None) -> csi_pb2.Vol
         return csi_pb2.Volume(
             capacity_bytes=volume.size_gib * GIB, volume_id=volume.id, volume_context=context
         )
-    context[names.CTX_CLONE_OF] = cloned_from
+    context[annotations.CTX_CLONE_OF] = cloned_from
     source = csi_pb2.VolumeContentSource.VolumeSource(volume_id=cloned_from)
     return csi_pb2.Volume(
         capacity_bytes=volume.size_gib * GIB,
@@ -75,33 +172,6 @@ def csi_volume(volume: Volume, *, cloned_from: str | None = None) -> csi_pb2.Vol
         volume_context=context,
         content_source=csi_pb2.VolumeContentSource(volume=source),
     )
-
-
-class _GidReservations:
-    """GIDs this process handed out, per Heketi URL (Heketi lists the others).
-
-    A GID stays reserved once its volume exists: a create that listed Heketi's
-    volumes before that volume appeared must still not pick it. Only a GID whose
-    create failed, or found an older volume instead, is given back.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: dict[str, set[int]] = {}
-
-    def reserve(self, url: str, used: Iterable[int], params: ProvisioningParams) -> int:
-        with self._lock:
-            pending = self._pending.setdefault(url, set())
-            allocator = GidAllocator()
-            for gid in (*used, *pending):
-                allocator.mark_used(gid)
-            gid = allocator.allocate(gid_min=params.gid_min, gid_max=params.gid_max)
-            pending.add(gid)
-            return gid
-
-    def release(self, url: str, gid: int) -> None:
-        with self._lock:
-            self._pending.get(url, set()).discard(gid)
 
 
 class ControllerService(csi_pb2_grpc.ControllerServicer):
@@ -119,7 +189,8 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         self._defaults = heketi
         self._id_locks = locks or VolumeLocks()
         self._name_locks = VolumeLocks()
-        self._gids = _GidReservations()
+        #: Per Heketi URL: GIDs its volumes hold and those of volumes being created.
+        self._gids = GidPools()
 
     # --- capabilities -------------------------------------------------------------
 
@@ -198,7 +269,9 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         found = self._volumes.get_volumes(heketi=heketi, volume_ids=named)
         if found:
             return found[0]
-        gid = self._gids.reserve(heketi.url, (v.gid for v in known.values()), params)
+        gids = self._gids.pool(heketi.url)
+        gids.hold_exactly("listed", {i: v.gid for i, v in known.items()})
+        gid = gids.allocate(("creating", name), gid_min=params.gid_min, gid_max=params.gid_max)
         volume: Volume | None = None
         try:
             # `known` is a listing made just now under the name's lock: the core need not
@@ -213,8 +286,16 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
             )
             return volume
         finally:
-            if volume is None or volume.gid != gid:
-                self._gids.release(heketi.url, gid)
+            self._settle_gid(gids, name, gid, volume)
+
+    @staticmethod
+    def _settle_gid(gids: GidPool, name: str, gid: int, volume: Volume | None) -> None:
+        """A volume made with the reserved GID holds it until DeleteVolume deletes it (a
+        create that listed Heketi before the volume appeared must still not pick it);
+        a create that failed, or found an older volume instead, gives it back."""
+        if volume is not None and volume.gid == gid:
+            gids.hold(("created", volume.id), gid)
+        gids.drop(("creating", name))
 
     def _class_params(
         self, split: ClassParameters, secrets: Mapping[str, str]
@@ -234,6 +315,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         heketi = heketi_for_volume(request.secrets, self._defaults)
         with self._id_locks.hold(volume_id):
             self._volumes.delete_volume(heketi=heketi, volume_id=volume_id)
+        self._gids.pool(heketi.url).drop(("created", volume_id))
         return csi_pb2.DeleteVolumeResponse()
 
     # --- ValidateVolumeCapabilities -------------------------------------------------
@@ -267,7 +349,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         if request.mutable_parameters:
             return "mutable_parameters are not supported by this plugin"
         ours = csi_context(volume)
-        asked = {k: v for k, v in request.volume_context.items() if k in names.CTX_KEYS}
+        asked = {k: v for k, v in request.volume_context.items() if k in annotations.CTX_KEYS}
         if any(ours.get(key) != value for key, value in asked.items()):
             return f"volume_context does not match volume {volume.id}: expected {ours}"
         if request.parameters:

@@ -1,4 +1,5 @@
-"""Names that stay fixed once chosen.
+"""Names that stay fixed once chosen: the driver name, our finalizers, annotations and
+labels, the volume-context keys, and the annotations that record where a volume lives.
 
 Changing any of these strands existing volumes: PVs, finalizers and Heketi
 volumes created by an earlier release would no longer be recognised as ours.
@@ -6,6 +7,8 @@ They are documented in docs/reference.md ("Fixed names").
 """
 
 from typing import Final
+
+from provisioner.core.storageclass import ProvisioningParams
 
 #: CSI driver name, the StorageClass `provisioner` value and PV `spec.csi.driver`.
 #: Overridable by `--driver-name`; this is the default.
@@ -93,3 +96,25 @@ CTX_KEYS: Final = frozenset({CTX_SERVERS, CTX_VOLUME, CTX_GID})
 
 #: Heketi volume names we create start with this (see volume_naming.heketi_volume_name).
 HEKETI_NAME_PREFIX: Final = "pvc-"
+
+
+# The Heketi coordinates a PV of ours carries in its annotations.
+#
+# Deleting or expanding a volume must work after its StorageClass is gone, so the
+# controller records where the volume lives (URL, user, Secret reference, CA
+# file, Heketi volume name) on the claim's intent and on the PV; `migrate` writes
+# the same set on PVs it brings across, so our controller can manage them. The
+# key itself is never recorded: only the Secret that holds it.
+def heketi_annotations(params: ProvisioningParams, *, volume_name: str) -> dict[str, str]:
+    """What expanding and deleting the volume need when the StorageClass is gone."""
+    ann = {
+        ANN_HEKETI_URL: params.rest_url,
+        ANN_HEKETI_USER: params.rest_user,
+        ANN_HEKETI_VOLUME_NAME: volume_name,
+    }
+    if params.secret_namespace and params.secret_name:
+        ann[ANN_SECRET_NAMESPACE] = params.secret_namespace
+        ann[ANN_SECRET_NAME] = params.secret_name
+    if params.rest_ca_file:
+        ann[ANN_HEKETI_CA] = params.rest_ca_file
+    return ann

@@ -9,7 +9,8 @@ import hashlib
 import re
 from typing import Final
 
-from provisioner import errors, names
+from provisioner import errors
+from provisioner.core import annotations
 
 #: Longest Heketi volume name we make. Gluster allows more, but the name recurs in
 #: file names under /var/lib/glusterd (volfiles, 255-byte file-name limit), and the
@@ -60,7 +61,7 @@ def heketi_volume_name(
             "'_' only"
         )
     if prefix is None:
-        return f"{names.HEKETI_NAME_PREFIX}{uid}"
+        return f"{annotations.HEKETI_NAME_PREFIX}{uid}"
     if len(prefix) + len(uid) + 1 > HEKETI_NAME_MAX:
         raise errors.InvalidArgument(
             f"volume name prefix {prefix!r} and UID {uid!r} exceed {HEKETI_NAME_MAX} characters"

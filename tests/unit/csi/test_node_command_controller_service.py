@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from provisioner import cli
-from provisioner.csi import command, controller_command
-from provisioner.csi.controller import ControllerService
+from provisioner.csi import node_command
+from provisioner.csi.controller_service import ControllerService
 from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.errors import InvalidArgument
 
@@ -26,9 +26,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_without_the_flag_there_is_no_controller_service() -> None:
-    config = command.config_from_args(parse())
+    config = node_command.config_from_args(parse())
     assert config.controller is None
-    services = command.build_services(config)
+    services = node_command.build_services(config)
     assert services.controller is None
     assert not services.identity.controller_service
 
@@ -41,13 +41,13 @@ def test_the_flag_serves_the_controller_and_advertises_it(tmp_path: Path) -> Non
         "--heketi-user", "user", "--heketi-key-file", str(key_file),
         "--heketi-ca-file", "/etc/ca.pem",
     )  # fmt: skip
-    config = command.config_from_args(args)
-    assert config.controller == controller_command.ControllerServiceConfig(
+    config = node_command.config_from_args(args)
+    assert config.controller == node_command.ControllerServiceConfig(
         heketi=HeketiDefaults(
             url="http://heketi:8080", user="user", key="s3cret", ca_file="/etc/ca.pem"
         )
     )
-    services = command.build_services(config)
+    services = node_command.build_services(config)
     assert isinstance(services.controller, ControllerService)
     assert services.identity.controller_service
 
@@ -58,7 +58,7 @@ def test_environment_turns_the_controller_on_with_the_key_from_env(
     monkeypatch.setenv("CONTROLLER_SERVICE", "true")
     monkeypatch.setenv("HEKETI_URL", "http://heketi:8080")
     monkeypatch.setenv("HEKETI_KEY", "from-env")
-    config = controller_command.config_from_args(parse())
+    config = node_command.controller_service_config(parse())
     assert config is not None
     assert (config.heketi.url, config.heketi.user, config.heketi.key) == (
         "http://heketi:8080",
@@ -68,8 +68,8 @@ def test_environment_turns_the_controller_on_with_the_key_from_env(
 
 
 def test_the_controller_may_run_without_a_plugin_heketi() -> None:
-    config = controller_command.config_from_args(parse("--controller-service"))
-    assert config == controller_command.ControllerServiceConfig(heketi=HeketiDefaults())
+    config = node_command.controller_service_config(parse("--controller-service"))
+    assert config == node_command.ControllerServiceConfig(heketi=HeketiDefaults())
 
 
 @pytest.mark.parametrize(
@@ -105,7 +105,7 @@ def test_bad_controller_settings_are_refused_with_a_clear_message(
     paths = {"KEYFILE": str(key_file), "MISSING": str(missing)}
     args = parse("--controller-service", *[paths.get(arg, arg) for arg in extra])
     with pytest.raises(InvalidArgument) as caught:
-        controller_command.config_from_args(args)
+        node_command.controller_service_config(args)
     expected = message.replace("KEYFILE", str(key_file)).replace("MISSING", str(missing))
     assert expected in str(caught.value)
     assert "k" * 100 not in str(caught.value)

@@ -2,16 +2,16 @@
 
 from collections.abc import Callable, Sequence
 
+from provisioner.core.storageclass import DEFAULT_DURABILITY
+from provisioner.core.volume_naming import csi_volume_name
+from provisioner.core.volumes import VolumeService
 from provisioner.csi import csi_pb2
-from provisioner.csi.controller import ControllerService
+from provisioner.csi.controller_service import ControllerService
 from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import HeketiNameInUse
+from provisioner.heketi.name_cache import VolumeIdentity
 from provisioner.heketi.types import Volume, VolumeCreateRequest
-from provisioner.heketi.volume_names import VolumeIdentity
-from provisioner.storageclass import DEFAULT_DURABILITY
-from provisioner.volume_naming import csi_volume_name
-from provisioner.volumes import VolumeService
 
 Mode = csi_pb2.VolumeCapability.AccessMode.Mode
 HEKETI_URL = "http://heketi.example.com:8080"
@@ -79,13 +79,15 @@ def controller_over(heketi: MemoryHeketi) -> ControllerService:
     )
 
 
-def create(controller: ControllerService, name: str) -> csi_pb2.Volume:
+def create(controller: ControllerService, name: str, gid_max: int = 3009) -> csi_pb2.Volume:
     capability = csi_pb2.VolumeCapability(
         mount=csi_pb2.VolumeCapability.MountVolume(),
         access_mode=csi_pb2.VolumeCapability.AccessMode(mode=Mode.MULTI_NODE_MULTI_WRITER),
     )
     request = csi_pb2.CreateVolumeRequest(
-        name=name, volume_capabilities=[capability], parameters={"gidMin": "3000", "gidMax": "3009"}
+        name=name,
+        volume_capabilities=[capability],
+        parameters={"gidMin": "3000", "gidMax": str(gid_max)},
     )
     volume: csi_pb2.Volume = controller.CreateVolume(request, None).volume
     return volume
@@ -118,4 +120,24 @@ def test_a_create_that_finds_its_volume_made_meanwhile_gives_the_reserved_gid_ba
         )
     )
     assert create(controller, "made-meanwhile").volume_context["gid"] == "3005"
-    assert create(controller, "next").volume_context["gid"] == "3000"  # 3000 was given back
+    # 3000 was given back: a range of that one GID can hand it out again.
+    assert create(controller, "next", gid_max=3000).volume_context["gid"] == "3000"
+
+
+def test_a_deleted_volumes_gid_is_handed_out_again_once_the_range_wraps() -> None:
+    heketi = MemoryHeketi()
+    controller = controller_over(heketi)
+    first = create(controller, "first", gid_max=3001)
+    assert create(controller, "second", gid_max=3001).volume_context["gid"] == "3001"
+    controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=first.volume_id), None)
+    assert create(controller, "third", gid_max=3001).volume_context["gid"] == "3000"
+
+
+def test_gids_continue_from_the_last_one_handed_out_across_creates() -> None:
+    heketi = MemoryHeketi()
+    controller = controller_over(heketi)
+    first = create(controller, "first")
+    create(controller, "second")
+    controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=first.volume_id), None)
+    # 3000 is free again, but the search goes on from where the last one ended.
+    assert create(controller, "third").volume_context["gid"] == "3002"

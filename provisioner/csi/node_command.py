@@ -4,15 +4,18 @@ Flags fall back to environment variables so a DaemonSet can set either.
 """
 
 import argparse
+import os
 import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from provisioner import errors, log
+from provisioner.core.annotations import DRIVER_NAME
+from provisioner.core.storageclass import DEFAULT_REST_USER
+from provisioner.core.volumes import VolumeService
 from provisioner.csi import (
-    controller_command,
     csi_pb2_grpc,
     fuse_cgroups,
     gluster_tls,
@@ -20,6 +23,8 @@ from provisioner.csi import (
     recovery,
     server,
 )
+from provisioner.csi.controller_service import ControllerService
+from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.csi.identity import IdentityService, validate_driver_name
 from provisioner.csi.mounter import Runner, SubprocessRunner, SystemMounter
 from provisioner.csi.node import (
@@ -30,15 +35,14 @@ from provisioner.csi.node import (
     fuse_client_missing,
 )
 from provisioner.csi.node_signals import NodeMounts
-from provisioner.flags import env_default, parse_address
+from provisioner.csi.server import CsiMetrics, VolumeLocks
+from provisioner.flags import KEY_ENV, env_default, parse_address, read_heketi_key
 from provisioner.heketi.registry import HeketiClients
 from provisioner.metrics import (
-    CsiMetrics,
     MetricsServer,
     export_build_info,
     glusterfs_client_version,
 )
-from provisioner.names import DRIVER_NAME
 
 _log = log.get_logger("csi.command")
 
@@ -46,6 +50,89 @@ _log = log.get_logger("csi.command")
 DEFAULT_ENDPOINT = "unix:///csi/csi.sock"
 #: Reason of the Node Event when FUSE clients cannot outlive the plugin.
 FUSE_CGROUPS_UNAVAILABLE = "FuseClientsNotIsolated"
+
+
+# Flags of `glusterfs-provisioner node --controller-service` and the servicer they build.
+#
+# With `--controller-service` the node plugin binary also serves the CSI
+# Controller service, for the kubernetes-csi external-provisioner and
+# external-resizer sidecars ("standard sidecar" deployment). `--heketi-url`
+# names the plugin's own Heketi: used when a request's secrets carry no
+# `resturl`, and needed for ListVolumes and GetCapacity (which carry no secrets).
+# Its key comes from a file or the environment, never from a flag.
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+
+
+@dataclass(frozen=True)
+class ControllerServiceConfig:
+    """Settings of the CSI Controller service (from the `node` command's flags)."""
+
+    heketi: HeketiDefaults
+
+
+def add_controller_service_arguments(parser: argparse.ArgumentParser) -> None:
+    """The controller-service flags (each with an environment fallback)."""
+    group = parser.add_argument_group("CSI Controller service (standard sidecar deployment)")
+    group.add_argument(
+        "--controller-service",
+        action="store_true",
+        default=(env_default("CONTROLLER_SERVICE", "false") or "").lower() in _TRUE,
+        help="also serve the CSI Controller service (CreateVolume, DeleteVolume, "
+        "ControllerExpandVolume, ...) for external-provisioner/external-resizer "
+        "(env CONTROLLER_SERVICE=true)",
+    )
+    group.add_argument(
+        "--heketi-url",
+        default=env_default("HEKETI_URL"),
+        help="the plugin's own Heketi, http(s)://host:port: used when a request's secrets "
+        "have no 'resturl'; enables ListVolumes and GetCapacity (env HEKETI_URL)",
+    )
+    group.add_argument(
+        "--heketi-user",
+        default=env_default("HEKETI_USER", DEFAULT_REST_USER),
+        help="Heketi user for --heketi-url when secrets name none (env HEKETI_USER)",
+    )
+    group.add_argument(
+        "--heketi-key-file",
+        type=Path,
+        default=env_default("HEKETI_KEY_FILE"),
+        help=f"file holding the key of --heketi-user (env HEKETI_KEY_FILE; or put the key "
+        f"itself in env {KEY_ENV})",
+    )
+    group.add_argument(
+        "--heketi-ca-file",
+        default=env_default("HEKETI_CA_FILE"),
+        help="PEM CA bundle for an https --heketi-url (env HEKETI_CA_FILE)",
+    )
+
+
+def controller_service_config(args: argparse.Namespace) -> ControllerServiceConfig | None:
+    """The controller config, or None without --controller-service (InvalidArgument)."""
+    if not args.controller_service:
+        return None
+    if args.heketi_ca_file and not os.path.isabs(args.heketi_ca_file):
+        raise errors.InvalidArgument("--heketi-ca-file must be an absolute path")
+    if not args.heketi_user:
+        raise errors.InvalidArgument("--heketi-user must not be empty")
+    return ControllerServiceConfig(
+        heketi=HeketiDefaults(
+            url=args.heketi_url or None,
+            user=args.heketi_user,
+            key=read_heketi_key(args.heketi_key_file, os.environ.get(KEY_ENV)),
+            ca_file=args.heketi_ca_file or None,
+        )
+    )
+
+
+def build_controller_service(
+    config: ControllerServiceConfig | None, *, locks: VolumeLocks, heketi: HeketiClients
+) -> ControllerService | None:
+    """The Controller servicer over the process's Heketi clients, sharing the node's locks."""
+    if config is None:
+        return None
+    return ControllerService(
+        volumes=VolumeService(clients=heketi), heketi=config.heketi, locks=locks
+    )
 
 
 @dataclass(frozen=True)
@@ -56,7 +143,7 @@ class NodeCommandConfig:
     driver_name: str
     node: NodeConfig
     shutdown_grace: float
-    controller: controller_command.ControllerServiceConfig | None = None
+    controller: ControllerServiceConfig | None = None
     state_dir: Path | None = None
     fuse_cgroup: Path | None = None
     fuse_cgroup_namespace: Path | None = None
@@ -89,7 +176,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_serving_flags(parser)
     _add_mount_flags(parser)
     _add_api_flags(parser)
-    controller_command.add_arguments(parser)
+    add_controller_service_arguments(parser)
 
 
 def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
@@ -116,10 +203,11 @@ def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
         "and StorageClass provisioner (env DRIVER_NAME)",
     )
     parser.add_argument(
-        "--shutdown-grace", type=float,
+        "--shutdown-grace",
+        type=float,
         default=env_default("SHUTDOWN_GRACE", str(server.DEFAULT_SHUTDOWN_GRACE)),
         help="seconds SIGTERM waits for in-flight calls before exiting (env SHUTDOWN_GRACE)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--metrics-address",
         default=env_default("METRICS_ADDRESS", ""),
@@ -191,7 +279,7 @@ def config_from_args(args: argparse.Namespace) -> NodeCommandConfig:
             mount_log_dir=args.mount_log_dir,
         ),
         shutdown_grace=args.shutdown_grace,
-        controller=controller_command.config_from_args(args),
+        controller=controller_service_config(args),
         state_dir=args.state_dir or args.kubelet_dir / "plugins" / args.driver_name / "staged",
         fuse_cgroup=fuse_cgroups.check_path(args.fuse_cgroup) if args.fuse_cgroup else None,
         fuse_cgroup_namespace=args.fuse_cgroup_namespace,
@@ -226,7 +314,7 @@ def build_services(config: NodeCommandConfig) -> Services:
     locks = server.VolumeLocks()
     metrics = CsiMetrics()
     heketi = HeketiClients(observer=metrics.heketi)
-    controller = controller_command.build(config.controller, locks=locks, heketi=heketi)
+    controller = build_controller_service(config.controller, locks=locks, heketi=heketi)
     identity = IdentityService(
         driver_name=config.driver_name,
         controller_service=controller is not None,
@@ -238,9 +326,15 @@ def build_services(config: NodeCommandConfig) -> Services:
     records = recovery.StageRecords(config.state_dir) if config.state_dir else None
     node = NodeService(config=config.node, mounter=mounter, locks=locks, records=records)
     return Services(
-        identity=identity, node=node, controller=controller, mounter=mounter, records=records,
-        locks=locks, metrics=metrics, heketi=heketi,
-    )  # fmt: skip
+        identity=identity,
+        node=node,
+        controller=controller,
+        mounter=mounter,
+        records=records,
+        locks=locks,
+        metrics=metrics,
+        heketi=heketi,
+    )
 
 
 def fuse_runner(config: NodeCommandConfig, runner: Runner) -> Runner:
@@ -253,17 +347,19 @@ def fuse_runner(config: NodeCommandConfig, runner: Runner) -> Runner:
         return runner
     try:
         escape = fuse_cgroups.escape_runner(
-            runner, cgroups=fuse_cgroups.prepare(config.fuse_cgroup),
+            runner,
+            cgroups=fuse_cgroups.prepare(config.fuse_cgroup),
             cgroup_namespace=config.fuse_cgroup_namespace,
-        )  # fmt: skip
+        )
     except fuse_cgroups.FuseCgroupsUnavailable as error:
         _warn_fuse_cgroups_unavailable(config, str(error))
         return runner
     _log.info(
-        "FUSE clients start outside the plugin's cgroups", cgroup_mode=escape.cgroups.mode,
+        "FUSE clients start outside the plugin's cgroups",
+        cgroup_mode=escape.cgroups.mode,
         cgroups=[str(d) for d in escape.cgroups.directories],
         cgroup_namespace=str(escape.cgroup_namespace or "the plugin's own"),
-    )  # fmt: skip
+    )
     return escape
 
 
@@ -276,9 +372,11 @@ def _warn_fuse_cgroups_unavailable(config: NodeCommandConfig, reason: str) -> No
     )
     _log.error(message, node_id=config.node.node_id)
     node_events.warn_in_background(
-        config.node.node_id, reason=FUSE_CGROUPS_UNAVAILABLE, message=message,
+        config.node.node_id,
+        reason=FUSE_CGROUPS_UNAVAILABLE,
+        message=message,
         kubeconfig=config.kubeconfig,
-    )  # fmt: skip
+    )
 
 
 def _start_mount_repair(services: Services) -> None:

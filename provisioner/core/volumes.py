@@ -14,8 +14,11 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Final, Protocol
 
-from provisioner import errors, names
-from provisioner.expands import EarlierExpand, UnsettledExpands
+from provisioner import errors
+from provisioner.core import annotations
+from provisioner.core.expands import EarlierExpand, UnsettledExpands
+from provisioner.core.placements import PlacementImpossible, placement_problem
+from provisioner.core.storageclass import ProvisioningParams
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import (
     HeketiNameInUse,
@@ -23,6 +26,7 @@ from provisioner.heketi.errors import (
     HeketiNotFound,
     HeketiOutcomeUnknown,
 )
+from provisioner.heketi.name_cache import VolumeIdentity
 from provisioner.heketi.placement import TagRule
 from provisioner.heketi.types import (
     Volume,
@@ -31,11 +35,8 @@ from provisioner.heketi.types import (
     is_heketi_id,
     same_durability,
 )
-from provisioner.heketi.volume_names import VolumeIdentity
 from provisioner.locks import KeyedLocks
 from provisioner.log import get_logger
-from provisioner.placements import PlacementImpossible, placement_problem
-from provisioner.storageclass import ProvisioningParams
 
 log = get_logger("volumes")
 
@@ -85,7 +86,7 @@ def size_gib(request_bytes: int) -> int:
 def volume_context(volume: Volume) -> dict[str, str]:
     """What NodeStageVolume needs to mount `volume` (PV volumeAttributes)."""
     servers = volume.hosts or (volume.device.split(":", 1)[0],)
-    return {names.CTX_SERVERS: ",".join(servers), names.CTX_VOLUME: volume.name}
+    return {annotations.CTX_SERVERS: ",".join(servers), annotations.CTX_VOLUME: volume.name}
 
 
 def heketi_config(params: ProvisioningParams, *, key: str | None) -> HeketiConfig:
@@ -311,7 +312,7 @@ class VolumeService:
         """Grow the volume to at least `size_gib`; no call when it already has that size.
 
         After an expand with an unknown outcome no new one is sent until that one is
-        known to have ended (see `provisioner.expands`): `ExpansionInProgress` until
+        known to have ended (see `provisioner.core.expands`): `ExpansionInProgress` until
         then. `earlier`: such an expand of a predecessor process, treated alike.
         `before_send` runs right before the expand is sent (with the volume as it is),
         e.g. to record durably that one may be running.

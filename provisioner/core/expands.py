@@ -24,7 +24,7 @@ from provisioner.heketi.errors import (
 from provisioner.heketi.types import Volume
 from provisioner.log import get_logger
 
-log = get_logger("volumes")
+log = get_logger("expands")
 
 
 class ExpansionInProgress(errors.Aborted):

@@ -4,15 +4,15 @@ from typing import Any
 
 import pytest
 
-from provisioner.errors import InvalidArgument
-from provisioner.heketi.types import Durability
-from provisioner.storageclass import (
+from provisioner.core.storageclass import (
     ABSOLUTE_GID_MAX,
     CANONICAL_NAMES,
     InvalidParameter,
     ProvisioningParams,
     parse_parameters,
 )
+from provisioner.errors import InvalidArgument
+from provisioner.heketi.types import Durability
 
 URL = "http://heketi.storage.svc:8080"
 CLUSTER_A = "0123456789abcdef0123456789abcdef"

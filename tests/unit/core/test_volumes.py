@@ -4,6 +4,17 @@ import threading
 
 import pytest
 
+from provisioner.core.expands import EarlierExpand, ExpansionInProgress
+from provisioner.core.placements import PlacementImpossible
+from provisioner.core.storageclass import ProvisioningParams, parse_parameters
+from provisioner.core.volume_naming import csi_volume_name, heketi_volume_name
+from provisioner.core.volumes import (
+    GIB,
+    VolumeService,
+    heketi_config,
+    size_gib,
+    volume_context,
+)
 from provisioner.errors import (
     Aborted,
     InvalidArgument,
@@ -12,7 +23,6 @@ from provisioner.errors import (
     Unavailable,
     Unsatisfiable,
 )
-from provisioner.expands import EarlierExpand, ExpansionInProgress
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import (
     HeketiAuthError,
@@ -24,16 +34,6 @@ from provisioner.heketi.errors import (
 )
 from provisioner.heketi.placement import TagRule
 from provisioner.heketi.types import Durability, Volume, VolumeCreateRequest
-from provisioner.placements import PlacementImpossible
-from provisioner.storageclass import ProvisioningParams, parse_parameters
-from provisioner.volume_naming import csi_volume_name, heketi_volume_name
-from provisioner.volumes import (
-    GIB,
-    VolumeService,
-    heketi_config,
-    size_gib,
-    volume_context,
-)
 from tests.unit.fake_heketi import FakeHeketi
 
 HEKETI = HeketiConfig(url="http://heketi:8080", key="k")

@@ -6,9 +6,9 @@
 from typing import Protocol
 
 from provisioner import errors
+from provisioner.core.storageclass import ProvisioningParams
 from provisioner.heketi.placement import ARBITER_INDEX, InvalidTagRule, TagRule, placement_of
 from provisioner.heketi.types import VolumeCreateRequest
-from provisioner.storageclass import ProvisioningParams
 
 
 class PlacementImpossible(errors.Unsatisfiable):
