@@ -73,8 +73,6 @@ class Demo:
     gluster_volume: str = ""
     published: list[Path] = field(default_factory=list)
     staged: Path | None = None
-    #: Extra flags of the Kubernetes API test server (demo_migrate adds --pv-protection).
-    kube_flags: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- output helpers
@@ -327,7 +325,6 @@ def step_start(demo: Demo) -> None:
             "--listen",
             f"127.0.0.1:{kube_port}",
             "--binder",
-            *demo.kube_flags,
         ],
     )
     wait_for("the Heketi test server", lambda: http_ok(f"{demo.heketi_url}/hello"))

@@ -30,7 +30,8 @@ def test_a_claim_gets_a_bound_pv_with_every_field(running: Cluster) -> None:
     assert volume["size"] == 2  # 1500Mi rounded up to whole GiB
     assert pvc["spec"]["volumeName"] == f"pvc-{uid}"
     assert names.PVC_FINALIZER not in (pvc["metadata"].get("finalizers") or [])
-    assert pv["metadata"]["finalizers"] == [names.PV_FINALIZER]
+    # ours, and the StorageObjectInUseProtection admission plugin's
+    assert set(pv["metadata"]["finalizers"]) == {names.PV_FINALIZER, names.PV_PROTECTION_FINALIZER}
     assert pv["metadata"]["annotations"] == {
         names.ANN_PROVISIONED_BY: names.DRIVER_NAME,
         names.ANN_GID: str(volume["gid"]),
