@@ -9,11 +9,11 @@ from provisioner.heketi import Durability, HeketiClient, VolumeCreateRequest
 from provisioner.heketi.errors import HeketiNotFound, HeketiOutcomeUnknown
 from provisioner.heketi.volume_names import VolumeNameMap
 from testbed import heketi_routes
+from testbed.controller_world import Target
 from testbed.heketi_server import HeketiTestServer
 from tests.contract.conftest import (
     TESTBED_KEY,
     RecordingSession,
-    Target,
     remove_our_volumes,
     unique,
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.clusters import ACCOUNTS
+from testbed.clusters import ACCOUNTS
 from tests.contract.rbac_audit import account_user, compare, granted, main, read_log
 
 
