@@ -31,6 +31,9 @@ from testbed.clusters import ACCOUNTS, INSTALL_NS
 Grant = tuple[str, str, str]
 Obj = dict[str, Any]
 FORBIDDEN = 403
+#: The audit annotation with RBAC's answer ("allow" or "forbid"); a 403 it allowed came
+#: from admission, e.g. a create in a namespace being deleted (NamespaceLifecycle).
+DECISION = "authorization.k8s.io/decision"
 
 
 def account_user(account: str) -> str:
@@ -79,6 +82,13 @@ class Usage:
     refused: set[Grant] = field(default_factory=set)
 
 
+def _refused_by_rbac(event: Obj) -> bool:
+    decision = (event.get("annotations") or {}).get(DECISION)
+    if decision is not None:
+        return bool(decision == "forbid")
+    return bool((event.get("responseStatus") or {}).get("code") == FORBIDDEN)
+
+
 def usage(events: Iterable[Obj], user: str) -> Usage:
     found = Usage()
     for event in events:
@@ -88,7 +98,7 @@ def usage(events: Iterable[Obj], user: str) -> Usage:
         if grant is None:
             continue
         found.used[grant] += 1
-        if (event.get("responseStatus") or {}).get("code") == FORBIDDEN:
+        if _refused_by_rbac(event):
             found.refused.add(grant)
     return found
 

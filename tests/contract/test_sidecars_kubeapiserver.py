@@ -53,14 +53,15 @@ def sidecars(target: Target, tmp_path: Path) -> Iterator[tuple[Cluster, str]]:
         common = [f"--csi-address={sock}", f"--kubeconfig={config}", "--timeout=150s",
                   "--leader-election", f"--leader-election-namespace={INSTALL_NS}"]  # fmt: skip
         log = (tmp_path / "processes.log").open("ab")
-        # the key comes from the file; make contract's HEKETI_KEY is not the plugin's
-        env = {k: v for k, v in os.environ.items() if k != "HEKETI_KEY"}
+        # the key comes from the file: make contract's HEKETI_KEY is not the plugin's; and
+        # csi-provisioner prefers $KUBECONFIG (make's admin one) to --kubeconfig
+        env = {k: v for k, v in os.environ.items() if k not in ("HEKETI_KEY", "KUBECONFIG")}
         running = [subprocess.Popen(plugin, stdout=log, stderr=subprocess.STDOUT, env=env)]
         wait_for("the plugin's socket", sock.exists, timeout=60)
         running += [
             subprocess.Popen([provisioner, *common, "--extra-create-metadata"], stdout=log,
-                             stderr=subprocess.STDOUT),
-            subprocess.Popen([resizer, *common], stdout=log, stderr=subprocess.STDOUT),
+                             stderr=subprocess.STDOUT, env=env),
+            subprocess.Popen([resizer, *common], stdout=log, stderr=subprocess.STDOUT, env=env),
         ]  # fmt: skip
         try:
             yield cluster, f"{OURS}side"
