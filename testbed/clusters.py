@@ -33,13 +33,17 @@ INSTALL_NS = "glusterfs-provisioner"
 #: deploy/overlays/sidecars (csi-provisioner and csi-resizer share one account).
 ACCOUNTS: dict[str, tuple[str, tuple[Path, ...]]] = {
     "controller": ("glusterfs-provisioner-controller", (DEPLOY / "base" / "controller-rbac.yaml",)),
-    "node": ("glusterfs-provisioner-node", (DEPLOY / "base" / "node-serviceaccount.yaml",
-                                            DEPLOY / "base" / "node-rbac.yaml")),
+    "node": (
+        "glusterfs-provisioner-node",
+        (DEPLOY / "base" / "node-serviceaccount.yaml", DEPLOY / "base" / "node-rbac.yaml"),
+    ),
     "migrate": ("glusterfs-provisioner-migrate", (DEPLOY / "migrate" / "migrate-rbac.yaml",)),
     "audit": ("glusterfs-provisioner-audit", (DEPLOY / "audit" / "audit-rbac.yaml",)),
-    "sidecars": ("glusterfs-provisioner-csi-controller",
-                 (DEPLOY / "overlays" / "sidecars" / "csi-controller-rbac.yaml",)),
-}  # fmt: skip
+    "sidecars": (
+        "glusterfs-provisioner-csi-controller",
+        (DEPLOY / "overlays" / "sidecars" / "csi-controller-rbac.yaml",),
+    ),
+}
 #: plural → (API group, namespaced)
 RESOURCES = {
     "namespaces": ("", False),
@@ -58,12 +62,19 @@ RESOURCES = {
     "rolebindings": ("rbac.authorization.k8s.io", True),
 }
 PLURAL_OF_KIND = {
-    "Namespace": "namespaces", "PersistentVolume": "persistentvolumes",
-    "PersistentVolumeClaim": "persistentvolumeclaims", "Secret": "secrets",
-    "Endpoints": "endpoints", "Service": "services", "ServiceAccount": "serviceaccounts",
-    "StorageClass": "storageclasses", "ClusterRole": "clusterroles",
-    "ClusterRoleBinding": "clusterrolebindings", "Role": "roles", "RoleBinding": "rolebindings",
-}  # fmt: skip
+    "Namespace": "namespaces",
+    "PersistentVolume": "persistentvolumes",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
+    "Secret": "secrets",
+    "Endpoints": "endpoints",
+    "Service": "services",
+    "ServiceAccount": "serviceaccounts",
+    "StorageClass": "storageclasses",
+    "ClusterRole": "clusterroles",
+    "ClusterRoleBinding": "clusterrolebindings",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
+}
 
 
 def path(plural: str, name: str | None = None, namespace: str | None = None, sub: str = "") -> str:
@@ -183,8 +194,11 @@ class RealCluster(Cluster):
 
     def token_kubeconfig(self, name: str, target: Path) -> Path:
         """A kubeconfig with a token of service account `name` of INSTALL_NS."""
-        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                   "spec": {"expirationSeconds": 7200}}  # fmt: skip
+        request = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 7200},
+        }
         answer = self.api.create(path("serviceaccounts", name, INSTALL_NS, "token"), request)
         config = json.loads(json.dumps(self._admin))
         for entry in config["clusters"]:

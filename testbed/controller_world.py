@@ -28,8 +28,14 @@ SECRET = "heketi"  # noqa: S105 - the name of the Secret, not a secret
 #: How long cleanup waits for the controller to delete the PVs a run left.
 CLEANUP_SECONDS = 120.0
 #: Short leases, so a controller that was SIGKILLed is followed within seconds.
-LEASE_FLAGS = ["--leader-election-lease-duration", "6s", "--leader-election-renew-deadline",
-               "4s", "--leader-election-retry-period", "1s"]  # fmt: skip
+LEASE_FLAGS = [
+    "--leader-election-lease-duration",
+    "6s",
+    "--leader-election-renew-deadline",
+    "4s",
+    "--leader-election-retry-period",
+    "1s",
+]
 
 
 @dataclass(frozen=True)
@@ -66,9 +72,15 @@ class World:
         #: Heketi names of this class: <prefix>_<namespace>_<claim>_<uid>.
         self.prefix = f"{OURS}{self.ns.replace('-', '')}"
         key = base64.b64encode(target.key.encode()).decode()
-        cluster.create({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/glusterfs",
-                        "metadata": {"name": SECRET, "namespace": self.ns},
-                        "data": {"key": key}})  # fmt: skip
+        cluster.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "kubernetes.io/glusterfs",
+                "metadata": {"name": SECRET, "namespace": self.ns},
+                "data": {"key": key},
+            }
+        )
         cluster.create(self.class_object())
 
     def class_object(self) -> Obj:
@@ -92,12 +104,18 @@ class World:
     def claim(
         self, name: str, size: str = "1Gi", annotations: dict[str, str] | None = None
     ) -> None:
-        self.cluster.create({
-            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": {"name": name, "namespace": self.ns, "annotations": annotations or {}},
-            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": self.storage_class,
-                     "resources": {"requests": {"storage": size}}},
-        })  # fmt: skip
+        self.cluster.create(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": name, "namespace": self.ns, "annotations": annotations or {}},
+                "spec": {
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": self.storage_class,
+                    "resources": {"requests": {"storage": size}},
+                },
+            }
+        )
 
     def delete_claim(self, name: str) -> None:
         self.cluster.delete("persistentvolumeclaims", name, self.ns)
@@ -111,17 +129,19 @@ class World:
     def bound(self) -> list[Obj]:
         """Claims Bound with our provisioning finished (our finalizer taken off)."""
         return [
-            c for c in self.claims()
+            c
+            for c in self.claims()
             if (c.get("status") or {}).get("phase") == "Bound"
             and names.PVC_FINALIZER not in (c["metadata"].get("finalizers") or [])
-        ]  # fmt: skip
+        ]
 
     def volumes(self) -> list[Obj]:
         """The PVs of this test's claims (a real cluster may hold others)."""
         return [
-            pv for pv in self.cluster.list("persistentvolumes")
+            pv
+            for pv in self.cluster.list("persistentvolumes")
             if ((pv["spec"].get("claimRef") or {}).get("namespace")) == self.ns
-        ]  # fmt: skip
+        ]
 
     def heketi_volumes(self) -> dict[str, str]:
         """id → name of the Heketi volumes of this class."""
@@ -153,10 +173,24 @@ class Controller:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        argv = [sys.executable, "-m", "provisioner", "--log-format", "json", "controller",
-                "--kubeconfig", str(self._config), "--metrics-address", "", "--workers", "16",
-                "--leader-elect", "--leader-election-namespace", INSTALL_NS,
-                *LEASE_FLAGS]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "provisioner",
+            "--log-format",
+            "json",
+            "controller",
+            "--kubeconfig",
+            str(self._config),
+            "--metrics-address",
+            "",
+            "--workers",
+            "16",
+            "--leader-elect",
+            "--leader-election-namespace",
+            INSTALL_NS,
+            *LEASE_FLAGS,
+        ]
         with self._log.open("ab") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
 
