@@ -167,7 +167,7 @@ def test_the_real_sidecars_provision_grow_and_delete_through_the_controller_serv
     assert handle not in heketi.volume_identities()
 
 
-def test_the_real_sidecars_clone_a_claim_and_protect_its_source_meanwhile(
+def test_the_real_sidecars_clone_a_claim_and_the_source_can_be_deleted_after(
     sidecars: tuple[Cluster, str], side_class: SideClass, target: Target
 ) -> None:
     """csi-provisioner reads the source's PV and puts its cloning-protection finalizer on
