@@ -41,9 +41,11 @@ contract: $(STAMP) ## tests/contract against a real Heketi: make contract HEKETI
 KUBECONFIG ?=
 CSI_PROVISIONER ?=
 CSI_RESIZER ?=
-contract-kube: $(STAMP) ## tests/contract against a real cluster: make contract-kube KUBECONFIG=<cluster-admin kubeconfig> [HEKETI_URL=... HEKETI_KEY=...] [CSI_PROVISIONER=<bin> CSI_RESIZER=<bin>] (skipped when unset)
-	@CONTRACT_KUBECONFIG='$(KUBECONFIG)' HEKETI_URL='$(HEKETI_URL)' HEKETI_KEY='$(HEKETI_KEY)' \
-	  CSI_PROVISIONER='$(CSI_PROVISIONER)' CSI_RESIZER='$(CSI_RESIZER)' $(PY) -m pytest -q -rs -k 'kubeapiserver' tests/contract
+contract-kube: $(STAMP) ## tests/contract against a real cluster: make contract-kube KUBECONFIG=<cluster-admin kubeconfig> [HEKETI_URL=... HEKETI_KEY=...] [CSI_PROVISIONER=<bin> CSI_RESIZER=<bin>] [KUBE_AUDIT_LOG=<its audit log>: then deploy/'s RBAC against this run's requests] (skipped when unset)
+	@start=$$(if [ -n '$(KUBE_AUDIT_LOG)' ]; then stat -c %s '$(KUBE_AUDIT_LOG)'; else echo 0; fi); \
+	CONTRACT_KUBECONFIG='$(KUBECONFIG)' HEKETI_URL='$(HEKETI_URL)' HEKETI_KEY='$(HEKETI_KEY)' \
+	  CSI_PROVISIONER='$(CSI_PROVISIONER)' CSI_RESIZER='$(CSI_RESIZER)' $(PY) -m pytest -q -rs -k 'kubeapiserver' tests/contract \
+	&& if [ -n '$(KUBE_AUDIT_LOG)' ]; then $(PY) -m tests.contract.rbac_audit '$(KUBE_AUDIT_LOG)' --from-byte $$start; fi
 
 # Test code under mypy --strict: the fakes (checked against their Protocols by
 # tests/fakes_conform.py), the contract tests and the shared fixtures.

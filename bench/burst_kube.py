@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import burst, procs
+from testbed.clusters import Cluster, RealCluster, TestServerCluster
+from testbed.controller_world import Controller, Target, World
 from testbed.heketi.server import HeketiTestServer
 from testbed.kube.server import KubeTestServer
-from tests.contract.clusters import Cluster, RealCluster, TestServerCluster
-from tests.contract.conftest import Target
-from tests.contract.controller_world import Controller, World
 
 WRITES = frozenset({"create", "update", "patch", "delete", "POST", "PUT", "PATCH", "DELETE"})
 CONTROLLER_USER = "system:serviceaccount:glusterfs-provisioner:glusterfs-provisioner-controller"
@@ -111,7 +110,7 @@ def run(kubeconfig: str, audit_log: Path | None, claims: int) -> dict[str, dict[
     results: dict[str, dict[str, Any]] = {}
     with HeketiTestServer(**options) as heketi, tempfile.TemporaryDirectory() as tmp:
         target = Target(heketi.url, options["admin_key"], None)
-        with KubeTestServer(binder=True, pv_protection=True) as server:
+        with KubeTestServer(binder=True) as server:
             testbed = TestServerCluster(server)
             testbed.create({"apiVersion": "v1", "kind": "Namespace",
                             "metadata": {"name": "glusterfs-provisioner"}})  # fmt: skip

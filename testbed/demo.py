@@ -163,7 +163,7 @@ def start_test_servers(demo: Demo) -> None:
     heketi = ["--listen", f"127.0.0.1:{heketi_port}", "--admin-key-file", str(key_file)]
     gluster = ["--mode", "gluster", "--bricks-dir", str(demo.bricks_dir)]
     start_process(demo, "heketi", [sys.executable, "-m", "testbed.heketi", *heketi, *gluster])
-    kube_argv = ["--listen", f"127.0.0.1:{kube_port}", "--binder", *demo.kube_flags]
+    kube_argv = ["--listen", f"127.0.0.1:{kube_port}", "--binder"]
     start_process(demo, "kube-apiserver", [sys.executable, "-m", "testbed.kube", *kube_argv])
     wait_for("the Heketi test server", lambda: http_ok(f"{demo.heketi_url}/hello"))
     wait_for("the Kubernetes API test server", lambda: http_ok(f"{demo.kube_url}/api"))

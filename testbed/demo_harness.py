@@ -55,8 +55,6 @@ class Demo:
     gluster_volume: str = ""
     published: list[Path] = field(default_factory=list)
     staged: Path | None = None
-    #: Extra flags of the Kubernetes API test server (demo_migrate adds --pv-protection).
-    kube_flags: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- output helpers

@@ -94,7 +94,6 @@ def write_through_fuse(demo: MigrateDemo, volume: str, text: str) -> None:
 
 def step_start(demo: MigrateDemo) -> None:
     demo.host_ip = host_ip()
-    demo.kube_flags = ["--pv-protection"]
     base.step_start(demo)
     demo.kubeconfig = demo.workdir / "kubeconfig"
 

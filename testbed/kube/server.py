@@ -79,7 +79,7 @@ class KubeTestServer:
         port: int = 0,
         history: int = DEFAULT_HISTORY,
         binder: bool = False,
-        pv_protection: bool = False,
+        pv_protection: bool = True,
         bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL,
         request_log_limit: int | None = None,
     ) -> None:
@@ -90,9 +90,9 @@ class KubeTestServer:
             bookmark_interval=bookmark_interval,
             log=RequestLog(request_log_limit),
         )
-        # pv_protection: the StorageObjectInUseProtection admission plugin (new PVs get the
-        # finalizer) and the binder playing the PV protection controller (off by default:
-        # tests written before it assert the exact finalizers of PVs).
+        # pv_protection: the StorageObjectInUseProtection admission plugin (new PVs and
+        # claims get their protection finalizer), on by default as in kube-apiserver 1.36,
+        # and the binder playing the pv- and pvc-protection controllers that lift them.
         self._binder = PVBinder(self._store, pv_protection=pv_protection)
         self._run_binder = binder
         self._httpd: _HTTPServer | None = None
@@ -356,9 +356,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run the in-cluster PV binder (bind claims, release volumes)",
     )
     parser.add_argument(
-        "--pv-protection",
-        action="store_true",
-        help="with --binder: also keep the kubernetes.io/pv-protection finalizer on PVs",
+        "--no-pv-protection",
+        dest="pv_protection",
+        action="store_false",
+        help="without the StorageObjectInUseProtection admission plugin (and its controllers): "
+        "no kubernetes.io/pv-protection or pvc-protection finalizers",
     )
     parser.add_argument(
         "--bookmark-interval",

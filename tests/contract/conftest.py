@@ -12,44 +12,20 @@ import os
 import urllib.parse
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import requests
 
 from provisioner.heketi.client import HeketiClient
-from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import HeketiNotFound
+from testbed.controller_world import OURS, Target
 from testbed.heketi.server import HeketiTestServer
 
 TESTBED_KEY = "contract-admin-key-0123456789abcdef0123"
 #: Every volume these tests create starts with this (a real Heketi may hold others).
-OURS = "tcontract"
 NAME_PREFIX = f"{OURS}-"
-
-
-@dataclass(frozen=True)
-class Target:
-    """The Heketi under test; `server` is None for a real Heketi."""
-
-    url: str
-    key: str
-    server: HeketiTestServer | None
-
-    def config(self, **changes: Any) -> HeketiConfig:
-        base = HeketiConfig(
-            url=self.url,
-            key=self.key,
-            request_timeout=10.0,
-            operation_deadline=60.0,
-            poll_initial=0.02,
-            poll_max=0.2,
-            retry_base=0.05,
-            retry_cap=0.5,
-            retry_budget=20.0,
-        )
-        return replace(base, **changes)
 
 
 def unique(label: str) -> str:

@@ -1,159 +1,27 @@
-"""A namespace, Heketi Secret and StorageClass of a test's own on a `Cluster`, and the
-`glusterfs-provisioner controller` process serving them as its service account."""
+"""A test's own `World` (testbed/controller_world.py) with its controller, cleaned up
+after the test, and waiting for what a test expects."""
 
-import base64
+from __future__ import annotations
+
 import contextlib
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from provisioner.core import annotations
 from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.errors import HeketiError
+from testbed.clusters import Cluster
+from testbed.controller_world import Controller, Target, World
 from tests import polling
-from tests.contract.clusters import INSTALL_NS, Cluster
-from tests.contract.conftest import OURS, Target
 
 T = TypeVar("T")
-Obj = dict[str, Any]
 #: Generous: a loaded 2-core machine runs the whole suite beside these tests, and a real
 #: kube-controller-manager's binder sets phases at its own pace.
 DEADLINE = 240.0
-SECRET = "heketi"
-#: How long cleanup waits for the controller to delete the PVs a test left.
-CLEANUP_SECONDS = 120.0
-#: Short leases, so a controller that was SIGKILLed is followed within seconds.
-LEASE_FLAGS = ["--leader-election-lease-duration", "6s", "--leader-election-renew-deadline",
-               "4s", "--leader-election-retry-period", "1s"]  # fmt: skip
 
 
 def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float = DEADLINE) -> T:
     return polling.wait_for(what, probe, timeout=timeout)
-
-
-class World:
-    """What one test provisions into: namespace `ns`, class `storage_class` (reclaim
-    Delete, expansion allowed) whose Heketi volumes are named `<prefix>_...`."""
-
-    def __init__(self, cluster: Cluster, target: Target, label: str) -> None:
-        self.cluster, self.target = cluster, target
-        self.ns = cluster.namespace(label)
-        self.storage_class = f"{self.ns}-class"
-        #: Heketi names of this class: <prefix>_<namespace>_<claim>_<uid>.
-        self.prefix = f"{OURS}{self.ns.replace('-', '')}"
-        key = base64.b64encode(target.key.encode()).decode()
-        cluster.create({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/glusterfs",
-                        "metadata": {"name": SECRET, "namespace": self.ns},
-                        "data": {"key": key}})  # fmt: skip
-        cluster.create(self.class_object())
-
-    def class_object(self) -> Obj:
-        return {
-            "apiVersion": "storage.k8s.io/v1",
-            "kind": "StorageClass",
-            "metadata": {"name": self.storage_class},
-            "provisioner": annotations.DRIVER_NAME,
-            "reclaimPolicy": "Delete",
-            "allowVolumeExpansion": True,
-            "parameters": {
-                "resturl": self.target.url,
-                "restuser": "admin",
-                "secretNamespace": self.ns,
-                "secretName": SECRET,
-                # our names, so a real Heketi's other volumes are told apart
-                "volumenameprefix": self.prefix,
-            },
-        }
-
-    def claim(
-        self, name: str, size: str = "1Gi", annotations: dict[str, str] | None = None
-    ) -> None:
-        self.cluster.create({
-            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": {"name": name, "namespace": self.ns, "annotations": annotations or {}},
-            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": self.storage_class,
-                     "resources": {"requests": {"storage": size}}},
-        })  # fmt: skip
-
-    def delete_claim(self, name: str) -> None:
-        self.cluster.delete("persistentvolumeclaims", name, self.ns)
-
-    def claims(self) -> list[Obj]:
-        return self.cluster.list("persistentvolumeclaims", self.ns)
-
-    def claim_named(self, name: str) -> Obj:
-        return self.cluster.get("persistentvolumeclaims", name, self.ns) or {}
-
-    def bound(self) -> list[Obj]:
-        """Claims Bound with our provisioning finished (our finalizer taken off)."""
-        return [
-            c for c in self.claims()
-            if (c.get("status") or {}).get("phase") == "Bound"
-            and annotations.PVC_FINALIZER not in (c["metadata"].get("finalizers") or [])
-        ]  # fmt: skip
-
-    def volumes(self) -> list[Obj]:
-        """The PVs of this test's claims (a real cluster may hold others)."""
-        return [
-            pv for pv in self.cluster.list("persistentvolumes")
-            if ((pv["spec"].get("claimRef") or {}).get("namespace")) == self.ns
-        ]  # fmt: skip
-
-    def heketi_volumes(self) -> dict[str, str]:
-        """id → name of the Heketi volumes of this class."""
-        known = HeketiClient(self.target.config()).volume_identities()
-        return {i: v.name for i, v in known.items() if v.name.startswith(f"{self.prefix}_")}
-
-    def delete_everything(self) -> None:
-        """Delete the claims and wait (bounded) until their PVs are gone."""
-        for claim in self.claims():
-            self.delete_claim(claim["metadata"]["name"])
-        deadline = time.monotonic() + CLEANUP_SECONDS
-        while self.volumes() and time.monotonic() < deadline:
-            time.sleep(0.5)
-
-    def reasons(self, name: str) -> list[str]:
-        """The reasons of the Events about claim `name`, oldest first."""
-        events: list[Obj] = sorted(
-            self.cluster.events(self.ns, name), key=lambda e: str(e["metadata"]["name"])
-        )
-        return [e["reason"] for e in events]
-
-
-class Controller:
-    """The controller command as a process (SIGKILL is the crash), as its service account."""
-
-    def __init__(self, cluster: Cluster, where: Path) -> None:
-        self._config = cluster.kubeconfig("controller", where)
-        self._log = where / "controller.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        argv = [sys.executable, "-m", "provisioner", "--log-format", "json", "controller",
-                "--kubeconfig", str(self._config), "--metrics-address", "", "--workers", "16",
-                "--leader-elect", "--leader-election-namespace", INSTALL_NS,
-                *LEASE_FLAGS]  # fmt: skip
-        with self._log.open("ab") as log:
-            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log(self) -> str:
-        return self._log.read_text(encoding="utf-8", errors="replace")
 
 
 @contextlib.contextmanager

@@ -3,17 +3,18 @@ as a real kube-apiserver's audit log records it.
 
 Run the API server with an audit policy at level Metadata (e.g. run-kube.sh with
 `KUBE_APISERVER_FLAGS="--audit-policy-file=P --audit-log-path=L"`), run `make
-contract-kube KUBECONFIG=...` against it, then::
+contract-kube KUBECONFIG=... KUBE_AUDIT_LOG=L` against it: it ends with::
 
-    python -m tests.contract.rbac_audit L
+    python -m tests.contract.rbac_audit L --from-byte <the log's size before the run>
 
-prints, per account, the grants used, the requests refused (missing grants) and the
+which prints, per account, the grants used, the requests refused (missing grants) and the
 grants never used; `tests/contract/test_rbac_audit.py` asserts both lists are empty when
 `CONTRACT_AUDIT_LOG` names the log.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections import Counter
@@ -24,12 +25,15 @@ from typing import Any
 
 import yaml
 
-from tests.contract.clusters import ACCOUNTS, INSTALL_NS
+from testbed.clusters import ACCOUNTS, INSTALL_NS
 
 #: (API group, resource or resource/subresource, verb), as RBAC rules name them.
 Grant = tuple[str, str, str]
 Obj = dict[str, Any]
 FORBIDDEN = 403
+#: The audit annotation with RBAC's answer ("allow" or "forbid"); a 403 it allowed came
+#: from admission, e.g. a create in a namespace being deleted (NamespaceLifecycle).
+DECISION = "authorization.k8s.io/decision"
 
 
 def account_user(account: str) -> str:
@@ -37,9 +41,9 @@ def account_user(account: str) -> str:
 
 
 def granted(account: str) -> set[Grant]:
-    """Every grant of the roles deploy/ binds to the account (in its manifest)."""
-    name, manifest = ACCOUNTS[account]
-    docs = [d for d in yaml.safe_load_all(manifest.read_text(encoding="utf-8")) if d]
+    """Every grant of the roles deploy/ binds to the account (in its manifests)."""
+    name, manifests = ACCOUNTS[account]
+    docs = [d for m in manifests for d in yaml.safe_load_all(m.read_text(encoding="utf-8")) if d]
     roles = {(d["kind"], d["metadata"]["name"]): d for d in docs if d["kind"].endswith("Role")}
     out: set[Grant] = set()
     for binding in (d for d in docs if d["kind"].endswith("RoleBinding")):
@@ -78,6 +82,13 @@ class Usage:
     refused: set[Grant] = field(default_factory=set)
 
 
+def _refused_by_rbac(event: Obj) -> bool:
+    decision = (event.get("annotations") or {}).get(DECISION)
+    if decision is not None:
+        return bool(decision == "forbid")
+    return bool((event.get("responseStatus") or {}).get("code") == FORBIDDEN)
+
+
 def usage(events: Iterable[Obj], user: str) -> Usage:
     found = Usage()
     for event in events:
@@ -87,7 +98,7 @@ def usage(events: Iterable[Obj], user: str) -> Usage:
         if grant is None:
             continue
         found.used[grant] += 1
-        if (event.get("responseStatus") or {}).get("code") == FORBIDDEN:
+        if _refused_by_rbac(event):
             found.refused.add(grant)
     return found
 
@@ -118,7 +129,14 @@ def report(comparison: Comparison) -> str:
 
 
 def main(argv: list[str]) -> int:
-    with Path(argv[0]).open(encoding="utf-8") as stream:
+    """`LOG [--from-byte N]`: the log's requests from byte N on (one run's, when N was
+    the log's size before it: what `make contract-kube KUBE_AUDIT_LOG=...` passes)."""
+    parser = argparse.ArgumentParser(prog="python -m tests.contract.rbac_audit")
+    parser.add_argument("log", type=Path)
+    parser.add_argument("--from-byte", type=int, default=0)
+    args = parser.parse_args(argv)
+    with args.log.open(encoding="utf-8") as stream:
+        stream.seek(args.from_byte)
         events = list(read_log(stream))
     comparisons = [compare(events, account) for account in ACCOUNTS]
     print("\n".join(report(c) for c in comparisons))

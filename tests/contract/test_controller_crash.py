@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.clusters import Cluster
-from tests.contract.conftest import Target
-from tests.contract.controller_world import Controller, World, wait_for, world_on
+from testbed.clusters import Cluster
+from testbed.controller_world import Controller, Target, World
+from tests.contract.controller_world import wait_for, world_on
 
 
 @pytest.fixture

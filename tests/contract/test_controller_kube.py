@@ -11,9 +11,9 @@ import pytest
 
 from provisioner.core import annotations
 from provisioner.heketi.client import HeketiClient
-from tests.contract.clusters import Cluster
-from tests.contract.conftest import Target
-from tests.contract.controller_world import SECRET, Controller, World, wait_for, world_on
+from testbed.clusters import Cluster
+from testbed.controller_world import SECRET, Controller, Target, World
+from tests.contract.controller_world import wait_for, world_on
 
 PV_PROTECTION = "kubernetes.io/pv-protection"
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
@@ -144,3 +144,26 @@ def test_a_volume_is_deleted_after_its_storage_class_is_gone(
     w.delete_claim("late")
     wait_for("the PV gone", lambda: not w.volumes())
     assert w.heketi_volumes() == {}
+
+
+def test_a_claim_heketi_has_no_room_for_shows_one_counted_event_and_deletes_cleanly(
+    world: tuple[World, Controller],
+) -> None:
+    """Each retry fails the same way: `kubectl describe pvc` shows one ProvisioningFailed
+    whose count grows (the recorder patches the Event, as client-go's correlator does).
+    Deleted then, the claim holds only our intent: the controller looks the PV up in
+    the API (its cache has none) and lets the claim go with nothing left behind."""
+    w, _ = world
+    w.claim("huge", size="100000Gi")
+
+    def failed() -> dict[str, object] | None:
+        events = [e for e in w.cluster.events(w.ns, "huge") if e["reason"] == "ProvisioningFailed"]
+        return events[0] if len(events) == 1 and events[0].get("count", 1) >= 2 else None
+
+    event = wait_for("the ProvisioningFailed Event counted twice", failed)
+    assert "No space" in str(event["message"])
+    assert annotations.PVC_FINALIZER in (w.claim_named("huge")["metadata"].get("finalizers") or [])
+    assert phase(w, "huge") == "Pending"
+    w.delete_claim("huge")
+    wait_for("the claim gone", lambda: not w.claim_named("huge"))
+    assert w.volumes() == [] and w.heketi_volumes() == {}

@@ -15,7 +15,8 @@ import requests
 
 from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.types import Durability, VolumeCreateRequest
-from tests.contract.conftest import Target, remove_our_volumes, unique
+from testbed.controller_world import Target
+from tests.contract.conftest import remove_our_volumes, unique
 
 
 def post(target: Target, path: str, body: bytes) -> requests.Response:

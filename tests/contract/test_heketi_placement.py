@@ -17,7 +17,8 @@ import requests
 
 from provisioner.heketi import Durability, HeketiClient, VolumeCreateRequest
 from provisioner.heketi.errors import HeketiError
-from tests.contract.conftest import Target, remove_our_volumes, targets, unique
+from testbed.controller_world import Target
+from tests.contract.conftest import remove_our_volumes, targets, unique
 from tests.integration.test_servers.heketi_http import call as raw_call
 from tests.integration.test_servers.heketi_http import token
 

@@ -8,12 +8,12 @@ import pytest
 from provisioner.heketi import Durability, HeketiClient, VolumeCreateRequest
 from provisioner.heketi.errors import HeketiNotFound, HeketiOutcomeUnknown
 from provisioner.heketi.name_cache import VolumeNameMap
+from testbed.controller_world import Target
 from testbed.heketi import routes
 from testbed.heketi.server import HeketiTestServer
 from tests.contract.conftest import (
     TESTBED_KEY,
     RecordingSession,
-    Target,
     remove_our_volumes,
     unique,
 )

@@ -21,8 +21,9 @@ from provisioner.heketi.types import Durability, VolumeCreateRequest
 from provisioner.kube.api import KubeError
 from provisioner.kube.client import api_client
 from provisioner.migrate import command
-from tests.contract.clusters import Cluster
-from tests.contract.conftest import Target, unique
+from testbed.clusters import Cluster
+from testbed.controller_world import Target
+from tests.contract.conftest import unique
 from tests.integration.migrate.world import (
     claim,
     endpoints,

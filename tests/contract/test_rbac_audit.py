@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.clusters import ACCOUNTS
+from testbed.clusters import ACCOUNTS
 from tests.contract.rbac_audit import account_user, compare, granted, main, read_log
 
 
@@ -55,6 +55,22 @@ def test_a_refused_request_and_a_request_beyond_the_grants_are_reported_missing(
         ("", "secrets", "list"),
     }
     assert compare(events, "node").missing == {("", "nodes", "get")}
+
+
+def test_a_403_that_rbac_allowed_is_no_missing_grant() -> None:
+    """NamespaceLifecycle refuses a create in a namespace being deleted with 403 too; the
+    audit annotation says RBAC allowed it."""
+    allowed, refused = (
+        json.loads(_event("controller", "create", "events", code=403)) for _ in range(2)
+    )
+    allowed["annotations"] = {"authorization.k8s.io/decision": "allow"}
+    refused["annotations"] = {"authorization.k8s.io/decision": "forbid"}
+    found = compare(list(read_log([json.dumps(allowed)])), "controller")
+    assert ("", "events", "create") not in found.missing
+    assert ("", "events", "create") in found.used
+    assert compare(list(read_log([json.dumps(refused)])), "controller").missing == {
+        ("", "events", "create")
+    }
 
 
 def test_other_users_and_unfinished_stages_are_not_counted() -> None:

@@ -14,7 +14,8 @@ import pytest
 
 from provisioner.csi import csi_pb2, csi_pb2_grpc
 from provisioner.heketi.client import HeketiClient
-from tests.contract.conftest import Target, remove_our_volumes, unique
+from testbed.controller_world import Target
+from tests.contract.conftest import remove_our_volumes, unique
 
 GIB = 1 << 30
 STARTUP_DEADLINE = 30.0

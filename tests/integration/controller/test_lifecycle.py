@@ -72,7 +72,10 @@ def test_retain_keeps_the_pv_and_the_volume(cluster: Cluster) -> None:
     cluster.claim("marker")  # one more full pass of the queue after the release
     cluster.wait_bound("marker")
     kept = cluster.kube.get("persistentvolumes", pv["metadata"]["name"])
-    assert kept is not None and kept["metadata"]["finalizers"] == [annotations.PV_FINALIZER]
+    assert kept is not None and set(kept["metadata"]["finalizers"]) == {
+        annotations.PV_FINALIZER,
+        annotations.PV_PROTECTION_FINALIZER,
+    }
     assert len(cluster.heketi.volumes()) == 2
 
 

@@ -30,7 +30,11 @@ def test_a_claim_gets_a_bound_pv_with_every_field(running: Cluster) -> None:
     assert volume["size"] == 2  # 1500Mi rounded up to whole GiB
     assert pvc["spec"]["volumeName"] == f"pvc-{uid}"
     assert annotations.PVC_FINALIZER not in (pvc["metadata"].get("finalizers") or [])
-    assert pv["metadata"]["finalizers"] == [annotations.PV_FINALIZER]
+    # ours, and the StorageObjectInUseProtection admission plugin's
+    assert set(pv["metadata"]["finalizers"]) == {
+        annotations.PV_FINALIZER,
+        annotations.PV_PROTECTION_FINALIZER,
+    }
     assert pv["metadata"]["annotations"] == {
         annotations.ANN_PROVISIONED_BY: annotations.DRIVER_NAME,
         annotations.ANN_GID: str(volume["gid"]),

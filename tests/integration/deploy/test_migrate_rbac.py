@@ -65,7 +65,7 @@ def _every_action(world: World) -> None:
 
 def test_the_migrate_cluster_role_grants_what_migrate_asks_for_and_nothing_more() -> None:
     with (
-        KubeTestServer(binder=True, pv_protection=True) as kube,
+        KubeTestServer(binder=True) as kube,
         HeketiTestServer(admin_key="migrate-admin-key") as heketi,
     ):
         kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})

@@ -18,7 +18,7 @@ from tests.integration.migrate.world import (
 @pytest.fixture
 def world() -> Iterator[World]:
     with (
-        KubeTestServer(binder=True, pv_protection=True) as kube,
+        KubeTestServer(binder=True) as kube,
         HeketiTestServer(admin_key="migrate-admin-key") as heketi,
     ):
         kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})

@@ -16,7 +16,10 @@ from tests.integration.test_servers.kube_support import Api, api_for, new_namesp
 @pytest.fixture(scope="module")
 def server() -> Iterator[KubeTestServer]:
     """A Kubernetes API test server for the module."""
-    with KubeTestServer() as kube:
+    # No kube-controller-manager here to lift the protections: these tests exercise the
+    # API machinery (finalizers, patches, lists, watches) with claims and volumes as plain
+    # objects, on an apiserver without the StorageObjectInUseProtection admission plugin.
+    with KubeTestServer(pv_protection=False) as kube:
         yield kube
 
 

@@ -25,7 +25,7 @@ DEADLINE = 30.0
 
 @pytest.fixture
 def kube() -> Iterator[KubeTestServer]:
-    with KubeTestServer(binder=True, pv_protection=True) as server:
+    with KubeTestServer(binder=True) as server:
         yield server
 
 
@@ -152,6 +152,6 @@ def test_a_new_pv_has_the_protection_finalizer_in_the_create_answer(kube: KubeTe
 
 
 def test_without_pv_protection_a_new_pv_has_no_finalizer() -> None:
-    with KubeTestServer(binder=True) as plain:
+    with KubeTestServer(binder=True, pv_protection=False) as plain:
         created = k8s.CoreV1Api(plain.api_client()).create_persistent_volume(pv_body("pv-new"))
     assert created.metadata.finalizers is None

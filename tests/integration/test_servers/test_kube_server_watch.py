@@ -22,7 +22,10 @@ from tests.integration.test_servers.kube_support import (
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[KubeTestServer]:
-    with KubeTestServer(bookmark_interval=0.2) as kube:
+    # No kube-controller-manager here to lift the protections: these tests exercise the
+    # API machinery (finalizers, patches, lists, watches) with claims and volumes as plain
+    # objects, on an apiserver without the StorageObjectInUseProtection admission plugin.
+    with KubeTestServer(bookmark_interval=0.2, pv_protection=False) as kube:
         yield kube
 
 

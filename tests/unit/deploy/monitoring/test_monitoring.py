@@ -97,23 +97,45 @@ def test_the_dashboard_config_map_holds_the_dashboard_for_grafanas_sidecar(
     }
 
 
+def _selects(selector: Obj, labels: dict[str, str]) -> bool:
+    """A label selector (matchLabels, and matchExpressions with In) against pod labels."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for term in selector.get("matchExpressions", []):
+        assert term["operator"] == "In", term
+        if labels.get(term["key"]) not in term["values"]:
+            return False
+    return True
+
+
+def _scraped(monitor: str, objects: list[Obj]) -> list[tuple[str, set[str]]]:
+    """(component, the ports its pods name) of each workload the PodMonitor selects."""
+    selector = find(component_objects(), "PodMonitor", monitor)["spec"]["selector"]
+    return [
+        (o["metadata"]["labels"]["app.kubernetes.io/component"],
+         {p["name"] for c in pod_containers(o) for p in c.get("ports", [])})
+        for o in objects
+        if pod_spec(o) and _selects(selector, o["spec"]["template"]["metadata"]["labels"])
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("component", ["controller", "node"])
 def test_each_pod_monitor_scrapes_the_metrics_port_its_pods_serve(component: str) -> None:
-    monitor = find(component_objects(), "PodMonitor", f"glusterfs-provisioner-{component}")
-    workloads = [
-        o
-        for o in base_objects()
-        if pod_spec(o)
-        and monitor["spec"]["selector"]["matchLabels"].items()
-        <= o["spec"]["template"]["metadata"]["labels"].items()
-    ]
-    assert [w["metadata"]["labels"]["app.kubernetes.io/component"] for w in workloads] == [
-        component
-    ]
-    ports = {p["name"] for c in pod_containers(workloads[0]) for p in c.get("ports", [])}
-    for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+    monitor = f"glusterfs-provisioner-{component}"
+    ((selected, ports),) = _scraped(monitor, base_objects())
+    assert selected == component
+    for endpoint in find(component_objects(), "PodMonitor", monitor)["spec"]["podMetricsEndpoints"]:
         assert endpoint["port"] in ports
         assert endpoint["path"] == "/metrics"
+
+
+def test_in_the_sidecars_overlay_the_controller_monitor_scrapes_the_csi_controller() -> None:
+    """No PVC controller runs there: the pod serving the CSI Controller service is the
+    controller whose absence GlusterfsProvisionerControllerDown reports (it would
+    otherwise fire forever)."""
+    overlay = kustomize_render(DEPLOY / "overlays" / "sidecars")
+    ((selected, ports),) = _scraped("glusterfs-provisioner-controller", overlay)
+    assert selected == "csi-controller" and "metrics" in ports
 
 
 def test_the_pod_monitors_set_the_job_labels_the_alerts_select() -> None:
