@@ -18,7 +18,7 @@ from provisioner.heketi.registry import HeketiClients
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from testbed import heketi_routes
 from testbed.kube_server import KubeTestServer
-from tests.contract.conftest import RecordingSession, Target
+from tests.contract.conftest import Call, RecordingSession, Target
 
 NS = "audited"
 
@@ -74,8 +74,8 @@ def test_the_audit_finds_the_orphan_and_not_the_bound_volume_on_heketi_routes(
     target: Target, world: tuple[KubeTestServer, str, str]
 ) -> None:
     kube, healthy, orphan = world
-    session = RecordingSession()
-    clients = HeketiClients(sessions=lambda config: session)
+    calls: list[Call] = []
+    clients = HeketiClients(sessions=lambda config: RecordingSession(config, calls))
     args = cli.build_parser().parse_args(
         ["audit", "--heketi-url", target.url, "--pending-after", "0s", "-o", "json"]
     )
@@ -91,5 +91,5 @@ def test_the_audit_finds_the_orphan_and_not_the_bound_volume_on_heketi_routes(
     clients.close()
     orphans = {v["id"] for v in json.loads(out.getvalue())["orphaned_volumes"]}
     assert code == command.EXIT_FINDINGS and orphan in orphans and healthy not in orphans
-    assert session.calls
-    assert all(heketi_routes.route_of(c.method, c.path) for c in session.calls)
+    assert calls
+    assert all(heketi_routes.route_of(c.method, c.path) for c in calls)
