@@ -17,11 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import urllib3
-
 from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.config import HeketiConfig
-from provisioner.heketi.session import Answer, HeketiSession, Request
+from provisioner.heketi.session import Answer, HeketiSession, Request, Timeouts
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from provisioner.heketi.volume_names import VolumeNameMap
 
@@ -34,7 +32,7 @@ class _Counting(HeketiSession):
         super().__init__(config)
         self.sent = 0
 
-    def send(self, request: Request, *, timeout: urllib3.Timeout) -> Answer:
+    def send(self, request: Request, *, timeout: Timeouts) -> Answer:
         self.sent += 1
         return super().send(request, timeout=timeout)
 

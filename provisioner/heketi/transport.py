@@ -32,7 +32,6 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import jwt
-import urllib3
 
 from provisioner.heketi.auth import TokenSigner
 from provisioner.heketi.config import HeketiConfig
@@ -50,7 +49,15 @@ from provisioner.heketi.errors import (
     HeketiPlacementRefused,
     HeketiUnavailable,
 )
-from provisioner.heketi.session import USER_AGENT, Answer, HeketiSession, Request
+from provisioner.heketi.session import (
+    USER_AGENT,
+    Answer,
+    HeketiSession,
+    MaybeSent,
+    NotSent,
+    Request,
+    TlsFailed,
+)
 from provisioner.log import get_logger
 
 _log = get_logger("heketi")
@@ -85,14 +92,6 @@ class _Retry:
     retry_after: float | None = None
 
 
-class _NotSent(Exception):
-    """The request certainly did not reach Heketi (could not connect)."""
-
-
-class _MaybeSent(Exception):
-    """The request may have reached Heketi but no complete answer came back."""
-
-
 @dataclass(frozen=True)
 class Exchange:
     """A finished HTTP exchange (status, headers, body text)."""
@@ -113,7 +112,7 @@ class Transport:
         self._session = session
         self._signer = _signer(config)
         self._headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-        self._timeout = urllib3.Timeout(connect=config.connect_timeout, read=config.request_timeout)
+        self._timeout = (config.connect_timeout, config.request_timeout)
 
     def request(
         self, method: str, path: str, *, body: Any = None, replay_safe: bool, deadline: float
@@ -144,9 +143,9 @@ class Transport:
         operation = f"{method} {path}"
         try:
             answer = self._send(method, path, body)
-        except _NotSent as exc:
+        except NotSent as exc:
             return _Retry(HeketiUnavailable(self._unreachable(exc), operation=operation))
-        except _MaybeSent as exc:
+        except MaybeSent as exc:
             if not replay_safe:
                 raise HeketiOutcomeUnknown(
                     f"{self._unreachable(exc)}; the request may have taken effect",
@@ -170,10 +169,8 @@ class Transport:
     def _send(self, method: str, path: str, body: Any) -> Exchange:
         try:
             answer = self._session.send(self._request(method, path, body), timeout=self._timeout)
-        except urllib3.exceptions.SSLError as exc:
+        except TlsFailed as exc:
             raise self._tls_failure(exc, f"{method} {path}") from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise _classify(exc) from None
         return Exchange(answer.status, answer.headers, _decoded(answer))
 
     def _request(self, method: str, path: str, body: Any) -> Request:
@@ -187,7 +184,7 @@ class Transport:
             headers["Content-Type"] = "application/json"
         return Request(method, quote(path, safe=_PATH_SAFE), headers, data)
 
-    def _tls_failure(self, exc: urllib3.exceptions.SSLError, operation: str) -> HeketiError:
+    def _tls_failure(self, exc: TlsFailed, operation: str) -> HeketiError:
         """A TLS failure; a CA bundle that cannot be read is the config's fault."""
         bundle = self._config.ca_bundle
         if bundle is not None and not os.access(bundle, os.R_OK):
@@ -198,7 +195,7 @@ class Transport:
             )
         return HeketiUnavailable(
             f"TLS connection to Heketi at {self._config.base_url} failed "
-            f"(check the CA bundle): {_reason(exc)}",
+            f"(check the CA bundle): {str(exc)[:_MAX_MESSAGE]}",
             operation=operation,
         )
 
@@ -223,19 +220,6 @@ def _signer(config: HeketiConfig) -> TokenSigner | None:
         ) from None
 
 
-def _classify(exc: urllib3.exceptions.HTTPError) -> Exception:
-    """Could not connect (safe to resend anything) vs. lost mid-exchange."""
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return _NotSent(f"connection failed ({_reason(exc)})")
-    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
-        return _NotSent(f"connect timed out ({_reason(exc)})")
-    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
-        return _MaybeSent("no answer within the request timeout")
-    if isinstance(exc, urllib3.exceptions.ProtocolError):
-        return _MaybeSent(f"connection lost before an answer ({_reason(exc)})")
-    return _MaybeSent(f"answer incomplete ({_reason(exc)})")
-
-
 def _decoded(answer: Answer) -> str:
     """The body as text, in the charset the answer names (else UTF-8)."""
     found = _CHARSET.search(answer.headers.get("Content-Type", ""))
@@ -243,21 +227,6 @@ def _decoded(answer: Answer) -> str:
         return answer.body.decode(found.group(1) if found else "utf-8", errors="replace")
     except LookupError:  # a charset Python does not know
         return answer.body.decode("utf-8", errors="replace")
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost cause, short: e.g. 'Connection refused'."""
-    inner: BaseException = exc
-    while True:
-        nxt = getattr(inner, "reason", None) or (inner.args[0] if inner.args else None)
-        if not isinstance(nxt, BaseException) or nxt is inner:
-            break
-        inner = nxt
-    text = str(inner)
-    # urllib3 prefixes the connection object's repr: keep the human part.
-    if ": " in text and text.startswith("<"):
-        text = text.split(": ", 1)[1]
-    return text[:_MAX_MESSAGE] or type(inner).__name__
 
 
 def _retry_after(answer: Exchange) -> float | None:

@@ -16,12 +16,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
-import urllib3
 
 from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import HeketiNotFound
-from provisioner.heketi.session import Answer, HeketiSession, Request
+from provisioner.heketi.session import Answer, HeketiSession, Request, Timeouts
 from testbed.heketi_server import HeketiTestServer
 
 TESTBED_KEY = "contract-admin-key-0123456789abcdef0123"
@@ -91,7 +90,7 @@ class RecordingSession(HeketiSession):
         super().__init__(config)
         self.calls: list[Call] = [] if calls is None else calls
 
-    def send(self, request: Request, *, timeout: urllib3.Timeout) -> Answer:
+    def send(self, request: Request, *, timeout: Timeouts) -> Answer:
         answer = super().send(request, timeout=timeout)
         path = urllib.parse.urlsplit(request.path).path
         text = answer.body[:200].decode("utf-8", errors="replace")

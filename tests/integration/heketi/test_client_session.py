@@ -5,7 +5,6 @@ and nothing in the environment (proxies) changes where requests go."""
 import socket
 
 import pytest
-import urllib3
 
 from provisioner.heketi import (
     Durability,
@@ -14,7 +13,7 @@ from provisioner.heketi import (
     HeketiInvalidRequest,
     VolumeCreateRequest,
 )
-from provisioner.heketi.session import Answer, HeketiSession, Request
+from provisioner.heketi.session import Answer, HeketiSession, Request, Timeouts
 from testbed.heketi_server import HeketiTestServer
 from tests.integration.heketi.conftest import fast_config
 
@@ -28,7 +27,7 @@ class RecordingSession(HeketiSession):
         super().__init__(config)
         self.sent: list[tuple[str, str]] = []
 
-    def send(self, request: Request, *, timeout: urllib3.Timeout) -> Answer:
+    def send(self, request: Request, *, timeout: Timeouts) -> Answer:
         self.sent.append((request.method, request.path))
         return super().send(request, timeout=timeout)
 
@@ -86,3 +85,21 @@ def test_a_public_key_given_as_heketi_key_is_refused_without_showing_it(
     with pytest.raises(HeketiInvalidRequest, match="shared secret") as caught:
         HeketiClient(fast_config(server.url, key=PEM_LIKE_KEY))
     assert "not-a-shared-secret" not in str(caught.value)
+
+
+def test_a_connection_heketi_closed_while_idle_is_not_reused_so_a_create_is_sent_once(
+    server: HeketiTestServer,
+) -> None:
+    config = fast_config(server.url, retry_attempts=1)
+    session = HeketiSession(config)
+    heketi = HeketiClient(config, session=session)
+    heketi.hello()
+    server.pause()  # cuts the kept connection
+    server.resume()
+    volume = heketi.create_volume(
+        VolumeCreateRequest(
+            size_gib=1, name="pvc-after-cut", durability=Durability(type="replicate", replica=3)
+        )
+    )
+    assert session.connections_opened == 2
+    assert [v["id"] for v in server.volumes()] == [volume.id]
