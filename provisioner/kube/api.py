@@ -226,7 +226,7 @@ class KubeApi:
     ) -> urllib3.BaseHTTPResponse:
         url = self._host + path
         if query:
-            url += "?" + urlencode(query)
+            url += "?" + urlencode(query, safe="/", quote_via=quote)
         try:
             return self._pool.urlopen(
                 method,
