@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import burst, procs
-from testbed.heketi_server import HeketiTestServer
-from testbed.kube_server import KubeTestServer
+from testbed.heketi.server import HeketiTestServer
+from testbed.kube.server import KubeTestServer
 from tests.contract.clusters import Cluster, RealCluster, TestServerCluster
 from tests.contract.conftest import Target
 from tests.contract.controller_world import Controller, World

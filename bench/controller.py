@@ -14,7 +14,7 @@ from typing import IO
 
 from bench.hosts import BenchError
 from bench.objects import SYSTEM_NAMESPACE
-from testbed.kube_server import kubeconfig
+from testbed.kube.server import kubeconfig
 from testbed.net import free_port
 from testbed.processes import stop_process
 

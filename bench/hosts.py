@@ -61,7 +61,7 @@ class KubeOps:
     """Commands run next to the Kubernetes API test server."""
 
     def __init__(self, options: dict[str, Any]) -> None:
-        from testbed.kube_server import KubeTestServer
+        from testbed.kube.server import KubeTestServer
 
         self.server = KubeTestServer(**options)
 
@@ -134,7 +134,7 @@ class HeketiOps:
     """Commands run next to the Heketi test server."""
 
     def __init__(self, options: dict[str, Any]) -> None:
-        from testbed.heketi_server import HeketiTestServer
+        from testbed.heketi.server import HeketiTestServer
 
         self.server = HeketiTestServer(**options)
 

@@ -52,7 +52,7 @@ def _lookup(client: HeketiClient, session: _Counting) -> dict[str, float]:
 def _server(volumes: int) -> Iterator[str]:
     """The Heketi test server in its own process, as Heketi is (the client's threads
     and the server's would otherwise share one interpreter lock); its URL."""
-    argv = [sys.executable, "-m", "testbed.heketi_server", "--listen", "127.0.0.1:0",
+    argv = [sys.executable, "-m", "testbed.heketi", "--listen", "127.0.0.1:0",
             "--admin-key", KEY, "--seed-volumes", str(volumes)]  # fmt: skip
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     try:

@@ -46,11 +46,6 @@ class KeyedLocks:
         finally:
             self._leave(key)
 
-    def in_use(self) -> frozenset[Hashable]:
-        """Every key someone holds or waits for."""
-        with self._mutex:
-            return frozenset(self._entries)
-
 
 class VolumeLocks:
     """One CSI operation per volume at a time: a second one gets `Aborted` at once (the
@@ -67,7 +62,3 @@ class VolumeLocks:
             timeout=0,
             busy_message=f"an operation on volume {volume_id} is already in progress; retry later",
         )
-
-    def busy(self) -> frozenset[str]:
-        """Volume ids with an operation in progress (for tests and diagnostics)."""
-        return frozenset(str(key) for key in self._locks.in_use())

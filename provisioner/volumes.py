@@ -45,7 +45,7 @@ _LOCK_SLACK_S: Final = 5.0
 
 
 class HeketiApi(Protocol):
-    """The part of `HeketiClient` the core uses (the seam tests replace)."""
+    """The part of `HeketiClient` the core and its callers use (the seam tests replace)."""
 
     def find_volume_by_name(self, name: str) -> Volume | None: ...
     def create_volume(self, request: VolumeCreateRequest) -> Volume: ...
@@ -137,7 +137,8 @@ def create_request(
 
 class VolumeService:
     """Idempotent volume operations against any number of Heketi servers; `clients`
-    gives the client of a connection (the process's `heketi.HeketiClients`)."""
+    gives the client of a connection (the process's `heketi.HeketiClients`): callers
+    read through it what the core adds nothing to (listings, identities, free space)."""
 
     def __init__(
         self,
@@ -145,7 +146,7 @@ class VolumeService:
         clients: Callable[[HeketiConfig], HeketiApi],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._clients = clients
+        self.clients = clients
         self._clock = clock
         self._locks = KeyedLocks()
         self._unsettled = UnsettledExpands(clock=clock)
@@ -176,7 +177,7 @@ class VolumeService:
         and creates at once — unless that create's outcome is unknown or the name
         turns out taken, when it looks the name up as for any other call.
         """
-        client = self._clients(heketi)
+        client = self.clients(heketi)
         request = create_request(name=name, size_gib=size_gib, params=params, gid=gid)
         with self._hold(heketi, "name", name):
             if unused_name:
@@ -234,7 +235,7 @@ class VolumeService:
         `size_gib` (None: the source's size). Idempotent by name as `ensure_volume`:
         a clone whose answer was lost is found by its name, never made twice.
         `VolumeNotFound` when the source does not exist; `clone_problem`'s refusals."""
-        client = self._clients(heketi)
+        client = self.clients(heketi)
         with self._hold(heketi, "name", name):
             volume = None if unused_name else client.find_volume_by_name(name)
             if volume is None:
@@ -267,44 +268,26 @@ class VolumeService:
         )
         return volume
 
-    def find_volume(self, *, heketi: HeketiConfig, name: str) -> Volume | None:
-        return self._clients(heketi).find_volume_by_name(name)
-
     def get_volume(self, *, heketi: HeketiConfig, volume_id: str) -> Volume:
         """The volume with this id; `VolumeNotFound` if none (also for a malformed id)."""
         if not is_heketi_id(volume_id):
             raise VolumeNotFound(f"volume id {volume_id!r} is not a Heketi volume id")
         try:
-            return self._clients(heketi).get_volume(volume_id)
+            return self.clients(heketi).get_volume(volume_id)
         except HeketiNotFound as err:
             raise VolumeNotFound(f"Heketi has no volume {volume_id}") from err
-
-    def list_volumes(self, *, heketi: HeketiConfig) -> list[Volume]:
-        return self._clients(heketi).list_volumes()
-
-    def list_volume_ids(self, *, heketi: HeketiConfig) -> list[str]:
-        return self._clients(heketi).list_volume_ids()
 
     def get_volumes(self, *, heketi: HeketiConfig, volume_ids: Sequence[str]) -> list[Volume]:
         """The volumes with these ids that still exist (malformed ids have none)."""
         wanted = [i for i in volume_ids if is_heketi_id(i)]
-        return self._clients(heketi).get_volumes(wanted)
-
-    def volume_identities(self, *, heketi: HeketiConfig) -> dict[str, VolumeIdentity]:
-        """Name and GID of every complete volume, by id (`HeketiClient.volume_identities`)."""
-        return self._clients(heketi).volume_identities()
-
-    def free_space_gib(
-        self, *, heketi: HeketiConfig, clusters: Sequence[str] = (), tag_rule: TagRule | None = None
-    ) -> int:
-        return self._clients(heketi).free_space_gib(clusters, tag_rule=tag_rule)
+        return self.clients(heketi).get_volumes(wanted)
 
     def delete_volume(self, *, heketi: HeketiConfig, volume_id: str) -> None:
         """Delete the volume; a volume that does not exist (or a malformed id) is done."""
         if not is_heketi_id(volume_id):
             log.info("not a Heketi volume id: nothing to delete", volume_id=volume_id)
             return
-        client = self._clients(heketi)
+        client = self.clients(heketi)
         with self._hold(heketi, "id", volume_id):
             try:
                 client.delete_volume(volume_id)
@@ -333,7 +316,7 @@ class VolumeService:
         `before_send` runs right before the expand is sent (with the volume as it is),
         e.g. to record durably that one may be running.
         """
-        client = self._clients(heketi)
+        client = self.clients(heketi)
         with self._hold(heketi, "id", volume_id):
             if earlier is not None:
                 self._unsettled.adopt(heketi, volume_id, earlier)

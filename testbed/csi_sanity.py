@@ -27,7 +27,7 @@ import grpc
 import yaml
 
 from provisioner.csi import csi_pb2, csi_pb2_grpc, mounter
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.server import HeketiTestServer
 
 #: How long the plugin may take to answer Probe after it starts.
 STARTUP_DEADLINE_S = 60.0
@@ -53,11 +53,26 @@ def start_plugin(base: Path, heketi_url: str, key: str) -> subprocess.Popen[byte
     """`node --controller-service` as its own process, answering Probe."""
     endpoint = f"unix://{base}/plugin/csi.sock"
     argv = [
-        sys.executable, "-m", "provisioner", "--log-format", "json", "node",
-        "--node-id", NODE_ID, "--endpoint", endpoint, "--kubelet-dir", str(base / "kubelet"),
-        "--mount-log-dir", str(base / "mount-logs"), "--state-dir", str(base / "state"),
-        "--controller-service", "--heketi-url", heketi_url,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "provisioner",
+        "--log-format",
+        "json",
+        "node",
+        "--node-id",
+        NODE_ID,
+        "--endpoint",
+        endpoint,
+        "--kubelet-dir",
+        str(base / "kubelet"),
+        "--mount-log-dir",
+        str(base / "mount-logs"),
+        "--state-dir",
+        str(base / "state"),
+        "--controller-service",
+        "--heketi-url",
+        heketi_url,
+    ]
     with (base / "plugin.log").open("wb") as log_file:
         process = subprocess.Popen(
             argv, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, "HEKETI_KEY": key}
@@ -83,11 +98,15 @@ def sanity_argv(binary: str, base: Path, extra: list[str]) -> list[str]:
     for parent in (pods, plugins):
         parent.mkdir(parents=True, exist_ok=True)  # csi-sanity makes only the last component
     return [
-        binary, f"--csi.endpoint=unix://{base}/plugin/csi.sock",
-        f"--csi.mountdir={pods}/mount", f"--csi.stagingdir={plugins}/staging",
-        f"--csi.testvolumeparameters={params}", f"--csi.testvolumesize={TEST_VOLUME_BYTES}",
-        f"--csi.junitfile={base / 'junit.xml'}", *extra,
-    ]  # fmt: skip
+        binary,
+        f"--csi.endpoint=unix://{base}/plugin/csi.sock",
+        f"--csi.mountdir={pods}/mount",
+        f"--csi.stagingdir={plugins}/staging",
+        f"--csi.testvolumeparameters={params}",
+        f"--csi.testvolumesize={TEST_VOLUME_BYTES}",
+        f"--csi.junitfile={base / 'junit.xml'}",
+        *extra,
+    ]
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -104,7 +123,7 @@ def unmount_under(directory: Path) -> None:
     """Unmount whatever a failed spec left mounted below `directory`, deepest first."""
     inside = [
         mount.mount_point
-        for mount in mounter.SystemMounter().mounts()
+        for mount in mounter.SystemMounter().table().entries
         if mount.mount_point.startswith(f"{directory}/")
     ]
     for mount_point in reversed(inside):

@@ -35,7 +35,8 @@ from provisioner.csi import csi_pb2
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from testbed import demo as base
-from testbed.demo import Demo, StepFailed, detail, kube, say, wait_for
+from testbed import demo_harness as harness
+from testbed.demo_harness import Demo, StepFailed, detail, kube, say, wait_for
 
 NS = "legacy"
 STATIC_PV, STATIC_CLAIM, HEKETI_CLAIM = "gluster-pv", "data", "db"
@@ -58,8 +59,9 @@ class MigrateDemo(Demo):
 
 def host_ip() -> str:
     """A non-loopback IPv4 of this machine: Endpoints may not hold loopback addresses."""
-    found = subprocess.run(["hostname", "-I"], capture_output=True, text=True, timeout=10,
-                           check=False).stdout.split()  # fmt: skip
+    found = subprocess.run(
+        ["hostname", "-I"], capture_output=True, text=True, timeout=10, check=False
+    ).stdout.split()
     ips = [ip for ip in found if "." in ip and not ip.startswith("127.")]
     if not ips:
         raise StepFailed("this machine has no non-loopback IPv4 address for the Endpoints")
@@ -67,8 +69,13 @@ def host_ip() -> str:
 
 
 def gluster(*args: str) -> str:
-    done = subprocess.run(["gluster", "--mode=script", *args], capture_output=True, text=True,
-                          timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["gluster", "--mode=script", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if done.returncode != 0:
         raise StepFailed(f"gluster {' '.join(args)}: {(done.stdout + done.stderr).strip()}")
     return done.stdout
@@ -103,8 +110,9 @@ def step_volumes(demo: MigrateDemo) -> None:
     write_through_fuse(demo, demo.static_volume, "static data from before the migration\n")
     config = HeketiConfig(url=demo.heketi_url, user="admin", key=demo.heketi_key)
     with contextlib.closing(HeketiClient(config)) as client:
-        request = VolumeCreateRequest(size_gib=1, name="", gid=2001,
-                                      durability=Durability(type="none"))  # fmt: skip
+        request = VolumeCreateRequest(
+            size_gib=1, name="", gid=2001, durability=Durability(type="none")
+        )
         volume = client.create_volume(request)
     demo.heketi_id, demo.heketi_volume = volume.id, volume.name
     demo.heketi_pv = f"pvc-{hashlib.sha256(volume.id.encode()).hexdigest()[:8]}-in-tree"
@@ -119,69 +127,134 @@ def post(demo: MigrateDemo, path: str, obj: dict[str, Any]) -> None:
 
 def endpoints_and_service(demo: MigrateDemo, name: str, labels: dict[str, str]) -> None:
     meta = {"name": name, "namespace": NS, "labels": labels}
-    post(demo, f"/api/v1/namespaces/{NS}/endpoints", {"apiVersion": "v1", "kind": "Endpoints",
-         "metadata": meta, "subsets": [{"addresses": [{"ip": demo.host_ip}],
-                                        "ports": [{"port": 1}]}]})  # fmt: skip
-    post(demo, f"/api/v1/namespaces/{NS}/services", {"apiVersion": "v1", "kind": "Service",
-         "metadata": meta, "spec": {"ports": [{"port": 1}]}})  # fmt: skip
+    post(
+        demo,
+        f"/api/v1/namespaces/{NS}/endpoints",
+        {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": meta,
+            "subsets": [{"addresses": [{"ip": demo.host_ip}], "ports": [{"port": 1}]}],
+        },
+    )
+    post(
+        demo,
+        f"/api/v1/namespaces/{NS}/services",
+        {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {"ports": [{"port": 1}]}},
+    )
 
 
 def in_tree_pv(name: str, volume: str, endpoints: str, claim: str, **extra: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "PersistentVolume",
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
         "metadata": {"name": name, "annotations": extra.get("annotations", {})},
-        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"],
-                 "persistentVolumeReclaimPolicy": extra.get("policy", "Retain"),
-                 "storageClassName": extra.get("storage_class", ""),
-                 "glusterfs": {"endpoints": endpoints, "path": volume, "readOnly": False},
-                 "claimRef": {"namespace": NS, "name": claim}},
-    }  # fmt: skip
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteMany"],
+            "persistentVolumeReclaimPolicy": extra.get("policy", "Retain"),
+            "storageClassName": extra.get("storage_class", ""),
+            "glusterfs": {"endpoints": endpoints, "path": volume, "readOnly": False},
+            "claimRef": {"namespace": NS, "name": claim},
+        },
+    }
 
 
 def claim_of(name: str, volume: str, storage_class: str) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
         "metadata": {"name": name, "namespace": NS},
-        "spec": {"accessModes": ["ReadWriteMany"], "volumeName": volume,
-                 "storageClassName": storage_class,
-                 "resources": {"requests": {"storage": "1Gi"}}},
-    }  # fmt: skip
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "volumeName": volume,
+            "storageClassName": storage_class,
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
 
 
 def step_in_tree_objects(demo: MigrateDemo) -> None:
-    post(demo, "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                      "metadata": {"name": NS}})  # fmt: skip
+    static_objects(demo)
+    heketi_objects(demo)
+
+
+def static_objects(demo: MigrateDemo) -> None:
+    """A hand-made in-tree PV (its Endpoints and Service) and its claim."""
+    post(
+        demo,
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
+    )
     endpoints_and_service(demo, "glusterfs-cluster", {})
     post(
         demo,
         "/api/v1/persistentvolumes",
         in_tree_pv(STATIC_PV, demo.static_volume, "glusterfs-cluster", STATIC_CLAIM),
     )
-    post(demo, f"/api/v1/namespaces/{NS}/persistentvolumeclaims",
-         claim_of(STATIC_CLAIM, STATIC_PV, ""))  # fmt: skip
-    secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/glusterfs",
-              "metadata": {"name": "heketi-secret", "namespace": NS},
-              "stringData": {"key": demo.heketi_key}}  # fmt: skip
+    post(
+        demo,
+        f"/api/v1/namespaces/{NS}/persistentvolumeclaims",
+        claim_of(STATIC_CLAIM, STATIC_PV, ""),
+    )
+
+
+def heketi_objects(demo: MigrateDemo) -> None:
+    """What the in-tree plugin leaves for a Heketi-provisioned claim: its class and
+    Secret, the dynamic Endpoints and Service, the annotated PV and the claim."""
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/glusterfs",
+        "metadata": {"name": "heketi-secret", "namespace": NS},
+        "stringData": {"key": demo.heketi_key},
+    }
     post(demo, f"/api/v1/namespaces/{NS}/secrets", secret)
-    post(demo, "/apis/storage.k8s.io/v1/storageclasses", {
-        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-        "metadata": {"name": IN_TREE_CLASS}, "provisioner": names.IN_TREE_PLUGIN,
-        "reclaimPolicy": "Delete",
-        "parameters": {"resturl": demo.heketi_url, "restuser": "admin",
-                       "secretNamespace": NS, "secretName": "heketi-secret"}})  # fmt: skip
+    post(
+        demo,
+        "/apis/storage.k8s.io/v1/storageclasses",
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": IN_TREE_CLASS},
+            "provisioner": names.IN_TREE_PLUGIN,
+            "reclaimPolicy": "Delete",
+            "parameters": {
+                "resturl": demo.heketi_url,
+                "restuser": "admin",
+                "secretNamespace": NS,
+                "secretName": "heketi-secret",
+            },
+        },
+    )
     dynamic = f"{names.IN_TREE_DYNAMIC_ENDPOINTS_PREFIX}{HEKETI_CLAIM}"
     endpoints_and_service(demo, dynamic, {names.LABEL_IN_TREE_PROVISIONED_FOR: HEKETI_CLAIM})
     annotations = {
-        names.ANN_IN_TREE_HEKETI_ID: demo.heketi_id, "gluster.org/type": "file",
+        names.ANN_IN_TREE_HEKETI_ID: demo.heketi_id,
+        "gluster.org/type": "file",
         names.ANN_IN_TREE_CREATED_BY: "heketi-dynamic-provisioner",
         "Description": "Gluster-Internal: Dynamically provisioned PV",
-        names.ANN_GID: "2001", names.ANN_PROVISIONED_BY: names.IN_TREE_PLUGIN,
-    }  # fmt: skip
-    post(demo, "/api/v1/persistentvolumes", in_tree_pv(
-        demo.heketi_pv, demo.heketi_volume, dynamic, HEKETI_CLAIM, annotations=annotations,
-        policy="Delete", storage_class=IN_TREE_CLASS))  # fmt: skip
-    post(demo, f"/api/v1/namespaces/{NS}/persistentvolumeclaims",
-         claim_of(HEKETI_CLAIM, demo.heketi_pv, IN_TREE_CLASS))  # fmt: skip
+        names.ANN_GID: "2001",
+        names.ANN_PROVISIONED_BY: names.IN_TREE_PLUGIN,
+    }
+    post(
+        demo,
+        "/api/v1/persistentvolumes",
+        in_tree_pv(
+            demo.heketi_pv,
+            demo.heketi_volume,
+            dynamic,
+            HEKETI_CLAIM,
+            annotations=annotations,
+            policy="Delete",
+            storage_class=IN_TREE_CLASS,
+        ),
+    )
+    post(
+        demo,
+        f"/api/v1/namespaces/{NS}/persistentvolumeclaims",
+        claim_of(HEKETI_CLAIM, demo.heketi_pv, IN_TREE_CLASS),
+    )
 
 
 def bound_check(demo: MigrateDemo, claim: str) -> Callable[[], bool]:
@@ -194,8 +267,17 @@ def phase(demo: MigrateDemo, claim: str) -> str:
 
 
 def migrate(demo: MigrateDemo, *argv: str) -> str:
-    command = [sys.executable, "-m", "provisioner", "--log-level", "warning", "migrate",
-               "--kubeconfig", str(demo.kubeconfig), *argv]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "provisioner",
+        "--log-level",
+        "warning",
+        "migrate",
+        "--kubeconfig",
+        str(demo.kubeconfig),
+        *argv,
+    ]
     say(f"  $ glusterfs-provisioner migrate {' '.join(argv)}")
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     for line in done.stdout.splitlines():
@@ -215,8 +297,10 @@ def step_apply(demo: MigrateDemo) -> None:
     for pv in (STATIC_PV, demo.heketi_pv):
         obj = kube(demo, "GET", f"/api/v1/persistentvolumes/{pv}") or {}
         csi = (obj.get("spec") or {}).get("csi") or {}
-        detail(f"PV {pv}: {obj.get('status', {}).get('phase')}, csi driver "
-               f"{csi.get('driver')}, handle {csi.get('volumeHandle')}")  # fmt: skip
+        detail(
+            f"PV {pv}: {obj.get('status', {}).get('phase')}, csi driver "
+            f"{csi.get('driver')}, handle {csi.get('volumeHandle')}"
+        )
     if kube(demo, "GET", f"/api/v1/namespaces/{NS}/endpoints/glusterfs-dynamic-db") is not None:
         raise StepFailed("the glusterfs-dynamic-db Endpoints were not pruned")
 
@@ -231,22 +315,39 @@ def stage_publish_read(demo: MigrateDemo, pv_name: str) -> str:
     target = demo.kubelet_dir / "pods/migrated-pod/volumes/kubernetes.io~csi" / pv_name / "mount"
     staging.mkdir(parents=True)
     target.parent.mkdir(parents=True)
-    capability = base.mount_capability()
-    with base.node_stub(demo) as node:
-        node.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
-            volume_id=handle, staging_target_path=str(staging), volume_capability=capability,
-            volume_context=context), timeout=60)  # fmt: skip
+    capability = harness.mount_capability()
+    with harness.node_stub(demo) as node:
+        node.NodeStageVolume(
+            csi_pb2.NodeStageVolumeRequest(
+                volume_id=handle,
+                staging_target_path=str(staging),
+                volume_capability=capability,
+                volume_context=context,
+            ),
+            timeout=60,
+        )
         demo.mounts.append(staging)
-        node.NodePublishVolume(csi_pb2.NodePublishVolumeRequest(
-            volume_id=handle, staging_target_path=str(staging), target_path=str(target),
-            volume_capability=capability, volume_context=context), timeout=60)  # fmt: skip
+        node.NodePublishVolume(
+            csi_pb2.NodePublishVolumeRequest(
+                volume_id=handle,
+                staging_target_path=str(staging),
+                target_path=str(target),
+                volume_capability=capability,
+                volume_context=context,
+            ),
+            timeout=60,
+        )
         demo.mounts.append(target)
         content = (target / FILE).read_text()
-        node.NodeUnpublishVolume(csi_pb2.NodeUnpublishVolumeRequest(
-            volume_id=handle, target_path=str(target)), timeout=60)  # fmt: skip
+        node.NodeUnpublishVolume(
+            csi_pb2.NodeUnpublishVolumeRequest(volume_id=handle, target_path=str(target)),
+            timeout=60,
+        )
         demo.mounts.remove(target)
-        node.NodeUnstageVolume(csi_pb2.NodeUnstageVolumeRequest(
-            volume_id=handle, staging_target_path=str(staging)), timeout=60)  # fmt: skip
+        node.NodeUnstageVolume(
+            csi_pb2.NodeUnstageVolumeRequest(volume_id=handle, staging_target_path=str(staging)),
+            timeout=60,
+        )
         demo.mounts.remove(staging)
     return content
 
@@ -262,41 +363,53 @@ def step_mount(demo: MigrateDemo) -> None:
 def step_delete_heketi_claim(demo: MigrateDemo) -> None:
     kube(demo, "DELETE", f"/api/v1/namespaces/{NS}/persistentvolumeclaims/{HEKETI_CLAIM}")
     detail(f"claim {NS}/{HEKETI_CLAIM} deleted")
-    wait_for(f"PV {demo.heketi_pv} gone", lambda: base.check_alive(demo) and kube(
-        demo, "GET", f"/api/v1/persistentvolumes/{demo.heketi_pv}") is None)  # fmt: skip
-    wait_for(f"Gluster volume {demo.heketi_volume} gone",
-             lambda: not base.gluster_volume_exists(demo.heketi_volume))  # fmt: skip
-    detail(f"$ gluster volume info {demo.heketi_volume} → does not exist (deleted by our "
-           "controller through Heketi)")  # fmt: skip
+    wait_for(
+        f"PV {demo.heketi_pv} gone",
+        lambda: (
+            harness.check_alive(demo)
+            and kube(demo, "GET", f"/api/v1/persistentvolumes/{demo.heketi_pv}") is None
+        ),
+    )
+    wait_for(
+        f"Gluster volume {demo.heketi_volume} gone",
+        lambda: not base.gluster_volume_exists(demo.heketi_volume),
+    )
+    detail(
+        f"$ gluster volume info {demo.heketi_volume} → does not exist (deleted by our "
+        "controller through Heketi)"
+    )
     if not base.gluster_volume_exists(demo.static_volume):
         raise StepFailed(f"the static volume {demo.static_volume} went away")
     detail(f"$ gluster volume info {demo.static_volume} → still there (static: Retain)")
 
 
 STEPS: list[tuple[str, Callable[[MigrateDemo], None]]] = [
-    ("start Heketi (gluster mode), the Kubernetes API, the controller, the node plugin",
-     step_start),
-    ("make a Gluster volume by hand and one through Heketi, each holding a file",
-     step_volumes),
+    (
+        "start Heketi (gluster mode), the Kubernetes API, the controller, the node plugin",
+        step_start,
+    ),
+    ("make a Gluster volume by hand and one through Heketi, each holding a file", step_volumes),
     ("create the in-tree objects: Endpoints, Services, PVs, claims, class", step_in_tree_objects),
     ("migrate plan", step_plan),
     ("migrate apply --all --prune-endpoints", step_apply),
     ("mount both CSI PVs as kubelet would and read the files", step_mount),
     ("delete the Heketi-backed claim", step_delete_heketi_claim),
-]  # fmt: skip
+]
 
 
 def cleanup(demo: MigrateDemo) -> None:
     for point in reversed(demo.mounts):
         subprocess.run(["umount", str(point)], capture_output=True, timeout=30, check=False)
-    base.stop_processes(demo)
-    base.unmount_leftovers(demo.workdir)
+    harness.stop_processes(demo)
+    harness.unmount_leftovers(demo.workdir)
     if demo.static_volume:
-        for action in (("volume", "stop", demo.static_volume, "force"),
-                       ("volume", "delete", demo.static_volume)):  # fmt: skip
+        for action in (
+            ("volume", "stop", demo.static_volume, "force"),
+            ("volume", "delete", demo.static_volume),
+        ):
             with contextlib.suppress(StepFailed):
                 gluster(*action)
-    base.remove_leftover_volumes(demo)
+    harness.remove_leftover_volumes(demo)
     shutil.rmtree(demo.workdir, ignore_errors=True)
 
 
@@ -322,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         print("make demo-migrate needs root (GlusterFS bricks and FUSE mounts)", file=sys.stderr)
         return 2
     demo = MigrateDemo(workdir=Path(tempfile.mkdtemp(prefix="gp-demo-migrate-")))
-    signal.signal(signal.SIGTERM, base.raise_interrupt)
+    signal.signal(signal.SIGTERM, harness.raise_interrupt)
     ok = False
     try:
         ok = run_steps(demo)
@@ -330,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         say("interrupted: cleaning up")
     finally:
         if not ok or args.keep_logs:
-            say(f"process logs kept in {base.keep_logs(demo)}")
+            say(f"process logs kept in {harness.keep_logs(demo)}")
         cleanup(demo)
     if ok:
         say("demo-migrate finished: everything it started has been cleaned up")

@@ -79,7 +79,7 @@ SLOW_FOLDERS = (
     "tests/integration/csi/test_hostile_input.py",
     "tests/integration/controller/test_command.py",
     "tests/integration/heketi/test_client_resilience.py",
-    "tests/integration/testing/test_kube_server_scale.py",
+    "tests/integration/test_servers/test_kube_server_scale.py",
 )
 
 

@@ -49,7 +49,7 @@ def _read(
     after the claim exists, so every volume listed here has its claim (or its PV) in
     the later Kubernetes read; read the other way round, a claim created between the
     two reads would make its new volume look orphaned."""
-    listed = volumes.list_volumes(heketi=heketi)
+    listed = volumes.clients(heketi).list_volumes()
     return listed, kube.snapshot()
 
 

@@ -48,10 +48,8 @@ from provisioner.volumes import VolumeService
 class _Shared(TypedDict):
     """The collaborators every reconciler takes (mypy checks each `**shared` call)."""
 
-    api: KubeApi
     pvs: Informer
     connections: Connections
-    volumes: VolumeService
     writes: Writes
     reporter: Reporter
 
@@ -138,7 +136,12 @@ class Controller:
             settings=config.informer,
         )
         self.gids = GidReservations(GidAllocator())
-        self.writes = Writes(claims=self.claims, leading=self.is_leading)
+        self.writes = Writes(
+            api=self.api,
+            volumes=VolumeService(clients=self._heketi),
+            claims=self.claims,
+            leading=self.is_leading,
+        )
         self.claim_reconciler, self._volumes_reconciler = self._reconcilers()
         self.elector = self._elector()
         self._health: MetricsServer | None = None
@@ -164,19 +167,19 @@ class Controller:
         connections = Connections(
             secrets=secrets, classes=classes, settings=self.config.heketi_settings
         )
-        volumes = VolumeService(clients=self._heketi)
         reporter = Reporter(events=self.events, metrics=self.metrics)
         shared = _Shared(
-            api=self.api,
-            pvs=self.pvs,
-            connections=connections,
-            volumes=volumes,
-            writes=self.writes,
-            reporter=reporter,
+            pvs=self.pvs, connections=connections, writes=self.writes, reporter=reporter
         )
         expander = Expander(classes=classes, identity=self.identity, **shared)
         claims = ClaimReconciler(
-            claims=self.claims, classes=classes, gids=self.gids, expander=expander, **shared
+            api=self.api,
+            claims=self.claims,
+            classes=classes,
+            heketi=self._heketi,
+            gids=self.gids,
+            expander=expander,
+            **shared,
         )
         deletion = VolumeReconciler(claims=self.claims, driver=self.config.driver_name, **shared)
         return claims, deletion

@@ -15,9 +15,8 @@ from provisioner.controller.connections import Connections
 from provisioner.controller.informer import Informer
 from provisioner.controller.reporting import Reporter
 from provisioner.controller.writes import Writes
-from provisioner.kube.api import KubeApi, KubeNotFound, Obj, path_for
+from provisioner.kube.api import KubeNotFound, Obj
 from provisioner.log import get_logger
-from provisioner.volumes import VolumeService
 
 log = get_logger("deletion")
 
@@ -32,21 +31,17 @@ class VolumeReconciler:
     def __init__(
         self,
         *,
-        api: KubeApi,
         claims: Informer,
         pvs: Informer,
         driver: str,
         connections: Connections,
-        volumes: VolumeService,
         writes: Writes,
         reporter: Reporter,
     ) -> None:
-        self._api = api
         self._claims = claims
         self._pvs = pvs
         self._driver = driver
         self._connections = connections
-        self._volumes = volumes
         self._writes = writes
         self._reporter = reporter
 
@@ -84,13 +79,11 @@ class VolumeReconciler:
     def _delete_backing(self, pv: Obj) -> None:
         class_name = str((pv.get("spec") or {}).get("storageClassName") or "")
         heketi = self._connections.for_object(pv, class_name=class_name)
-        self._writes.guard()
         with self._connections.rereading_object_key_if_refused(pv):
-            self._volumes.delete_volume(heketi=heketi, volume_id=o.volume_handle(pv))
+            self._writes.delete_volume(heketi=heketi, volume_id=o.volume_handle(pv))
         log.info("deleted backing volume", pv=o.name(pv), volume_id=o.volume_handle(pv))
 
     def _remove_finalizer(self, pv: Obj) -> Obj:
-        self._writes.guard()
         patch = {
             "metadata": {
                 "resourceVersion": o.resource_version(pv),
@@ -98,20 +91,14 @@ class VolumeReconciler:
             }
         }
         try:
-            return self._api.merge_patch(self._path(pv), patch)
+            return self._writes.patch_pv(pv, patch)
         except KubeNotFound:
             return pv
 
     def _delete_pv(self, pv: Obj) -> None:
         if o.deleting(pv):
             return  # already being deleted: removing our finalizer lets it go
-        self._writes.guard()
-        body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": o.uid(pv)}}
         try:
-            self._api.delete(self._path(pv), body=body)
+            self._writes.delete_pv(pv)
         except KubeNotFound:
             return
-
-    @staticmethod
-    def _path(pv: Obj) -> str:
-        return path_for(plural="persistentvolumes", name=o.name(pv))

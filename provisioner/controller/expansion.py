@@ -24,9 +24,9 @@ from provisioner.controller.writes import Writes
 from provisioner.expands import EarlierExpand, ExpansionInProgress
 from provisioner.heketi.errors import HeketiOutcomeUnknown
 from provisioner.heketi.types import Volume
-from provisioner.kube.api import KubeApi, Obj, path_for
+from provisioner.kube.api import Obj
 from provisioner.log import get_logger
-from provisioner.volumes import VolumeService, size_gib
+from provisioner.volumes import size_gib
 
 log = get_logger("expansion")
 
@@ -108,20 +108,16 @@ class Expander:
     def __init__(
         self,
         *,
-        api: KubeApi,
         pvs: Informer,
         classes: StorageClasses,
         connections: Connections,
-        volumes: VolumeService,
         writes: Writes,
         reporter: Reporter,
         identity: str,
     ) -> None:
-        self._api = api
         self._pvs = pvs
         self._classes = classes
         self._connections = connections
-        self._volumes = volumes
         self._writes = writes
         self._reporter = reporter
         self._identity = identity
@@ -180,7 +176,6 @@ class Expander:
 
     def _expand(self, pvc: Obj, pv: Obj, wanted: int, class_name: str) -> None:
         target = size_gib(wanted)
-        self._writes.guard()
         pvc = self._set_conditions(
             pvc, [{"type": RESIZING, "status": "True", "lastTransitionTime": _now()}]
         )
@@ -188,9 +183,8 @@ class Expander:
             pvc, RESIZING, f"External resizer is resizing volume {o.name(pv)}"
         )
         volume, pv = self._expand_volume(pv, target, class_name)
-        self._writes.guard()
-        self._api.merge_patch(
-            path_for(plural="persistentvolumes", name=o.name(pv)),
+        self._writes.patch_pv(
+            pv,
             {
                 "metadata": {
                     "resourceVersion": o.resource_version(pv),
@@ -213,7 +207,7 @@ class Expander:
 
         try:
             with self._connections.rereading_object_key_if_refused(pv):
-                volume = self._volumes.expand_volume(
+                volume = self._writes.expand_volume(
                     heketi=self._connections.for_object(pv, class_name=class_name),
                     volume_id=o.volume_handle(pv),
                     size_gib=target,
@@ -236,10 +230,8 @@ class Expander:
 
     def _record_in_flight(self, pv: Obj, value: str | None, *, best_effort: bool = False) -> Obj:
         patch = {"metadata": {"annotations": {names.ANN_EXPAND_IN_FLIGHT: value}}}
-        path = path_for(plural="persistentvolumes", name=o.name(pv))
         try:
-            self._writes.guard()
-            return self._api.merge_patch(path, patch)
+            return self._writes.patch_pv(pv, patch)
         except errors.ProvisionerError as err:
             if not best_effort:
                 raise
@@ -247,7 +239,6 @@ class Expander:
             return pv
 
     def _finish(self, pvc: Obj, size_bytes: int, pv: Obj) -> None:
-        self._writes.guard()
         capacity = (
             gib_quantity(size_bytes >> 30) if size_bytes % (1 << 30) == 0 else str(size_bytes)
         )
@@ -267,10 +258,4 @@ class Expander:
         status: dict[str, Any] = {"conditions": kept + extra}
         if capacity is not None:
             status["capacity"] = {"storage": capacity}
-        path = path_for(
-            plural="persistentvolumeclaims",
-            namespace=o.namespace(pvc),
-            name=o.name(pvc),
-            subresource="status",
-        )
-        return self._writes.claim(pvc, lambda: self._api.merge_patch(path, {"status": status}))
+        return self._writes.patch_claim_status(pvc, status)

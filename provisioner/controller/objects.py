@@ -2,14 +2,15 @@
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Final
 
-from provisioner import names
+from provisioner import errors, names
 from provisioner.controller.quantity import gib_quantity, parse_bytes
 from provisioner.heketi.types import Volume
-from provisioner.kube.api import Obj
+from provisioner.kube.api import Obj, path_for
 from provisioner.pv_annotations import heketi_annotations
-from provisioner.storageclass import ProvisioningParams
+from provisioner.storageclass import ProvisioningParams, parse_rest_url
 from provisioner.volumes import volume_context
 
 ACCESS_MODES: Final = frozenset(
@@ -173,9 +174,57 @@ def pv_gid(pv: Obj) -> int | None:
     return _int_annotation(pv, names.ANN_GID)
 
 
+def claim_path(pvc: Obj, *, subresource: str | None = None) -> str:
+    return path_for(
+        plural="persistentvolumeclaims",
+        namespace=namespace(pvc),
+        name=name(pvc),
+        subresource=subresource,
+    )
+
+
+def pv_path(pv_name: str) -> str:
+    return path_for(plural="persistentvolumes", name=pv_name)
+
+
 def claim_gid(pvc: Obj) -> int | None:
     """The GID recorded with our provisioning intent on a claim, if any."""
     return _int_annotation(pvc, names.ANN_CLAIM_GID)
+
+
+def recorded_location(pvc: Obj, params: ProvisioningParams) -> ProvisioningParams:
+    """`params` with the Heketi the claim's intent names (URL, user, Secret, CA: what
+    `heketi_annotations` recorded before the first create), so a retry finishes the
+    first attempt's volume where it was made, even if the class changed since. The
+    class's inline key is kept only for the same URL. No recorded URL: `params`."""
+    ann = annotations(pvc)
+    url = ann.get(names.ANN_HEKETI_URL)
+    if not url:
+        return params
+    url = parse_rest_url(url, source=f"annotation {names.ANN_HEKETI_URL} of the claim")
+    ca_file = ann.get(names.ANN_HEKETI_CA) or None
+    if ca_file is not None and not ca_file.startswith("/"):
+        raise errors.FailedPrecondition(
+            f"annotation {names.ANN_HEKETI_CA} of the claim must be an absolute path; "
+            f"got {ca_file!r}"
+        )
+    namespace, secret = ann.get(names.ANN_SECRET_NAMESPACE), ann.get(names.ANN_SECRET_NAME)
+    recorded_secret = (namespace, secret) if namespace and secret else (None, None)
+    return replace(
+        params,
+        rest_url=url,
+        rest_user=ann.get(names.ANN_HEKETI_USER) or params.rest_user,
+        rest_auth_enabled=params.rest_auth_enabled or recorded_secret[1] is not None,
+        rest_user_key=params.rest_user_key if url == params.rest_url else None,
+        secret_namespace=recorded_secret[0],
+        secret_name=recorded_secret[1],
+        rest_ca_file=ca_file,
+    )
+
+
+def recorded_volume_name(pvc: Obj) -> str | None:
+    """The Heketi volume name the claim's intent recorded, if any."""
+    return annotations(pvc).get(names.ANN_HEKETI_VOLUME_NAME) or None
 
 
 def migrated_gid(pvc: Obj) -> int | None:

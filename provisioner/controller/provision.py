@@ -17,7 +17,8 @@ A claim deleted before step 4 keeps our finalizer: we delete the Heketi volume
 found under the recorded name (unless the PV exists to do so) and let it go.
 """
 
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Final, Protocol
 
 from provisioner import errors, names
 from provisioner.controller import objects as o
@@ -29,23 +30,15 @@ from provisioner.controller.gid_reservations import GidReservations
 from provisioner.controller.informer import Informer
 from provisioner.controller.refusals import Refusals
 from provisioner.controller.reporting import Reporter
-from provisioner.controller.writes import NotLeading, Writes
+from provisioner.controller.writes import KubeReads, NotLeading, Writes
 from provisioner.heketi.client import HeketiConfig
 from provisioner.heketi.types import Volume
-from provisioner.kube.api import (
-    KubeAlreadyExists,
-    KubeApi,
-    KubeConflict,
-    KubeInvalid,
-    KubeNotFound,
-    Obj,
-    path_for,
-)
+from provisioner.kube.api import KubeAlreadyExists, KubeConflict, KubeInvalid, KubeNotFound, Obj
 from provisioner.log import get_logger
 from provisioner.pv_annotations import heketi_annotations
 from provisioner.storageclass import ProvisioningParams
 from provisioner.volume_naming import heketi_volume_name
-from provisioner.volumes import VolumeService, size_gib
+from provisioner.volumes import size_gib
 
 log = get_logger("provision")
 
@@ -57,18 +50,24 @@ SUCCEEDED: Final = "ProvisioningSucceeded"
 FAILED: Final = "ProvisioningFailed"
 
 
+class VolumeLookup(Protocol):
+    """Heketi as the reconciler reads it directly (its writes go through `Writes`)."""
+
+    def find_volume_by_name(self, name: str) -> Volume | None: ...
+
+
 class ClaimReconciler:
     """Provisions pending claims of our classes; hands bound ones to the `expander`."""
 
     def __init__(
         self,
         *,
-        api: KubeApi,
+        api: KubeReads,
         claims: Informer,
         pvs: Informer,
         classes: StorageClasses,
         connections: Connections,
-        volumes: VolumeService,
+        heketi: Callable[[HeketiConfig], VolumeLookup],
         gids: GidReservations,
         writes: Writes,
         reporter: Reporter,
@@ -79,7 +78,7 @@ class ClaimReconciler:
         self._pvs = pvs
         self._classes = classes
         self._connections = connections
-        self._volumes = volumes
+        self._heketi = heketi
         self._gids = gids
         self._writes = writes
         self._reporter = reporter
@@ -179,15 +178,17 @@ class ClaimReconciler:
             self._bind(pvc, existing)  # an earlier attempt got as far as the PV
             self._succeeded(pvc, existing, volume=None)
             return
-        heketi = self._connections.for_class(params)
-        source = self._sources.of(pvc, params)
-        # a claim with our intent recorded keeps the GID recorded with it (also across a
-        # restart: a volume Heketi may have made already carries it); a clone gets its
+        # a claim with our intent recorded is finished where that intent says (its
+        # Heketi, volume name and GID), whatever its class says now; a clone gets its
         # source's GID from Heketi, so it holds that one
         fresh = names.PVC_FINALIZER not in o.finalizers(pvc)
+        if not fresh:
+            params = o.recorded_location(pvc, params)
+        heketi = self._connections.for_class(params)
+        source = self._sources.of(pvc, params)
         recorded = o.claim_gid(pvc) if not fresh else source.gid if source else None
         gid = self._gids.for_claim(o.uid(pvc), params, recorded=recorded)
-        name = self._heketi_name(pvc, params)
+        name = (not fresh and o.recorded_volume_name(pvc)) or self._heketi_name(pvc, params)
         pvc = self._record_intent(pvc, params, name, gid, source)
         volume, gid = self._ensure_volume(pvc, heketi, params, name, gid, fresh, source)
         pv = self._create_pv(pvc, storage_class, params, volume, gid, source)
@@ -221,14 +222,13 @@ class ClaimReconciler:
     ) -> Obj:
         if names.PVC_FINALIZER in o.finalizers(pvc):
             return pvc
-        self._writes.guard()
         intent = heketi_annotations(params, volume_name=heketi_name)
         intent[names.ANN_CLAIM_GID] = str(gid)
         if source is not None:
             intent[names.ANN_CLONE_OF] = source.volume_id
         ops = o.add_finalizer_ops(pvc, names.PVC_FINALIZER, intent)
         try:
-            updated = self._json_patch_claim(pvc, ops)
+            updated = self._writes.patch_claim(pvc, ops)
         except KubeInvalid as exc:  # a precondition failed: the claim changed meanwhile
             raise KubeConflict(409, f"claim {o.claim_ref(pvc)} changed; retrying") from exc
         events = self._reporter.events
@@ -255,17 +255,16 @@ class ClaimReconciler:
         given). A `fresh` claim's intent was recorded just now, so no earlier attempt
         can have called Heketi: the core may skip its name lookup."""
         size = size_gib(o.requested_bytes(pvc))
-        self._writes.guard()
         with self._connections.rereading_key_if_refused(
             params.secret_namespace, params.secret_name
         ):
             if source is not None:
-                volume = self._volumes.ensure_clone(
+                volume = self._writes.ensure_clone(
                     heketi=heketi, name=name, source_id=source.volume_id, params=params,
                     size_gib=size, unused_name=fresh,
                 )  # fmt: skip
             else:
-                volume = self._volumes.ensure_volume(
+                volume = self._writes.ensure_volume(
                     heketi=heketi, name=name, params=params, gid=gid, size_gib=size,
                     unused_name=fresh,
                 )  # fmt: skip
@@ -291,11 +290,10 @@ class ClaimReconciler:
             gid=gid,
             cloned_from=source.volume_id if source is not None else None,
         )
-        self._writes.guard()
         try:
-            return self._api.create(path_for(plural="persistentvolumes"), body)
+            return self._writes.create_pv(body)
         except KubeAlreadyExists:
-            existing = self._api.get(path_for(plural="persistentvolumes", name=o.name(body)))
+            existing = self._api.get(o.pv_path(o.name(body)))
             if o.pv_claim_uid(existing) != o.uid(pvc):
                 raise errors.AlreadyExists(
                     f"PersistentVolume {o.name(body)} exists and is not bound to this claim"
@@ -307,7 +305,6 @@ class ClaimReconciler:
         """Set spec.volumeName and drop our finalizer in one JSON patch; when another
         writer (the in-cluster binder) changed the claim first, re-read and retry."""
         for _ in range(BIND_ATTEMPTS):
-            self._writes.guard()
             spec_name = (pvc.get("spec") or {}).get("volumeName")
             if spec_name and spec_name != o.name(pv):
                 self._reporter.events.warning(
@@ -323,36 +320,25 @@ class ClaimReconciler:
             if not ops:
                 return
             try:
-                self._json_patch_claim(pvc, ops)
+                self._writes.patch_claim(pvc, ops)
                 return
             except (KubeConflict, KubeInvalid):
-                pvc = self._api.get(self._claim_path(pvc))
+                pvc = self._api.get(o.claim_path(pvc))
         raise KubeConflict(409, f"claim {o.claim_ref(pvc)} kept changing while binding it")
 
     def _drop_intent(self, pvc: Obj) -> None:
-        self._writes.guard()
         ops = o.remove_finalizer_ops(pvc, names.PVC_FINALIZER)
         if ops:
             try:
-                self._json_patch_claim(pvc, ops)
+                self._writes.patch_claim(pvc, ops)
             except KubeInvalid as exc:  # the finalizer moved: retry from a fresh read
                 raise KubeConflict(409, f"finalizers of {o.claim_ref(pvc)} changed") from exc
-
-    def _json_patch_claim(self, pvc: Obj, ops: list[dict[str, Any]]) -> Obj:
-        path = self._claim_path(pvc)
-        return self._writes.claim(pvc, lambda: self._api.json_patch(path, ops))
-
-    @staticmethod
-    def _claim_path(pvc: Obj) -> str:
-        return path_for(
-            plural="persistentvolumeclaims", namespace=o.namespace(pvc), name=o.name(pvc)
-        )
 
     # -- claims deleted mid-provisioning -------------------------------------------
     def _abandon(self, pvc: Obj) -> None:
         """Delete what an unfinished provisioning made (unless its PV will), then let go."""
         try:
-            self._abandon_unguarded(pvc)
+            self._abandon_unreported(pvc)
         except (NotLeading, KubeConflict):
             raise
         except errors.ProvisionerError as err:
@@ -363,7 +349,7 @@ class ClaimReconciler:
             )
             raise
 
-    def _abandon_unguarded(self, pvc: Obj) -> None:
+    def _abandon_unreported(self, pvc: Obj) -> None:
         pv = self._pv_of(pvc)
         if pv is not None:
             self._gids.hand_over(o.uid(pvc), pv)  # the PV deletes the volume, frees the GID
@@ -375,11 +361,10 @@ class ClaimReconciler:
     def _delete_unfinished_volume(self, pvc: Obj) -> None:
         heketi = self._connections.for_object(pvc, class_name=o.claim_class(pvc))
         name = o.annotations(pvc).get(names.ANN_HEKETI_VOLUME_NAME, "")
-        volume = self._volumes.find_volume(heketi=heketi, name=name) if name else None
+        volume = self._heketi(heketi).find_volume_by_name(name) if name else None
         if volume is None:
             return
-        self._writes.guard()
-        self._volumes.delete_volume(heketi=heketi, volume_id=volume.id)
+        self._writes.delete_volume(heketi=heketi, volume_id=volume.id)
         log.info(
             "deleted the volume of a claim deleted mid-provisioning",
             pvc=o.claim_ref(pvc),
@@ -391,7 +376,7 @@ class ClaimReconciler:
         pv = self._pvs.get(o.pv_name_for(pvc))
         if pv is None:
             try:
-                pv = self._api.get(path_for(plural="persistentvolumes", name=o.pv_name_for(pvc)))
+                pv = self._api.get(o.pv_path(o.pv_name_for(pvc)))
             except KubeNotFound:
                 return None
         return pv if o.pv_claim_uid(pv) == o.uid(pvc) else None

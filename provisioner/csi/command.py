@@ -336,7 +336,7 @@ def _start_metrics(config: NodeCommandConfig, services: Services) -> MetricsServ
     registry = services.metrics.registry
     if services.mounter is not None:
         registry.register(
-            NodeMounts(mounts=services.mounter.mounts, kubelet_dir=config.node.kubelet_dir)
+            NodeMounts(table=services.mounter.table, kubelet_dir=config.node.kubelet_dir)
         )
     export_build_info(registry, glusterfs=glusterfs_client_version())
     metrics_server = MetricsServer(

@@ -193,7 +193,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
     def _ensure(
         self, heketi: HeketiConfig, name: str, wanted: WantedCapacity, params: ProvisioningParams
     ) -> Volume:
-        known = self._volumes.volume_identities(heketi=heketi)
+        known = self._volumes.clients(heketi).volume_identities()
         named = sorted(i for i, v in known.items() if v.name == name)
         found = self._volumes.get_volumes(heketi=heketi, volume_ids=named)
         if found:
@@ -305,7 +305,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         heketi = heketi_for_volume({}, self._defaults)
         ids = sorted(
             i
-            for i in (v.lower() for v in self._volumes.list_volume_ids(heketi=heketi))
+            for i in (v.lower() for v in self._volumes.clients(heketi).list_volume_ids())
             if i >= token
         )
         limit = request.max_entries or len(ids)
@@ -341,8 +341,8 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
             tag_rule = placement_of(params.volume_options).tag_rule()
         except InvalidTagRule:
             return csi_pb2.GetCapacityResponse(available_capacity=0)  # Heketi refuses them all
-        raw_gib = self._volumes.free_space_gib(
-            heketi=heketi, clusters=params.cluster_ids, tag_rule=tag_rule
+        raw_gib = self._volumes.clients(heketi).free_space_gib(
+            params.cluster_ids, tag_rule=tag_rule
         )
         return csi_pb2.GetCapacityResponse(
             available_capacity=int(raw_gib / raw_space_factor(params)) * GIB,

@@ -191,10 +191,6 @@ class SystemMounter:
                 )
         return table
 
-    def mounts(self) -> list[MountInfo]:
-        """Every mount of this mount namespace, in mount order (for tests and tools)."""
-        return list(self.table().entries)
-
     def path_state(self, path: Path) -> PathState:
         return probe_with_timeout(path, timeout=self._stat_timeout)
 

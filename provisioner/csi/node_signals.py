@@ -24,7 +24,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from provisioner import errors
-from provisioner.csi.mount_table import MountInfo
+from provisioner.csi.mount_table import MountInfo, MountTable
 from provisioner.csi.mounter import GLUSTER_FSTYPE, PathState, probe_state
 from provisioner.log import get_logger
 from provisioner.metrics import PREFIX
@@ -67,13 +67,13 @@ class NodeMounts(Collector):
     def __init__(
         self,
         *,
-        mounts: Callable[[], list[MountInfo]],
+        table: Callable[[], MountTable],
         kubelet_dir: Path,
         probe: Probe = probe_state,
         probe_timeout: float = SCRAPE_PROBE_TIMEOUT,
         proc_dir: Path = Path("/proc"),
     ) -> None:
-        self._mounts = mounts
+        self._table = table
         self._inside = f"{kubelet_dir}/"
         self._kubelet_dir = kubelet_dir
         self._probe = probe
@@ -105,7 +105,7 @@ class NodeMounts(Collector):
     def our_mounts(self) -> list[MountInfo]:
         return [
             m
-            for m in self._mounts()
+            for m in self._table().entries
             if m.fs_type == GLUSTER_FSTYPE and m.mount_point.startswith(self._inside)
         ]
 

@@ -28,10 +28,6 @@ class OperationPace:
         self._estimate = max(POLL_FLOOR, initial)
         self._lock = threading.Lock()
 
-    @property
-    def estimate(self) -> float:
-        return self._estimate
-
     def first_wait(self) -> float:
         return self._estimate
 

@@ -31,16 +31,8 @@ ZONE_CHECKING_KEY: Final = "user.heketi.zone-checking"
 TAG_MATCH_KEY: Final = "user.heketi.device-tag-match"
 #: volume_entry.go averageFileSize: 64 KiB when the volume sets none (or 0).
 DEFAULT_AVERAGE_FILE_KIB: Final = 64
-#: placer_arbiter.go discountBrickSize: the smallest arbiter brick, the minimum XFS
-#: file system with 4 KiB blocks (16 MiB, in KiB).
-ARBITER_MIN_BRICK_KIB: Final = 16 * 1024
 #: placer_arbiter.go arbiter_index: the arbiter is the third brick of a set.
 ARBITER_INDEX: Final = 2
-#: tags.go: the tag that says whether a device may hold arbiter or data bricks.
-ARBITER_TAG: Final = "arbiter"
-ARBITER_REQUIRED: Final = "required"
-ARBITER_SUPPORTED: Final = "supported"
-ARBITER_DISABLED: Final = "disabled"
 
 #: tag_matching_rule.go tag_match_regex, verbatim: `.-_` is a range (it holds `=`,
 #: `:`, `@`, upper case letters...), as in Go's RE2.
@@ -136,27 +128,9 @@ def go_uint(value: str) -> int | None:
     return number if number <= _GO_UINT64_MAX else None
 
 
-def arbiter_brick_kib(data_brick_kib: int, average_file_kib: int) -> int:
-    """discountBrickSize: one KiB of arbiter brick per average file of data, at least
-    16 MiB; `ValueError` with Heketi's message when a file outgrows the brick."""
-    if data_brick_kib < average_file_kib:
-        raise ValueError(
-            f"Average file size ({average_file_kib}) is greater than Brick size ({data_brick_kib})"
-        )
-    return max(data_brick_kib // average_file_kib, ARBITER_MIN_BRICK_KIB)
-
-
 def merged_tags(*layers: Mapping[str, str] | None) -> dict[str, str]:
     """MergeTags: the node's tags, then the device's own on top."""
     merged: dict[str, str] = {}
     for layer in layers:
         merged.update(layer or {})
     return merged
-
-
-def arbiter_role(tags: Mapping[str, str]) -> str:
-    """ArbiterTag: `required`, `supported` (the default, also for unknown values) or
-    `disabled`."""
-    value = tags.get(ARBITER_TAG, "")
-    known = (ARBITER_REQUIRED, ARBITER_SUPPORTED, ARBITER_DISABLED)
-    return value if value in known else ARBITER_SUPPORTED

@@ -9,9 +9,8 @@ its volume id → name map, its operation limit (per URL and `max_inflight`: a
 client asking for another size gets its own rather than inheriting whichever
 came first) and its pace (per URL and `poll_initial`, for the same reason).
 A config that differs from a held one only in its key (the Secret's key was
-rotated) replaces that client, whose session is closed at once. `evict` forgets
-one config; what no remaining client uses (name map, limit, pace) goes with its
-last client.
+rotated) replaces that client, whose session is closed at once; what no
+remaining client uses (name map, limit, pace) goes with its last client.
 """
 
 import dataclasses
@@ -63,11 +62,6 @@ class HeketiClients:
             for stale in [c for c in self._clients if _rotated(c, config)]:
                 self._drop(stale)
             return client
-
-    def evict(self, config: HeketiConfig) -> None:
-        """Close and forget the client of `config` (nothing if there is none)."""
-        with self._lock:
-            self._drop(config)
 
     def close(self) -> None:
         """Close every client's session and forget everything."""

@@ -24,8 +24,8 @@ from provisioner.csi import csi_pb2, csi_pb2_grpc
 from testbed.chaos import processes
 from testbed.chaos.api import KubeUser, class_path, secret_path
 from testbed.chaos.processes import SYSTEM_NAMESPACE, Child
-from testbed.heketi_server import HeketiTestServer
-from testbed.kube_server import KubeTestServer, kubeconfig
+from testbed.heketi.server import HeketiTestServer
+from testbed.kube.server import KubeTestServer, kubeconfig
 from testbed.net import free_port
 
 #: Namespace of the claims.

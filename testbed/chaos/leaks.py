@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Final
 
 from testbed.chaos.invariants import Violation
-from testbed.kube_server import KubeTestServer
+from testbed.kube.server import KubeTestServer
 
 #: Any JSON Web Token: base64url JSON header "{...", payload "{...", signature.
 JWT: Final = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+")

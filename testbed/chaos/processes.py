@@ -115,16 +115,24 @@ def _provisioner(*args: str) -> list[str]:
 def controller(*, role: str, workdir: Path, kubeconfig: Path, metrics_port: int) -> Child:
     argv = _provisioner(
         "controller",
-        "--kubeconfig", str(kubeconfig),
-        "--workers", str(WORKERS),
-        "--resync", RESYNC,
-        "--metrics-address", f"127.0.0.1:{metrics_port}",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--workers",
+        str(WORKERS),
+        "--resync",
+        RESYNC,
+        "--metrics-address",
+        f"127.0.0.1:{metrics_port}",
         "--leader-elect",
-        "--leader-election-namespace", SYSTEM_NAMESPACE,
-        "--leader-election-lease-duration", LEASE_DURATION,
-        "--leader-election-renew-deadline", RENEW_DEADLINE,
-        "--leader-election-retry-period", RETRY_PERIOD,
-    )  # fmt: skip
+        "--leader-election-namespace",
+        SYSTEM_NAMESPACE,
+        "--leader-election-lease-duration",
+        LEASE_DURATION,
+        "--leader-election-renew-deadline",
+        RENEW_DEADLINE,
+        "--leader-election-retry-period",
+        RETRY_PERIOD,
+    )
     # POD_NAME starts the Lease holder identity: it tells which process leads.
     return Child(
         role=f"controller-{role}",
@@ -139,11 +147,15 @@ def node_plugin(*, workdir: Path, socket_path: Path) -> Child:
     kubelet.mkdir(parents=True, exist_ok=True)
     argv = _provisioner(
         "node",
-        "--endpoint", f"unix://{socket_path}",
-        "--node-id", "chaos-node",
-        "--kubelet-dir", str(kubelet),
-        "--mount-log-dir", str(workdir / "mount-logs"),
-    )  # fmt: skip
+        "--endpoint",
+        f"unix://{socket_path}",
+        "--node-id",
+        "chaos-node",
+        "--kubelet-dir",
+        str(kubelet),
+        "--mount-log-dir",
+        str(workdir / "mount-logs"),
+    )
     return Child(role="node-plugin", argv=argv, log_path=workdir / "node-plugin.log")
 
 

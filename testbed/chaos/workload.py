@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from testbed.chaos.api import ChangeFailed, KubeUser, claims_path
 from testbed.chaos.cluster import APP_NAMESPACE, CLASS_NAME
-from testbed.kube_server import KubeTestServer
+from testbed.kube.server import KubeTestServer
 
 #: Claims the workload keeps alive on average (creates outpace deletes below it).
 TARGET_CLAIMS: Final = 30

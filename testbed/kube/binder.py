@@ -31,8 +31,9 @@ from testbed.kube.claim_controllers import (
     release_claim,
 )
 from testbed.kube.errors import ApiError
+from testbed.kube.objectmeta import now_rfc3339
 from testbed.kube.resources import BY_GROUP_VERSION
-from testbed.kube.store import Event, Store, Stored, now_rfc3339
+from testbed.kube.store import Event, Store, Stored
 
 JSON = dict[str, Any]
 ClaimKey = tuple[str, str]
@@ -255,8 +256,13 @@ class PVBinder:
             self._release_claim(namespace, name)
         claim = self._store.find("persistentvolumeclaims", namespace, name)
         if claim is not None and self._expand.wants_external(namespace, name):
-            self._warn(claim.obj, "ExternalExpanding", EXTERNAL_EXPANDING,
-                       kind="Normal", component="volume_expand")  # fmt: skip
+            self._warn(
+                claim.obj,
+                "ExternalExpanding",
+                EXTERNAL_EXPANDING,
+                kind="Normal",
+                component="volume_expand",
+            )
 
     def _release_claim(self, namespace: str, name: str) -> None:
         release_claim(self._store, namespace, name)

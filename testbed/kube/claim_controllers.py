@@ -37,11 +37,17 @@ FINISHED = ("Succeeded", "Failed")
 ANN_PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 IN_TREE_DELETION = "kubernetes.io/pv-controller"
 #: In-tree plugins whose volumes csi-translation-lib migrates (the finalizer is dropped).
-MIGRATED = frozenset({
-    "kubernetes.io/aws-ebs", "kubernetes.io/gce-pd", "kubernetes.io/cinder",
-    "kubernetes.io/azure-disk", "kubernetes.io/azure-file", "kubernetes.io/vsphere-volume",
-    "kubernetes.io/portworx-volume",
-})  # fmt: skip
+MIGRATED = frozenset(
+    {
+        "kubernetes.io/aws-ebs",
+        "kubernetes.io/gce-pd",
+        "kubernetes.io/cinder",
+        "kubernetes.io/azure-disk",
+        "kubernetes.io/azure-file",
+        "kubernetes.io/vsphere-volume",
+        "kubernetes.io/portworx-volume",
+    }
+)
 
 
 def deletion_finalizers(pv: JSON) -> list[str] | None:

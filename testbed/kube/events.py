@@ -5,6 +5,8 @@ The store keeps the core/v1 shape; these functions convert like the apiserver do
 
 from typing import Any
 
+from testbed.kube.resources import ResourceType
+
 JSON = dict[str, Any]
 
 #: core/v1 field -> events.k8s.io/v1 field (fields with the same name are copied as is)
@@ -27,6 +29,11 @@ _SHARED = (
     "series",
     "eventTime",
 )
+
+
+def is_events_v1(rt: ResourceType) -> bool:
+    """Whether `rt` is the events.k8s.io/v1 shape (stored as core/v1 Events)."""
+    return rt.group == "events.k8s.io"
 
 
 def to_events_v1(core: JSON) -> JSON:

@@ -15,13 +15,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from provisioner.log import get_logger
-from testbed.kube import errors, events, media, patch, resources, tables
+from testbed.kube import bodies, errors, events, media, resources, tables
 from testbed.kube.control import Faults, Latency, RequestLog, RequestRecord
 from testbed.kube.errors import ApiError
 from testbed.kube.resources import ResourceType
+from testbed.kube.routing import Route, discovery_doc, int_param, parse_bool, route, verb_of
 from testbed.kube.schema import drop_unknown_fields
 from testbed.kube.selectors import Filter, parse_filter
-from testbed.kube.store import DeleteOptions, ListResult, Store, Stored, dumps
+from testbed.kube.store import ListResult, Store, Stored, dumps
 from testbed.kube.watch import WatchRequest, WatchStream
 
 JSON = dict[str, Any]
@@ -34,22 +35,8 @@ MAX_BODY_BYTES = 3 * 1024 * 1024
 CHUNK_BYTES = 64 * 1024
 #: Retry-After of 429 answers (the apiserver's priority-and-fairness default).
 RETRY_AFTER_SECONDS = 1
-#: The Kubernetes release whose API the pinned client (37.x, OpenAPI release-1.37) speaks.
-VERSION_INFO = {
-    "major": "1",
-    "minor": "37",
-    "gitVersion": "v1.37.0+glusterfs-provisioner-test",
-    "gitCommit": "",
-    "gitTreeState": "clean",
-    "buildDate": "",
-    "goVersion": "",
-    "compiler": "python",
-    "platform": "linux/amd64",
-}
 _REASON_PHRASES = {status.value: status.phrase for status in HTTPStatus}
 _log = get_logger("kube-test-server")
-_GO_TRUE = {"1", "t", "T", "true", "TRUE", "True"}
-_GO_FALSE = {"0", "f", "F", "false", "FALSE", "False"}
 
 
 @dataclass
@@ -94,94 +81,6 @@ class _Pending:
     started: float
     wall: float
     query: str
-
-
-@dataclass(frozen=True)
-class Route:
-    rt: ResourceType
-    namespace: str | None  # None: all namespaces (collection) or cluster-scoped
-    name: str | None
-    subresource: str | None
-    watch_path: bool
-
-
-def parse_bool(value: str | None, param: str) -> bool | None:
-    if value is None or value == "":
-        return None
-    if value in _GO_TRUE:
-        return True
-    if value in _GO_FALSE:
-        return False
-    raise errors.bad_request(f'invalid boolean value for {param}: "{value}"')
-
-
-def _int_param(query: dict[str, str], name: str) -> int:
-    text = query.get(name, "")
-    if text == "":
-        return 0
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise errors.bad_request(f'{name}: Invalid value: "{text}": must be a non-negative integer')
-    return value
-
-
-def route(path: str) -> Route | None:
-    """The resource a path names, or None when the path is not a resource path."""
-    parts = [p for p in path.split("/") if p]
-    if len(parts) >= 2 and parts[0] == "api":
-        group, version, rest = "", parts[1], parts[2:]
-    elif len(parts) >= 3 and parts[0] == "apis":
-        group, version, rest = parts[1], parts[2], parts[3:]
-    else:
-        return None
-    types = resources.BY_GROUP_VERSION.get((group, version))
-    if types is None or not rest:
-        return None
-    watch_path = rest[0] == "watch"
-    if watch_path:
-        rest = rest[1:]
-    return _route_rest(types, rest, watch_path)
-
-
-def _route_rest(types: dict[str, ResourceType], rest: list[str], watch_path: bool) -> Route | None:
-    if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
-        rt = types.get(rest[2])
-        if rt is None or not rt.namespaced or len(rest) > 5:
-            return None
-        name = rest[3] if len(rest) > 3 else None
-        sub = rest[4] if len(rest) > 4 else None
-        return _checked(Route(rt, rest[1], name, sub, watch_path))
-    rt = types.get(rest[0])
-    if rt is None or len(rest) > 3 or (rt.namespaced and len(rest) > 1):
-        return None
-    name = rest[1] if len(rest) > 1 else None
-    sub = rest[2] if len(rest) > 2 else None
-    return _checked(Route(rt, None, name, sub, watch_path))
-
-
-def _checked(r: Route) -> Route | None:
-    if r.subresource is not None and (r.subresource != "status" or not r.rt.has_status):
-        return None
-    if r.watch_path and (r.subresource is not None or r.name is not None):
-        return None
-    return r
-
-
-def verb_of(method: str, r: Route | None, query: dict[str, str]) -> str:
-    if r is None:
-        return "get"
-    if method == "GET":
-        if r.name is not None and not r.watch_path:
-            return "get"
-        watching = r.watch_path or parse_bool(query.get("watch"), "watch")
-        return "watch" if watching else "list"
-    collection = {"POST": "create", "DELETE": "deletecollection"}
-    item = {"PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-    table = item if r.name is not None else collection
-    return table.get(method, method.lower())
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -361,7 +260,7 @@ class Handler(BaseHTTPRequestHandler):
         return self._send(code, dumps(payload))
 
     def _discovery(self, path: str) -> int:
-        doc = _discovery_doc(path.rstrip("/") or "/", self.state.address)
+        doc = discovery_doc(path.rstrip("/") or "/", self.state.address)
         if doc is None:
             if path.rstrip("/") in ("/healthz", "/readyz", "/livez"):
                 return self._send(200, b"ok", "text/plain; charset=utf-8")
@@ -386,7 +285,7 @@ class Handler(BaseHTTPRequestHandler):
             r.rt,
             r.namespace,
             flt,
-            limit=_int_param(query, "limit"),
+            limit=int_param(query, "limit"),
             token=query.get("continue") or None,
             resource_version=query.get("resourceVersion"),
             match=query.get("resourceVersionMatch") or None,
@@ -402,7 +301,7 @@ class Handler(BaseHTTPRequestHandler):
         obj = media.object_body(body, self.headers.get("Content-Type"))
         self._warnings += drop_unknown_fields(r.rt, obj, _field_validation(query))
         stored = self.state.store.create(
-            r.rt, _ns(r), _incoming(r.rt, obj), dry_run=_dry_run(query)
+            r.rt, _ns(r), _incoming(r.rt, obj), dry_run=bodies.dry_run(query)
         )
         return 201, _encode(r.rt, stored)
 
@@ -412,13 +311,18 @@ class Handler(BaseHTTPRequestHandler):
         self._warnings += drop_unknown_fields(r.rt, obj, _field_validation(query))
         obj = _incoming(r.rt, obj)
         stored = self.state.store.update(
-            r.rt, _ns(r), r.name, obj, status=r.subresource == "status", dry_run=_dry_run(query)
+            r.rt,
+            _ns(r),
+            r.name,
+            obj,
+            status=r.subresource == "status",
+            dry_run=bodies.dry_run(query),
         )
         return 200, _encode(r.rt, stored)
 
     def _patch(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         assert r.name is not None
-        patched = _patcher(r.rt, self.headers.get("Content-Type", ""), body)
+        patched = bodies.patcher(r.rt, self.headers.get("Content-Type", ""), body)
         mode, stored_rt = _field_validation(query), resources.stored_type(r.rt)
 
         def change(doc: JSON) -> JSON:
@@ -428,13 +332,18 @@ class Handler(BaseHTTPRequestHandler):
             return result
 
         stored = self.state.store.mutate(
-            r.rt, _ns(r), r.name, change, status=r.subresource == "status", dry_run=_dry_run(query)
+            r.rt,
+            _ns(r),
+            r.name,
+            change,
+            status=r.subresource == "status",
+            dry_run=bodies.dry_run(query),
         )
         return 200, _encode(r.rt, stored)
 
     def _delete(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         assert r.name is not None
-        options = _delete_options(body, query, self.headers.get("Content-Type"))
+        options = bodies.delete_options(body, query, self.headers.get("Content-Type"))
         stored, gone = self.state.store.delete(r.rt, _ns(r), r.name, options)
         if not gone or r.rt.returns_deleted:
             return 200, _encode(r.rt, stored)
@@ -452,7 +361,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _delete_collection(self, r: Route, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         store = self.state.store
-        options = _delete_options(body, query, self.headers.get("Content-Type"))
+        options = bodies.delete_options(body, query, self.headers.get("Content-Type"))
         result = store.list_page(r.rt, r.namespace, _filter(r.rt, query))
         deleted = []
         for item in result.items:
@@ -576,25 +485,21 @@ def _ns(r: Route) -> str:
     return r.namespace or ""
 
 
-def _is_events_v1(rt: ResourceType) -> bool:
-    return rt.group == "events.k8s.io"
-
-
 def _shaped(rt: ResourceType, obj: JSON) -> JSON:
-    return events.to_events_v1(obj) if _is_events_v1(rt) else obj
+    return events.to_events_v1(obj) if events.is_events_v1(rt) else obj
 
 
 def _encode(rt: ResourceType, stored: Stored) -> bytes:
-    return dumps(events.to_events_v1(stored.obj)) if _is_events_v1(rt) else stored.raw
+    return dumps(events.to_events_v1(stored.obj)) if events.is_events_v1(rt) else stored.raw
 
 
 def _incoming(rt: ResourceType, obj: JSON) -> JSON:
-    return events.to_core(obj) if _is_events_v1(rt) else obj
+    return events.to_core(obj) if events.is_events_v1(rt) else obj
 
 
 def _filter(rt: ResourceType, query: dict[str, str]) -> Filter:
     supported = ("metadata.name", "metadata.namespace", *rt.fields)
-    path_of = events.field_in_core if _is_events_v1(rt) else _identity
+    path_of = events.field_in_core if events.is_events_v1(rt) else _identity
     return parse_filter(
         query.get("labelSelector", ""), query.get("fieldSelector", ""), supported, path_of
     )
@@ -619,85 +524,6 @@ def _list_body(rt: ResourceType, result: ListResult) -> bytes:
     return dumps(head)[:-1] + b',"items":[' + items + b"]}"
 
 
-def _dry_run(query: dict[str, str]) -> bool:
-    value = query.get("dryRun", "")
-    if value not in ("", "All"):
-        raise errors.bad_request(f'dryRun: Unsupported value: "{value}": supported values: "All"')
-    return value == "All"
-
-
-def _delete_options(body: bytes, query: dict[str, str], content_type: str | None) -> DeleteOptions:
-    """DeleteOptions from a DELETE body (delete.go DeleteResource/DeleteCollection: a body is
-    negotiated like any other, and a decode error is a 400 BadRequest) or the query."""
-    options: Any = {}
-    if body:
-        media.check_body_type(content_type)
-        try:
-            options = media.loads(body)
-        except ValueError as err:
-            raise errors.bad_request(f"couldn't get version/kind; json parse error: {err}") from err
-    if not isinstance(options, dict):
-        raise errors.bad_request("the request body must be a DeleteOptions object")
-    pre = options.get("preconditions") or {}
-    dry = _dry_run(query) or "All" in (options.get("dryRun") or [])
-    return DeleteOptions(
-        uid=pre.get("uid"), resource_version=pre.get("resourceVersion"), dry_run=dry
-    )
-
-
-def _patcher(rt: ResourceType, content_type: str, body: bytes) -> Callable[[JSON], JSON]:
-    # patch.go PatchResource: the Content-Type is checked against the patch types first.
-    media_type = media.media_type(content_type)
-    if media_type not in (patch.JSON_PATCH, patch.MERGE_PATCH, patch.STRATEGIC_MERGE_PATCH):
-        raise ApiError(
-            415,
-            f"the body of the request was in an unknown format - accepted media "
-            f"types include: {patch.JSON_PATCH}, {patch.MERGE_PATCH}, "
-            f"{patch.STRATEGIC_MERGE_PATCH} (server-side apply, "
-            f"{patch.APPLY_PATCH}, is not implemented by this test server)",
-        )
-    try:
-        document = media.loads(body or b"null")
-    except ValueError as err:
-        raise errors.bad_request(f"error decoding patch: {err}") from err
-    if _is_events_v1(rt) and media_type != patch.JSON_PATCH:
-        document = _events_patch_to_core(document)
-    if media_type == patch.JSON_PATCH:
-        return (
-            _events_json_patch(document)
-            if _is_events_v1(rt)
-            else (lambda doc: patch.json_patch(doc, document))
-        )
-    if media_type == patch.MERGE_PATCH:
-        return lambda doc: _merged(doc, document)
-    merger = patch.StrategicMerger(dict(rt.merge_lists))
-    return lambda doc: merger.apply(doc, document)
-
-
-def _merged(doc: JSON, document: Any) -> JSON:
-    if not isinstance(document, dict):
-        raise errors.bad_request("a JSON merge patch for an object must be a JSON object")
-    result = patch.merge_patch(doc, document)
-    assert isinstance(result, dict)
-    return result
-
-
-def _events_patch_to_core(document: Any) -> Any:
-    if not isinstance(document, dict):
-        return document
-    converted = events.to_core({**document, "kind": "Event"})
-    converted.pop("kind", None)
-    converted.pop("apiVersion", None)
-    return converted
-
-
-def _events_json_patch(document: Any) -> Callable[[JSON], JSON]:
-    def apply(doc: JSON) -> JSON:
-        return events.to_core(patch.json_patch(events.to_events_v1(doc), document))
-
-    return apply
-
-
 def _table_encoder(rt: ResourceType) -> Callable[[Stored], bytes]:
     """Watch events as one-row Tables (`kubectl get -w`); columns only in the first."""
     sent_columns = False
@@ -714,7 +540,7 @@ def _table_encoder(rt: ResourceType) -> Callable[[Stored], bytes]:
 
 
 def _watch_request(r: Route, query: dict[str, str]) -> WatchRequest:
-    timeout = _int_param(query, "timeoutSeconds")
+    timeout = int_param(query, "timeoutSeconds")
     if timeout == 0:
         timeout = int(DEFAULT_WATCH_MIN_SECONDS * (1 + random.random()))  # noqa: S311
     return WatchRequest(
@@ -726,20 +552,3 @@ def _watch_request(r: Route, query: dict[str, str]) -> WatchRequest:
         bookmarks=bool(parse_bool(query.get("allowWatchBookmarks"), "allowWatchBookmarks")),
         deadline=time.monotonic() + timeout,
     )
-
-
-def _discovery_doc(path: str, address: str) -> JSON | None:
-    if path == "/api":
-        return resources.api_versions(address)
-    if path == "/apis":
-        return resources.api_group_list()
-    if path == "/version":
-        return dict(VERSION_INFO)
-    parts = path.strip("/").split("/")
-    if parts[0] == "api" and len(parts) == 2:
-        return resources.api_resource_list("", parts[1])
-    if parts[0] == "apis" and len(parts) == 2:
-        return resources.api_group(parts[1])
-    if parts[0] == "apis" and len(parts) == 3:
-        return resources.api_resource_list(parts[1], parts[2])
-    return None

@@ -12,18 +12,16 @@ import base64
 import binascii
 import bisect
 import json
-import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.kube import errors, network, strategy
+from testbed.kube import errors, network, objectmeta, strategy
 from testbed.kube.errors import ApiError
 from testbed.kube.normalize import normalize
-from testbed.kube.resources import BY_GROUP_VERSION, ResourceType, stored_type
+from testbed.kube.resources import BY_GROUP_VERSION, ResourceType
 from testbed.kube.selectors import MATCH_ALL, Filter
 
 JSON = dict[str, Any]
@@ -35,14 +33,8 @@ FIRST_RESOURCE_VERSION = 1
 _TRIM_SLACK = 0.1
 #: How long a list for a future resourceVersion waits before 504, like the apiserver.
 TOO_LARGE_RV_WAIT = 3.0
-#: Names generateName appends: the apiserver's 5 characters from this alphabet.
-_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _NAMESPACES_RT = BY_GROUP_VERSION[("", "v1")]["namespaces"]
-
-
-def now_rfc3339() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def dumps(obj: Any) -> bytes:
@@ -259,7 +251,7 @@ class Store:
         self, rt: ResourceType, namespace: str, obj: JSON, *, dry_run: bool = False
     ) -> Stored:
         with self._lock:
-            meta = _prepare_meta(rt, namespace, obj)
+            meta = objectmeta.prepare_meta(rt, namespace, obj)
             normalize(rt.bucket, obj)
             self._check_namespace(rt, namespace, meta)
             strategy.prepare_create(rt, obj, self._create_context())
@@ -294,7 +286,7 @@ class Store:
         services = self._buckets.get("services", {})
         ips = network.cluster_ips(s.obj for space in services.values() for s in space.values())
         return strategy.CreateContext(
-            now=now_rfc3339(),
+            now=objectmeta.now_rfc3339(),
             default_storage_class=default_class,
             cluster_ips=frozenset(ips),
             pv_protection=self.pv_protection,
@@ -311,7 +303,7 @@ class Store:
         dry_run: bool = False,
     ) -> Stored:
         """PUT: `obj` replaces the object; its resourceVersion, if set, is a precondition."""
-        _check_body_identity(rt, namespace, name, obj)
+        objectmeta.check_body_identity(rt, namespace, name, obj)
         return self.mutate(
             rt, namespace, name, lambda _current: obj, status=status, dry_run=dry_run
         )
@@ -332,7 +324,7 @@ class Store:
             new = change(json.loads(current.raw))
             if not isinstance(new, dict) or not isinstance(new.get("metadata", {}), dict):
                 raise errors.bad_request("the object must be a JSON object with metadata")
-            _check_precondition(rt, new, current.obj)
+            objectmeta.check_precondition(rt, new, current.obj)
             new = self._prepare_update(rt, namespace, new, current.obj, status=status)
             if _same(new, current.obj):
                 return current
@@ -347,10 +339,10 @@ class Store:
         strategy.check_uid_unchanged(rt, new, old)
         normalize(rt.bucket, new)
         new = strategy.prepare_update(rt, new, old, status=status)
-        _keep_system_meta(rt, namespace, new, old)
+        objectmeta.keep_system_meta(rt, namespace, new, old)
         strategy.validate_update(rt, new, old)
         # rest.BeforeUpdate keeps the old generation (in _SYSTEM_META); only a strategy bumps it.
-        if rt.sets_generation and _spec_changed(new, old):
+        if rt.sets_generation and objectmeta.spec_changed(new, old):
             new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
         return new
 
@@ -365,7 +357,9 @@ class Store:
         """(the object, whether it is gone); with finalizers it is only marked for deletion."""
         with self._lock:
             current = self.get(rt, namespace, name)
-            _check_delete_preconditions(rt, current.obj, options)
+            objectmeta.check_delete_preconditions(
+                rt, current.obj, uid=options.uid, resource_version=options.resource_version
+            )
             if options.dry_run:
                 return current, not current.obj["metadata"].get("finalizers")
             return self._delete_object(rt.bucket, namespace, current)
@@ -379,7 +373,7 @@ class Store:
         if meta.get("deletionTimestamp"):
             return current, False
         marked = json.loads(current.raw)
-        marked["metadata"]["deletionTimestamp"] = now_rfc3339()
+        marked["metadata"]["deletionTimestamp"] = objectmeta.now_rfc3339()
         marked["metadata"]["deletionGracePeriodSeconds"] = 0
         if meta.get("generation", 0) > 0:  # registry/store.go markAsDeleting: bump if set
             marked["metadata"]["generation"] = meta["generation"] + 1
@@ -389,7 +383,7 @@ class Store:
         name = current.obj["metadata"]["name"]
         if not current.obj["metadata"].get("deletionTimestamp"):
             marked = json.loads(current.raw)
-            marked["metadata"]["deletionTimestamp"] = now_rfc3339()
+            marked["metadata"]["deletionTimestamp"] = objectmeta.now_rfc3339()
             marked["metadata"]["deletionGracePeriodSeconds"] = 0
             marked["status"] = {"phase": "Terminating"}
             current = self._commit("namespaces", "", marked, "MODIFIED", current.obj)
@@ -538,123 +532,5 @@ def _decode_continue(token: str) -> tuple[int, Key]:
     return rv, (namespace, name)
 
 
-def _generated_name(prefix: str) -> str:
-    return prefix + "".join(random.choices(_GENERATE_ALPHABET, k=5))  # noqa: S311
-
-
-def _prepare_meta(rt: ResourceType, namespace: str, obj: JSON) -> JSON:
-    if not isinstance(obj.get("metadata"), dict):
-        obj["metadata"] = {}
-    meta: JSON = obj["metadata"]
-    body_ns = meta.get("namespace")
-    if rt.namespaced and body_ns and body_ns != namespace:
-        raise errors.bad_request(
-            "the namespace of the provided object does not match the namespace sent on the request"
-        )
-    if not meta.get("name") and meta.get("generateName"):
-        meta["name"] = _generated_name(meta["generateName"])
-    if not meta.get("name"):
-        raise errors.invalid(
-            rt.kind,
-            rt.group,
-            "",
-            [
-                (
-                    "metadata.name",
-                    strategy.REQUIRED,
-                    "Required value: name or generateName is required",
-                )
-            ],
-        )
-    shape = stored_type(rt)
-    obj["kind"], obj["apiVersion"] = shape.kind, shape.api_version
-    if rt.namespaced:
-        meta["namespace"] = namespace
-    else:
-        meta.pop("namespace", None)
-    if meta.get("resourceVersion"):
-        raise ApiError(
-            500,
-            "Internal error occurred: resourceVersion should not be set on objects to be created",
-        )
-    for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
-        meta.pop(field, None)
-    meta["uid"] = str(uuid.uuid4())
-    meta["creationTimestamp"] = now_rfc3339()
-    if rt.sets_generation:  # otherwise as sent: rest.BeforeCreate does not touch it
-        meta["generation"] = 1
-    return meta
-
-
-def _check_body_identity(rt: ResourceType, namespace: str, name: str, obj: JSON) -> None:
-    meta = obj.get("metadata")
-    if not isinstance(meta, dict):
-        raise errors.bad_request("the object must be a JSON object with metadata")
-    if meta.get("name") and meta["name"] != name:
-        raise errors.bad_request(
-            f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
-        )
-    if rt.namespaced and meta.get("namespace") and meta["namespace"] != namespace:
-        raise errors.bad_request(
-            "the namespace of the provided object does not match the namespace sent on the request"
-        )
-
-
-def _check_precondition(rt: ResourceType, new: JSON, old: JSON) -> None:
-    wanted = new.get("metadata", {}).get("resourceVersion")
-    if wanted and wanted != old["metadata"]["resourceVersion"]:
-        raise errors.conflict(rt.plural, rt.group, old["metadata"]["name"], errors.STALE_OBJECT)
-
-
-_SYSTEM_META = (
-    "uid",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "generation",
-    "name",
-    "namespace",
-    "resourceVersion",
-)
-
-
-def _keep_system_meta(rt: ResourceType, namespace: str, new: JSON, old: JSON) -> None:
-    meta = new["metadata"]
-    for field in _SYSTEM_META:
-        if field in old["metadata"]:
-            meta[field] = old["metadata"][field]
-        else:
-            meta.pop(field, None)
-    shape = stored_type(rt)
-    new["kind"], new["apiVersion"] = shape.kind, shape.api_version
-
-
-def _spec_changed(new: JSON, old: JSON) -> bool:
-    keys = (set(new) | set(old)) - {"metadata", "status", "kind", "apiVersion"}
-    return any(new.get(k) != old.get(k) for k in keys)
-
-
 def _same(new: JSON, old: JSON) -> bool:
     return new == old
-
-
-def _check_delete_preconditions(rt: ResourceType, obj: JSON, options: DeleteOptions) -> None:
-    meta = obj["metadata"]
-    name = meta["name"]
-    if options.uid is not None and options.uid != meta["uid"]:
-        raise errors.conflict(
-            rt.plural,
-            rt.group,
-            name,
-            f"Precondition failed: UID in precondition: {options.uid}, UID in "
-            f"object meta: {meta['uid']}",
-        )
-    if options.resource_version is not None and options.resource_version != meta["resourceVersion"]:
-        raise errors.conflict(
-            rt.plural,
-            rt.group,
-            name,
-            "Precondition failed: ResourceVersion in precondition: "
-            f"{options.resource_version}, ResourceVersion in object meta: "
-            f"{meta['resourceVersion']}",
-        )

@@ -25,7 +25,7 @@ import yaml
 
 from provisioner.kube.api import KubeAlreadyExists, KubeApi, KubeNotFound, path_for
 from provisioner.kube.client import api_client
-from testbed.kube_server import KubeTestServer
+from testbed.kube.server import KubeTestServer
 
 Obj = dict[str, Any]
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

@@ -21,7 +21,7 @@ from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import HeketiNotFound
 from provisioner.heketi.session import Answer, HeketiSession, Request, Timeouts
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.server import HeketiTestServer
 
 TESTBED_KEY = "contract-admin-key-0123456789abcdef0123"
 #: Every volume these tests create starts with this (a real Heketi may hold others).

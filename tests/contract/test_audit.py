@@ -16,8 +16,8 @@ from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.errors import HeketiNotFound
 from provisioner.heketi.registry import HeketiClients
 from provisioner.heketi.types import Durability, VolumeCreateRequest
-from testbed import heketi_routes
-from testbed.kube_server import KubeTestServer
+from testbed.heketi import routes
+from testbed.kube.server import KubeTestServer
 from tests.contract.conftest import Call, RecordingSession, Target
 
 NS = "audited"
@@ -92,4 +92,4 @@ def test_the_audit_finds_the_orphan_and_not_the_bound_volume_on_heketi_routes(
     orphans = {v["id"] for v in json.loads(out.getvalue())["orphaned_volumes"]}
     assert code == command.EXIT_FINDINGS and orphan in orphans and healthy not in orphans
     assert calls
-    assert all(heketi_routes.route_of(c.method, c.path) for c in calls)
+    assert all(routes.route_of(c.method, c.path) for c in calls)

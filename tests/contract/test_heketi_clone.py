@@ -2,7 +2,7 @@
 
 Only what happens before a clone runs: the real v10.4.1's mock executor cannot clone
 (the process panics in `updateCloneBrickPaths` once the operation runs), so the
-clone itself is checked against the v10.4.1 source (tests/integration/testing/).
+clone itself is checked against the v10.4.1 source (tests/integration/test_servers/).
 """
 
 import hashlib

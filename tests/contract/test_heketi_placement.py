@@ -18,8 +18,8 @@ import requests
 from provisioner.heketi import Durability, HeketiClient, VolumeCreateRequest
 from provisioner.heketi.errors import HeketiError
 from tests.contract.conftest import Target, remove_our_volumes, targets, unique
-from tests.integration.testing.heketi_http import call as raw_call
-from tests.integration.testing.heketi_http import token
+from tests.integration.test_servers.heketi_http import call as raw_call
+from tests.integration.test_servers.heketi_http import token
 
 REPLICA_2 = Durability(type="replicate", replica=2)
 REPLICA_3 = Durability(type="replicate", replica=3)

@@ -8,8 +8,8 @@ import pytest
 from provisioner.heketi import Durability, HeketiClient, VolumeCreateRequest
 from provisioner.heketi.errors import HeketiNotFound, HeketiOutcomeUnknown
 from provisioner.heketi.volume_names import VolumeNameMap
-from testbed import heketi_routes
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi import routes
+from testbed.heketi.server import HeketiTestServer
 from tests.contract.conftest import (
     TESTBED_KEY,
     RecordingSession,
@@ -103,9 +103,7 @@ def test_every_request_of_the_client_is_a_route_of_heketi_v10_4_1(
     client: HeketiClient, session: RecordingSession
 ) -> None:
     walk(client)
-    off_table = [
-        (c.method, c.path) for c in session.calls if not heketi_routes.route_of(c.method, c.path)
-    ]
+    off_table = [(c.method, c.path) for c in session.calls if not routes.route_of(c.method, c.path)]
     refused = [c for c in session.calls if c.status == 405 or "Invalid path" in c.text]
     assert session.calls and off_table == [] and refused == []
 
@@ -151,4 +149,4 @@ def test_free_space_of_a_cluster_shrinks_by_the_raw_size_of_a_volume(
 
 def test_the_test_server_serves_only_routes_of_the_table() -> None:
     served = HeketiTestServer(admin_key=TESTBED_KEY).served_routes()
-    assert served and served <= {r.name for r in heketi_routes.ROUTES}
+    assert served and served <= {r.name for r in routes.ROUTES}

@@ -84,7 +84,7 @@ def heketi_url(settings: nc.Settings, tmp_path_factory: pytest.TempPathFactory) 
     key_file.write_text(HEKETI_KEY)
     port = free_port()
     argv = [
-        sys.executable, "-m", "testbed.heketi_server", "--listen", f"127.0.0.1:{port}",
+        sys.executable, "-m", "testbed.heketi", "--listen", f"127.0.0.1:{port}",
         "--admin-key-file", str(key_file), "--mode", "gluster", "--bricks-dir", str(work / "b"),
     ]  # fmt: skip
     with (work / "heketi.log").open("wb") as log:

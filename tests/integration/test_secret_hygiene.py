@@ -32,8 +32,8 @@ from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.errors import HeketiError
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from provisioner.volumes import VolumeService
-from testbed.heketi_server import HeketiTestServer
-from testbed.kube_server import KubeTestServer
+from testbed.heketi.server import HeketiTestServer
+from testbed.kube.server import KubeTestServer
 from tests.integration.controller.conftest import APP_NS, SYSTEM_NS, Cluster, wait_for
 from tests.integration.csi.controller_harness import FAST, capability, fast_client
 

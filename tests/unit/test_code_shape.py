@@ -66,3 +66,46 @@ def test_no_production_function_is_longer_than_40_lines() -> None:
 def test_the_generated_stubs_are_the_only_modules_left_out() -> None:
     left_out = {p.name for p in PACKAGE.rglob("*.py")} - {p.name for p in _production_modules()}
     assert left_out == {"csi_pb2.py", "csi_pb2_grpc.py"}
+
+
+#: testbed/ (the test servers, demos, chaos soak) keeps the same shape (STYLE.md layout),
+#: with the caps that serve a reader rather than a number: a module in one sitting…
+TESTBED = PACKAGE.parent / "testbed"
+TESTBED_MODULE_LINES_MAX = 600
+#: …a function in one screen.
+TESTBED_FUNCTION_LINES_MAX = 60
+
+
+def _testbed_modules() -> list[Path]:
+    return sorted(TESTBED.rglob("*.py"))
+
+
+def test_no_testbed_module_is_longer_than_600_lines() -> None:
+    long_modules = {
+        str(path.relative_to(TESTBED.parent)): lines
+        for path in _testbed_modules()
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > TESTBED_MODULE_LINES_MAX
+    }
+    assert long_modules == {}
+
+
+def test_no_testbed_function_is_longer_than_60_lines() -> None:
+    long_functions = {
+        f"{path.relative_to(TESTBED.parent)}:{node.lineno} {node.name}": lines
+        for path in _testbed_modules()
+        for node in ast.walk(_tree(path))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and (lines := _function_lines(node)) > TESTBED_FUNCTION_LINES_MAX
+    }
+    assert long_functions == {}
+
+
+def test_no_testbed_code_is_kept_from_the_formatter() -> None:
+    # `# fmt: skip` / `# fmt: off` pack code past ruff format to fit a size cap.
+    kept = [
+        f"{path.relative_to(TESTBED.parent)}:{number}"
+        for path in _testbed_modules()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if "fmt: skip" in line or "fmt: off" in line
+    ]
+    assert kept == []

@@ -40,7 +40,7 @@ def test_no_production_module_imports_the_test_servers() -> None:
 
 def test_the_package_directory_holds_no_test_servers() -> None:
     assert not (PACKAGE / "testing").exists()
-    assert (REPO / "testbed" / "heketi_server.py").is_file()
+    assert (REPO / "testbed" / "heketi" / "server.py").is_file()
 
 
 def test_test_only_dependencies_are_not_runtime_dependencies() -> None:

@@ -385,10 +385,6 @@ def test_each_heketi_config_gets_its_own_client() -> None:
 # --- reads --------------------------------------------------------------------------
 
 
-def test_find_volume_returns_none_for_an_unknown_name(service: VolumeService) -> None:
-    assert service.find_volume(heketi=HEKETI, name="nope") is None
-
-
 def test_get_volume_of_an_unknown_id_is_not_found(service: VolumeService) -> None:
     with pytest.raises(NotFound, match=f"Heketi has no volume {'f' * 32}"):
         service.get_volume(heketi=HEKETI, volume_id="f" * 32)
@@ -401,13 +397,6 @@ def test_get_volume_of_a_malformed_id_is_not_found_without_asking_heketi(
         service.get_volume(heketi=HEKETI, volume_id="x/../y")
     assert str(caught.value) == "volume id 'x/../y' is not a Heketi volume id"
     assert heketi.calls == []
-
-
-def test_list_and_free_space_pass_through(service: VolumeService, heketi: FakeHeketi) -> None:
-    volume = heketi.add("a")
-    assert service.list_volumes(heketi=HEKETI) == [volume]
-    assert service.free_space_gib(heketi=HEKETI, clusters=["c" * 32]) == 100
-    assert heketi.calls[-1] == ("free_space_gib", ("c" * 32,))
 
 
 # --- delete_volume ------------------------------------------------------------------

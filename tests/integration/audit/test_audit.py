@@ -18,8 +18,8 @@ from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from provisioner.kube.api import KubeApi
 from provisioner.volumes import VolumeService
-from testbed.heketi_server import HeketiTestServer
-from testbed.kube_server import KubeTestServer
+from testbed.heketi.server import HeketiTestServer
+from testbed.kube.server import KubeTestServer
 
 KEY = "audit-admin-key"
 DRIVER = names.DRIVER_NAME

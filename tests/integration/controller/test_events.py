@@ -7,7 +7,7 @@ import pytest
 
 from provisioner.controller.events import EventRecorder
 from provisioner.kube.api import KubeApi
-from testbed.kube_server import KubeTestServer
+from testbed.kube.server import KubeTestServer
 from tests.integration.controller.conftest import wait_for
 
 

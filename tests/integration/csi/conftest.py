@@ -126,7 +126,7 @@ def stage_and_publish(
 
 def unmount_everything_under(directory: Path) -> None:
     """Test cleanup: unmount every mount below `directory`, deepest and newest first."""
-    mounts = mounter.SystemMounter().mounts()
+    mounts = mounter.SystemMounter().table().entries
     inside = [m for m in mounts if m.mount_point.startswith(f"{directory}/")]
     for mount in reversed(inside):
         subprocess.run(["umount", mount.mount_point], capture_output=True, timeout=30, check=False)

@@ -24,7 +24,7 @@ from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.registry import HeketiClients
 from provisioner.volumes import VolumeService
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.server import HeketiTestServer
 
 ADMIN_KEY = "admin-secret"
 #: Every volume name these tests use starts with this.

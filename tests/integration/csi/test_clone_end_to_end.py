@@ -18,8 +18,8 @@ import pytest
 
 from provisioner import names
 from provisioner.csi.heketi_access import HeketiDefaults
-from testbed.heketi_server import HeketiTestServer
-from testbed.kube_server import KubeTestServer
+from testbed.heketi.server import HeketiTestServer
+from testbed.kube.server import KubeTestServer
 from tests.conftest import GlusterHost
 from tests.integration.controller.conftest import (
     HEKETI_KEY,

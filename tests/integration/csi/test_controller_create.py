@@ -10,7 +10,7 @@ import pytest
 from provisioner.csi import csi_pb2
 from provisioner.csi.heketi_access import HeketiDefaults
 from provisioner.volume_naming import csi_volume_name
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.server import HeketiTestServer
 from tests.integration.csi.controller_harness import (
     ADMIN_KEY,
     GIB,

@@ -21,7 +21,7 @@ import grpc
 import pytest
 
 from provisioner.csi import csi_pb2, csi_pb2_grpc
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.server import HeketiTestServer
 from tests.conftest import GlusterHost
 from tests.integration.csi.conftest import (
     STARTUP_DEADLINE,

@@ -7,8 +7,8 @@ import pytest
 
 from provisioner.csi import csi_pb2
 from provisioner.csi.heketi_access import HeketiDefaults
-from testbed.heketi_placer import space_needed
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.placer import space_needed
+from testbed.heketi.server import HeketiTestServer
 from tests.integration.csi.controller_harness import (
     ADMIN_KEY,
     GIB,

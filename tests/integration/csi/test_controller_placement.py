@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from provisioner.csi import csi_pb2
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.server import HeketiTestServer
 from tests.integration.csi.controller_harness import (
     ADMIN_KEY,
     ControllerHarness,

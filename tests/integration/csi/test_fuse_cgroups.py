@@ -17,7 +17,7 @@ import pytest
 from provisioner.csi import command
 from provisioner.csi.fuse_cgroups import CgroupEscapeRunner, hierarchies, prepare
 from provisioner.csi.mounter import SubprocessRunner
-from testbed.kube_server import KubeTestServer
+from testbed.kube.server import KubeTestServer
 from tests.integration.csi import cgroup_tree
 from tests.integration.csi.conftest import start_plugin, stop_plugin
 

@@ -38,7 +38,7 @@ from provisioner.csi.identity import IdentityService
 from provisioner.csi.mounter import SystemMounter
 from provisioner.csi.node import NodeConfig, NodeService
 from provisioner.volumes import VolumeService
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.server import HeketiTestServer
 from tests.integration.csi.controller_harness import fast_client
 from tests.integration.csi.fake_kernel import FakeKernel
 

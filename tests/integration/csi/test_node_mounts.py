@@ -99,7 +99,7 @@ class Kubelet:
 
 
 def mounts_at(path: Path) -> list[mounter.MountInfo]:
-    return [m for m in mounter.SystemMounter().mounts() if m.mount_point == str(path)]
+    return [m for m in mounter.SystemMounter().table().entries if m.mount_point == str(path)]
 
 
 def fuse_client_pids(mount_point: Path) -> list[int]:

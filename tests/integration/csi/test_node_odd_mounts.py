@@ -57,7 +57,8 @@ def _mount_tmpfs(path: bytes) -> None:
 
 def _table_ids() -> dict[bytes, int]:
     return {
-        os.fsencode(mount.mount_point): mount.mount_id for mount in mounter.SystemMounter().mounts()
+        os.fsencode(mount.mount_point): mount.mount_id
+        for mount in mounter.SystemMounter().table().entries
     }
 
 

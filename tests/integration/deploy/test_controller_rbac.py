@@ -31,8 +31,8 @@ from provisioner.controller.controller import Controller, ControllerConfig
 from provisioner.controller.informer import InformerSettings
 from provisioner.controller.workqueue import BackoffPolicy
 from provisioner.heketi.config import HeketiSettings
-from testbed.heketi_server import HeketiTestServer
-from testbed.kube_server import KubeTestServer
+from testbed.heketi.server import HeketiTestServer
+from testbed.kube.server import KubeTestServer
 from tests import polling
 
 T = TypeVar("T")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from testbed.heketi_server import HeketiTestServer
-from testbed.kube_server import KubeTestServer
+from testbed.heketi.server import HeketiTestServer
+from testbed.kube.server import KubeTestServer
 from tests.integration.deploy.test_controller_rbac import Grant, as_grant
 from tests.integration.migrate.world import (
     NS,

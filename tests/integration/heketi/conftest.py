@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from provisioner.heketi import HeketiClient, HeketiConfig
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.server import HeketiTestServer
 
 ADMIN_KEY = "client-tests-admin-key-0123456789abcdef"
 USER_KEY = "client-tests-user-key-0123456789abcdef0"

@@ -23,9 +23,9 @@ from provisioner.heketi import (
     VolumeCreateRequest,
 )
 from provisioner.heketi.volume_names import VolumeNameMap
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.server import HeketiTestServer
 from tests.integration.heketi.conftest import ADMIN_KEY, USER_KEY, fast_config
-from tests.integration.testing.heketi_http import call, token
+from tests.integration.test_servers.heketi_http import call, token
 
 REPLICA_3 = Durability(type="replicate", replica=3)
 

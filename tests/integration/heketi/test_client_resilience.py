@@ -16,7 +16,7 @@ from provisioner.heketi import (
     HeketiUnavailable,
     VolumeCreateRequest,
 )
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.server import HeketiTestServer
 from tests.integration.heketi.conftest import ADMIN_KEY, fast_config
 
 

@@ -14,7 +14,7 @@ from provisioner.heketi import (
     VolumeCreateRequest,
 )
 from provisioner.heketi.session import Answer, HeketiSession, Request, Timeouts
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.server import HeketiTestServer
 from tests.integration.heketi.conftest import fast_config
 
 PEM_LIKE_KEY = "-----BEGIN PUBLIC KEY-----\nnot-a-shared-secret\n-----END PUBLIC KEY-----"

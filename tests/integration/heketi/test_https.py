@@ -11,8 +11,8 @@ from provisioner.heketi.errors import HeketiError
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from provisioner.storageclass import parse_parameters
 from provisioner.volumes import heketi_config
-from testbed.heketi_server import HeketiTestServer
-from testbed.kube_server import KubeTestServer
+from testbed.heketi.server import HeketiTestServer
+from testbed.kube.server import KubeTestServer
 from testbed.tls import Pki, make_pki
 from tests.integration.controller.conftest import (
     SYSTEM_NS,

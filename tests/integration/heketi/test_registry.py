@@ -9,7 +9,7 @@ import pytest
 from provisioner.heketi import HeketiClients
 from provisioner.heketi.session import route_of
 from provisioner.heketi.volume_names import VolumeIdentity
-from testbed.heketi_server import HeketiTestServer
+from testbed.heketi.server import HeketiTestServer
 from tests.integration.heketi.conftest import fast_config
 
 
@@ -98,22 +98,6 @@ def test_a_rotated_key_replaces_the_client_and_closes_the_old_session(
     assert len(clients) == 1
     assert _client_connections(_port(server.url)) == 0
     assert new._limit is old._limit
-
-
-def test_evict_closes_the_client_and_forgets_what_only_it_used(
-    server: HeketiTestServer, clients: HeketiClients
-) -> None:
-    config = fast_config(server.url)
-    before = clients(config)
-    before.hello()
-    clients.evict(config)
-    assert config not in clients
-    assert _client_connections(_port(server.url)) == 0
-    after = clients(config)
-    assert after is not before
-    assert after._limit is not before._limit
-    clients.evict(config)
-    clients.evict(config)  # evicting what is not held does nothing
 
 
 def test_close_closes_every_session(server: HeketiTestServer) -> None:

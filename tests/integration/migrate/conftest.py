@@ -4,8 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from testbed.heketi_server import HeketiTestServer
-from testbed.kube_server import KubeTestServer
+from testbed.heketi.server import HeketiTestServer
+from testbed.kube.server import KubeTestServer
 from tests.integration.migrate.world import (
     NS,
     World,

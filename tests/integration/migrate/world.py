@@ -12,8 +12,8 @@ from provisioner.cli import build_parser
 from provisioner.heketi.client import HeketiClient, HeketiConfig
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 from provisioner.migrate import command
-from testbed.heketi_server import HeketiTestServer
-from testbed.kube_server import KubeTestServer
+from testbed.heketi.server import HeketiTestServer
+from testbed.kube.server import KubeTestServer
 from tests import polling
 
 JSON = dict[str, Any]

@@ -8,6 +8,7 @@ from provisioner import errors, names
 from provisioner.controller import objects as o
 from provisioner.controller.quantity import parse_bytes
 from provisioner.heketi.types import Durability, Volume
+from provisioner.pv_annotations import heketi_annotations
 from provisioner.storageclass import parse_parameters
 
 UID = "0b5c7d1e-1111-2222-3333-444455556666"
@@ -184,3 +185,65 @@ def test_the_legacy_class_annotation_names_the_class() -> None:
     pvc = claim(storageClassName=None)
     pvc["metadata"]["annotations"] = {names.ANN_BETA_STORAGE_CLASS: "old"}
     assert o.claim_class(pvc) == "old"
+
+
+def _intent(params_text: dict[str, str], **extra: str) -> dict[str, Any]:
+    pvc = claim()
+    recorded = heketi_annotations(parse_parameters(params_text), volume_name="vol_1")
+    pvc["metadata"]["annotations"] = {**recorded, **extra}
+    return pvc
+
+
+FIRST = {
+    "resturl": "https://first:8080",
+    "restuser": "ops",
+    "secretNamespace": "storage",
+    "secretName": "first-key",
+    "restcafile": "/etc/heketi/first.pem",
+}
+
+
+def test_a_claims_recorded_heketi_replaces_the_one_its_class_names_now() -> None:
+    now = parse_parameters(
+        {"resturl": "http://second:8080", "restuserkey": "inline", "volumetype": "none"}
+    )
+    params = o.recorded_location(_intent(FIRST), now)
+    assert heketi_annotations(params, volume_name="vol_1") == heketi_annotations(
+        parse_parameters(FIRST), volume_name="vol_1"
+    )
+    assert params.rest_user_key is None  # the class's inline key belongs to another Heketi
+    assert params.durability == now.durability  # what to create still comes from the class
+
+
+def test_a_claim_with_no_recorded_heketi_keeps_its_class() -> None:
+    now = parse_parameters({"resturl": "http://second:8080"})
+    assert o.recorded_location(claim(), now) is now
+
+
+def test_the_inline_key_of_a_class_on_the_recorded_heketi_is_kept() -> None:
+    now = parse_parameters({"resturl": "http://first:8080", "restuserkey": "inline"})
+    pvc = _intent({"resturl": "http://first:8080", "restuserkey": "inline"})
+    assert o.recorded_location(pvc, now).rest_user_key == "inline"
+
+
+@pytest.mark.parametrize(
+    ("annotation", "value", "message"),
+    [
+        (names.ANN_HEKETI_URL, "file:///etc/passwd", "must be an http:// or https:// URL"),
+        (names.ANN_HEKETI_URL, "http://u:pw@first", "must not contain credentials"),
+        (names.ANN_HEKETI_CA, "../ca.pem", "must be an absolute path"),
+    ],
+    ids=["not-http", "credentials", "relative-ca"],
+)
+def test_an_edited_recorded_heketi_that_is_unusable_is_refused(
+    annotation: str, value: str, message: str
+) -> None:
+    now = parse_parameters({"resturl": "http://second:8080"})
+    with pytest.raises(errors.ProvisionerError, match=message) as caught:
+        o.recorded_location(_intent(FIRST, **{annotation: value}), now)
+    assert "pw" not in str(caught.value)
+
+
+def test_the_recorded_volume_name_is_read_back() -> None:
+    assert o.recorded_volume_name(_intent(FIRST)) == "vol_1"
+    assert o.recorded_volume_name(claim()) is None

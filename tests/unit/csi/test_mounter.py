@@ -213,7 +213,7 @@ def test_mount_at_finds_a_mount_reached_through_a_symlinked_parent(tmp_path: Pat
 
 
 def test_the_real_mountinfo_of_this_process_parses() -> None:
-    entries = SystemMounter().mounts()
+    entries = SystemMounter().table().entries
     assert any(entry.mount_point == "/" for entry in entries)
 
 

@@ -7,6 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from provisioner import errors
+from provisioner.csi.mount_table import MountTable
 from provisioner.csi.mounter import GLUSTER_FSTYPE, MountInfo, PathState
 from provisioner.csi.node_signals import NodeMounts
 from tests.polling import wait_for
@@ -52,7 +53,9 @@ def collector(
             raise errors.Internal(f"cannot statvfs {path}: Permission denied")
         return PathState.STALE if str(path) in stale else PathState.HEALTHY
 
-    return NodeMounts(mounts=lambda: mounts, kubelet_dir=KUBELET, probe=probe, proc_dir=proc)
+    return NodeMounts(
+        table=lambda: MountTable(tuple(mounts)), kubelet_dir=KUBELET, probe=probe, proc_dir=proc
+    )
 
 
 @pytest.fixture
@@ -137,7 +140,7 @@ def test_a_hung_mount_counts_stale_and_keeps_one_probe_until_it_answers(proc: Pa
         return PathState.HEALTHY
 
     mounts = NodeMounts(
-        mounts=lambda: [mount(STAGING)], kubelet_dir=KUBELET, probe=hanging,
+        table=lambda: MountTable((mount(STAGING),)), kubelet_dir=KUBELET, probe=hanging,
         probe_timeout=0.05, proc_dir=proc,
     )  # fmt: skip
     stale = ("glusterfs_provisioner_node_stale_mounts", (("kind", "staged"),))

@@ -27,13 +27,13 @@ def test_later_polls_grow_by_the_factor_up_to_the_cap() -> None:
 def test_an_operation_slower_than_the_estimate_raises_it() -> None:
     pace = OperationPace(0.1)
     pace.record(0.3, done_at_first_poll=False)
-    assert 0.1 < pace.estimate < 0.3
+    assert 0.1 < pace.first_wait() < 0.3
 
 
 def test_an_operation_done_at_the_first_poll_lowers_the_estimate() -> None:
     pace = OperationPace(1.0)
     pace.record(1.01, done_at_first_poll=True)
-    assert pace.estimate < 1.0
+    assert pace.first_wait() < 1.0
 
 
 def test_the_estimate_settles_near_a_steady_operation_time() -> None:
@@ -43,4 +43,4 @@ def test_the_estimate_settles_near_a_steady_operation_time() -> None:
         done_at_first = first >= duration
         elapsed = first if done_at_first else duration + 0.01
         pace.record(elapsed, done_at_first_poll=done_at_first)
-    assert pace.estimate == pytest.approx(duration, rel=0.1)
+    assert pace.first_wait() == pytest.approx(duration, rel=0.1)

@@ -7,8 +7,6 @@ from provisioner.heketi.placement import (
     InvalidTagRule,
     Placement,
     TagRule,
-    arbiter_brick_kib,
-    arbiter_role,
     go_bool,
     go_uint,
     merged_tags,
@@ -16,6 +14,7 @@ from provisioner.heketi.placement import (
     parse_tag_rule,
     placement_of,
 )
+from testbed.heketi.placer import arbiter_brick_kib, arbiter_role
 
 
 def test_options_split_on_the_first_space_and_a_later_key_wins() -> None:
