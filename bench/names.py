@@ -17,32 +17,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import requests
-
 from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.name_cache import VolumeNameMap
+from provisioner.heketi.session import Answer, HeketiSession, Request, Timeouts
 from provisioner.heketi.types import Durability, VolumeCreateRequest
 
 SIZES = (100, 1_000, 10_000)
 KEY = "bench-admin-key-0123456789abcdef012345"
 
 
-class _Counting(requests.Session):
-    def __init__(self) -> None:
-        super().__init__()
+class _Counting(HeketiSession):
+    def __init__(self, config: HeketiConfig) -> None:
+        super().__init__(config)
         self.sent = 0
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: Request, *, timeout: Timeouts) -> Answer:
         self.sent += 1
-        return super().send(request, **kwargs)
+        return super().send(request, timeout=timeout)
 
 
 def _lookup(client: HeketiClient, session: _Counting) -> dict[str, float]:
     before = session.sent
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     assert client.find_volume_by_name("bench-absent") is None
-    return {"requests": session.sent - before, "seconds": round(time.perf_counter() - started, 3)}
+    return {
+        "requests": session.sent - before,
+        "seconds": round(time.perf_counter() - started, 3),
+        "cpu_seconds": round(time.process_time() - cpu, 3),
+    }
 
 
 @contextmanager
@@ -66,7 +69,7 @@ def _server(volumes: int) -> Iterator[str]:
 def measure(volumes: int) -> dict[str, Any]:
     with _server(volumes) as url:
         config = HeketiConfig(url=url, key=KEY)
-        session = _Counting()
+        session = _Counting(config)
         client = HeketiClient(config, session=session, names=VolumeNameMap())
         cold = _lookup(client, session)
         request = VolumeCreateRequest(
@@ -78,6 +81,7 @@ def measure(volumes: int) -> dict[str, Any]:
         "volumes": volumes,
         "cold_requests": cold["requests"],
         "cold_seconds": cold["seconds"],
+        "cold_cpu_seconds": cold["cpu_seconds"],
         "warm_requests": warm["requests"],
         "warm_seconds": warm["seconds"],
     }

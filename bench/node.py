@@ -15,6 +15,7 @@ import grpc
 from bench import gluster, procs
 from bench.hosts import BenchError
 from provisioner.core import annotations
+from provisioner.csi.mount_table import parse_mountinfo
 from testbed.processes import stop_process
 
 #: Pods that publish the one staged volume.
@@ -204,10 +205,7 @@ def run(*, workdir: Path, pods: int = PODS) -> dict[str, Any]:
 def _unmount_leftovers(kubelet_dir: Path) -> None:
     """Unmount anything a failed run left under the benchmark's kubelet dir."""
     prefix = str(kubelet_dir.resolve()) + "/"
-    mountpoints = [
-        line.split()[4]
-        for line in Path("/proc/self/mountinfo").read_text().splitlines()
-        if line.split()[4].startswith(prefix)
-    ]
+    table = parse_mountinfo(Path("/proc/self/mountinfo").read_bytes())  # not always UTF-8
+    mountpoints = [m.mount_point for m in table.entries if m.mount_point.startswith(prefix)]
     for mountpoint in sorted(mountpoints, key=len, reverse=True):
         subprocess.run(["umount", mountpoint], capture_output=True, timeout=30, check=False)

@@ -93,6 +93,8 @@ TARGETS: tuple[Target, ...] = (
             Target(f"names.{n}.cold_requests", f"name lookup, cold, {label} volumes: requests", ""),
             Target(f"names.{n}.cold_seconds", f"name lookup, cold, {label} volumes (s)",
                    *({"n1000": ("<=", 0.5), "n10000": ("<=", 3)}.get(n, ("",)))),
+            Target(f"names.{n}.cold_cpu_seconds",
+                   f"name lookup, cold, {label} volumes: client CPU (s)", ""),
             Target(f"names.{n}.warm_requests",
                    f"name lookup, warm, {label} volumes + 1 new: requests", "==", 2),
             Target(f"names.{n}.warm_seconds", f"name lookup, warm, {label} volumes + 1 new (s)",

@@ -39,8 +39,6 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import (
     HeketiBusy,
@@ -53,7 +51,7 @@ from provisioner.heketi.errors import (
 )
 from provisioner.heketi.name_cache import VolumeIdentity, VolumeNameMap, identity, read_all
 from provisioner.heketi.pacing import OperationPace
-from provisioner.heketi.session import new_session
+from provisioner.heketi.session import HeketiSession, new_session
 from provisioner.heketi.topology import TopologyReads, checked_id
 from provisioner.heketi.transport import Exchange, Transport, error_for, failure_kind
 from provisioner.heketi.types import Volume, VolumeCreateRequest
@@ -71,15 +69,14 @@ class HeketiClient(TopologyReads):
     """Talks to one Heketi server. Thread-safe; a process shares one per config through
     `registry.HeketiClients`, which gives the clients of one URL one `names` (its id →
     name map), `limit` (operation limit) and `pace` (poll pace); without them the client
-    keeps its own. A `session` given here sees every request through its `send`; its
-    proxy and CA settings are resolved once, now, and its `trust_env` is switched off.
+    keeps its own. A `session` given here sees every request through its `send`.
     """
 
     def __init__(
         self,
         config: HeketiConfig,
         *,
-        session: requests.Session | None = None,
+        session: HeketiSession | None = None,
         names: VolumeNameMap | None = None,
         limit: threading.BoundedSemaphore | None = None,
         pace: OperationPace | None = None,

@@ -17,13 +17,11 @@ import dataclasses
 import threading
 from collections.abc import Callable
 
-import requests
-
 from provisioner.heketi.client import HeketiClient
 from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.name_cache import VolumeNameMap
 from provisioner.heketi.pacing import OperationPace
-from provisioner.heketi.session import RequestObserver, new_session
+from provisioner.heketi.session import HeketiSession, RequestObserver, new_session
 
 
 class HeketiClients:
@@ -36,7 +34,7 @@ class HeketiClients:
         self,
         *,
         observer: RequestObserver | None = None,
-        sessions: Callable[[HeketiConfig], requests.Session] | None = None,
+        sessions: Callable[[HeketiConfig], HeketiSession] | None = None,
     ) -> None:
         """`observer` sees every request of the sessions made here; `sessions`, when
         given, makes each client's session instead (e.g. one that records requests)."""
@@ -79,7 +77,7 @@ class HeketiClients:
         with self._lock:
             return config in self._clients
 
-    def _session(self, config: HeketiConfig) -> requests.Session:
+    def _session(self, config: HeketiConfig) -> HeketiSession:
         if self._sessions is not None:
             return self._sessions(config)
         return new_session(config, observer=self._observer)

@@ -15,16 +15,10 @@ Retry rules (see docs/heketi.md):
 Attempts are capped by count and by time; each wait is exponential, capped and
 jittered, and honours `Retry-After`.
 
-Per-request cost: every Heketi request goes through `requests.Session.send`
-(so a session subclass such as the controller's metrics session sees each one),
-but not through `Session.request`, which merges session and environment
-settings and prepares the URL, headers and body anew for every call. What
-those steps would compute is resolved once per client: the session's proxies
-and CA settings (`merge_environment_settings`, which honours HTTP(S)_PROXY,
-NO_PROXY and REQUESTS_CA_BUNDLE only on a session that trusts the environment;
-ours do not), the normalised base URL and the session's default headers, and
-the prepared signing key. The session's `trust_env` is then switched off so
-nothing re-reads the environment (or ~/.netrc) per request.
+Per-request cost: every Heketi request goes through the session's `send` (so a
+session subclass such as the controller's metrics session sees each one) as a
+`Request` built here from parts fixed per client (the headers and the signing key);
+the session sends it on a kept-alive connection (see `session`).
 """
 
 import email.utils
@@ -32,17 +26,12 @@ import json
 import os
 import random
 import re
-import ssl
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+from urllib.parse import quote
 
 import jwt
-import requests
-import urllib3.exceptions
-from requests.cookies import RequestsCookieJar
-from requests.structures import CaseInsensitiveDict
-from requests.utils import requote_uri
 
 from provisioner.heketi.auth import TokenSigner
 from provisioner.heketi.config import HeketiConfig
@@ -59,6 +48,15 @@ from provisioner.heketi.errors import (
     HeketiOutcomeUnknown,
     HeketiPlacementRefused,
     HeketiUnavailable,
+)
+from provisioner.heketi.session import (
+    USER_AGENT,
+    Answer,
+    HeketiSession,
+    MaybeSent,
+    NotSent,
+    Request,
+    TlsFailed,
 )
 from provisioner.log import get_logger
 
@@ -80,6 +78,10 @@ _PLACEMENT_REFUSED = re.compile(
     r"Invalid tag matching rule: |Average file size \(\d+\) is greater than Brick size"
 )
 _MAX_MESSAGE = 500
+#: Characters a request path keeps as they are; any other is percent-encoded.
+_PATH_SAFE: Final = "/%!$&'()*+,:;=@[]~-._"
+#: The charset of an answer's Content-Type (Heketi, a Go server, answers UTF-8).
+_CHARSET = re.compile(r";\s*charset=\"?([\w.:-]+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -88,14 +90,6 @@ class _Retry:
 
     failure: HeketiError
     retry_after: float | None = None
-
-
-class _NotSent(Exception):
-    """The request certainly did not reach Heketi (could not connect)."""
-
-
-class _MaybeSent(Exception):
-    """The request may have reached Heketi but no complete answer came back."""
 
 
 @dataclass(frozen=True)
@@ -113,13 +107,11 @@ class Exchange:
 class Transport:
     """Sends requests to one Heketi server with the retry policy of its config."""
 
-    def __init__(self, config: HeketiConfig, session: requests.Session) -> None:
+    def __init__(self, config: HeketiConfig, session: HeketiSession) -> None:
         self._config = config
         self._session = session
         self._signer = _signer(config)
-        self._root = _normalised_root(config.base_url)
-        self._headers = _default_headers(session)
-        self._settings = _send_settings(config, session)
+        self._headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         self._timeout = (config.connect_timeout, config.request_timeout)
 
     def request(
@@ -151,9 +143,9 @@ class Transport:
         operation = f"{method} {path}"
         try:
             answer = self._send(method, path, body)
-        except _NotSent as exc:
+        except NotSent as exc:
             return _Retry(HeketiUnavailable(self._unreachable(exc), operation=operation))
-        except _MaybeSent as exc:
+        except MaybeSent as exc:
             if not replay_safe:
                 raise HeketiOutcomeUnknown(
                     f"{self._unreachable(exc)}; the request may have taken effect",
@@ -176,53 +168,36 @@ class Transport:
 
     def _send(self, method: str, path: str, body: Any) -> Exchange:
         try:
-            response = self._session.send(
-                self._prepare(method, path, body),
-                timeout=self._timeout,
-                allow_redirects=False,
-                **self._settings,
-            )
-            content = response.content
-        except requests.exceptions.SSLError as exc:
-            raise HeketiUnavailable(
-                f"TLS connection to Heketi at {self._config.base_url} failed "
-                f"(check the CA bundle): {_reason(exc)}",
-                operation=f"{method} {path}",
-            ) from None
-        except requests.exceptions.RequestException as exc:
-            raise _classify(exc) from None
-        except OSError:  # requests checks the CA bundle path before it connects
-            raise HeketiInvalidRequest(
-                f"cannot verify Heketi at {self._config.base_url}: CA bundle "
-                f"{self._config.ca_bundle!r} does not exist or cannot be read",
-                operation=f"{method} {path}",
-            ) from None
-        # Heketi (Go) answers UTF-8; decoding here skips requests' charset guessing.
-        text = content.decode(response.encoding or "utf-8", errors="replace")
-        return Exchange(response.status_code, dict(response.headers), text)
+            answer = self._session.send(self._request(method, path, body), timeout=self._timeout)
+        except TlsFailed as exc:
+            raise self._tls_failure(exc, f"{method} {path}") from None
+        return Exchange(answer.status, answer.headers, _decoded(answer))
 
-    def _prepare(self, method: str, path: str, body: Any) -> requests.PreparedRequest:
-        """What `Request.prepare` would build for this call, from the parts fixed per client."""
-        prepared = requests.PreparedRequest()
-        prepared.method = method
-        prepared.url = self._root + requote_uri(path)
+    def _request(self, method: str, path: str, body: Any) -> Request:
+        """The request for this call, from the parts fixed per client."""
         headers = self._headers.copy()
         if self._signer is not None:
             headers["Authorization"] = f"bearer {self._signer.token(method, path)}"
+        data = None
         if body is not None:
             data = json.dumps(body, allow_nan=False).encode()
             headers["Content-Type"] = "application/json"
-            headers["Content-Length"] = str(len(data))
-            prepared.body = data
-        elif method not in ("GET", "HEAD"):
-            headers["Content-Length"] = "0"
-        prepared.headers = headers
-        # A copy of the session's jar, as `Session.prepare_request` makes: Heketi sets no
-        # cookies, but a load balancer in front of it may (and redirects update the copy).
-        jar = RequestsCookieJar()
-        jar.update(self._session.cookies)
-        prepared.prepare_cookies(jar)
-        return prepared
+        return Request(method, quote(path, safe=_PATH_SAFE), headers, data)
+
+    def _tls_failure(self, exc: TlsFailed, operation: str) -> HeketiError:
+        """A TLS failure; a CA bundle that cannot be read is the config's fault."""
+        bundle = self._config.ca_bundle
+        if bundle is not None and not os.access(bundle, os.R_OK):
+            return HeketiInvalidRequest(
+                f"cannot verify Heketi at {self._config.base_url}: CA bundle "
+                f"{bundle!r} does not exist or cannot be read",
+                operation=operation,
+            )
+        return HeketiUnavailable(
+            f"TLS connection to Heketi at {self._config.base_url} failed "
+            f"(check the CA bundle): {str(exc)[:_MAX_MESSAGE]}",
+            operation=operation,
+        )
 
     def _unreachable(self, exc: Exception) -> str:
         return f"cannot reach Heketi at {self._config.base_url}: {exc}"
@@ -231,19 +206,6 @@ class Transport:
         step = min(self._config.retry_cap, self._config.retry_base * 2.0 ** (attempt - 1))
         delay = step / 2 + random.uniform(0, step / 2)  # noqa: S311 - jitter, not crypto
         return max(delay, retry_after or 0.0)
-
-
-def system_trust_store() -> bool | str:
-    """The system's CA certificates for `verify`: OpenSSL's default file or directory
-    (which honour SSL_CERT_FILE / SSL_CERT_DIR). requests' own default is the bundle
-    of the `certifi` package, which ignores CAs the administrator added to the system.
-    True (that bundle) only where the system has no CA store at all."""
-    paths = ssl.get_default_verify_paths()
-    if paths.cafile:  # None unless the file exists
-        return paths.cafile
-    if paths.capath and os.path.isdir(paths.capath):
-        return paths.capath
-    return True
 
 
 def _signer(config: HeketiConfig) -> TokenSigner | None:
@@ -258,68 +220,13 @@ def _signer(config: HeketiConfig) -> TokenSigner | None:
         ) from None
 
 
-def _normalised_root(base_url: str) -> str:
-    """The base URL as `PreparedRequest.prepare_url` writes it (host lower-cased,
-    IDNA-encoded), without the trailing slash: request paths are appended to it."""
-    probe = requests.PreparedRequest()
-    probe.prepare_url(base_url + "/", None)
-    return (probe.url or base_url).rstrip("/")
-
-
-def _default_headers(session: requests.Session) -> CaseInsensitiveDict[str]:
-    """The session's default headers (User-Agent, Accept-Encoding, Connection) with
-    Heketi's Accept, as `Session.request` would merge them."""
-    headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
-    for name, value in session.headers.items():
-        headers[name] = value if isinstance(value, str) else value.decode("latin-1")
-    headers["Accept"] = "application/json"
-    return headers
-
-
-def _send_settings(config: HeketiConfig, session: requests.Session) -> dict[str, Any]:
-    """Proxies, TLS verification and client certificate for every request, resolved
-    once: `Session.request` would redo this (reading the environment when the session
-    trusts it) for each call. The environment is read here at most, then never again."""
-    verify: bool | str = True
-    if config.base_url.startswith("https:"):  # plain HTTP never reads a CA file
-        verify = config.ca_bundle or system_trust_store()
-    settings = session.merge_environment_settings(
-        config.base_url, {}, session.stream, verify, session.cert
-    )
-    session.trust_env = False
-    return dict(settings)
-
-
-def _classify(exc: requests.exceptions.RequestException) -> Exception:
-    """Could not connect (safe to resend anything) vs. lost mid-exchange."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return _NotSent(f"connect timed out ({_reason(exc)})")
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        inner = exc.args[0] if exc.args else None
-        reason = getattr(inner, "reason", inner)
-        if isinstance(
-            reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
-        ):
-            return _NotSent(f"connection failed ({_reason(exc)})")
-        return _MaybeSent(f"connection lost before an answer ({_reason(exc)})")
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return _MaybeSent("no answer within the request timeout")
-    return _MaybeSent(f"answer incomplete ({_reason(exc)})")
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost cause, short: e.g. 'Connection refused'."""
-    inner: BaseException = exc
-    while True:
-        nxt = getattr(inner, "reason", None) or (inner.args[0] if inner.args else None)
-        if not isinstance(nxt, BaseException) or nxt is inner:
-            break
-        inner = nxt
-    text = str(inner)
-    # urllib3 prefixes the connection object's repr: keep the human part.
-    if ": " in text and text.startswith("<"):
-        text = text.split(": ", 1)[1]
-    return text[:_MAX_MESSAGE] or type(inner).__name__
+def _decoded(answer: Answer) -> str:
+    """The body as text, in the charset the answer names (else UTF-8)."""
+    found = _CHARSET.search(answer.headers.get("Content-Type", ""))
+    try:
+        return answer.body.decode(found.group(1) if found else "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return answer.body.decode("utf-8", errors="replace")
 
 
 def _retry_after(answer: Exchange) -> float | None:

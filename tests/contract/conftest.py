@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import requests
 
 from provisioner.heketi.client import HeketiClient
+from provisioner.heketi.config import HeketiConfig
 from provisioner.heketi.errors import HeketiNotFound
+from provisioner.heketi.session import Answer, HeketiSession, Request, Timeouts
 from testbed.controller_world import OURS, Target
 from testbed.heketi.server import HeketiTestServer
 
@@ -58,18 +59,19 @@ class Call:
     text: str
 
 
-class RecordingSession(requests.Session):
+class RecordingSession(HeketiSession):
     """Records every request the client sends and the answer's status (client side,
-    so it works against any Heketi)."""
+    so it works against any Heketi), in `calls` (its own list unless one is given)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[Call] = []
+    def __init__(self, config: HeketiConfig, calls: list[Call] | None = None) -> None:
+        super().__init__(config)
+        self.calls: list[Call] = [] if calls is None else calls
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        answer = super().send(request, **kwargs)
-        path = urllib.parse.urlsplit(request.url or "").path
-        self.calls.append(Call(request.method or "", path, answer.status_code, answer.text[:200]))
+    def send(self, request: Request, *, timeout: Timeouts) -> Answer:
+        answer = super().send(request, timeout=timeout)
+        path = urllib.parse.urlsplit(request.path).path
+        text = answer.body[:200].decode("utf-8", errors="replace")
+        self.calls.append(Call(request.method, path, answer.status, text))
         return answer
 
 

@@ -27,7 +27,7 @@ from provisioner.kube.client import api_client
 from testbed.clusters import INSTALL_NS, Cluster
 from testbed.controller_world import Target
 from testbed.heketi import routes
-from tests.contract.conftest import RecordingSession
+from tests.contract.conftest import Call, RecordingSession
 
 #: The Secret deploy/audit/audit-rbac.yaml lets the audit read (the example's name).
 KEY_SECRET = "heketi-admin"
@@ -105,8 +105,8 @@ def audited(cluster: Cluster, target: Target) -> Iterator[Audited]:
 def test_the_audit_finds_the_orphan_and_the_pending_claim_as_its_account_on_heketi_routes(
     cluster: Cluster, target: Target, audited: Audited, tmp_path: Path
 ) -> None:
-    session = RecordingSession()
-    clients = HeketiClients(sessions=lambda config: session)
+    calls: list[Call] = []
+    clients = HeketiClients(sessions=lambda config: RecordingSession(config, calls))
     args = cli.build_parser().parse_args(
         ["audit", "--heketi-url", target.url, "--pending-after", "0s", "-o", "json",
          "--heketi-secret", f"{INSTALL_NS}/{KEY_SECRET}", "--state-namespace", INSTALL_NS]
@@ -122,5 +122,5 @@ def test_the_audit_finds_the_orphan_and_the_pending_claim_as_its_account_on_heke
     assert audited.orphan in orphans and audited.healthy not in orphans
     stuck = {c["claim"] for c in report["pending_claims"]}
     assert f"{audited.ns}/waiting" in stuck and f"{audited.ns}/kept" not in stuck
-    assert session.calls
-    assert all(routes.route_of(c.method, c.path) for c in session.calls)
+    assert calls
+    assert all(routes.route_of(c.method, c.path) for c in calls)

@@ -28,8 +28,8 @@ def request(name: str, size_gib: int = 1) -> VolumeCreateRequest:
 
 
 @pytest.fixture
-def session() -> RecordingSession:
-    return RecordingSession()
+def session(target: Target) -> RecordingSession:
+    return RecordingSession(target.config())
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_a_cold_lookup_lists_once_and_reads_each_volume_a_warm_one_lists_only(
     names = [unique("lookup") for _ in range(3)]
     for name in names:
         client.create_volume(request(name))
-    session = RecordingSession()
+    session = RecordingSession(target.config())
     cold = HeketiClient(target.config(), session=session, names=VolumeNameMap())
     assert cold.find_volume_by_name(unique("absent")) is None
     listed = len(cold.list_volume_ids())
@@ -125,7 +125,7 @@ def test_a_cold_lookup_lists_once_and_reads_each_volume_a_warm_one_lists_only(
 
 
 def test_a_warm_lookup_reads_only_the_new_volume(target: Target, client: HeketiClient) -> None:
-    session = RecordingSession()
+    session = RecordingSession(target.config())
     warm = HeketiClient(target.config(), session=session)
     warm.find_volume_by_name(unique("absent"))
     made = client.create_volume(request(unique("new")))

@@ -1,35 +1,35 @@
-"""What the client takes from its `requests.Session`, over real HTTP: every request
-passes through `send` (the controller's metrics hook), and the session's environment
-settings (proxies) are read once, when the client is made."""
+"""What the client takes from its `HeketiSession`, over real HTTP: every request
+passes through `send` (the controller's metrics hook), on connections kept alive,
+and nothing in the environment (proxies) changes where requests go."""
 
 import socket
 
 import pytest
-import requests
 
 from provisioner.heketi import (
     Durability,
     HeketiClient,
+    HeketiConfig,
     HeketiInvalidRequest,
-    HeketiUnavailable,
     VolumeCreateRequest,
 )
+from provisioner.heketi.session import Answer, HeketiSession, Request, Timeouts
 from testbed.heketi.server import HeketiTestServer
 from tests.integration.heketi.conftest import fast_config
 
 PEM_LIKE_KEY = "-----BEGIN PUBLIC KEY-----\nnot-a-shared-secret\n-----END PUBLIC KEY-----"
 
 
-class RecordingSession(requests.Session):
+class RecordingSession(HeketiSession):
     """Records each request that reaches `send`, as the controller's metrics session does."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, config: HeketiConfig) -> None:
+        super().__init__(config)
         self.sent: list[tuple[str, str]] = []
 
-    def send(self, request: requests.PreparedRequest, **kwargs: object) -> requests.Response:
-        self.sent.append((request.method or "", request.path_url))
-        return super().send(request, **kwargs)  # type: ignore[arg-type]
+    def send(self, request: Request, *, timeout: Timeouts) -> Answer:
+        self.sent.append((request.method, request.path))
+        return super().send(request, timeout=timeout)
 
 
 def closed_port_url() -> str:
@@ -41,8 +41,9 @@ def closed_port_url() -> str:
 def test_every_request_of_a_create_passes_through_the_sessions_send(
     server: HeketiTestServer,
 ) -> None:
-    session = RecordingSession()
-    heketi = HeketiClient(fast_config(server.url), session=session)
+    config = fast_config(server.url)
+    session = RecordingSession(config)
+    heketi = HeketiClient(config, session=session)
     volume = heketi.create_volume(
         VolumeCreateRequest(
             size_gib=1, name="pvc-sent", durability=Durability(type="replicate", replica=3)
@@ -54,27 +55,19 @@ def test_every_request_of_a_create_passes_through_the_sessions_send(
     assert all(path.startswith("/queue/") for _, path in session.sent[1:-1])
 
 
-def test_a_proxy_named_by_the_environment_is_used_when_the_session_trusts_it(
-    server: HeketiTestServer, monkeypatch: pytest.MonkeyPatch
+def test_the_requests_of_a_create_reuse_one_kept_alive_connection(
+    server: HeketiTestServer,
 ) -> None:
-    monkeypatch.setenv("HTTP_PROXY", closed_port_url())
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-    heketi = HeketiClient(fast_config(server.url, retry_attempts=1), session=requests.Session())
-    with pytest.raises(HeketiUnavailable):
-        heketi.hello()
-
-
-def test_environment_settings_are_read_once_when_the_client_is_made(
-    server: HeketiTestServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("HTTP_PROXY", closed_port_url())
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    session = requests.Session()
-    heketi = HeketiClient(fast_config(server.url, retry_attempts=1), session=session)
-    monkeypatch.delenv("NO_PROXY")  # would send the next request to the dead proxy
+    config = fast_config(server.url)
+    session = HeketiSession(config)
+    heketi = HeketiClient(config, session=session)
+    heketi.create_volume(
+        VolumeCreateRequest(
+            size_gib=1, name="pvc-kept", durability=Durability(type="replicate", replica=3)
+        )
+    )
     heketi.hello()
-    assert session.trust_env is False
+    assert session.connections_opened == 1
 
 
 def test_the_clients_own_session_ignores_proxy_variables(
@@ -92,3 +85,21 @@ def test_a_public_key_given_as_heketi_key_is_refused_without_showing_it(
     with pytest.raises(HeketiInvalidRequest, match="shared secret") as caught:
         HeketiClient(fast_config(server.url, key=PEM_LIKE_KEY))
     assert "not-a-shared-secret" not in str(caught.value)
+
+
+def test_a_connection_heketi_closed_while_idle_is_not_reused_so_a_create_is_sent_once(
+    server: HeketiTestServer,
+) -> None:
+    config = fast_config(server.url, retry_attempts=1)
+    session = HeketiSession(config)
+    heketi = HeketiClient(config, session=session)
+    heketi.hello()
+    server.pause()  # cuts the kept connection
+    server.resume()
+    volume = heketi.create_volume(
+        VolumeCreateRequest(
+            size_gib=1, name="pvc-after-cut", durability=Durability(type="replicate", replica=3)
+        )
+    )
+    assert session.connections_opened == 2
+    assert [v["id"] for v in server.volumes()] == [volume.id]
