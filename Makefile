@@ -65,7 +65,7 @@ demo-migrate: $(STAMP) ## in-tree GlusterFS PVs (static + Heketi) → CSI PVs on
 	bash scripts/ensure-gluster.sh
 	$(PY) -m testbed.demo_migrate
 
-bench: $(STAMP) ## benchmarks (burst, Heketi sizes, scale, node, names; ~8 min): a table, bench/results.json, charts in docs/images/
+bench: $(STAMP) ## benchmarks (burst, Heketi sizes, scale, node, names; ~4 min on an idle 2-core machine): a table, bench/results.json, charts in docs/images/
 	bash scripts/ensure-gluster.sh
 	$(PY) -m bench.run
 	$(PY) -m bench.charts
