@@ -49,7 +49,7 @@ _SWITCHES: Final = {
     "fopen-keep-cache": "--fopen-keep-cache=true",
 }
 #: mount.glusterfs (10.3): kernel mount options it gathers into --fuse-mountopts.
-_KERNEL_OPTIONS: Final = frozenset(
+KERNEL_OPTIONS: Final = frozenset(
     {
         "atime",
         "noatime",
@@ -124,7 +124,7 @@ def glusterfs_argv(
         name, has_value, value = flag.partition("=")
         if name in _SWITCHES:
             argv.append(_SWITCHES[name])
-        elif name in _KERNEL_OPTIONS:
+        elif name in KERNEL_OPTIONS:
             kernel.append(name)
         elif has_value:
             argv.append(f"--{_RENAMED.get(name, name)}={value}")

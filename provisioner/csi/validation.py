@@ -17,7 +17,7 @@ from typing import Final
 
 from provisioner import errors
 from provisioner.core.annotations import CTX_SERVERS, CTX_VOLUME
-from provisioner.csi import csi_pb2
+from provisioner.csi import csi_pb2, gluster_tls
 from provisioner.csi.mounter import GlusterSource, answer_within
 
 #: CSI's general limit for string fields such as volume_id.
@@ -53,29 +53,19 @@ SUPPORTED_MODES: Final = frozenset(
 
 #: Mount flags without a value that mount.glusterfs understands and that cannot
 #: widen access: read-only, ACLs, atime policy, restrictions, cache behaviour.
-FLAGS: Final = frozenset(
-    {
-        "ro",
-        "rw",
-        "acl",
-        "_netdev",
-        "enable-ino32",
-        "resolve-gids",
-        "fopen-keep-cache",
-        "noatime",
-        "atime",
-        "nodiratime",
-        "diratime",
-        "relatime",
-        "norelatime",
-        "strictatime",
-        "nostrictatime",
-        "lazyatime",
-        "nolazyatime",
-        "nodev",
-        "noexec",
-        "nosuid",
-    }
+FLAGS: Final = (
+    frozenset(
+        {
+            "ro",
+            "rw",
+            "acl",
+            "_netdev",
+            "enable-ino32",
+            "resolve-gids",
+            "fopen-keep-cache",
+        }
+    )
+    | gluster_tls.KERNEL_OPTIONS
 )
 _COUNT = r"[0-9]{1,9}"
 _SECONDS = r"[0-9]{1,6}(?:\.[0-9]{1,3})?"
